@@ -1,0 +1,34 @@
+"""hub: a self-hosted, plugin-based hub for fleets of ESP32 nodes.
+
+The public API for plugin authors is what this package exports, plus the
+hook specifications in :mod:`hub.plugins.hookspecs` and the names in
+:mod:`hub.core.const`.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from hub.core.events import MATCH_ALL, Event, EventBus  # noqa: E402
+from hub.core.hub import ROLE_ALL, ROLE_CLI, Hub, HubState  # noqa: E402
+from hub.core.mac import normalize_mac  # noqa: E402
+from hub.core.registry import Entity, Node, NodeRegistry  # noqa: E402
+from hub.core.rejections import Rejections  # noqa: E402
+from hub.plugins.hookspecs import hookimpl  # noqa: E402
+
+__all__ = [
+    "MATCH_ALL",
+    "ROLE_ALL",
+    "ROLE_CLI",
+    "Entity",
+    "Event",
+    "EventBus",
+    "Hub",
+    "HubState",
+    "Node",
+    "NodeRegistry",
+    "Rejections",
+    "__version__",
+    "hookimpl",
+    "normalize_mac",
+]

@@ -1,0 +1,1 @@
+"""The core: lifecycle, event bus, node registry, services, config. It knows nothing of MQTT, SQL or HTTP."""

@@ -1,0 +1,165 @@
+"""The ``hub`` command line.
+
+The core offers ``run``, ``check-config``, ``plugins`` and ``nodes``; plugins
+add their own through the ``hub_cli_commands`` hook (storage adds ``db
+upgrade``, the ESP32 plugin ``simulate``).  Every subcommand takes ``-c FILE``
+(default ``./config.yaml``).  Exit codes: 0 success, 1 a problem the message
+explains (bad config, …), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hub import __version__
+from hub.plugins.manager import PluginManager
+
+from .bootstrap import build_hub, configure_logging, load_plugins
+from .errors import ConfigError
+from .hub import ROLE_CLI, Hub
+
+DEFAULT_CONFIG = "config.yaml"
+
+Handler = Callable[[argparse.Namespace], Any]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hub`` console script."""
+    plugins = load_plugins()
+    parser = build_parser(plugins)
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    args.plugins = plugins
+    try:
+        result = args.handler(args)
+        if inspect.isawaitable(result):
+            result = asyncio.run(result)  # type: ignore[arg-type]
+    except ConfigError as err:
+        print(f"Invalid config ({args.config}):", file=sys.stderr)
+        for message in err.messages:
+            print(f"  {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)
+
+
+def build_parser(plugins: PluginManager) -> argparse.ArgumentParser:
+    """The full parser: core commands plus whatever plugins register."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", type=Path, default=Path(DEFAULT_CONFIG), help="config file (default: %(default)s)")
+    parser = argparse.ArgumentParser(prog="hub", description="Self-hosted hub for fleets of ESP32 nodes.")
+    parser.add_argument("--version", action="version", version=f"hub {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {}
+
+    def register(name: str, handler: Handler, help: str = "", arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+        target = commands
+        *parents, leaf = name.split()
+        for parent in parents:
+            if parent not in groups:
+                group_parser = commands.add_parser(parent, help=f"{parent} commands")
+                groups[parent] = group_parser.add_subparsers(title=f"{parent} commands", metavar="COMMAND")
+            target = groups[parent]
+        sub = target.add_parser(leaf, help=help, description=help, parents=[common])
+        if arguments is not None:
+            arguments(sub)
+        sub.set_defaults(handler=handler)
+
+    register("run", _cmd_run, "run the hub", _run_arguments)
+    register("check-config", _cmd_check_config, "validate the config file and exit 0 (valid) or 1")
+    register("plugins", _cmd_plugins, "list loaded plugins with version and hooks", _json_argument)
+    register("nodes", _cmd_nodes, "list known nodes with status, last seen and entity count", _json_argument)
+    plugins.call_sync("hub_cli_commands", register=register)
+    return parser
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--demo", type=int, metavar="N", default=0, help="also run N simulated ESP32 nodes")
+
+
+def _json_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+async def _cmd_run(args: argparse.Namespace) -> int:
+    hub = build_hub(args.config, plugins=args.plugins)
+    configure_logging(hub.config["hub"]["log_level"])
+
+    async def start_demo() -> None:
+        if args.demo > 0:
+            await hub.plugins.call_async("hub_demo", hub=hub, nodes=args.demo)
+
+    await hub.async_run(after_start=start_demo)
+    return 0
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    hub = build_hub(args.config, plugins=args.plugins)
+    sections = ", ".join(sorted(hub.config))
+    print(f"{args.config}: valid (sections: {sections})")
+    return 0
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    plugins: PluginManager = args.plugins
+    rows = [vars(info) for info in plugins.info.values()]
+    if args.json:
+        print(json.dumps({"loaded": rows, "failed": plugins.failed}, indent=2))
+        return 0
+    for row in rows:
+        print(f"{row['name']:<14} {row['version']:<10} {row['source']:<18} {', '.join(row['hooks'])}")
+    for name, reason in plugins.failed.items():
+        print(f"{name:<14} FAILED     {reason}")
+    return 0
+
+
+async def _cmd_nodes(args: argparse.Namespace) -> int:
+    hub = build_hub(args.config, role=ROLE_CLI, plugins=args.plugins)
+    configure_logging("warning")
+    await hub.async_start()
+    try:
+        nodes = sorted(hub.registry, key=lambda node: node.node_id)
+        rows = [
+            {
+                "node_id": node.node_id,
+                "name": node.name,
+                "status": node.status,
+                "last_seen": node.last_seen,
+                "entities": len(node.entities),
+                "firmware_version": node.firmware_version,
+            }
+            for node in nodes
+        ]
+    finally:
+        await hub.async_stop()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'NODE':<18} {'NAME':<24} {'STATUS':<8} {'LAST SEEN':<12} ENTITIES")
+    now = time.time()
+    for row in rows:
+        seen = _ago(now - row["last_seen"]) if row["last_seen"] else "never"
+        print(f"{row['node_id']:<18} {row['name'][:24]:<24} {row['status']:<8} {seen:<12} {row['entities']}")
+    print(f"{len(rows)} node(s)")
+    return 0
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{int(max(seconds, 0))}s ago"
+
+
+__all__ = ["main", "build_parser", "Hub"]

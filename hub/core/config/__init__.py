@@ -1,0 +1,40 @@
+"""config.yaml: loading (YAML with tags and line numbers) and validation (sections from plugins)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import voluptuous as vol
+
+from .loader import load_config_file, load_yaml
+from .validation import SectionSchemas, validate_config
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+CORE_SCHEMA = vol.Schema(
+    {
+        vol.Optional("name", default="hub"): str,
+        vol.Optional("data_dir", default="hub-data"): str,
+        vol.Optional("log_level", default="info"): vol.All(vol.Lower, vol.In(LOG_LEVELS)),
+    }
+)
+"""The core's own section, ``hub:``: the instance name, where it keeps data, how much it logs."""
+
+
+def load_config(path: Path, schemas: SectionSchemas) -> dict[str, Any]:
+    """Read and validate ``path`` against the core section plus every plugin's; ConfigError on problems.
+
+    A missing file is an empty config (the embedded defaults), so ``hub run`` works on a fresh
+    machine.  ``hub.data_dir`` comes back absolute, relative to the config file's folder.
+    """
+    raw = load_config_file(path) if path.exists() else {}
+    config = validate_config(raw, {"hub": CORE_SCHEMA, **schemas}, file_label=path.name)
+    data_dir = Path(config["hub"]["data_dir"]).expanduser()
+    if not data_dir.is_absolute():
+        data_dir = path.resolve().parent / data_dir
+    config["hub"]["data_dir"] = str(data_dir)
+    return config
+
+
+__all__ = ["CORE_SCHEMA", "load_config", "load_yaml", "validate_config"]

@@ -1,0 +1,124 @@
+"""Validating config.yaml against the sections plugins declare, with errors a hobbyist can act on.
+
+Each plugin owns one top-level section and declares its voluptuous schema
+through the ``hub_config_schema`` hook.  A section left out of the file is
+validated as ``{}`` so its defaults apply.  Every problem is reported, not
+just the first, as ``file:line: section -> key: what is wrong``, and an
+unknown key comes with the nearest known one (``did you mean 'port'?``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+import voluptuous as vol
+
+from ..errors import ConfigError
+from .loader import Located
+
+SectionSchemas = Mapping[str, Any]
+"""Section name -> voluptuous schema (a vol.Schema, or anything vol.Schema accepts)."""
+
+
+def validate_config(raw: Mapping[str, Any], schemas: SectionSchemas, *, file_label: str = "config.yaml") -> dict:
+    """Validate every section; return the validated config or raise ConfigError listing every problem."""
+    messages: list[str] = []
+    validated: dict[str, Any] = {}
+    for section in raw:
+        if section not in schemas:
+            where = _where(raw, [section], file_label)
+            messages.append(f"{where}: unknown section {section!r}{_did_you_mean(section, schemas)}")
+    for section, schema in schemas.items():
+        value = raw.get(section)
+        compiled = schema if isinstance(schema, vol.Schema) else vol.Schema(schema)
+        try:
+            validated[section] = compiled({} if value is None else value)
+        except vol.MultipleInvalid as err:
+            for error in err.errors:
+                messages.append(_describe(raw, section, compiled, error, file_label))
+        except vol.Invalid as err:
+            messages.append(_describe(raw, section, compiled, err, file_label))
+    if messages:
+        raise ConfigError(messages)
+    return validated
+
+
+def _describe(raw: Mapping[str, Any], section: str, schema: vol.Schema, error: vol.Invalid, file_label: str) -> str:
+    path = [section, *error.path]
+    where = _where(raw, path, file_label)
+    dotted = " -> ".join(str(part) for part in path)
+    message = error.msg
+    if message == "extra keys not allowed":
+        key = path[-1]
+        known = _known_keys(schema, error.path[:-1])
+        parent = " -> ".join(str(part) for part in path[:-1])
+        return f"{where}: {parent}: unknown key {key!r}{_did_you_mean(str(key), known)}"
+    if message == "required key not provided":
+        parent = " -> ".join(str(part) for part in path[:-1])
+        return f"{where}: {parent}: missing required key {path[-1]!r}"
+    found, value = _value_at(raw, path)
+    got = f", got {value!r}" if found and not isinstance(value, (dict, list)) else ""
+    return f"{where}: {dotted}: {message}{got}"
+
+
+def _where(raw: Mapping[str, Any], path: list[Any], file_label: str) -> str:
+    """file:line of the deepest part of ``path`` that the loaded YAML can place."""
+    file, line = getattr(raw, "file", file_label), getattr(raw, "line", 0)
+    node: Any = raw
+    for part in path:
+        if isinstance(node, Located):
+            file = node.file
+            line = node.key_lines.get(part, node.line)
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            break
+        if isinstance(node, Located):
+            file = node.file
+    return f"{file}:{line}" if line else file
+
+
+def _value_at(raw: Mapping[str, Any], path: list[Any]) -> tuple[bool, Any]:
+    node: Any = raw
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False, None
+    return True, node
+
+
+def _known_keys(schema: Any, path: list[Any]) -> list[str]:
+    """The keys a schema accepts at ``path`` (best effort: dicts, nested Schemas and vol.All)."""
+    node = _schema_dict(schema)
+    for part in path:
+        if node is None:
+            return []
+        child = next((value for key, value in node.items() if _key_name(key) == part), None)
+        node = _schema_dict(child)
+    return [_key_name(key) for key in node] if node else []
+
+
+def _schema_dict(schema: Any) -> dict | None:
+    if isinstance(schema, vol.Schema):
+        schema = schema.schema
+    if isinstance(schema, dict):
+        return schema
+    if isinstance(schema, (vol.All, vol.Any)):
+        for validator in schema.validators:
+            found = _schema_dict(validator)
+            if found is not None:
+                return found
+    return None
+
+
+def _key_name(key: Any) -> Any:
+    return key.schema if isinstance(key, vol.Marker) else key
+
+
+def _did_you_mean(word: str, candidates: Any) -> str:
+    names = [str(candidate) for candidate in candidates if isinstance(candidate, str)]
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    return f", did you mean {close[0]!r}?" if close else ""

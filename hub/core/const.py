@@ -1,0 +1,41 @@
+"""Names shared by the core and every plugin: event types, node statuses, status reasons, well-known data keys."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- Event types (see docs/plugin-api.md for each event's data) -------------
+EVENT_HUB_STARTED: Final = "hub_started"
+EVENT_HUB_STOPPING: Final = "hub_stopping"
+EVENT_NODE_REGISTERED: Final = "node_registered"
+"""A node was seen for the first time. data: node_id, node (Node.as_dict())."""
+EVENT_NODE_UPDATED: Final = "node_updated"
+"""Name, description, firmware or attributes changed. data: node_id, changes {field: new value}."""
+EVENT_NODE_REMOVED: Final = "node_removed"
+"""An operator deleted the node. data: node_id."""
+EVENT_ENTITY_REGISTERED: Final = "entity_registered"
+"""A node gained an entity. data: node_id, entity (Entity.as_dict())."""
+EVENT_STATE_REPORTED: Final = "state_reported"
+"""A node reported readings, changed or not; one per message. data: node_id, ts, states {key: value}, dedupe."""
+EVENT_STATE_CHANGED: Final = "state_changed"
+"""One entity's state differs from before. data: node_id, key, old_state, new_state, ts."""
+EVENT_AVAILABILITY_REPORTED: Final = "availability_reported"
+"""A node (or its broker, via LWT) said it is online or offline. data: node_id, online, ts."""
+EVENT_NODE_STATUS_CHANGED: Final = "node_status_changed"
+"""Presence decided a node's status changed. data: node_id, old, new, reason, ts."""
+
+# --- Node status and the reasons it changes ---------------------------------
+STATUS_UNKNOWN: Final = "unknown"
+STATUS_ONLINE: Final = "online"
+STATUS_OFFLINE: Final = "offline"
+
+REASON_MESSAGE: Final = "message"
+"""The node published something (telemetry or an ``online`` status)."""
+REASON_LWT: Final = "lwt"
+"""The node or its broker said ``offline`` (Last Will, or an explicit status)."""
+REASON_TIMEOUT: Final = "timeout"
+"""The node was silent for longer than presence allows."""
+
+# --- Well-known keys in Hub.data shared between plugins ----------------------
+DATA_BROKER_URL: Final = "mqtt.broker_url"
+"""The URL MQTT clients (nodes, the simulator) should connect to; set by the broker or mqtt plugin."""

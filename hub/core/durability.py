@@ -1,0 +1,43 @@
+"""Durability: lets a transport hold back its broker acknowledgement until storage has committed.
+
+"Nothing lost across a crash" needs one rule on the ingest path: the broker's
+acknowledgement of a message (MQTT PUBACK, AMQP ack) goes out only after the
+rows that message produced are committed.  Transports and storage must not
+know each other, so they meet here: storage *provides* a barrier (the future
+of the batch that is open right now), transports *await* it after dispatching
+a message and before acknowledging.  Thousands of messages share one batch
+future, so the hot path pays one attribute lookup, not a task or a lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+BarrierProvider = Callable[[], Awaitable[None] | None]
+
+
+class Durability:
+    """Where storage registers its commit barrier and transports ask for it."""
+
+    def __init__(self) -> None:
+        self._provider: BarrierProvider | None = None
+
+    def set_provider(self, provider: BarrierProvider) -> Callable[[], None]:
+        """Storage calls this once; returns a function that withdraws the provider."""
+        self._provider = provider
+
+        def withdraw() -> None:
+            if self._provider is provider:
+                self._provider = None
+
+        return withdraw
+
+    def barrier(self) -> Awaitable[None] | None:
+        """An awaitable that completes once everything handed to storage so far is committed.
+
+        None when no storage is loaded or nothing is outstanding: acknowledge at once.  The
+        awaitable raises if the hub stops before the commit; the transport must then *not*
+        acknowledge, so the broker redelivers after restart.
+        """
+        provider = self._provider
+        return None if provider is None else provider()

@@ -1,0 +1,39 @@
+"""The hub's exceptions: one flat hierarchy, one line each, so callers can catch precisely."""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Base class of every error the hub raises on purpose."""
+
+
+class InvalidMac(HubError, ValueError):
+    """A string that is not a MAC address in any accepted spelling."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__(f"not a MAC address: {value!r}")
+        self.value = value
+
+
+class ConfigError(HubError):
+    """config.yaml (or a file it includes) is unreadable or invalid; ``messages`` lists each problem."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("\n".join(messages))
+        self.messages = messages
+
+
+class PluginError(HubError):
+    """A plugin failed to load or to set up; the hub isolates it and runs on."""
+
+
+class ServiceNotFound(HubError):
+    """No service is registered under that domain and name."""
+
+
+class ServiceValidationError(HubError):
+    """A service was called with data its schema rejects."""
+
+
+class HubStateError(HubError):
+    """An operation was asked of the hub in a lifecycle state that does not allow it."""

@@ -1,0 +1,191 @@
+"""The event bus: how the parts of the hub tell each other what happened.
+
+Two kinds of listener, chosen by what the callable is:
+
+* A plain function is called inline, in the firing coroutine.  This is what
+  the ingest hot path uses (the storage batch writer, presence): no task, no
+  queue, a few hundred nanoseconds per event.  It must not block.
+* A coroutine function gets **one** worker task and a bounded queue of its
+  own.  Events are put on the queue; the worker awaits the listener for each
+  in turn.  A listener that falls behind loses its oldest events (counted in
+  :attr:`EventBus.dropped`), never the ingest path's time and never memory
+  without bound.  No task is created per event.
+
+Every listener is isolated: an exception is logged (rate-limited) and counted
+in :attr:`EventBus.errors` under the listener's name, and the other listeners
+still get the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .ratelimit import RateLimitedLogger
+
+_LOGGER = logging.getLogger(__name__)
+
+MATCH_ALL = "*"
+"""Listen to every event type."""
+
+DEFAULT_QUEUE_SIZE = 10_000
+
+
+class Event:
+    """Something that happened: a type, a dict of data and when it was fired (epoch seconds)."""
+
+    __slots__ = ("event_type", "data", "time_fired")
+
+    def __init__(self, event_type: str, data: dict[str, Any], time_fired: float) -> None:
+        self.event_type = event_type
+        self.data = data
+        self.time_fired = time_fired
+
+    def as_dict(self) -> dict[str, Any]:
+        """The event as plain data, e.g. for JSON."""
+        return {"event_type": self.event_type, "data": self.data, "time_fired": self.time_fired}
+
+    def __repr__(self) -> str:
+        return f"<Event {self.event_type} {self.data!r}>"
+
+
+SyncListener = Callable[[Event], None]
+AsyncListener = Callable[[Event], Awaitable[None]]
+
+
+def _name_of(listener: Callable[..., Any]) -> str:
+    module = getattr(listener, "__module__", None) or "?"
+    return f"{module}.{getattr(listener, '__qualname__', repr(listener))}"
+
+
+class _AsyncWorker:
+    """One queue and one task feeding a coroutine listener, in order."""
+
+    def __init__(self, bus: EventBus, listener: AsyncListener, name: str, queue_size: int) -> None:
+        self._bus = bus
+        self._listener = listener
+        self.name = name
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(queue_size)
+        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"listener:{name}")
+
+    def deliver(self, event: Event) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.queue.get_nowait()
+            self.queue.task_done()
+            self.queue.put_nowait(event)
+            self._bus.dropped[self.name] += 1
+
+    async def _run(self) -> None:
+        while True:
+            event = await self.queue.get()
+            try:
+                await self._listener(event)
+            except Exception:  # isolation: one listener's bug must not stop the others
+                self._bus._listener_failed(self.name, event)
+            finally:
+                self.queue.task_done()
+
+
+class _SyncListener:
+    __slots__ = ("deliver", "name")
+
+    def __init__(self, listener: SyncListener, name: str) -> None:
+        self.deliver = listener
+        self.name = name
+
+
+class EventBus:
+    """Fires events to listeners by type; see the module docstring for the delivery rules."""
+
+    def __init__(self, *, queue_size: int = DEFAULT_QUEUE_SIZE, clock: Callable[[], float] = time.time) -> None:
+        self._listeners: dict[str, tuple[_SyncListener | _AsyncWorker, ...]] = {}
+        self._queue_size = queue_size
+        self._clock = clock
+        self._log = RateLimitedLogger(_LOGGER)
+        self.errors: Counter[str] = Counter()
+        """Exceptions raised, by listener name."""
+        self.dropped: Counter[str] = Counter()
+        """Events an async listener lost because its queue was full, by listener name."""
+
+    def listen(self, event_type: str, listener: SyncListener | AsyncListener) -> Callable[[], None]:
+        """Call ``listener`` for every event of ``event_type`` (or :data:`MATCH_ALL`); returns the unsubscriber.
+
+        A coroutine function must be registered from inside the running event loop.
+        """
+        name = _name_of(listener)
+        entry: _SyncListener | _AsyncWorker
+        if inspect.iscoroutinefunction(listener):
+            entry = _AsyncWorker(self, listener, name, self._queue_size)
+        else:
+            entry = _SyncListener(listener, name)  # type: ignore[arg-type]
+        self._listeners[event_type] = (*self._listeners.get(event_type, ()), entry)
+
+        def unsubscribe() -> None:
+            current = self._listeners.get(event_type, ())
+            remaining = tuple(e for e in current if e is not entry)
+            if remaining:
+                self._listeners[event_type] = remaining
+            else:
+                self._listeners.pop(event_type, None)
+            if isinstance(entry, _AsyncWorker):
+                entry.task.cancel()
+
+        return unsubscribe
+
+    def has_listeners(self, event_type: str) -> bool:
+        """True when firing ``event_type`` would reach anyone (lets producers skip building data)."""
+        return event_type in self._listeners or MATCH_ALL in self._listeners
+
+    def fire(self, event_type: str, data: dict[str, Any], time_fired: float | None = None) -> None:
+        """Deliver an event now to sync listeners and enqueue it for async ones."""
+        specific = self._listeners.get(event_type)
+        catch_all = self._listeners.get(MATCH_ALL)
+        if specific is None and catch_all is None:
+            return
+        event = Event(event_type, data, self._clock() if time_fired is None else time_fired)
+        for entries in (specific, catch_all):
+            if entries is None:
+                continue
+            for entry in entries:
+                try:
+                    entry.deliver(event)
+                except Exception:  # isolation: see module docstring
+                    self._listener_failed(entry.name, event)
+
+    def listener_count(self) -> dict[str, int]:
+        """How many listeners each event type has (for diagnostics)."""
+        return {event_type: len(entries) for event_type, entries in self._listeners.items()}
+
+    async def async_drain(self) -> None:
+        """Wait until every async listener has handled what was queued for it so far."""
+        workers = {
+            entry for entries in self._listeners.values() for entry in entries if isinstance(entry, _AsyncWorker)
+        }
+        for worker in workers:
+            await worker.queue.join()
+
+    async def async_close(self) -> None:
+        """Stop every async listener's worker; sync listeners are simply forgotten."""
+        workers = [e for entries in self._listeners.values() for e in entries if isinstance(e, _AsyncWorker)]
+        self._listeners.clear()
+        for worker in workers:
+            worker.task.cancel()
+        await asyncio.gather(*(w.task for w in workers), return_exceptions=True)
+
+    def _listener_failed(self, name: str, event: Event) -> None:
+        self.errors[name] += 1
+        self._log.log(
+            logging.ERROR,
+            name,
+            "Listener %s failed on %s event",
+            name,
+            event.event_type,
+            exc_info=True,
+        )

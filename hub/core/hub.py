@@ -1,0 +1,159 @@
+"""The Hub: one object that owns the lifecycle and hands plugins the shared pieces.
+
+A plugin sees the hub as: ``config`` (validated sections), ``bus`` (events),
+``registry`` (nodes and entities), ``services`` (named operations),
+``messages`` (topic subscriptions and publishing), ``durability`` (the
+commit barrier between storage and transports), ``metrics`` (Prometheus),
+``data`` (well-known keys plugins share, see :mod:`hub.core.const`) and
+``create_task`` (background work stopped with the hub).
+
+Lifecycle: ``starting`` → ``running`` → ``stopping`` → ``stopped``.  Start
+runs every plugin's ``hub_setup`` then ``hub_start``; stop runs ``hub_stop``
+(intake ends) then ``hub_shutdown`` (storage flushes), each phase bounded by
+a timeout so a stuck plugin cannot keep the process alive forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import signal
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from hub.plugins.manager import PluginManager
+
+from .const import EVENT_HUB_STARTED, EVENT_HUB_STOPPING
+from .durability import Durability
+from .errors import HubStateError
+from .events import EventBus
+from .messages import MessageRouter
+from .metrics import Metrics
+from .registry import NodeRegistry
+from .services import ServiceRegistry
+
+_LOGGER = logging.getLogger(__name__)
+
+ROLE_ALL = "all"
+"""A normal ``hub run``: every plugin takes input and serves."""
+ROLE_CLI = "cli"
+"""A one-off command (``hub nodes``): plugins set up and restore state but connect to nothing."""
+
+
+class HubState(enum.Enum):
+    """Where the hub is in its life."""
+
+    NOT_STARTED = "not_started"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+class Hub:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        plugins: PluginManager,
+        *,
+        role: str = ROLE_ALL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.role = role
+        self.clock = clock
+        self.state = HubState.NOT_STARTED
+        self.bus = EventBus(clock=clock)
+        self.registry = NodeRegistry(self.bus, clock=clock)
+        self.services = ServiceRegistry()
+        self.messages = MessageRouter()
+        self.durability = Durability()
+        self.metrics = Metrics()
+        self.data: dict[str, Any] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stop_requested: asyncio.Event | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        """Where plugins keep files (the SQLite database, firmware images); created on demand."""
+        path = Path(self.config["hub"]["data_dir"])
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # --- lifecycle -------------------------------------------------------------
+    async def async_start(self, timeout: float = 60.0) -> None:
+        """Set up and start every plugin; raises TimeoutError if that takes longer than ``timeout``."""
+        if self.state is not HubState.NOT_STARTED:
+            raise HubStateError(f"cannot start a hub that is {self.state.value}")
+        self.state = HubState.STARTING
+        self._stop_requested = asyncio.Event()
+        async with asyncio.timeout(timeout):
+            await self.plugins.call_async("hub_setup", hub=self)
+            await self.plugins.call_async("hub_start", hub=self)
+        self.state = HubState.RUNNING
+        self.bus.fire(EVENT_HUB_STARTED, {})
+        _LOGGER.info("Hub %r running with plugins: %s", self.config["hub"]["name"], ", ".join(self.plugins.info))
+
+    async def async_stop(self, timeout: float = 30.0) -> None:
+        """Stop intake, flush storage, cancel background tasks; each phase gets up to ``timeout`` seconds."""
+        if self.state in (HubState.STOPPING, HubState.STOPPED):
+            return
+        self.state = HubState.STOPPING
+        self.bus.fire(EVENT_HUB_STOPPING, {})
+        for phase in ("hub_stop", "hub_shutdown"):
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.plugins.call_async(phase, hub=self)
+            except TimeoutError:
+                _LOGGER.error("%s did not finish within %.0f s; going on", phase, timeout)
+        await self._cancel_tasks()
+        await self.bus.async_close()
+        self.state = HubState.STOPPED
+        _LOGGER.info("Hub stopped")
+
+    def request_stop(self) -> None:
+        """Ask :meth:`async_run` to stop (what SIGINT and SIGTERM do)."""
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def async_run(self, *, after_start: Callable[[], Coroutine[Any, Any, Any]] | None = None) -> None:
+        """Start, run until SIGINT/SIGTERM (or :meth:`request_stop`), then stop gracefully."""
+        loop = asyncio.get_running_loop()
+        await self.async_start()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            if after_start is not None:
+                await after_start()
+            assert self._stop_requested is not None
+            await self._stop_requested.wait()
+            _LOGGER.info("Stopping: flushing storage and closing connections")
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await self.async_stop()
+
+    # --- background work -------------------------------------------------------------
+    def create_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Run ``coro`` in the background; it is cancelled when the hub stops, and a crash is logged."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _LOGGER.error("Background task %s crashed", task.get_name(), exc_info=task.exception())
+
+    async def _cancel_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,147 @@
+"""The message router: topic subscriptions for plugins, independent of the transport that carries them.
+
+Integrations that understand a topic contract (``devices/+/data``,
+``homeassistant/#``) subscribe here with a plain function; a transport plugin
+(MQTT via gmqtt, RabbitMQ via aio-pika) subscribes the broker to the same
+filters, feeds every inbound message to :meth:`MessageRouter.dispatch`, and
+offers :meth:`MessageRouter.publish` to send.  So a node contract works the
+same over a direct MQTT connection and over the RabbitMQ scale-out path, and
+the core never imports an MQTT library.
+
+Filters use MQTT syntax: ``+`` matches one level, a trailing ``#`` any number.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from .errors import HubStateError
+from .ratelimit import RateLimitedLogger
+
+_LOGGER = logging.getLogger(__name__)
+
+MessageHandler = Callable[[str, bytes, bool], None]
+"""handler(topic, payload, retained): synchronous and fast; it runs on the ingest hot path."""
+
+
+class Transport(Protocol):
+    """What a transport plugin hands the router so plugins can publish and subscribe."""
+
+    async def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        """Send one message; raise if it cannot be handed to the broker."""
+
+    def subscribe(self, topic_filter: str, qos: int) -> None:
+        """Make the broker deliver ``topic_filter`` (called for filters added while connected)."""
+
+
+def validate_filter(topic_filter: str) -> list[str]:
+    """Split an MQTT topic filter into levels, raising ValueError if ``+``/``#`` are misplaced."""
+    if not topic_filter:
+        raise ValueError("empty topic filter")
+    levels = topic_filter.split("/")
+    for index, level in enumerate(levels):
+        if "#" in level and (level != "#" or index != len(levels) - 1):
+            raise ValueError(f"'#' must be a whole last level: {topic_filter!r}")
+        if "+" in level and level != "+":
+            raise ValueError(f"'+' must be a whole level: {topic_filter!r}")
+    return levels
+
+
+def topic_matches(levels: list[str], topic_levels: list[str]) -> bool:
+    """True when a topic (split into levels) matches a filter (split by :func:`validate_filter`)."""
+    for index, level in enumerate(levels):
+        if level == "#":
+            return True
+        if index >= len(topic_levels):
+            return False
+        if level != "+" and level != topic_levels[index]:
+            return False
+    return len(levels) == len(topic_levels)
+
+
+class _Subscription:
+    __slots__ = ("topic_filter", "levels", "handler", "qos", "exact")
+
+    def __init__(self, topic_filter: str, handler: MessageHandler, qos: int) -> None:
+        self.topic_filter = topic_filter
+        self.levels = validate_filter(topic_filter)
+        self.handler = handler
+        self.qos = qos
+        self.exact = "+" not in self.levels and "#" not in self.levels
+
+
+class MessageRouter:
+    """Subscriptions by topic filter, dispatch of inbound messages, and publishing through the transport."""
+
+    def __init__(self) -> None:
+        self._subscriptions: tuple[_Subscription, ...] = ()
+        self._transport: Transport | None = None
+        self._log = RateLimitedLogger(_LOGGER)
+        self.unmatched = 0
+        """Messages that no subscription wanted (a broker delivering more than asked)."""
+        self.handler_errors = 0
+        """Exceptions raised by handlers; each is logged (rate-limited) and the message counted here."""
+
+    # --- plugins ---------------------------------------------------------------
+    def subscribe(self, topic_filter: str, handler: MessageHandler, *, qos: int = 1) -> Callable[[], None]:
+        """Call ``handler(topic, payload, retained)`` for each message matching ``topic_filter``."""
+        subscription = _Subscription(topic_filter, handler, qos)
+        self._subscriptions = (*self._subscriptions, subscription)
+        if self._transport is not None:
+            self._transport.subscribe(topic_filter, qos)
+
+        def unsubscribe() -> None:
+            self._subscriptions = tuple(s for s in self._subscriptions if s is not subscription)
+
+        return unsubscribe
+
+    async def publish(self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False) -> None:
+        """Publish through the active transport; HubStateError when none is connected."""
+        if self._transport is None:
+            raise HubStateError("no message transport is running (is the mqtt plugin loaded?)")
+        data = payload.encode() if isinstance(payload, str) else payload
+        await self._transport.publish(topic, data, qos, retain)
+
+    # --- transports ----------------------------------------------------------------
+    def attach(self, transport: Transport) -> Callable[[], None]:
+        """A transport announces itself; returns the function that detaches it."""
+        self._transport = transport
+
+        def detach() -> None:
+            if self._transport is transport:
+                self._transport = None
+
+        return detach
+
+    def filters(self) -> dict[str, int]:
+        """Every subscribed filter with the highest QoS asked for it (what the transport subscribes to)."""
+        result: dict[str, int] = {}
+        for subscription in self._subscriptions:
+            result[subscription.topic_filter] = max(subscription.qos, result.get(subscription.topic_filter, 0))
+        return result
+
+    def dispatch(self, topic: str, payload: bytes, retained: bool = False) -> int:
+        """Hand one inbound message to every matching handler; returns how many handled it."""
+        topic_levels = topic.split("/")
+        handled = 0
+        for subscription in self._subscriptions:
+            if subscription.exact:
+                if subscription.topic_filter != topic:
+                    continue
+            elif not topic_matches(subscription.levels, topic_levels):
+                continue
+            handled += 1
+            try:
+                subscription.handler(topic, payload, retained)
+            except Exception:  # isolation: a buggy handler must not take the transport down
+                self.handler_errors += 1
+                self._log.log(
+                    logging.ERROR, subscription.topic_filter, "Handler for %s failed on topic %r",
+                    subscription.topic_filter, topic, exc_info=True,
+                )
+        if not handled:
+            self.unmatched += 1
+        return handled
+

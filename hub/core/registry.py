@@ -1,0 +1,271 @@
+"""The node registry: every node the hub knows, its entities and their current states, in memory.
+
+Nodes are keyed by a canonical id (for ESP32 nodes, the MAC in the form of
+:func:`hub.core.mac.normalize_mac`).  The registry is the single writer of
+node and entity state; every change goes out on the event bus, so storage,
+presence, the web API and plugins all see the same history.
+
+Like Home Assistant's state machine, "state changed" and "state reported" are
+distinct: :data:`~hub.core.const.EVENT_STATE_REPORTED` fires once per
+message with all its readings (storage records it), while
+:data:`~hub.core.const.EVENT_STATE_CHANGED` fires per entity whose value
+actually differs (what a live view or an automation wants).
+
+All methods are synchronous and must be called from the event loop thread;
+they never block, which is what keeps them usable on the ingest hot path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .const import (
+    EVENT_AVAILABILITY_REPORTED,
+    EVENT_ENTITY_REGISTERED,
+    EVENT_NODE_REGISTERED,
+    EVENT_NODE_REMOVED,
+    EVENT_NODE_STATUS_CHANGED,
+    EVENT_NODE_UPDATED,
+    EVENT_STATE_CHANGED,
+    EVENT_STATE_REPORTED,
+    STATUS_UNKNOWN,
+)
+from .events import EventBus
+
+PLATFORMS = frozenset(
+    {"sensor", "binary_sensor", "text_sensor", "switch", "button", "number", "select", "light", "fan", "update"}
+)
+"""Entity platforms the hub understands (ESPHome's and Home Assistant's names)."""
+
+
+@dataclass(slots=True)
+class Entity:
+    """One thing a node measures or exposes: a sensor reading, a switch, a firmware update slot…"""
+
+    key: str
+    """Unique within its node, e.g. ``temperature``; ESPHome's object_id."""
+    platform: str = "sensor"
+    name: str = ""
+    unit: str | None = None
+    device_class: str | None = None
+    state_class: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    state: Any = None
+    last_changed: float | None = None
+    last_reported: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for events, storage and the API."""
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Node:
+    """A device in the fleet."""
+
+    node_id: str
+    name: str
+    status: str = STATUS_UNKNOWN
+    status_reason: str | None = None
+    status_since: float | None = None
+    first_seen: float | None = None
+    last_seen: float | None = None
+    firmware_version: str | None = None
+    description: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
+    entities: dict[str, Entity] = field(default_factory=dict)
+
+    def as_dict(self, *, entities: bool = True) -> dict[str, Any]:
+        """Plain data for events, storage and the API (entities as a list, optionally left out)."""
+        data = {
+            "node_id": self.node_id,
+            "name": self.name,
+            "status": self.status,
+            "status_reason": self.status_reason,
+            "status_since": self.status_since,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "firmware_version": self.firmware_version,
+            "description": self.description,
+            "attributes": dict(self.attributes),
+        }
+        if entities:
+            data["entities"] = [entity.as_dict() for entity in self.entities.values()]
+        return data
+
+
+UPDATABLE_FIELDS = frozenset({"name", "description", "firmware_version", "attributes"})
+
+
+class NodeRegistry:
+    """Nodes by id, with the operations that change them; see the module docstring."""
+
+    def __init__(self, bus: EventBus, clock: Callable[[], float] = time.time) -> None:
+        self._bus = bus
+        self._clock = clock
+        self._nodes: dict[str, Node] = {}
+
+    # --- reading -------------------------------------------------------------
+    def get(self, node_id: str) -> Node | None:
+        """The node with that canonical id, or None."""
+        return self._nodes.get(node_id)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._nodes
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(list(self._nodes.values()))
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def count_by_status(self) -> dict[str, int]:
+        """How many nodes are in each status."""
+        counts: dict[str, int] = {}
+        for node in self._nodes.values():
+            counts[node.status] = counts.get(node.status, 0) + 1
+        return counts
+
+    # --- nodes ---------------------------------------------------------------
+    def get_or_register(self, node_id: str, *, name: str | None = None, ts: float | None = None) -> Node:
+        """Return the node, registering it (and firing ``node_registered``) the first time it is seen.
+
+        ``node_id`` must already be canonical (see :mod:`hub.core.mac`).
+        """
+        node = self._nodes.get(node_id)
+        if node is not None:
+            return node
+        now = self._clock() if ts is None else ts
+        node = Node(node_id=node_id, name=name or node_id, first_seen=now)
+        self._nodes[node_id] = node
+        self._bus.fire(EVENT_NODE_REGISTERED, {"node_id": node_id, "node": node.as_dict()})
+        return node
+
+    def update_node(self, node: Node, **changes: Any) -> dict[str, Any]:
+        """Change descriptive fields (name, description, firmware_version, attributes); returns what changed.
+
+        ``attributes`` is merged into the existing ones.  Fires ``node_updated`` only when
+        something really changed, so a node that repeats its firmware version costs nothing.
+        """
+        unknown = set(changes) - UPDATABLE_FIELDS
+        if unknown:
+            raise ValueError(f"cannot update node fields: {', '.join(sorted(unknown))}")
+        changed: dict[str, Any] = {}
+        for key, value in changes.items():
+            if key == "attributes":
+                delta = {k: v for k, v in value.items() if node.attributes.get(k, _MISSING) != v}
+                if delta:
+                    node.attributes.update(delta)
+                    changed["attributes"] = delta
+            elif getattr(node, key) != value:
+                setattr(node, key, value)
+                changed[key] = value
+        if changed:
+            self._bus.fire(EVENT_NODE_UPDATED, {"node_id": node.node_id, "changes": changed})
+        return changed
+
+    def remove(self, node_id: str) -> bool:
+        """Forget a node; True if it existed."""
+        if self._nodes.pop(node_id, None) is None:
+            return False
+        self._bus.fire(EVENT_NODE_REMOVED, {"node_id": node_id})
+        return True
+
+    def restore(self, nodes: Iterable[Node]) -> None:
+        """Load nodes saved by storage at startup, without firing events (nothing new happened)."""
+        for node in nodes:
+            self._nodes[node.node_id] = node
+
+    # --- entities and states (hot path) ----------------------------------------
+    def ensure_entity(
+        self,
+        node: Node,
+        key: str,
+        platform: str = "sensor",
+        *,
+        name: str | None = None,
+        unit: str | None = None,
+        device_class: str | None = None,
+        state_class: str | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> Entity:
+        """Return the node's entity ``key``, creating it (and firing ``entity_registered``) if new."""
+        entity = node.entities.get(key)
+        if entity is not None:
+            return entity
+        entity = Entity(
+            key=key,
+            platform=platform,
+            name=name or key.replace("_", " ").capitalize(),
+            unit=unit,
+            device_class=device_class,
+            state_class=state_class,
+            attributes=dict(attributes or {}),
+        )
+        node.entities[key] = entity
+        self._bus.fire(EVENT_ENTITY_REGISTERED, {"node_id": node.node_id, "entity": entity.as_dict()})
+        return entity
+
+    def report_states(
+        self,
+        node: Node,
+        states: dict[str, Any],
+        ts: float,
+        *,
+        dedupe: int | None = None,
+        received: float | None = None,
+    ) -> None:
+        """Record one message's readings: every key must already be an entity (see :meth:`ensure_entity`).
+
+        ``ts`` is when the node measured (its own clock if it sent one), ``received`` when the hub
+        got it (defaults to now; drives ``last_seen``).  ``dedupe`` identifies a message that may be
+        redelivered so storage keeps it once.  Fires one ``state_reported`` and one ``state_changed``
+        per entity whose value differs.
+        """
+        node.last_seen = self._clock() if received is None else received
+        entities = node.entities
+        track_changes = self._bus.has_listeners(EVENT_STATE_CHANGED)
+        for key, value in states.items():
+            entity = entities[key]
+            old = entity.state
+            entity.last_reported = ts
+            if old != value or entity.last_changed is None:
+                entity.state = value
+                entity.last_changed = ts
+                if track_changes:
+                    self._bus.fire(
+                        EVENT_STATE_CHANGED,
+                        {"node_id": node.node_id, "key": key, "old_state": old, "new_state": value, "ts": ts},
+                    )
+        self._bus.fire(
+            EVENT_STATE_REPORTED, {"node_id": node.node_id, "ts": ts, "states": states, "dedupe": dedupe}
+        )
+
+    # --- availability and status -------------------------------------------------
+    def report_availability(self, node: Node, online: bool, ts: float | None = None) -> None:
+        """Pass on what the node (or its Last Will) said about being online; presence decides the status."""
+        now = self._clock() if ts is None else ts
+        if online:
+            node.last_seen = now
+        self._bus.fire(EVENT_AVAILABILITY_REPORTED, {"node_id": node.node_id, "online": online, "ts": now})
+
+    def set_status(self, node: Node, status: str, reason: str, ts: float | None = None) -> bool:
+        """Set the node's status; fires ``node_status_changed`` and returns True only if it changed."""
+        if node.status == status:
+            return False
+        now = self._clock() if ts is None else ts
+        old = node.status
+        node.status = status
+        node.status_reason = reason
+        node.status_since = now
+        self._bus.fire(
+            EVENT_NODE_STATUS_CHANGED,
+            {"node_id": node.node_id, "old": old, "new": status, "reason": reason, "ts": now},
+        )
+        return True
+
+
+_MISSING = object()

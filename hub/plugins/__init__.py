@@ -1,0 +1,1 @@
+"""The plugin framework (hook specs, manager) and the built-in integrations every hub needs."""

@@ -1,0 +1,89 @@
+"""The public plugin API: every hook a plugin may implement.
+
+Write a module (or class) with functions named like these, decorated with
+``@hub.hookimpl``, and list it under the ``hub`` entry-point group of your
+distribution.  Implement only the hooks you need, and in each only the
+arguments you need (pluggy passes them by name).  Any hook may return an
+awaitable; the hub awaits it.
+
+Order of a hub's life, and which hooks run when::
+
+    hub_config_schema      once, before config.yaml is validated
+    hub_cli_commands       once, when the command line is built
+    hub_setup              start: register listeners, services, subscriptions, restore state
+    hub_start              start: begin taking input (connect to brokers, start timers)
+    hub_demo               only for ``hub run --demo N``, after start
+    ... running ...
+    hub_stop               stop: stop taking input (disconnect, acknowledge what is durable)
+    hub_shutdown           stop: flush and close (write buffers, close databases)
+
+A plugin whose hook raises is reported, unregistered and the hub runs on
+without it (see ``hub plugins``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from hub.core.hub import Hub
+
+hookspec = pluggy.HookspecMarker("hub")
+hookimpl = pluggy.HookimplMarker("hub")
+
+
+@hookspec
+def hub_config_schema() -> dict[str, Any] | None:  # type: ignore[empty-body]
+    """Declare the config.yaml sections this plugin owns.
+
+    Return ``{"section": schema}`` where ``schema`` is a voluptuous schema (or
+    anything ``voluptuous.Schema`` accepts) for the section's value.  The
+    schema must accept ``{}`` (the section left out) and fill in defaults.
+    The validated section is ``hub.config["section"]``.
+    """
+
+
+@hookspec
+def hub_cli_commands(register: Callable[..., None]) -> None:
+    """Add subcommands to the ``hub`` command line.
+
+    Call ``register(name, handler, help="…", arguments=add_arguments)`` where
+    ``add_arguments(parser)`` adds argparse options and ``handler(args)``
+    runs the command (it may be a coroutine function) and returns an exit
+    code.  ``args.config`` is the ``-c`` path.  Names with a space
+    (``"db upgrade"``) become nested subcommands.
+    """
+
+
+@hookspec
+def hub_setup(hub: Hub) -> None:
+    """Prepare: read ``hub.config``, register event listeners, services and message subscriptions.
+
+    Storage restores nodes here, so by the end of this phase the registry holds
+    the fleet as it was.  Check ``hub.role`` if the plugin takes input: in the
+    ``cli`` role (one-off commands such as ``hub nodes``) nothing should connect
+    to brokers or start timers.
+    """
+
+
+@hookspec
+def hub_start(hub: Hub) -> None:
+    """Begin taking input: connect to brokers, start background work (``hub.create_task``)."""
+
+
+@hookspec
+def hub_demo(hub: Hub, nodes: int) -> None:
+    """``hub run --demo N``: start ``nodes`` simulated devices against this hub (after ``hub_start``)."""
+
+
+@hookspec
+def hub_stop(hub: Hub) -> None:
+    """Stop taking input.  Transports stop consuming and acknowledge only what is durable."""
+
+
+@hookspec
+def hub_shutdown(hub: Hub) -> None:
+    """Flush and close: write what is buffered, close connections.  Runs after every ``hub_stop``."""

@@ -1,0 +1,1 @@
+"""Built-in presence (placeholder until implemented)."""

@@ -1,0 +1,103 @@
+"""pytest fixtures for the hub and for plugin authors (loaded automatically via the ``pytest11`` entry point).
+
+* ``make_hub`` — build and start a hub in-process from a config dict, stopped after the test.
+* ``postgres_url`` / ``mqtt_url`` — the real services on this machine.  A missing service
+  skips the test with the reason, or fails it when ``HUB_REQUIRE_SERVICES=1`` (what CI sets),
+  so a CI run can never go green by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from hub.core.bootstrap import config_schemas, load_plugins
+from hub.core.config import validate_config
+from hub.core.config import CORE_SCHEMA
+from hub.core.hub import ROLE_ALL, Hub
+from hub.plugins.manager import BUILTIN_PLUGINS
+
+POSTGRES_URL_ENV = "HUB_TEST_POSTGRES_URL"
+MQTT_URL_ENV = "HUB_TEST_MQTT_URL"
+REQUIRE_ENV = "HUB_REQUIRE_SERVICES"
+DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
+
+
+def services_required() -> bool:
+    """True when missing services must fail tests instead of skipping them."""
+    return os.environ.get(REQUIRE_ENV, "") not in ("", "0", "false", "no")
+
+
+def require_service(url: str, what: str) -> str:
+    """Return ``url`` if its host:port accepts TCP connections; otherwise skip (or fail, in CI)."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port
+    try:
+        with socket.create_connection((host, port or 0), timeout=2):
+            return url
+    except OSError as err:
+        reason = f"{what} not reachable at {host}:{port} ({err}); set {REQUIRE_ENV}=1 to make this fail"
+        if services_required():
+            pytest.fail(f"{what} is required ({REQUIRE_ENV}=1) but not reachable at {host}:{port}: {err}")
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """SQLAlchemy URL of the real PostgreSQL test database."""
+    return require_service(os.environ.get(POSTGRES_URL_ENV, DEFAULT_POSTGRES_URL), "PostgreSQL")
+
+
+@pytest.fixture
+def mqtt_url() -> str:
+    """URL of the real MQTT broker (Mosquitto) on this machine."""
+    return require_service(os.environ.get(MQTT_URL_ENV, DEFAULT_MQTT_URL), "MQTT broker (Mosquitto)")
+
+
+MakeHub = Callable[..., Awaitable[Hub]]
+
+
+@pytest.fixture
+async def make_hub(tmp_path: Path) -> AsyncIterator[MakeHub]:
+    """Factory: ``await make_hub(config, builtins=…, plugins=[(obj, name)], start=True)`` → a Hub.
+
+    ``config`` is the dict config.yaml would hold; ``hub.data_dir`` defaults to the test's
+    tmp_path.  Entry-point plugins are not loaded unless ``entry_points=True``.  Every hub
+    made is stopped when the test ends.
+    """
+    hubs: list[Hub] = []
+
+    async def factory(
+        config: dict[str, Any] | None = None,
+        *,
+        builtins: Iterable[str] = BUILTIN_PLUGINS,
+        plugins: Iterable[tuple[Any, str]] = (),
+        entry_points: bool = False,
+        role: str = ROLE_ALL,
+        start: bool = True,
+        clock: Callable[[], float] | None = None,
+    ) -> Hub:
+        manager = load_plugins(builtins, entry_point_plugins=entry_points)
+        for plugin, name in plugins:
+            manager.register(plugin, name)
+        raw = dict(config or {})
+        raw.setdefault("hub", {})
+        raw["hub"] = {"data_dir": str(tmp_path / f"hub{len(hubs)}"), **raw["hub"]}
+        validated = validate_config(raw, {"hub": CORE_SCHEMA, **config_schemas(manager)})
+        extra = {"clock": clock} if clock is not None else {}
+        hub = Hub(validated, manager, role=role, **extra)
+        hubs.append(hub)
+        if start:
+            await hub.async_start()
+        return hub
+
+    yield factory
+    for hub in reversed(hubs):
+        await hub.async_stop()
