@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import inspect
 import json
 import sys
@@ -23,7 +24,7 @@ from hub import __version__
 from hub.plugins.manager import PluginManager
 
 from .bootstrap import build_hub, configure_logging, load_plugins
-from .errors import ConfigError
+from .errors import ConfigError, StartupError
 from .hub import ROLE_CLI, Hub
 
 DEFAULT_CONFIG = "config.yaml"
@@ -48,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Invalid config ({args.config}):", file=sys.stderr)
         for message in err.messages:
             print(f"  {message}", file=sys.stderr)
+        return 1
+    except StartupError as err:
+        print(f"{err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -76,7 +80,7 @@ def build_parser(plugins: PluginManager) -> argparse.ArgumentParser:
             arguments(sub)
         sub.set_defaults(handler=handler)
 
-    register("run", _cmd_run, "run the hub", _run_arguments)
+    register("run", _cmd_run, "run the hub", lambda sub: _run_arguments(sub, plugins))
     register("check-config", _cmd_check_config, "validate the config file and exit 0 (valid) or 1")
     register("plugins", _cmd_plugins, "list loaded plugins with version and hooks", _json_argument)
     register("nodes", _cmd_nodes, "list known nodes with status, last seen and entity count", _json_argument)
@@ -84,8 +88,9 @@ def build_parser(plugins: PluginManager) -> argparse.ArgumentParser:
     return parser
 
 
-def _run_arguments(parser: argparse.ArgumentParser) -> None:
+def _run_arguments(parser: argparse.ArgumentParser, plugins: PluginManager) -> None:
     parser.add_argument("--demo", type=int, metavar="N", default=0, help="also run N simulated ESP32 nodes")
+    plugins.call_sync("hub_run_arguments", parser=parser)
 
 
 def _json_argument(parser: argparse.ArgumentParser) -> None:
@@ -94,17 +99,25 @@ def _json_argument(parser: argparse.ArgumentParser) -> None:
 
 async def _cmd_run(args: argparse.Namespace) -> int:
     hub = build_hub(args.config, plugins=args.plugins)
+    hub.plugins.call_sync("hub_run_config", config=hub.config, args=args)
     configure_logging(hub.config["hub"]["log_level"])
 
-    async def start_demo() -> None:
+    async def after_start() -> None:
+        # What exists now (modules, config, the restored fleet) lives as long as the process. Freezing it
+        # takes it out of the garbage collector's full scans, which were the ingest path's worst pauses
+        # (up to ~70 ms measured, dominating the publish-to-WebSocket p99).
+        gc.collect()
+        gc.freeze()
         if args.demo > 0:
             await hub.plugins.call_async("hub_demo", hub=hub, nodes=args.demo)
 
-    await hub.async_run(after_start=start_demo)
+    await hub.async_run(after_start=after_start)
     return 0
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
+    if not args.config.exists():  # `hub run` would start on defaults; a typo'd -c must not pass as "valid"
+        raise ConfigError([f"{args.config}: no such file (hub run would start with the built-in defaults)"])
     hub = build_hub(args.config, plugins=args.plugins)
     sections = ", ".join(sorted(hub.config))
     print(f"{args.config}: valid (sections: {sections})")

@@ -39,3 +39,5 @@ REASON_TIMEOUT: Final = "timeout"
 # --- Well-known keys in Hub.data shared between plugins ----------------------
 DATA_BROKER_URL: Final = "mqtt.broker_url"
 """The URL MQTT clients (nodes, the simulator) should connect to; set by the broker or mqtt plugin."""
+DATA_HTTP_URL: Final = "http.url"
+"""The base URL the HTTP API listens on (``http://127.0.0.1:8124``); set by the http plugin once it listens."""

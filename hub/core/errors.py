@@ -27,6 +27,10 @@ class PluginError(HubError):
     """A plugin failed to load or to set up; the hub isolates it and runs on."""
 
 
+class StartupError(HubError):
+    """A plugin cannot start and the hub must not run without it (a taken port); ``hub run`` exits 1 with the message."""
+
+
 class ServiceNotFound(HubError):
     """No service is registered under that domain and name."""
 

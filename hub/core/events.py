@@ -63,6 +63,15 @@ def _name_of(listener: Callable[..., Any]) -> str:
     return f"{module}.{getattr(listener, '__qualname__', repr(listener))}"
 
 
+def _is_coroutine_callable(listener: Callable[..., Any]) -> bool:
+    """True for ``async def`` functions, partials of them and objects with an ``async def __call__``.
+
+    The last case matters: called inline as if sync, it would return a coroutine nobody awaits,
+    so every event would be lost without an error.
+    """
+    return inspect.iscoroutinefunction(listener) or inspect.iscoroutinefunction(type(listener).__call__)
+
+
 class _AsyncWorker:
     """One queue and one task feeding a coroutine listener, in order."""
 
@@ -121,7 +130,7 @@ class EventBus:
         """
         name = _name_of(listener)
         entry: _SyncListener | _AsyncWorker
-        if inspect.iscoroutinefunction(listener):
+        if _is_coroutine_callable(listener):
             entry = _AsyncWorker(self, listener, name, self._queue_size)
         else:
             entry = _SyncListener(listener, name)  # type: ignore[arg-type]

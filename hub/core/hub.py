@@ -104,6 +104,9 @@ class Hub:
         """Stop intake, flush storage, cancel background tasks; each phase gets up to ``timeout`` seconds."""
         if self.state in (HubState.STOPPING, HubState.STOPPED):
             return
+        if self.state is HubState.NOT_STARTED:  # nothing was set up, so nothing may be torn down
+            self.state = HubState.STOPPED
+            return
         self.state = HubState.STOPPING
         self.bus.fire(EVENT_HUB_STOPPING, {})
         for phase in ("hub_stop", "hub_shutdown"):
@@ -125,7 +128,11 @@ class Hub:
     async def async_run(self, *, after_start: Callable[[], Coroutine[Any, Any, Any]] | None = None) -> None:
         """Start, run until SIGINT/SIGTERM (or :meth:`request_stop`), then stop gracefully."""
         loop = asyncio.get_running_loop()
-        await self.async_start()
+        try:
+            await self.async_start()
+        except BaseException:
+            await self.async_stop()  # release what the plugins that did start hold
+            raise
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop)
         try:

@@ -30,7 +30,7 @@ def normalize_mac(value: str) -> str:
         digits = lowered
     elif len(lowered) == 17:
         sep = lowered[2]
-        if sep not in ":-" or lowered[2::3] != sep * 5:
+        if sep not in ":-." or lowered[2::3] != sep * 5:
             raise InvalidMac(value)
         digits = lowered.replace(sep, "")
     elif len(lowered) == 14 and lowered[4] == "." and lowered[9] == ".":

@@ -10,8 +10,12 @@ Order of a hub's life, and which hooks run when::
 
     hub_config_schema      once, before config.yaml is validated
     hub_cli_commands       once, when the command line is built
+    hub_run_arguments      once, when ``hub run``'s options are built
+    hub_run_config         ``hub run`` only: after config.yaml is validated, before start
     hub_setup              start: register listeners, services, subscriptions, restore state
     hub_start              start: begin taking input (connect to brokers, start timers)
+    hub_http_routes        during the http plugin's start: add HTTP routes and pages
+    hub_http_static        during the http plugin's start: add static file directories
     hub_demo               only for ``hub run --demo N``, after start
     ... running ...
     hub_stop               stop: stop taking input (disconnect, acknowledge what is durable)
@@ -29,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    import argparse
+
     from hub.core.hub import Hub
 
 hookspec = pluggy.HookspecMarker("hub")
@@ -87,3 +93,53 @@ def hub_stop(hub: Hub) -> None:
 @hookspec
 def hub_shutdown(hub: Hub) -> None:
     """Flush and close: write what is buffered, close connections.  Runs after every ``hub_stop``."""
+
+
+@hookspec
+def hub_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add options to ``hub run`` (``parser.add_argument(…)``), e.g. the http plugin's ``--http-port``.
+
+    Give options a default of None so :func:`hub_run_config` can tell whether
+    the user set them.
+    """
+
+
+@hookspec
+def hub_run_config(config: dict[str, Any], args: argparse.Namespace) -> None:
+    """Apply this plugin's ``hub run`` options to the validated config (mutate ``config``), before start.
+
+    Command-line options win over config.yaml; validate in the option's argparse
+    ``type`` so a bad value is a usage error.
+    """
+
+
+@hookspec
+def hub_http_routes(hub: Hub, register: Callable[..., None]) -> None:
+    """Add HTTP routes (pages, API endpoints) to the built-in http server; called when it starts.
+
+    Call ``register(method, path, handler, auth=True, doc=None)``:
+
+    * ``path`` uses aiohttp's syntax (``/nodes/{node_id}``); ``/api/…`` is the API's space,
+      pages belong elsewhere (``/``, ``/nodes/…``).
+    * ``handler(request)`` is a coroutine taking an ``aiohttp.web.Request`` and returning a
+      response.  For an authenticated route the caller is
+      ``request[hub.plugins.http.PRINCIPAL_KEY]`` (``.user.username``, ``.kind``).  Raise
+      ``hub.plugins.http.errors`` exceptions (``BadRequest``, ``NotFound``, …) to answer in
+      the API's error shape ``{"error": {"code", "message"}}``.
+    * ``auth=True`` (the default) requires ``Authorization: Bearer <token>``; ``auth=False``
+      makes the route public — only for what must load before sign-in (the sign-in page,
+      the single-page app shell), never for data.
+    * ``doc``: an OpenAPI operation object; routes that have one appear in
+      ``/api/openapi.json``.
+    """
+
+
+@hookspec
+def hub_http_static(hub: Hub, register: Callable[..., None]) -> None:
+    """Serve a directory of static files (scripts, styles, vendored libraries); called when the http server starts.
+
+    Call ``register(prefix, directory, auth=False)``: files under ``directory`` are
+    served at ``prefix/…`` (symlinks are not followed, ``..`` cannot escape).  Static
+    assets are public by default because the browser loads them before the user signs
+    in; pass ``auth=True`` for files that need a bearer token.
+    """

@@ -23,6 +23,8 @@ from typing import Any
 
 import pluggy
 
+from hub.core.errors import StartupError
+
 from . import hookspecs
 
 _LOGGER = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "hub.plugins.broker",
     "hub.plugins.mqtt",
     "hub.plugins.presence",
+    "hub.plugins.http",
 )
 
 
@@ -87,18 +90,17 @@ class PluginManager:
             source = dist.name if dist else "entry point"
             try:
                 plugin = entry_point.load()
+                # pluggy validates hook signatures here: a bad one is a broken plugin too.
+                self.register(plugin, entry_point.name, version=version, source=source)
             except Exception as err:  # isolation: a broken plugin must not stop the hub
                 self._fail(entry_point.name, f"failed to load: {err!r}")
-                continue
-            self.register(plugin, entry_point.name, version=version, source=source)
 
     def _load_module(self, name: str, module_name: str, version: str, source: str) -> None:
         try:
             module: ModuleType = importlib.import_module(module_name)
+            self.register(module, name, version=version, source=source)
         except Exception as err:  # isolation
             self._fail(name, f"failed to load: {err!r}")
-            return
-        self.register(module, name, version=version, source=source)
 
     @staticmethod
     def _hooks_of(plugin: Any) -> list[str]:
@@ -124,13 +126,19 @@ class PluginManager:
         return results
 
     async def call_async(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Like :meth:`call_sync`, awaiting results that are awaitable, one plugin after another."""
+        """Like :meth:`call_sync`, awaiting results that are awaitable, one plugin after another.
+
+        A :class:`~hub.core.errors.StartupError` is not isolated: it propagates, so the hub does
+        not pretend to run without something it cannot do without.
+        """
         results = []
         for name, impl in self._impls(hook_name):
             try:
                 result = impl.function(*[kwargs[arg] for arg in impl.argnames])
                 if inspect.isawaitable(result):
                     result = await result
+            except StartupError:
+                raise
             except Exception as err:  # isolation
                 self._fail(name, f"{hook_name} raised {err!r}", exc=True)
                 continue

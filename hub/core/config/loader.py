@@ -6,9 +6,13 @@ file can still say ``sensors.yaml:7: mqtt -> port: expected int``.
 
 Tags (the Home Assistant ones, with the same meaning):
 
-* ``!secret name`` — the value of ``name`` in ``secrets.yaml`` next to the file being read.
+* ``!secret name`` — the value of ``name`` in ``secrets.yaml`` next to the top-level config file
+  (included files, wherever they are, share it).
 * ``!include other.yaml`` — the parsed content of that file (relative to the including file).
-* ``!env_var NAME [default]`` — an environment variable, or the default when it is unset.
+* ``!env_var NAME [default]`` — an environment variable, or the default when it is unset.  The
+  default is read as YAML; when it is a number or a boolean, a set variable is read as one too, so
+  ``port: !env_var MQTT_PORT 1883`` is an int whether or not ``MQTT_PORT`` is set.  Otherwise the
+  variable's text is taken as is (a password ``0123`` stays the string ``0123``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import yaml
 from ..errors import ConfigError
 
 SECRETS_FILE = "secrets.yaml"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class Located:
@@ -47,24 +52,31 @@ def _location(node: yaml.Node, loader: _Loader) -> tuple[str, int]:
 class _Loader(yaml.SafeLoader):
     """SafeLoader that builds Located containers and resolves the hub's tags."""
 
-    def __init__(self, stream: Any, path: Path, label: str, secrets: dict[str, Any] | None) -> None:
+    def __init__(self, stream: Any, path: Path, label: str, secrets: _Secrets) -> None:
         super().__init__(stream)
         self.path = path
         self.file_label = label
-        self.secrets_cache = secrets
+        self.secrets = secrets
 
     def construct_located_mapping(self, node: yaml.MappingNode) -> LocatedDict:
         result = LocatedDict()
         result.file, result.line = _location(node, self)
         result.key_lines = {}
-        self.flatten_mapping(node)
-        for key_node, value_node in node.value:
+        local = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE_TAG)
+        self.flatten_mapping(node)  # puts the pairs of `<<: *anchor` merges first
+        merged = len(node.value) - local
+        from_merge: set[Any] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
             key = self.construct_object(key_node, deep=True)
             try:
                 hash(key)
             except TypeError:
                 raise _located_error(self, key_node, f"unhashable key {key!r}") from None
-            if key in result:
+            if index < merged:
+                from_merge.add(key)
+            elif key in from_merge:
+                from_merge.discard(key)  # a local key overrides a merged one: that is what merges are for
+            elif key in result:
                 raise _located_error(
                     self, key_node, f"duplicate key {key!r} (first on line {result.key_lines[key]})"
                 )
@@ -80,7 +92,7 @@ class _Loader(yaml.SafeLoader):
 
     def construct_secret(self, node: yaml.Node) -> Any:
         name = self.construct_scalar(node)  # type: ignore[arg-type]
-        secrets = self._secrets(node)
+        secrets = self.secrets.values(self, node)
         if name not in secrets:
             raise _located_error(self, node, f"secret {name!r} is not defined in {SECRETS_FILE}")
         return secrets[name]
@@ -90,29 +102,42 @@ class _Loader(yaml.SafeLoader):
         target = (self.path.parent / str(name)).resolve()
         if not target.is_file():
             raise _located_error(self, node, f"included file {name!r} not found")
-        return load_yaml(target, label=_relative_label(target, self.path), secrets=self.secrets_cache)
+        return load_yaml(target, label=_relative_label(target, self.path), secrets=self.secrets)
 
     def construct_env_var(self, node: yaml.Node) -> Any:
         parts = str(self.construct_scalar(node)).split(None, 1)  # type: ignore[arg-type]
         if not parts:
             raise _located_error(self, node, "!env_var needs a variable name")
         value = os.environ.get(parts[0])
+        default = yaml.safe_load(parts[1]) if len(parts) == 2 else None
         if value is not None:
-            return value
+            return _typed_like(value, default)
         if len(parts) == 2:
-            return yaml.safe_load(parts[1])
+            return default
         raise _located_error(self, node, f"environment variable {parts[0]!r} is not set and has no default")
 
-    def _secrets(self, node: yaml.Node) -> dict[str, Any]:
-        if self.secrets_cache is None:
-            secrets_path = self.path.parent / SECRETS_FILE
-            if not secrets_path.is_file():
-                raise _located_error(self, node, f"!secret used but {secrets_path} does not exist")
-            loaded = load_yaml(secrets_path, label=_relative_label(secrets_path, self.path), secrets={})
+
+
+class _Secrets:
+    """secrets.yaml of one config tree: next to the top-level file, read on first use, shared by includes.
+
+    Sharing matters: if each file looked next to itself, a ``!secret`` in ``sub/x.yaml`` would
+    work or fail depending on whether the top-level file happened to use a secret first.
+    """
+
+    def __init__(self, path: Path, values: dict[str, Any] | None = None) -> None:
+        self.path = path
+        self._values = values
+
+    def values(self, loader: _Loader, node: yaml.Node) -> dict[str, Any]:
+        if self._values is None:
+            if not self.path.is_file():
+                raise _located_error(loader, node, f"!secret used but {self.path} does not exist")
+            loaded = load_yaml(self.path, label=_relative_label(self.path, loader.path), secrets={})
             if not isinstance(loaded, dict):
-                raise ConfigError([f"{secrets_path}: must be a mapping of name: value"])
-            self.secrets_cache = loaded
-        return self.secrets_cache
+                raise ConfigError([f"{self.path}: must be a mapping of name: value"])
+            self._values = loaded
+        return self._values
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_located_mapping)
@@ -120,6 +145,26 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _Loader
 _Loader.add_constructor("!secret", _Loader.construct_secret)
 _Loader.add_constructor("!include", _Loader.construct_include)
 _Loader.add_constructor("!env_var", _Loader.construct_env_var)
+
+
+_BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def _typed_like(value: str, default: Any) -> Any:
+    """``value`` converted to the type of a bool/int/float ``default``; unchanged if not convertible.
+
+    An unconvertible value is passed on as text so the section's schema reports it with its line.
+    """
+    try:
+        if isinstance(default, bool):
+            return _BOOLEANS.get(value.strip().lower(), value)
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+    except ValueError:
+        return value
+    return value
 
 
 def _relative_label(target: Path, including: Path) -> str:
@@ -133,9 +178,14 @@ def _located_error(loader: _Loader, node: yaml.Node, message: str) -> ConfigErro
     return ConfigError([f"{loader.file_label}:{node.start_mark.line + 1}: {message}"])
 
 
-def load_yaml(path: Path, *, label: str | None = None, secrets: dict[str, Any] | None = None) -> Any:
-    """Parse one YAML file into Located containers; ConfigError (with file:line) on any problem."""
+def load_yaml(path: Path, *, label: str | None = None, secrets: dict[str, Any] | _Secrets | None = None) -> Any:
+    """Parse one YAML file into Located containers; ConfigError (with file:line) on any problem.
+
+    ``secrets`` are the values ``!secret`` may use; by default, secrets.yaml next to ``path``.
+    """
     label = label or path.name
+    if not isinstance(secrets, _Secrets):
+        secrets = _Secrets(path.parent / SECRETS_FILE, secrets)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:

@@ -10,6 +10,7 @@ unknown key comes with the nearest known one (``did you mean 'port'?``).
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,24 +60,33 @@ def _describe(raw: Mapping[str, Any], section: str, schema: vol.Schema, error: v
         parent = " -> ".join(str(part) for part in path[:-1])
         return f"{where}: {parent}: missing required key {path[-1]!r}"
     found, value = _value_at(raw, path)
-    got = f", got {value!r}" if found and not isinstance(value, (dict, list)) else ""
+    got = f", got {_redact(value)!r}" if found and not isinstance(value, (dict, list)) else ""
     return f"{where}: {dotted}: {message}{got}"
 
 
+_URL_PASSWORD = re.compile(r"(://[^/@\s]*?:)[^/\s]*@")
+
+
+def _redact(value: Any) -> Any:
+    """Mask the password of a URL (``mqtt://user:***@host``) so an error message never shows it."""
+    return _URL_PASSWORD.sub(r"\1***@", value) if isinstance(value, str) else value
+
+
 def _where(raw: Mapping[str, Any], path: list[Any], file_label: str) -> str:
-    """file:line of the deepest part of ``path`` that the loaded YAML can place."""
+    """file:line of the deepest part of ``path`` that the loaded YAML can place.
+
+    A part the YAML does not contain (a missing required key) is placed at the key that holds
+    its container (``storage:``), in that key's file, rather than at the container's first line.
+    """
     file, line = getattr(raw, "file", file_label), getattr(raw, "line", 0)
     node: Any = raw
     for part in path:
-        if isinstance(node, Located):
-            file = node.file
-            line = node.key_lines.get(part, node.line)
+        if isinstance(node, Located) and part in node.key_lines:
+            file, line = node.file, node.key_lines[part]
         try:
             node = node[part]
         except (KeyError, IndexError, TypeError):
             break
-        if isinstance(node, Located):
-            file = node.file
     return f"{file}:{line}" if line else file
 
 
