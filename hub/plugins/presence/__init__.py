@@ -1,1 +1,93 @@
-"""Built-in presence (placeholder until implemented)."""
+"""Built-in presence: offline detection for every node, whatever contract it speaks.
+
+It listens to the registry's events only (``state_reported``,
+``availability_reported``), so any integration that reports through the
+registry gets presence for free; the rules and their costs are in
+:mod:`.tracker`, the interval learning in :mod:`.interval`.
+
+``presence:`` in config.yaml (all optional)::
+
+    presence:
+      timeout: 10           # s: least silence before offline, once the node's rhythm is learned
+      initial_timeout: 90   # s: least silence while the rhythm is still unknown
+      interval_factor: 3    # allowed silence >= this x the learned publish interval
+      interval_window: 8    # intervals the learned interval is taken from (its hysteresis)
+      check_interval: 1     # s: how often silence is checked
+
+Why these defaults.  The allowed silence is ``max(timeout, 3 x interval)``:
+a 10 s publisher is marked offline 30 s after it stops, a 60 s one after 180 s
+(its jitter would have to triple a gap to flap it), and the floor of 10 s
+catches a fast (1–3 s) publisher within seconds while keeping a sub-second
+publisher from flapping on a broker hiccup.  Until three intervals are learned
+the floor is ``initial_timeout``: 90 s covers a 60 s publisher with 50 % to
+spare, so a typical 10–60 s node never flaps while presence is still learning
+it.  A node whose connection drops is faster still: its LWT marks it offline
+the moment the broker notices (1.5 x its keepalive).
+
+The tracker is in ``hub.data["presence"]`` (tests drive its ``check(now)``
+with a fake clock).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import voluptuous as vol
+
+from hub.core.hub import ROLE_CLI, Hub
+from hub.plugins.hookspecs import hookimpl
+
+from .tracker import PresenceTracker
+
+DATA_PRESENCE = "presence"
+"""Key of the :class:`PresenceTracker` in ``hub.data``."""
+
+
+def _seconds(minimum: float, maximum: float = 7 * 86400.0) -> vol.All:
+    return vol.All(vol.Coerce(float), vol.Range(min=minimum, max=maximum))
+
+
+CONFIG_SCHEMA = vol.Schema(
+    {
+        vol.Optional("timeout", default=10.0): _seconds(0.1),
+        vol.Optional("initial_timeout", default=90.0): _seconds(0.1),
+        vol.Optional("interval_factor", default=3.0): vol.All(vol.Coerce(float), vol.Range(min=1.0, max=100.0)),
+        vol.Optional("interval_window", default=8): vol.All(int, vol.Range(min=3, max=64)),
+        vol.Optional("check_interval", default=1.0): _seconds(0.01, 60.0),
+    }
+)
+
+
+@hookimpl
+def hub_config_schema() -> dict[str, Any]:
+    """Presence owns the ``presence:`` section."""
+    return {"presence": CONFIG_SCHEMA}
+
+
+@hookimpl
+def hub_setup(hub: Hub) -> None:
+    """Listen from setup on, so no message is missed; restored nodes are picked up at start."""
+    tracker = PresenceTracker(hub.registry, hub.bus, hub.metrics, hub.clock, **hub.config["presence"])
+    tracker.attach()
+    hub.data[DATA_PRESENCE] = tracker
+
+
+@hookimpl
+def hub_start(hub: Hub) -> None:
+    """Start judging silence (not for one-off CLI commands, which hear nothing)."""
+    tracker: PresenceTracker | None = hub.data.get(DATA_PRESENCE)
+    if tracker is None or hub.role == ROLE_CLI:
+        return
+    tracker.start(hub.clock())
+    tracker.start_checking(hub.create_task)
+
+
+@hookimpl
+def hub_stop(hub: Hub) -> None:
+    """Stop the silence check before transports disconnect: a deaf hub must not time the fleet out."""
+    tracker: PresenceTracker | None = hub.data.get(DATA_PRESENCE)
+    if tracker is not None:
+        tracker.stop()
+
+
+__all__ = ["CONFIG_SCHEMA", "DATA_PRESENCE", "PresenceTracker"]
