@@ -1,0 +1,116 @@
+"""The embedded broker (amqtt) on a free loopback port, end to end with paho-mqtt and the hub's mqtt plugin."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import stat
+
+import pytest
+from mqtt_helpers import EMBEDDED, PahoPeer, collect, free_port, unique, wait_until
+
+from hub.core.const import DATA_BROKER_URL
+from hub.core.errors import ConfigError, StartupError
+from hub.core.hub import ROLE_CLI, HubState
+from hub.plugins.broker.embedded import PASSWORD_FILE
+
+
+async def embedded_hub(make_hub, broker: dict, filters: list[str] = (), **extra):
+    hub = await make_hub(
+        {"broker": broker, "mqtt": {"reconnect": {"min_delay": 0.05}}, **extra}, builtins=EMBEDDED, start=False
+    )
+    sinks = [collect(hub, topic_filter) for topic_filter in filters]
+    await hub.async_start()
+    return hub, sinks
+
+
+async def test_paho_and_the_hub_talk_through_the_embedded_broker(make_hub, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="hub.plugins")
+    port, prefix = free_port(), unique("t")
+    hub, (received,) = await embedded_hub(make_hub, {"port": port}, [f"{prefix}/+/data"])
+    assert hub.data[DATA_BROKER_URL] == f"mqtt://127.0.0.1:{port}"
+    assert "MQTT 3.1.1" in caplog.text and "deploy/mosquitto.conf" in caplog.text
+    peer = await PahoPeer().connect(port)
+    await peer.subscribe(f"{prefix}/+/commands")
+    await peer.publish(f"{prefix}/n1/data", b'{"temperature": 21.5}')
+    await wait_until(lambda: len(received) == 1, what="the message at the hub")
+    assert received == [(f"{prefix}/n1/data", b'{"temperature": 21.5}', False)]
+    await hub.messages.publish(f"{prefix}/n1/commands", b'{"message_id": "a"}')
+    await wait_until(lambda: len(peer.messages) == 1, what="the command at paho")
+    assert peer.messages[0].payload == b'{"message_id": "a"}'
+    await peer.close()
+    await hub.async_stop()
+    with pytest.raises(OSError):  # the listener is gone after shutdown
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+async def test_with_users_only_accounts_connect_and_the_hub_uses_its_own(make_hub, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    port, prefix, password = free_port(), unique("t"), "node-" + unique("pw")
+    hub, (received,) = await embedded_hub(make_hub, {"port": port, "users": {"esp32": password}}, [f"{prefix}/#"])
+    assert hub.data["mqtt"].connected
+    url = hub.data[DATA_BROKER_URL]
+    assert url.startswith("mqtt://hub-internal-") and password not in url
+    anonymous = await PahoPeer().connect(port)
+    assert not anonymous.accepted
+    wrong = await PahoPeer(username="esp32", password="nope").connect(port)
+    assert not wrong.accepted
+    node = await PahoPeer(username="esp32", password=password).connect(port)
+    assert node.accepted
+    await node.publish(f"{prefix}/x", b"1")
+    await wait_until(lambda: len(received) == 1, what="the node's message")
+    passwd = hub.data_dir / PASSWORD_FILE
+    assert stat.S_IMODE(passwd.stat().st_mode) == 0o600
+    assert password not in passwd.read_text() and "esp32:$argon2id$" in passwd.read_text()
+    for peer in (anonymous, wrong, node):
+        await peer.close()
+    await hub.async_stop()
+    assert password not in caplog.text and url.split("@")[0] not in caplog.text
+
+
+async def test_a_non_loopback_bind_without_users_is_a_config_error(make_hub) -> None:
+    with pytest.raises(ConfigError) as error:
+        await make_hub({"broker": {"host": "0.0.0.0"}}, builtins=EMBEDDED, start=False)
+    expected = (
+        "config.yaml: broker -> host: listening on 0.0.0.0 (not loopback) needs users: "
+        "(no anonymous broker on the LAN), got '0.0.0.0'"
+    )
+    assert error.value.messages == [expected]
+    for host in ("192.168.1.10", "::", "broker.lan"):
+        with pytest.raises(ConfigError):
+            await make_hub({"broker": {"host": host}}, builtins=EMBEDDED, start=False)
+    with_users = await make_hub(
+        {"broker": {"host": "0.0.0.0", "users": {"esp32": "pw"}}}, builtins=EMBEDDED, start=False
+    )
+    assert with_users.config["broker"]["host"] == "0.0.0.0"  # valid (not started: tests bind loopback only)
+    assert (await make_hub({"broker": {"host": "::1"}}, builtins=EMBEDDED, start=False)).config["broker"]
+
+
+async def test_a_taken_port_stops_the_hub_with_what_to_do(make_hub) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        hub = await make_hub({"broker": {"port": port}}, builtins=EMBEDDED, start=False)
+        with pytest.raises(StartupError) as error:
+            await hub.async_run()
+    assert str(error.value) == (
+        f"Cannot start the embedded MQTT broker: 127.0.0.1:{port} is already in use (is Mosquitto running?). "
+        f"To use that broker, set in config.yaml:\n  mqtt:\n    broker: mqtt://127.0.0.1:{port}\n"
+        "or give the embedded broker another port (broker: port:)."
+    )
+    assert hub.state is HubState.STOPPED  # what did start was stopped again
+
+
+async def test_no_embedded_broker_for_an_external_one_or_cli_commands(make_hub, mqtt_url) -> None:
+    external = await make_hub(
+        {"mqtt": {"broker": mqtt_url, "client_id": unique("hub"), "session_expiry": 60}}, builtins=EMBEDDED
+    )
+    assert "broker" not in external.data and external.data[DATA_BROKER_URL] == mqtt_url
+    cli = await make_hub({"broker": {"port": free_port()}}, builtins=EMBEDDED, role=ROLE_CLI)
+    assert DATA_BROKER_URL not in cli.data and "mqtt" not in cli.data
+
+
+async def test_the_mqtt_plugin_without_any_broker_says_so(make_hub) -> None:
+    with pytest.raises(StartupError, match="mqtt: broker: is not set"):
+        await make_hub({}, builtins=("hub.plugins.mqtt",))

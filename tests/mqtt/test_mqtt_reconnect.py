@@ -1,0 +1,74 @@
+"""Reconnecting when the broker goes away: a private Mosquitto (deploy/mosquitto.conf's tuning block, persistence
+in a temp dir) on a free port that the test stops and starts; the shared broker on 1883 is never touched."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from mqtt_helpers import MQTT_ONLY, PahoPeer, collect, mqtt_config, unique, wait_until
+
+pytestmark = pytest.mark.mosquitto
+
+
+def transitions(caplog) -> list[str]:
+    return [
+        record.getMessage().split(" (")[0].split(";")[0]
+        for record in caplog.records
+        if record.name == "hub.plugins.mqtt.transport"
+    ]
+
+
+async def test_the_hub_reconnects_after_a_broker_restart_and_resumes_its_session(
+    make_hub, private_mosquitto, caplog
+) -> None:
+    caplog.set_level(logging.INFO, logger="hub.plugins.mqtt")
+    broker = await private_mosquitto().start()
+    topic = f"{unique('t')}/data"
+    hub = await make_hub({"mqtt": mqtt_config(broker.url, unique("hub"))}, builtins=MQTT_ONLY, start=False)
+    received = collect(hub, topic)
+    await hub.async_start()
+    peer = await PahoPeer().connect(broker.port)
+    await peer.publish(topic, b"before")
+    await wait_until(lambda: len(received) == 1, what="the first message")
+    await peer.close()
+
+    await broker.stop()
+    await wait_until(lambda: hub.metrics.value("mqtt_connected") == 0, what="the hub to notice")
+    await asyncio.sleep(0.8)  # several failed attempts (backoff 0.05-0.2 s) while the broker is down
+    await broker.start()
+    await wait_until(lambda: hub.metrics.value("mqtt_connected") == 1, what="the reconnect")
+
+    peer = await PahoPeer().connect(broker.port)
+    await peer.publish(topic, b"after")
+    await wait_until(lambda: len(received) == 2, what="a message after the restart")
+    assert [payload for _, payload, _ in received] == [b"before", b"after"]
+    assert transitions(caplog) == [
+        f"Connected to the MQTT broker {broker.url}",
+        f"Lost the connection to the MQTT broker {broker.url}",
+        f"Connected to the MQTT broker {broker.url}",
+    ]
+    assert "resumed session" in caplog.records[-1].getMessage()  # persistence kept the session
+    await peer.close()
+    await hub.async_stop()
+
+
+async def test_a_hub_started_before_its_broker_connects_when_the_broker_comes_up(
+    make_hub, private_mosquitto, caplog
+) -> None:
+    caplog.set_level(logging.INFO, logger="hub.plugins.mqtt")
+    broker = private_mosquitto()
+    topic = f"{unique('t')}/data"
+    hub = await make_hub({"mqtt": mqtt_config(broker.url, unique("hub"))}, builtins=MQTT_ONLY, start=False)
+    received = collect(hub, topic)
+    await hub.async_start()  # does not fail: the broker may start after the hub (boot order)
+    assert "Cannot connect to the MQTT broker" in caplog.text
+    assert not hub.data["mqtt"].connected
+    await broker.start()
+    await wait_until(lambda: hub.data["mqtt"].connected, what="the first connection")
+    peer = await PahoPeer().connect(broker.port)
+    await peer.publish(topic, b"hello")
+    await wait_until(lambda: len(received) == 1, what="the message")
+    await peer.close()
+    await hub.async_stop()
