@@ -1,0 +1,33 @@
+"""Fixtures for the esp32_node plugin's tests: an in-process hub with only this plugin, and its events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from esp32_testing import Clock, Recorder
+
+import hub_esp32_node.plugin
+from hub import MATCH_ALL, Hub
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def hub(make_hub: Any, clock: Clock) -> AsyncIterator[Hub]:
+    """A started hub with no built-ins and this plugin; fails the test if any handler raised."""
+    hub = await make_hub(builtins=(), plugins=[(hub_esp32_node.plugin, "esp32_node")], clock=clock)
+    assert "esp32_node" in hub.plugins.info, hub.plugins.failed
+    yield hub
+    assert hub.messages.handler_errors == 0, "a handler raised into the router"
+
+
+@pytest.fixture
+def events(hub: Hub) -> Recorder:
+    recorder = Recorder()
+    hub.bus.listen(MATCH_ALL, recorder)
+    return recorder

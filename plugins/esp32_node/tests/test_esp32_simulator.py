@@ -1,0 +1,149 @@
+"""The node simulator against the real Mosquitto, observed by an independent paho-mqtt subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import paho.mqtt.client as paho
+import pytest
+from gmqtt.mqtt.constants import MQTTv50
+
+from hub import normalize_mac
+from hub_esp32_node.simulator import BrokerAddress, Fleet, FleetStats, SimulatedNode, node_macs
+
+
+class Observer:
+    """Subscribes to ``devices/{MAC}/#`` of chosen nodes and records what arrives, in order."""
+
+    def __init__(self, mqtt_url: str) -> None:
+        parts = urlsplit(mqtt_url)
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._subscribed = threading.Event()
+        self._client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"esp32-obs-{uuid.uuid4().hex[:12]}")
+        self._client.on_message = lambda _c, _u, msg: self.messages.append((msg.topic, msg.payload, msg.retain))
+        self._client.on_subscribe = lambda *_: self._subscribed.set()
+        self._client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+        self._client.loop_start()
+        self._topics: list[str] = []
+
+    def watch(self, *topic_macs: str) -> None:
+        """Subscribe to these nodes' topics and wait for the broker to confirm."""
+        self._subscribed.clear()
+        self._topics += [f"devices/{mac}/status" for mac in topic_macs]
+        self._client.subscribe([(f"devices/{mac}/#", 1) for mac in topic_macs])
+        assert self._subscribed.wait(5)
+
+    def of(self, topic: str) -> list[bytes]:
+        return [payload for t, payload, _ in list(self.messages) if t == topic]
+
+    def close(self) -> None:
+        for topic in self._topics:  # leave no retained statuses behind on the shared broker
+            self._client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+@pytest.fixture
+def observer(mqtt_url: str) -> Iterator[Observer]:
+    observer = Observer(mqtt_url)
+    yield observer
+    observer.close()
+
+
+async def eventually(condition: Any, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            pytest.fail("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+def test_macs_are_deterministic_distinct_and_valid() -> None:
+    macs = node_macs(7, 50)
+    assert macs == node_macs(7, 50)
+    assert node_macs(8, 50) != macs
+    assert len(set(macs)) == 50
+    assert all(normalize_mac(mac).upper() == mac for mac in macs)
+
+
+def test_broker_urls() -> None:
+    assert BrokerAddress.from_url("mqtt://127.0.0.1") == BrokerAddress("127.0.0.1", 1883)
+    assert BrokerAddress.from_url("mqtts://u%40x:p%3Aw@host:9000") == BrokerAddress("host", 9000, True, "u@x", "p:w")
+    with pytest.raises(ValueError):
+        BrokerAddress.from_url("http://host")
+
+
+@pytest.mark.mosquitto
+async def test_three_nodes_birth_report_and_stop_gracefully(mqtt_url: str, observer: Observer) -> None:
+    fleet = Fleet(mqtt_url, 3, interval=0.2, seed=random.randrange(2**32))
+    observer.watch(*(node.topic_mac for node in fleet.nodes))
+
+    await fleet.run(duration=2.0)
+
+    await eventually(lambda: sum(len(observer.of(n.data_topic)) for n in fleet.nodes) == fleet.stats.sent)
+    # Birth, then the graceful goodbye (published just before DISCONNECT, so it may still be on its way).
+    await eventually(lambda: all(observer.of(n.status_topic) == [b"online", b"offline"] for n in fleet.nodes))
+    for node in fleet.nodes:
+        reports = [orjson.loads(p) for p in observer.of(node.data_topic)]
+        assert len(reports) >= 5
+        assert [r["seq"] for r in reports] == list(range(1, len(reports) + 1))
+        assert {r["mac_address"] for r in reports} == {node.mac}
+        assert all(15 < r["temperature"] < 30 and 0 <= r["humidity"] <= 100 and r["wifi_rssi"] < 0 for r in reports)
+        assert [r["uptime"] for r in reports] == sorted(r["uptime"] for r in reports)
+    assert fleet.stats.connect_failures == 0 and fleet.stats.skipped == 0
+    assert fleet.connected() == 0
+
+
+@pytest.mark.mosquitto
+async def test_power_loss_makes_the_broker_publish_the_retained_lwt(mqtt_url: str, observer: Observer) -> None:
+    node = SimulatedNode(node_macs(random.randrange(2**32), 1)[0], BrokerAddress.from_url(mqtt_url), FleetStats())
+    observer.watch(node.topic_mac)
+    assert await node.power_on()
+    assert await node.publish_telemetry()
+    await eventually(lambda: len(observer.of(node.data_topic)) == 1)
+
+    node.power_loss()
+
+    await eventually(lambda: observer.of(node.status_topic) == [b"online", b"offline"])
+    assert not node.connected
+    # The Will was retained: a subscriber arriving now (a hub starting up) learns the node is offline.
+    late = Observer(mqtt_url)
+    try:
+        late.watch(node.topic_mac)
+        await eventually(lambda: late.messages == [(node.status_topic, b"offline", True)])
+    finally:
+        late.close()
+    # Power back: a fresh boot, seq and uptime from zero, a new birth.
+    assert await node.power_on()
+    assert await node.publish_telemetry()
+    await eventually(lambda: len(observer.of(node.data_topic)) == 2)
+    assert orjson.loads(observer.of(node.data_topic)[1])["seq"] == 1
+    assert observer.of(node.status_topic)[-1] == b"online"
+    await node.stop()
+
+
+@pytest.mark.mosquitto
+async def test_burst_past_the_brokers_receive_maximum_waits_instead_of_failing(
+    mqtt_url: str, observer: Observer
+) -> None:
+    # Mosquitto advertises a receive maximum of 20 to MQTT 5 clients; gmqtt raises OverflowError past it.
+    stats = FleetStats()
+    node = SimulatedNode(node_macs(random.randrange(2**32), 1)[0], BrokerAddress.from_url(mqtt_url), stats,
+                         protocol=MQTTv50)
+    observer.watch(node.topic_mac)
+    assert await node.power_on()
+    for _ in range(300):
+        assert await node.publish_telemetry()
+    await eventually(lambda: len(observer.of(node.data_topic)) == 300)
+    await node.stop()
+
+    assert stats.throttled > 0
+    assert [orjson.loads(p)["seq"] for p in observer.of(node.data_topic)] == list(range(1, 301))
