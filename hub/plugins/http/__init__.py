@@ -1,0 +1,84 @@
+"""Built-in ``http``: the authenticated REST + WebSocket API (aiohttp), /metrics, and the home of web plugins.
+
+Config section ``http:`` (see :mod:`.config`); ``hub run --http-port`` overrides
+the port.  The server starts in ``hub_start`` and stops in ``hub_stop``; it is
+not started for one-off CLI commands.  Plugins add pages, API routes and static
+files through the ``hub_http_routes`` and ``hub_http_static`` hooks.  Users and
+tokens are managed with ``hub user …`` and ``hub token …`` (see :mod:`.cli`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+import voluptuous as vol
+
+from hub.core.errors import StartupError
+from hub.core.hub import ROLE_CLI, Hub
+from hub.plugins.hookspecs import hookimpl
+
+from .auth.store import AuthStoreError
+from .cli import register_commands
+from .config import CONFIG_SCHEMA, SECTION, port
+from .routes import PRINCIPAL_KEY
+from .server import HttpServer
+
+__all__ = ["DATA_SERVER", "PRINCIPAL_KEY"]
+
+DATA_SERVER = "http.server"
+"""Hub.data key of the running :class:`~.server.HttpServer` (for tests and diagnostics)."""
+
+
+@hookimpl
+def hub_config_schema() -> dict[str, Any]:
+    """The ``http:`` section."""
+    return {SECTION: CONFIG_SCHEMA}
+
+
+@hookimpl
+def hub_cli_commands(register: Callable[..., None]) -> None:
+    """``hub user create|password|delete|list`` and ``hub token create|list|revoke``."""
+    register_commands(register)
+
+
+@hookimpl
+def hub_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """``hub run --http-port PORT``."""
+    parser.add_argument("--http-port", type=_port_argument, metavar="PORT", help="serve the HTTP API on this port")
+
+
+@hookimpl
+def hub_run_config(config: dict[str, Any], args: argparse.Namespace) -> None:
+    """Apply ``--http-port`` over ``http: port:``."""
+    if getattr(args, "http_port", None) is not None:
+        config[SECTION]["port"] = args.http_port
+
+
+@hookimpl
+async def hub_start(hub: Hub) -> None:
+    """Listen (not in the CLI role)."""
+    if hub.role == ROLE_CLI:
+        return
+    try:
+        server = HttpServer(hub, hub.config[SECTION])
+    except AuthStoreError as err:  # serving without the users and tokens would lock everyone out silently
+        raise StartupError(f"http: {err}") from err
+    await server.start()
+    hub.data[DATA_SERVER] = server
+
+
+@hookimpl
+async def hub_stop(hub: Hub) -> None:
+    """Close WebSockets and stop listening."""
+    server = hub.data.pop(DATA_SERVER, None)
+    if server is not None:
+        await server.stop()
+
+
+def _port_argument(value: str) -> int:
+    try:
+        return port(value)
+    except vol.Invalid:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None

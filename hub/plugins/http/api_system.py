@@ -1,0 +1,180 @@
+"""``GET /api/health`` (public) and ``GET /api/system``: how the hub is doing, for the system page.
+
+Figures come from the hub's Prometheus registry (the same numbers /metrics
+serves) plus the registry and plugin manager.  Rates are per second over the
+last minute, from totals sampled every few seconds by :class:`SystemStats`.
+The well-known figures (``messages``, ``storage``, ``broker``) are picked
+from the metric names listed below; ``metrics`` carries every ``hub_``
+family, so a plugin's own metrics show up without changes here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from yarl import URL
+
+from hub import __version__
+from hub.core.const import DATA_BROKER_URL
+from hub.core.hub import Hub, HubState
+
+from .metrics import summarize
+from .middleware import SERVER_KEY
+from .openapi import operation, ref
+from .routes import Route
+from .validation import json_response
+
+if TYPE_CHECKING:
+    from .websocket import WebSocketHub
+
+SAMPLE_INTERVAL = 5.0
+RATE_WINDOW = 60.0
+
+# The metric families the summary reads (first one present wins; a future transport adds its name here).
+MESSAGES_RECEIVED = ("hub_mqtt_messages_received",)
+MESSAGES_REJECTED = ("hub_messages_rejected",)
+ROWS_STORED = ("hub_stored_rows",)
+BATCH_SECONDS = ("hub_batch_seconds",)
+QUEUE_DEPTH = ("hub_write_queue_depth",)
+BROKER_CONNECTED = ("hub_mqtt_connected",)
+
+
+class SystemStats:
+    """Samples counter totals every few seconds so /api/system can report rates."""
+
+    def __init__(self, hub: Hub, websockets: WebSocketHub) -> None:
+        self.hub = hub
+        self.websockets = websockets
+        self.started = hub.clock()
+        self._samples: deque[tuple[float, dict[str, float]]] = deque()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Begin sampling (stopped by :meth:`stop` or with the hub)."""
+        self.sample()
+        self._task = self.hub.create_task(self._run(), "http:system-stats")
+
+    def stop(self) -> None:
+        """Stop sampling."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(SAMPLE_INTERVAL)
+            self.sample()
+
+    def sample(self, families: dict[str, dict[str, Any]] | None = None) -> None:
+        """Record the counters' current totals (keeping one window's worth)."""
+        families = families if families is not None else summarize(self.hub.metrics.registry)
+        now = self.hub.clock()
+        totals = {name: family["value"] for name, family in families.items() if family["type"] == "counter"}
+        self._samples.append((now, totals))
+        while len(self._samples) > 2 and self._samples[0][0] < now - RATE_WINDOW:
+            self._samples.popleft()
+
+    def rates(self) -> dict[str, float]:
+        """Per-second rate of every counter over the sampled window (empty until two samples exist)."""
+        if len(self._samples) < 2:
+            return {}
+        (t0, first), (t1, last) = self._samples[0], self._samples[-1]
+        if t1 <= t0:
+            return {}
+        return {name: max(0.0, (value - first.get(name, 0.0)) / (t1 - t0)) for name, value in last.items()}
+
+    def snapshot(self) -> dict[str, Any]:
+        """The body of /api/system."""
+        hub = self.hub
+        families = summarize(hub.metrics.registry)
+        rates = self.rates()
+
+        def pick(names: tuple[str, ...]) -> tuple[str | None, dict[str, Any] | None]:
+            for name in names:
+                if name in families:
+                    return name, families[name]
+            return None, None
+
+        received_name, received = pick(MESSAGES_RECEIVED)
+        _, rejected = pick(MESSAGES_REJECTED)
+        rows_name, rows = pick(ROWS_STORED)
+        _, batch = pick(BATCH_SECONDS)
+        _, queue = pick(QUEUE_DEPTH)
+        _, connected = pick(BROKER_CONNECTED)
+        broker_url = hub.data.get(DATA_BROKER_URL)
+        return {
+            "hub": {
+                "name": hub.config["hub"]["name"],
+                "version": __version__,
+                "state": hub.state.value,
+                "uptime_seconds": max(0.0, hub.clock() - self.started),
+            },
+            "nodes": {"total": len(hub.registry), "by_status": hub.registry.count_by_status()},
+            "messages": {
+                "received_total": received["value"] if received else None,
+                "received_per_second": rates.get(received_name) if received_name else None,
+                "rejected_total": rejected["value"] if rejected else 0.0,
+                "rejected_by_reason": _by_label(rejected, "reason"),
+            },
+            "storage": {
+                "loaded": hub.services.has("storage", "history"),
+                "rows_total": rows["value"] if rows else None,
+                "rows_per_second": rates.get(rows_name) if rows_name else None,
+                "queue_depth": queue["value"] if queue else None,
+                "batch_seconds": {key: batch[key] for key in ("count", "avg", "p50", "p99")} if batch else None,
+            },
+            "broker": {
+                "url": str(URL(broker_url).with_password(None)) if broker_url else None,
+                "connected": bool(connected["value"]) if connected else None,
+            },
+            "websocket": self.websockets.stats(),
+            "events": {"listener_errors": dict(hub.bus.errors), "dropped": dict(hub.bus.dropped)},
+            "plugins": {
+                "loaded": [
+                    {"name": info.name, "version": info.version, "source": info.source, "hooks": info.hooks}
+                    for info in hub.plugins.info.values()
+                ],
+                "failed": dict(hub.plugins.failed),
+            },
+            "metrics": {
+                name: {**family, **({"rate": rates[name]} if name in rates else {})}
+                for name, family in families.items()
+            },
+        }
+
+
+def _by_label(family: dict[str, Any] | None, label: str) -> dict[str, float]:
+    if not family:
+        return {}
+    result: dict[str, float] = {}
+    for sample in family.get("samples", ()):
+        name = sample["labels"].get(label, "")
+        result[name] = result.get(name, 0.0) + sample["value"]
+    return result
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness for load balancers and monitors: 200 while the hub runs, 503 otherwise; no details."""
+    hub = request.app[SERVER_KEY].hub
+    running = hub.state is HubState.RUNNING
+    return json_response({"status": "ok" if running else hub.state.value}, status=200 if running else 503)
+
+
+async def system(request: web.Request) -> web.Response:
+    """Message rates, rejects by reason, storage, broker, WebSocket clients, plugins, every hub metric."""
+    return json_response(request.app[SERVER_KEY].stats.snapshot())
+
+
+ROUTES = [
+    Route(
+        "GET",
+        "/api/health",
+        health,
+        auth=False,
+        doc=operation("Is the hub running?", tag="meta", public=True, ok=ref("Health"), errors=(503,)),
+    ),
+    Route("GET", "/api/system", system, doc=operation("System statistics", tag="meta", ok=ref("System"))),
+]

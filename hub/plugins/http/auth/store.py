@@ -1,0 +1,200 @@
+"""The auth file: users and stored tokens in ``<data_dir>/auth.json`` (mode 0600), like Home Assistant's ``.storage/auth``.
+
+Only hashes are stored: argon2id for passwords, SHA-256 for token secrets (they
+are 256-bit random, so a fast hash is enough and a stolen file reveals no usable
+token).  Writes are atomic (temporary file, fsync, rename) so a crash never
+leaves half a file, and serialized across processes with ``flock`` so ``hub
+token create`` and a running hub can both change it.  A running hub notices a
+change made by the CLI at the next authentication (one ``stat``), so a token
+revoked from the command line stops working at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import voluptuous as vol
+
+from hub.core.errors import HubError
+
+FILE_NAME = "auth.json"
+FORMAT_VERSION = 1
+
+KIND_REFRESH = "refresh"
+"""Issued by a sign-in; exchanged for short-lived access tokens; expires unless used."""
+KIND_LONG_LIVED = "long_lived"
+"""Created for scripts (``hub token create`` or the API); used directly as a bearer token."""
+
+
+class AuthStoreError(HubError):
+    """The auth file cannot be read or is not in the expected format."""
+
+
+@dataclass(slots=True)
+class User:
+    """A person who may sign in.  Every user may do everything; the owner is the first one."""
+
+    id: str
+    username: str
+    password_hash: str
+    created: float
+    is_owner: bool = False
+
+    def public(self) -> dict[str, Any]:
+        """What the API may show (never the hash)."""
+        return {"id": self.id, "username": self.username, "created": self.created, "is_owner": self.is_owner}
+
+
+@dataclass(slots=True)
+class StoredToken:
+    """A refresh token or a long-lived token; ``secret_hash`` is SHA-256 of its secret part."""
+
+    id: str
+    user_id: str
+    kind: str
+    name: str
+    secret_hash: str
+    created: float
+    expires: float | None = None
+    last_used: float | None = None
+
+    def public(self) -> dict[str, Any]:
+        """What the API may show (never the hash)."""
+        return {
+            "id": self.id,
+            "user_id": self.user_id,
+            "kind": self.kind,
+            "name": self.name,
+            "created": self.created,
+            "expires": self.expires,
+            "last_used": self.last_used,
+        }
+
+
+_NUMBER = vol.Any(int, float)
+_FILE_SCHEMA = vol.Schema(
+    {
+        vol.Required("version"): FORMAT_VERSION,
+        vol.Required("users"): [
+            {
+                vol.Required("id"): str,
+                vol.Required("username"): str,
+                vol.Required("password_hash"): str,
+                vol.Required("created"): _NUMBER,
+                vol.Optional("is_owner", default=False): bool,
+            }
+        ],
+        vol.Required("tokens"): [
+            {
+                vol.Required("id"): str,
+                vol.Required("user_id"): str,
+                vol.Required("kind"): vol.In([KIND_REFRESH, KIND_LONG_LIVED]),
+                vol.Required("name"): str,
+                vol.Required("secret_hash"): str,
+                vol.Required("created"): _NUMBER,
+                vol.Optional("expires", default=None): vol.Any(None, _NUMBER),
+                vol.Optional("last_used", default=None): vol.Any(None, _NUMBER),
+            }
+        ],
+    }
+)
+
+
+class AuthStore:
+    """Users and tokens, in memory and in the auth file; see the module docstring."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.users: dict[str, User] = {}
+        self.tokens: dict[str, StoredToken] = {}
+        self.removed_listeners: list[Callable[[set[str]], None]] = []
+        """Called with the ids of tokens that disappeared when the file was re-read."""
+        self._stamp: tuple[int, int, int] | None = None
+
+    @classmethod
+    def in_dir(cls, data_dir: Path) -> AuthStore:
+        """The store of a hub whose data directory is ``data_dir``, loaded."""
+        store = cls(Path(data_dir) / FILE_NAME)
+        store.reload_if_changed()
+        return store
+
+    # --- reading ---------------------------------------------------------------------
+    def reload_if_changed(self) -> None:
+        """Re-read the file if another process replaced it since we last read or wrote it."""
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            stamp = None
+        else:
+            stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
+        if stamp == self._stamp:
+            return
+        before = set(self.tokens)
+        self._load()
+        self._stamp = stamp
+        removed = before - set(self.tokens)
+        if removed:
+            for listener in self.removed_listeners:
+                listener(removed)
+
+    def _load(self) -> None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            self.users, self.tokens = {}, {}
+            return
+        except OSError as err:
+            raise AuthStoreError(f"cannot read {self.path}: {err}") from err
+        try:
+            data = _FILE_SCHEMA(orjson.loads(raw))
+        except (orjson.JSONDecodeError, vol.Invalid) as err:
+            raise AuthStoreError(f"{self.path} is damaged ({err}); restore it from a backup") from err
+        self.users = {user["id"]: User(**user) for user in data["users"]}
+        self.tokens = {token["id"]: StoredToken(**token) for token in data["tokens"]}
+
+    def user_by_name(self, username: str) -> User | None:
+        """The user with that name, compared case-insensitively."""
+        wanted = username.casefold()
+        return next((user for user in self.users.values() if user.username.casefold() == wanted), None)
+
+    # --- writing ---------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[AuthStore]:
+        """Lock the file, bring memory up to date, let the caller change it, then write it atomically."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_fd = os.open(self.path.with_name(f".{self.path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            self.reload_if_changed()
+            yield self
+            self._write()
+        finally:
+            os.close(lock_fd)  # closing releases the flock
+
+    def _write(self) -> None:
+        data = {
+            "version": FORMAT_VERSION,
+            "users": [asdict(user) for user in self.users.values()],
+            "tokens": [asdict(token) for token in self.tokens.values()],
+        }
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, self.path)
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        info = os.stat(self.path)
+        self._stamp = (info.st_ino, info.st_mtime_ns, info.st_size)

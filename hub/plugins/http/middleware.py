@@ -1,0 +1,79 @@
+"""The middlewares every request passes: errors to JSON, bans, bearer authentication, request counting.
+
+Order (outermost first): :func:`errors_middleware` turns any exception into the
+one JSON error shape and counts the response status; :func:`auth_middleware`
+refuses banned addresses and checks the bearer token of every route not
+registered as public.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from aiohttp.web_middlewares import Handler
+
+from .errors import ApiError, Banned, Unauthorized, error_response, retry_after
+from .remote import client_address
+from .routes import PRINCIPAL_KEY
+
+if TYPE_CHECKING:
+    from .server import HttpServer
+
+_LOGGER = logging.getLogger(__name__)
+
+SERVER_KEY: web.AppKey[HttpServer] = web.AppKey("hub_http_server")
+
+_HTTP_CODES = {
+    400: ("bad_request", "malformed request"),
+    404: ("not_found", "no such endpoint"),
+    405: ("method_not_allowed", "method not allowed on this endpoint"),
+    413: ("payload_too_large", "request body too large"),
+}
+
+
+def bearer_token(request: web.Request) -> str:
+    """The token of an ``Authorization: Bearer …`` header, else Unauthorized."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("an Authorization: Bearer token is required", code="missing_token")
+    return token.strip()
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Render errors in the one shape; never let an exception become aiohttp's HTML 500 page."""
+    server = request.app[SERVER_KEY]
+    try:
+        response = await handler(request)
+    except ApiError as err:
+        response = error_response(err.status, err.code, err.message, err.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code, message = _HTTP_CODES.get(exc.status, (exc.reason.lower().replace(" ", "_"), exc.reason))
+        headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        response = error_response(exc.status, code, message, headers)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        _LOGGER.exception("Unhandled error in %s %s", request.method, request.path)
+        response = error_response(500, "internal_error", "internal server error (see the hub's log)")
+    server.count_response(response.status)
+    return response
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse banned addresses; require a valid bearer token unless the route is public."""
+    server = request.app[SERVER_KEY]
+    address = client_address(request, server.trusted_proxies)
+    remaining = server.guard.banned_for(address)
+    if remaining:
+        raise Banned("too many failed sign-ins from this address; try later", headers=retry_after(remaining))
+    if server.requires_auth(request):
+        request[PRINCIPAL_KEY] = server.auth.authenticate(bearer_token(request))
+    return await handler(request)

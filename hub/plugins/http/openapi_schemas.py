@@ -1,0 +1,157 @@
+"""The component schemas of the OpenAPI document: what the API's bodies look like."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _obj(properties: dict[str, Any], *, required: list[str] | None = None, extra: bool = False) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": extra}
+    schema["required"] = list(properties) if required is None else required
+    return schema
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_STR = {"type": "string"}
+_NUM = {"type": "number"}
+_INT = {"type": "integer"}
+_BOOL = {"type": "boolean"}
+_NULL_STR = {"type": "string", "nullable": True}
+_NULL_NUM = {"type": "number", "nullable": True}
+_ANY = {"nullable": True, "description": "any JSON value"}
+_COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
+
+_TOKEN_INFO = {
+    "id": _STR,
+    "user_id": _STR,
+    "kind": {"type": "string", "enum": ["refresh", "long_lived"]},
+    "name": _STR,
+    "created": _NUM,
+    "expires": _NULL_NUM,
+    "last_used": _NULL_NUM,
+    "current": {"type": "boolean", "description": "the token this request was made with"},
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj(
+        {
+            "error": _obj(
+                {
+                    "code": {"type": "string", "description": "stable, for programs"},
+                    "message": {"type": "string", "description": "for people"},
+                }
+            )
+        }
+    ),
+    "Entity": _obj(
+        {
+            "key": _STR,
+            "platform": _STR,
+            "name": _STR,
+            "unit": _NULL_STR,
+            "device_class": _NULL_STR,
+            "state_class": _NULL_STR,
+            "attributes": {"type": "object"},
+            "state": _ANY,
+            "last_changed": _NULL_NUM,
+            "last_reported": _NULL_NUM,
+        }
+    ),
+    "Node": _obj(
+        {
+            "node_id": _STR,
+            "name": _STR,
+            "status": _STR,
+            "status_reason": _NULL_STR,
+            "status_since": _NULL_NUM,
+            "first_seen": _NULL_NUM,
+            "last_seen": _NULL_NUM,
+            "firmware_version": _NULL_STR,
+            "description": _STR,
+            "attributes": {"type": "object"},
+            "entities": {"type": "array", "items": _ref("Entity")},
+        }
+    ),
+    "NodeList": _obj(
+        {
+            "nodes": {"type": "array", "items": _ref("Node")},
+            "counts": {**_COUNTS, "description": "nodes per status, over the whole fleet"},
+            "total": _INT,
+        }
+    ),
+    "History": _obj(
+        {
+            "node_id": _STR,
+            "key": _STR,
+            "start": _NUM,
+            "end": _NUM,
+            "bucket_seconds": _NUM,
+            "buckets": {
+                "type": "array",
+                "items": _obj({"t": _NUM, "min": _NULL_NUM, "avg": _NULL_NUM, "max": _NULL_NUM, "count": _INT}),
+            },
+        },
+        extra=True,
+    ),
+    "StatusHistory": _obj(
+        {
+            "node_id": _STR,
+            "history": {
+                "type": "array",
+                "items": _obj({"ts": _NUM, "old": _NULL_STR, "new": _STR, "reason": _NULL_STR}, extra=True),
+            },
+        }
+    ),
+    "AccessToken": _obj(
+        {"access_token": _STR, "token_type": {"type": "string", "enum": ["Bearer"]}, "expires_in": _INT}
+    ),
+    "Session": _obj(
+        {
+            "access_token": _STR,
+            "token_type": {"type": "string", "enum": ["Bearer"]},
+            "expires_in": _INT,
+            "refresh_token": _STR,
+        }
+    ),
+    "User": _obj({"id": _STR, "username": _STR, "created": _NUM, "is_owner": _BOOL}),
+    "Me": _obj(
+        {
+            "id": _STR,
+            "username": _STR,
+            "created": _NUM,
+            "is_owner": _BOOL,
+            "token_id": _STR,
+            "token_kind": {"type": "string", "enum": ["access", "long_lived"]},
+        }
+    ),
+    "TokenInfo": _obj(_TOKEN_INFO),
+    "TokenList": _obj({"tokens": {"type": "array", "items": _ref("TokenInfo")}}),
+    "NewToken": _obj({**_TOKEN_INFO, "token": {"type": "string", "description": "shown once: store it"}}),
+    "OnboardingStatus": _obj({"required": _BOOL}),
+    "OnboardingResult": _obj(
+        {
+            "access_token": _STR,
+            "token_type": {"type": "string", "enum": ["Bearer"]},
+            "expires_in": _INT,
+            "refresh_token": _STR,
+            "user": _ref("User"),
+        }
+    ),
+    "Health": _obj({"status": _STR}),
+    "System": _obj(
+        {
+            "hub": {"type": "object"},
+            "nodes": _obj({"total": _INT, "by_status": _COUNTS}),
+            "messages": {"type": "object"},
+            "storage": {"type": "object"},
+            "broker": {"type": "object"},
+            "websocket": _obj({"clients": _INT, "slow_disconnects": _INT, "messages_dropped": _INT}),
+            "events": {"type": "object"},
+            "plugins": {"type": "object"},
+            "metrics": {"type": "object", "description": "every hub_ metric family"},
+        }
+    ),
+}
