@@ -1,0 +1,294 @@
+/**
+ * The fleet: every node with its live status, last seen, key readings and firmware; counts per
+ * status that double as filters; search by name or MAC.
+ *
+ * The list is loaded over the WebSocket (`get_nodes`) after subscribing, so no
+ * event can fall between the snapshot and the stream, and reloaded after every
+ * reconnect.  Events only change the model; the table is redrawn at most once
+ * per animation frame and only in the rows that changed, so a busy fleet costs
+ * the browser little.  At most {@link MAX_ROWS} rows are drawn; search narrows
+ * bigger fleets.  Filter and search live in the URL (`?status=&q=`).
+ */
+import { h, link, nodePath, notice, replace, setText, statusBadge, updateStatusBadge } from "../dom.js";
+import { formatAgo, formatDateTime, formatDuration, formatValue, serverNow } from "../format.js";
+import { applyEvent, compactId, displayStatus, fromApi, keyReadings, NODE_EVENTS } from "../nodes.js";
+
+const MAX_ROWS = 500;
+const FILTERS = [
+  ["all", "All"],
+  ["online", "Online"],
+  ["stale", "Stale"],
+  ["offline", "Offline"],
+  ["unknown", "Unknown"],
+];
+
+export function mount(main, { socket, setTitle }) {
+  setTitle("Fleet");
+  const params = new URLSearchParams(location.search);
+  let filter = FILTERS.some(([key]) => key === params.get("status")) ? params.get("status") : "all";
+  let query = params.get("q") || "";
+  const nodes = new Map();
+  const rows = new Map();
+  const dirty = new Set();
+  let loaded = false;
+  let structural = true;
+  let frame = 0;
+  let visible = [];
+
+  // --- skeleton ----------------------------------------------------------------------------
+  const countEls = new Map();
+  const filterButtons = FILTERS.map(([key, label]) => {
+    const count = h("span", { class: "stat-count" }, "–");
+    countEls.set(key, count);
+    return h(
+      "button",
+      {
+        type: "button",
+        class: `stat stat-${key}`,
+        dataset: { filter: key },
+        "aria-pressed": String(key === filter),
+        onclick: () => setFilter(key),
+      },
+      count,
+      h("span", { class: "stat-label" }, label),
+    );
+  });
+  const search = h("input", {
+    type: "search",
+    class: "search",
+    placeholder: "Search name or MAC",
+    "aria-label": "Search nodes by name or MAC",
+    value: query,
+    maxlength: 100,
+  });
+  let searchTimer = 0;
+  search.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      query = search.value.trim();
+      syncUrl();
+      structural = true;
+      schedule();
+    }, 80);
+  });
+  const tbody = h("tbody");
+  const table = h(
+    "table",
+    { class: "table fleet" },
+    h(
+      "thead",
+      null,
+      h(
+        "tr",
+        null,
+        h("th", null, "Node"),
+        h("th", null, "Status"),
+        h("th", null, "Last seen"),
+        h("th", { class: "col-readings" }, "Readings"),
+        h("th", { class: "col-firmware" }, "Firmware"),
+      ),
+    ),
+    tbody,
+  );
+  const below = h("div", { class: "table-foot" });
+  replace(
+    main,
+    h("div", { class: "page-head" }, h("h1", null, "Fleet"), search),
+    h("div", { class: "stats", role: "group", "aria-label": "Filter by status" }, filterButtons),
+    h("section", { class: "card table-card" }, table, below),
+  );
+
+  // --- model -------------------------------------------------------------------------------
+  function matches(node) {
+    if (filter !== "all" && displayStatus(node) !== filter) return false;
+    if (!query) return true;
+    const needle = query.toLowerCase();
+    if (node.name.toLowerCase().includes(needle) || node.node_id.includes(needle)) return true;
+    const compact = compactId(query);
+    return compact.length >= 2 && compactId(node.node_id).includes(compact);
+  }
+
+  function byName(a, b) {
+    return (
+      a.name.localeCompare(b.name, undefined, { sensitivity: "base", numeric: true }) ||
+      a.node_id.localeCompare(b.node_id)
+    );
+  }
+
+  function onEvent(event) {
+    const id = event.data.node_id;
+    if (event.event_type === "node_registered") {
+      nodes.set(id, fromApi(event.data.node));
+      structural = true;
+    } else if (event.event_type === "node_removed") {
+      nodes.delete(id);
+      structural = true;
+    } else {
+      const node = nodes.get(id);
+      if (!node) return;
+      const before = displayStatus(node);
+      const touched = applyEvent(node, event);
+      if (displayStatus(node) !== before || (touched === "info" && "name" in event.data.changes)) structural = true;
+      dirty.add(id);
+    }
+    schedule();
+  }
+
+  async function load() {
+    try {
+      const result = await socket.call("get_nodes");
+      nodes.clear();
+      for (const node of result.nodes) nodes.set(node.node_id, fromApi(node));
+      loaded = true;
+      structural = true;
+      schedule();
+    } catch {
+      // The connection dropped while loading: the next ready callback loads again.
+    }
+  }
+
+  // --- view --------------------------------------------------------------------------------
+  function schedule() {
+    if (!frame) frame = requestAnimationFrame(flush);
+  }
+
+  function flush() {
+    frame = 0;
+    if (!loaded) return;
+    if (structural) {
+      structural = false;
+      rebuild();
+    } else {
+      for (const id of dirty) {
+        const row = rows.get(id);
+        if (row) updateRow(row, nodes.get(id));
+      }
+    }
+    dirty.clear();
+    updateCounts();
+  }
+
+  function rebuild() {
+    const selected = [...nodes.values()].filter(matches).sort(byName);
+    const next = selected.slice(0, MAX_ROWS);
+    const keep = new Set(next.map((node) => node.node_id));
+    for (const id of rows.keys()) if (!keep.has(id)) rows.delete(id);
+    const order = next.map((node) => {
+      let row = rows.get(node.node_id);
+      if (!row) {
+        row = createRow(node);
+        rows.set(node.node_id, row);
+      }
+      updateRow(row, node);
+      return row.tr;
+    });
+    if (order.length !== visible.length || order.some((tr, i) => tr !== visible[i])) {
+      tbody.replaceChildren(...order);
+      visible = order;
+    }
+    if (!nodes.size) {
+      replace(below, notice("No nodes yet. Nodes appear here, live, as soon as they report to the hub."));
+    } else if (!selected.length) {
+      replace(
+        below,
+        notice("No node matches this filter. "),
+        h("button", { type: "button", class: "button subtle", onclick: clearFilters }, "Show all nodes"),
+      );
+    } else if (selected.length > next.length) {
+      replace(below, notice(`Showing ${next.length} of ${selected.length} nodes. Search to narrow the list.`));
+    } else {
+      replace(below);
+    }
+    table.hidden = !next.length;
+  }
+
+  function createRow(node) {
+    const name = link(nodePath(node.node_id), { class: "node-name" });
+    const cells = {
+      name,
+      badge: statusBadge("unknown"),
+      since: h("div", { class: "muted small" }),
+      lastSeen: h("td", { class: "last-seen" }),
+      readings: h("div", { class: "readings" }),
+      firmware: h("td", { class: "mono col-firmware" }),
+    };
+    const tr = h(
+      "tr",
+      { dataset: { nodeId: node.node_id } },
+      h("td", { class: "cell-node" }, name, h("div", { class: "mono muted small" }, node.node_id)),
+      h("td", { class: "cell-status" }, cells.badge, cells.since),
+      cells.lastSeen,
+      h("td", { class: "col-readings" }, cells.readings),
+      cells.firmware,
+    );
+    return { tr, ...cells, readingsKey: "" };
+  }
+
+  function updateRow(row, node) {
+    setText(row.name, node.name);
+    updateStatusBadge(row.badge, displayStatus(node));
+    setText(row.since, node.status_since ? `for ${formatDuration(serverNow() - node.status_since)}` : "");
+    row.since.title = node.status_since ? `since ${formatDateTime(node.status_since)}` : "";
+    setText(row.lastSeen, formatAgo(node.last_seen));
+    row.lastSeen.title = formatDateTime(node.last_seen);
+    setText(row.firmware, node.firmware_version || "—");
+    const readings = keyReadings(node);
+    const texts = readings.map((entity) => formatValue(entity.state, entity.unit, entity.device_class));
+    const key = texts.join("\u0000");
+    if (key !== row.readingsKey) {
+      row.readingsKey = key;
+      replace(
+        row.readings,
+        readings.map((entity, i) => h("span", { class: "reading", title: entity.name || entity.key }, texts[i])),
+      );
+    }
+  }
+
+  function updateCounts() {
+    const counts = { all: nodes.size, online: 0, stale: 0, offline: 0, unknown: 0 };
+    for (const node of nodes.values()) counts[displayStatus(node)] += 1;
+    for (const [key, el] of countEls) setText(el, loaded ? counts[key] : "–");
+    filterButtons[FILTERS.findIndex(([key]) => key === "unknown")].hidden =
+      counts.unknown === 0 && filter !== "unknown";
+  }
+
+  function setFilter(key) {
+    filter = key;
+    for (const button of filterButtons) button.setAttribute("aria-pressed", String(button.dataset.filter === key));
+    syncUrl();
+    structural = true;
+    schedule();
+  }
+
+  function clearFilters() {
+    search.value = "";
+    query = "";
+    setFilter("all");
+  }
+
+  function syncUrl() {
+    const next = new URLSearchParams();
+    if (filter !== "all") next.set("status", filter);
+    if (query) next.set("q", query);
+    const qs = next.toString();
+    history.replaceState(null, "", qs ? `/?${qs}` : "/");
+  }
+
+  replace(below, notice("Connecting to the hub…"));
+  const unsubscribes = NODE_EVENTS.map((type) => socket.subscribe(type, null, onEvent));
+  const unready = socket.onReady(load);
+  // Ages tick every second; "stale" depends on the clock too, so filters and counts are redone.
+  const ticker = setInterval(() => {
+    if (filter === "stale" || filter === "online") structural = true;
+    else for (const id of rows.keys()) dirty.add(id);
+    schedule();
+  }, 1000);
+
+  return () => {
+    clearInterval(ticker);
+    clearTimeout(searchTimer);
+    cancelAnimationFrame(frame);
+    unready();
+    for (const unsubscribe of unsubscribes) unsubscribe();
+  };
+}

@@ -1,0 +1,121 @@
+"""In a real browser: the fleet page follows simulated nodes live, and shows what devices say as text only."""
+
+from __future__ import annotations
+
+import orjson
+from dashboard_testing import TIMEOUT, node_id, random_mac, require_playwright, row, sign_in, wait_for
+
+require_playwright()
+
+from playwright.async_api import expect
+
+from hub.core.const import STATUS_OFFLINE
+
+XSS = '<img src=x onerror="window.__xss=1;alert(1)">'
+
+
+async def test_nodes_appear_live_and_go_offline_when_their_simulator_dies(page, dashboard) -> None:
+    await sign_in(page)
+    await page.evaluate("() => { window.__notReloaded = true; }")
+    first = await dashboard.start_node()
+    second = await dashboard.start_node()
+
+    for node in (first, second):  # no reload, no polling: the rows arrive over the WebSocket
+        await expect(row(page, node.mac).locator(".node-name")).to_have_text(node.name, timeout=TIMEOUT)
+        await expect(row(page, node.mac).locator(".badge")).to_have_text("Online", timeout=TIMEOUT)
+        await expect(row(page, node.mac).locator(".reading").first).to_contain_text("°C", timeout=TIMEOUT)
+    await expect(row(page, first.mac).locator(".last-seen")).to_have_text("just now")
+    await _expect_counts_match(page, dashboard)
+
+    first.power_loss()  # the socket drops without DISCONNECT: Mosquitto publishes the Last Will
+    await expect(row(page, first.mac).locator(".badge")).to_have_text("Offline", timeout=TIMEOUT)
+    assert dashboard.hub.registry.get(node_id(first.mac)).status_reason == "lwt"
+    await expect(row(page, second.mac).locator(".badge")).to_have_text("Online")
+    await _expect_counts_match(page, dashboard)
+    # "last seen" keeps ticking on its own once the node is silent.
+    await expect(row(page, first.mac).locator(".last-seen")).to_have_text("2 s ago", timeout=TIMEOUT)
+
+    await page.locator('button[data-filter="offline"]').click()
+    await expect(row(page, first.mac)).to_be_visible()
+    await expect(row(page, second.mac)).to_have_count(0)
+    await page.locator('button[data-filter="all"]').click()
+    await page.get_by_label("Search nodes by name or MAC").fill(second.mac.replace(":", "")[-6:])
+    await expect(page.locator("tbody tr")).to_have_count(1)
+    await expect(row(page, second.mac)).to_be_visible()
+    assert "q=" in page.url
+    assert await page.evaluate("() => window.__notReloaded === true")
+
+
+async def test_a_node_named_with_markup_renders_as_text(page, dashboard) -> None:
+    mac = random_mac()
+    await dashboard.publish(mac, "data", [orjson.dumps({"temperature": 21.5, "location": XSS})])
+    await wait_for(lambda: dashboard.hub.registry.get(node_id(mac)), what="node registered")
+    token = (await dashboard.login())["access_token"]
+    status, body = await dashboard.call(
+        "PATCH", f"/api/nodes/{node_id(mac)}", token=token, json={"name": XSS, "description": f"see {XSS}"}
+    )
+    assert status == 200, body
+
+    await sign_in(page)
+    await expect(row(page, mac).locator(".node-name")).to_have_text(XSS, timeout=TIMEOUT)
+    await row(page, mac).locator(".node-name").click()
+    await expect(page.locator("h1")).to_have_text(XSS)
+    await expect(page.locator(".description")).to_have_text(f"see {XSS}")
+    await expect(page.locator("table.kv tr", has_text="location").locator("td")).to_have_text(XSS)
+    assert await page.title() == f"{XSS} · hub"
+    assert await page.locator("img").count() == 0
+    assert await page.evaluate("() => window.__xss === undefined")
+    assert page.dialogs == []
+
+
+async def test_reconnects_and_reloads_the_fleet_after_the_socket_drops(page, dashboard) -> None:
+    await sign_in(page)
+    websockets = dashboard.server.websockets
+    await wait_for(lambda: websockets.connections, what="the dashboard's WebSocket")
+    for connection in list(websockets.connections):  # as the hub does to a client too slow to keep up
+        connection.close_soon(1008, "too slow")
+    await expect(page.locator(".connection")).to_have_text("Reconnecting…", timeout=TIMEOUT)
+    await wait_for(lambda: not websockets.connections, what="the WebSocket to close")
+    # A node registers while the dashboard is disconnected: its event is missed, the reload finds it.
+    mac = random_mac()
+    dashboard.hub.registry.get_or_register(node_id(mac), name="registered-while-away")
+    await expect(page.locator(".connection")).to_have_text("Live", timeout=TIMEOUT)
+    await expect(row(page, mac).locator(".node-name")).to_have_text("registered-while-away")
+    # And the renewed subscriptions work: a change after the reconnect arrives live.
+    dashboard.hub.registry.set_status(dashboard.hub.registry.get(node_id(mac)), STATUS_OFFLINE, "lwt")
+    await expect(row(page, mac).locator(".badge")).to_have_text("Offline", timeout=TIMEOUT)
+
+
+async def test_a_silent_node_turns_stale_before_presence_times_it_out(make_dashboard, new_page) -> None:
+    dashboard = await make_dashboard(dashboard={"stale_after": 2}, presence={"timeout": 60, "initial_timeout": 60})
+    page = await new_page(dashboard)
+    mac = random_mac()
+    await dashboard.publish(mac, "data", [orjson.dumps({"temperature": 20.5})])
+    await sign_in(page)
+    await expect(row(page, mac).locator(".badge")).to_have_text("Stale", timeout=TIMEOUT)
+    assert dashboard.hub.registry.get(node_id(mac)).status == "online"  # the hub still counts it online
+    await page.locator('button[data-filter="stale"]').click()
+    await expect(row(page, mac)).to_be_visible()
+    await page.locator('button[data-filter="all"]').click()
+    await dashboard.publish(mac, "data", [orjson.dumps({"temperature": 20.75})])  # it speaks: fresh again
+    await expect(row(page, mac).locator(".reading").first).to_have_text("20.75 °C", timeout=TIMEOUT)
+    await expect(row(page, mac).locator(".badge")).to_have_text("Online")
+
+
+async def _expect_counts_match(page, dashboard) -> None:
+    """The status counts on the page equal the hub's (the shared broker may bring other tests' nodes)."""
+
+    def counts():
+        by_status = dashboard.hub.registry.count_by_status()
+        return by_status.get("online", 0), by_status.get("offline", 0)
+
+    for _ in range(50):
+        online, offline = counts()
+        shown = (
+            await page.locator('button[data-filter="online"] .stat-count').text_content(),
+            await page.locator('button[data-filter="offline"] .stat-count').text_content(),
+        )
+        if shown == (str(online), str(offline)) and counts() == (online, offline):
+            return
+        await page.wait_for_timeout(100)
+    raise AssertionError(f"counts on the page {shown} != the hub's {counts()}")
