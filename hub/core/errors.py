@@ -23,9 +23,6 @@ class ConfigError(HubError):
         self.messages = messages
 
 
-class PluginError(HubError):
-    """A plugin failed to load or to set up; the hub isolates it and runs on."""
-
 
 class StartupError(HubError):
     """A plugin cannot start and the hub must not run without it (a taken port); ``hub run`` exits 1 with the message."""

@@ -28,7 +28,7 @@ from hub.plugins.manager import PluginManager
 
 from .const import EVENT_HUB_STARTED, EVENT_HUB_STOPPING
 from .durability import Durability
-from .errors import HubStateError
+from .errors import HubStateError, StartupError
 from .events import EventBus
 from .messages import MessageRouter
 from .metrics import Metrics
@@ -93,9 +93,12 @@ class Hub:
             raise HubStateError(f"cannot start a hub that is {self.state.value}")
         self.state = HubState.STARTING
         self._stop_requested = asyncio.Event()
-        async with asyncio.timeout(timeout):
-            await self.plugins.call_async("hub_setup", hub=self)
-            await self.plugins.call_async("hub_start", hub=self)
+        try:
+            async with asyncio.timeout(timeout):
+                await self.plugins.call_async("hub_setup", hub=self)
+                await self.plugins.call_async("hub_start", hub=self)
+        except TimeoutError:
+            raise StartupError(f"plugins did not finish starting within {timeout:.0f} s") from None
         self.state = HubState.RUNNING
         self.bus.fire(EVENT_HUB_STARTED, {})
         _LOGGER.info("Hub %r running with plugins: %s", self.config["hub"]["name"], ", ".join(self.plugins.info))

@@ -13,6 +13,7 @@ Filters use MQTT syntax: ``+`` matches one level, a trailing ``#`` any number.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from typing import Protocol
@@ -86,7 +87,13 @@ class MessageRouter:
 
     # --- plugins ---------------------------------------------------------------
     def subscribe(self, topic_filter: str, handler: MessageHandler, *, qos: int = 1) -> Callable[[], None]:
-        """Call ``handler(topic, payload, retained)`` for each message matching ``topic_filter``."""
+        """Call ``handler(topic, payload, retained)`` for each message matching ``topic_filter``.
+
+        The handler must be a plain function: it runs inline on the ingest path, where a
+        coroutine would be created and never awaited (the message silently lost).
+        """
+        if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(getattr(handler, "__call__", None)):
+            raise TypeError(f"message handlers must be plain functions, not coroutines: {handler!r}")
         subscription = _Subscription(topic_filter, handler, qos)
         self._subscriptions = (*self._subscriptions, subscription)
         if self._transport is not None:

@@ -35,10 +35,6 @@ from .const import (
 )
 from .events import EventBus
 
-PLATFORMS = frozenset(
-    {"sensor", "binary_sensor", "text_sensor", "switch", "button", "number", "select", "light", "fan", "update"}
-)
-"""Entity platforms the hub understands (ESPHome's and Home Assistant's names)."""
 
 
 @dataclass(slots=True)

@@ -1,6 +1,6 @@
-"""Services: named async operations that plugins offer each other (and the API offers users).
+"""Services: named async operations that plugins offer each other.
 
-A service is ``domain.name`` (``storage.purge``, ``esp32_node.reboot``) with a
+A service is ``domain.name`` (``storage.purge``, ``storage.history``) with a
 voluptuous schema for its data.  Plugins never import each other; they call
 services by name, so one can be replaced without the other noticing.
 """

@@ -3,8 +3,10 @@
 Write a module (or class) with functions named like these, decorated with
 ``@hub.hookimpl``, and list it under the ``hub`` entry-point group of your
 distribution.  Implement only the hooks you need, and in each only the
-arguments you need (pluggy passes them by name).  Any hook may return an
-awaitable; the hub awaits it.
+arguments you need (pluggy passes them by name).  The lifecycle hooks
+(``hub_setup``, ``hub_start``, ``hub_demo``, ``hub_stop``, ``hub_shutdown``)
+may return an awaitable, which the hub awaits; the others run before an event
+loop exists (config schemas, command-line options) and must return plainly.
 
 Order of a hub's life, and which hooks run when::
 

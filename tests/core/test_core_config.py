@@ -350,3 +350,22 @@ def test_merge_keys_do_not_hide_real_duplicates(tmp_path):
     text = "base: &b\n  a: 1\nx:\n  <<: *b\n  c: 1\n  c: 2\n"
     path = write(tmp_path, "config.yaml", text)
     assert errors_of(path) == ["config.yaml:6: duplicate key 'c' (first on line 5)"]
+
+
+def test_include_cycle_is_a_located_error(tmp_path):
+    (tmp_path / "config.yaml").write_text("hub: !include a.yaml\n")
+    (tmp_path / "a.yaml").write_text("name: !include b.yaml\n")
+    (tmp_path / "b.yaml").write_text("x: !include a.yaml\n")
+    with pytest.raises(ConfigError) as err:
+        load_config_file(tmp_path / "config.yaml")
+    assert err.value.messages == ["b.yaml:1: !include cycle: config.yaml -> a.yaml -> b.yaml -> a.yaml"]
+
+
+def test_router_refuses_coroutine_handlers():
+    from hub.core.messages import MessageRouter
+
+    async def handler(topic, payload, retained):  # pragma: no cover - never called
+        pass
+
+    with pytest.raises(TypeError, match="plain functions"):
+        MessageRouter().subscribe("a/#", handler)

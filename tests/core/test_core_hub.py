@@ -9,6 +9,8 @@ import signal
 
 import pytest
 
+from hub.core.errors import StartupError
+
 from hub.core.const import EVENT_HUB_STARTED, EVENT_HUB_STOPPING
 from hub.core.errors import HubStateError
 from hub.core.hub import HubState
@@ -64,7 +66,7 @@ async def test_start_timeout(make_hub):
             await asyncio.sleep(10)
 
     hub = await make_hub(builtins=(), plugins=[(Slow(), "slow")], start=False)
-    with pytest.raises(TimeoutError):
+    with pytest.raises(StartupError, match="did not finish starting within"):
         await hub.async_start(timeout=0.05)
     await hub.async_stop(timeout=0.05)
     assert hub.state is HubState.STOPPED

@@ -57,6 +57,8 @@ class _Loader(yaml.SafeLoader):
         self.path = path
         self.file_label = label
         self.secrets = secrets
+        self.include_chain: tuple[Path, ...] = ()
+        """The files being read, outermost first, so an ``!include`` cycle is an error, not a recursion."""
 
     def construct_located_mapping(self, node: yaml.MappingNode) -> LocatedDict:
         result = LocatedDict()
@@ -102,7 +104,15 @@ class _Loader(yaml.SafeLoader):
         target = (self.path.parent / str(name)).resolve()
         if not target.is_file():
             raise _located_error(self, node, f"included file {name!r} not found")
-        return load_yaml(target, label=_relative_label(target, self.path), secrets=self.secrets)
+        if target in self.include_chain:
+            cycle = " -> ".join(p.name for p in (*self.include_chain, target))
+            raise _located_error(self, node, f"!include cycle: {cycle}")
+        return load_yaml(
+            target,
+            label=_relative_label(target, self.path),
+            secrets=self.secrets,
+            include_chain=self.include_chain,
+        )
 
     def construct_env_var(self, node: yaml.Node) -> Any:
         parts = str(self.construct_scalar(node)).split(None, 1)  # type: ignore[arg-type]
@@ -178,7 +188,13 @@ def _located_error(loader: _Loader, node: yaml.Node, message: str) -> ConfigErro
     return ConfigError([f"{loader.file_label}:{node.start_mark.line + 1}: {message}"])
 
 
-def load_yaml(path: Path, *, label: str | None = None, secrets: dict[str, Any] | _Secrets | None = None) -> Any:
+def load_yaml(
+    path: Path,
+    *,
+    label: str | None = None,
+    secrets: dict[str, Any] | _Secrets | None = None,
+    include_chain: tuple[Path, ...] = (),
+) -> Any:
     """Parse one YAML file into Located containers; ConfigError (with file:line) on any problem.
 
     ``secrets`` are the values ``!secret`` may use; by default, secrets.yaml next to ``path``.
@@ -193,6 +209,7 @@ def load_yaml(path: Path, *, label: str | None = None, secrets: dict[str, Any] |
     except UnicodeDecodeError as err:
         raise ConfigError([f"{label}: not UTF-8 text ({err.reason})"]) from err
     loader = _Loader(text, path, label, secrets)
+    loader.include_chain = (*include_chain, path.resolve())
     try:
         return loader.get_single_data()
     except yaml.MarkedYAMLError as err:
