@@ -1,21 +1,27 @@
 """pytest fixtures for the hub and for plugin authors (loaded automatically via the ``pytest11`` entry point).
 
 * ``make_hub`` — build and start a hub in-process from a config dict, stopped after the test.
-* ``postgres_url`` / ``mqtt_url`` — the real services on this machine.  A missing service
+* ``postgres_url`` / ``mqtt_url`` — the real services on this machine (``postgres_url`` is a
+  fresh database per test, dropped afterwards).  A missing service
   skips the test with the reason, or fails it when ``HUB_REQUIRE_SERVICES=1`` (what CI sets),
   so a CI run can never go green by skipping.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import URL, make_url
 
 from hub.core.bootstrap import config_schemas, load_plugins
 from hub.core.config import validate_config
@@ -28,6 +34,8 @@ MQTT_URL_ENV = "HUB_TEST_MQTT_URL"
 REQUIRE_ENV = "HUB_REQUIRE_SERVICES"
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
+
+T = TypeVar("T")
 
 
 def services_required() -> bool:
@@ -49,10 +57,66 @@ def require_service(url: str, what: str) -> str:
         pytest.skip(reason)
 
 
+async def create_scratch_database(server_url: str) -> str:
+    """Create an empty database ``hub_test_<random>`` on the server of ``server_url``; returns its URL.
+
+    Each test (and each benchmark run) gets its own, so parallel runs never see
+    each other's rows.  Connects to the server's ``postgres`` database to do it.
+    """
+    url = make_url(server_url)
+    name = f"hub_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(_asyncpg_dsn(url.set(database="postgres")))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_scratch_database(database_url: str) -> None:
+    """Drop a database made by :func:`create_scratch_database`, disconnecting whoever still uses it."""
+    url = make_url(database_url)
+    admin = await asyncpg.connect(_asyncpg_dsn(url.set(database="postgres")))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def _asyncpg_dsn(url: URL) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _run_in_own_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion on a private event loop in a helper thread.
+
+    Sync fixtures may run while a test's event loop is running in this thread;
+    a fresh thread keeps the two loops apart.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 @pytest.fixture
-def postgres_url() -> str:
-    """SQLAlchemy URL of the real PostgreSQL test database."""
-    return require_service(os.environ.get(POSTGRES_URL_ENV, DEFAULT_POSTGRES_URL), "PostgreSQL")
+def postgres_url() -> Iterator[str]:
+    """SQLAlchemy URL of a fresh, empty PostgreSQL database on the real server, dropped after the test.
+
+    The server is ``HUB_TEST_POSTGRES_URL`` (default: the local one); only its
+    host, port and credentials are used.  Unreachable: skip, or fail under
+    ``HUB_REQUIRE_SERVICES=1``.
+    """
+    server = require_service(os.environ.get(POSTGRES_URL_ENV, DEFAULT_POSTGRES_URL), "PostgreSQL")
+    try:
+        url = _run_in_own_loop(create_scratch_database(server))
+    except (OSError, asyncpg.PostgresError) as err:
+        message = f"cannot create a scratch database on {make_url(server).render_as_string()}: {err}"
+        if services_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield url
+    finally:
+        _run_in_own_loop(drop_scratch_database(url))
 
 
 @pytest.fixture

@@ -1,1 +1,66 @@
-"""Built-in storage."""
+"""Built-in storage: nodes, entities, telemetry and status history in SQLite or PostgreSQL.
+
+What it does for the hub (details in each module):
+
+* ``storage:`` config section (:mod:`.config`); SQLite at ``<hub.data_dir>/hub.db`` by default.
+* Schema (:mod:`.schema`) kept current by alembic migrations on every start and by ``hub db upgrade``.
+* Restores the registry at setup, before any other plugin sets up (:mod:`.restore`), also for
+  one-off CLI commands such as ``hub nodes``.
+* Writes every registry event in batches, one transaction each, and provides the durability
+  barrier so transports acknowledge a message only after its batch committed (:mod:`.writer`).
+* Retention (:mod:`.retention`) and the ``storage.history``, ``storage.status_history`` and
+  ``storage.purge`` services (:mod:`.services`).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from hub.plugins.hookspecs import hookimpl
+
+from .cli import db_upgrade
+from .config import CONFIG_SCHEMA
+from .runtime import Storage
+
+if TYPE_CHECKING:
+    from hub.core.hub import Hub
+
+_STORAGES: weakref.WeakKeyDictionary[Hub, Storage] = weakref.WeakKeyDictionary()
+
+
+@hookimpl
+def hub_config_schema() -> dict[str, Any]:
+    """The ``storage:`` section."""
+    return {"storage": CONFIG_SCHEMA}
+
+
+@hookimpl
+def hub_cli_commands(register: Callable[..., None]) -> None:
+    """``hub db upgrade``."""
+    register("db upgrade", db_upgrade, help="create or upgrade the database schema to the newest revision")
+
+
+@hookimpl(tryfirst=True)
+async def hub_setup(hub: Hub) -> None:
+    """Connect, migrate and restore the registry first, so every other plugin sets up with the fleet loaded."""
+    storage = Storage(hub)
+    await storage.setup()
+    _STORAGES[hub] = storage
+
+
+@hookimpl
+def hub_start(hub: Hub) -> None:
+    """Start background retention."""
+    storage = _STORAGES.get(hub)
+    if storage is not None:
+        storage.start()
+
+
+@hookimpl(trylast=True)
+async def hub_shutdown(hub: Hub) -> None:
+    """Last of all plugins: commit everything accepted before the stop, then close the database."""
+    storage = _STORAGES.pop(hub, None)
+    if storage is not None:
+        await storage.shutdown()

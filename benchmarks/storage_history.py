@@ -1,0 +1,86 @@
+"""``storage.history`` speed: 30 days of 30-second readings per node, downsampled to 500 points in SQL.
+
+    python benchmarks/storage_history.py --db sqlite
+    python benchmarks/storage_history.py --db postgresql://postgres@127.0.0.1/postgres
+
+Writes ``--days`` days of one reading every 30 s (86,400 rows for 30 days) for each of ``--nodes``
+nodes through the real registry and batch writer, then calls ``storage.history`` for one node and
+one key over the whole period (``--points`` buckets) ``--repeat`` times, and over the last day.
+Database as in ``storage_writer.py`` (SQLite file in a temporary directory, or a scratch PostgreSQL
+database).  Prints one JSON line: ``rows_per_node``, ``history_ms_p50`` / ``history_ms_max`` for the
+whole period, ``day_ms_p50`` for the last day, and ``buckets`` returned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from storage_writer import database, register_nodes, start_hub
+
+INTERVAL = 30.0
+
+
+async def run(db_url: str, data_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    hub = await start_hub(db_url, data_dir)
+    nodes = await register_nodes(hub, args.nodes)
+    per_node = int(args.days * 86400 / INTERVAL)
+    end = time.time()
+    start = end - per_node * INTERVAL
+    registry = hub.registry
+    for step in range(per_node):
+        ts = start + step * INTERVAL
+        for index, node in enumerate(nodes):
+            states = {"temperature": 20 + (step + index) % 100 * 0.1, "humidity": 40 + step % 30, "uptime": step}
+            registry.report_states(node, states, ts, received=ts)
+        if step % 500 == 0:
+            barrier = hub.durability.barrier()
+            if barrier is not None:
+                await barrier
+    barrier = hub.durability.barrier()
+    if barrier is not None:
+        await barrier
+
+    async def timed(window_start: float) -> tuple[float, int]:
+        data = {"node_id": nodes[0].node_id, "key": "temperature", "start": window_start, "end": end + 1}
+        began = time.perf_counter()
+        result = await hub.services.call("storage", "history", {**data, "points": args.points})
+        return time.perf_counter() - began, len(result["buckets"])
+
+    full = [await timed(start) for _ in range(args.repeat)]
+    day = [await timed(end - 86400) for _ in range(args.repeat)]
+    await hub.async_stop()
+    return {
+        "db": db_url.split(":", 1)[0],
+        "nodes": args.nodes,
+        "rows_per_node": per_node,
+        "points": args.points,
+        "buckets": full[0][1],
+        "history_ms_p50": round(statistics.median(t for t, _ in full) * 1000, 1),
+        "history_ms_max": round(max(t for t, _ in full) * 1000, 1),
+        "day_ms_p50": round(statistics.median(t for t, _ in day) * 1000, 1),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", default="sqlite", help="'sqlite' or a PostgreSQL server URL")
+    parser.add_argument("--nodes", type=int, default=5)
+    parser.add_argument("--days", type=float, default=30)
+    parser.add_argument("--points", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--in-place", action="store_true", help="write into the named PostgreSQL database")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
+        async with database(args.db, Path(tmp), args.in_place) as url:
+            print(json.dumps(await run(url, Path(tmp), args)))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,258 @@
+"""What the writer accumulates between flushes (:class:`Batch`) and what it hands a sink to write (:class:`WritePlan`).
+
+A batch collects, in event order, everything the registry announced: new and
+changed nodes, new entities, readings, status changes, removals.  Sealing it
+turns that into a :class:`WritePlan` synchronously (no ``await``, so the
+node snapshots are consistent) and in the order a transaction must apply it:
+removals first, then node rows (so every later row can reference them), then
+entities, ``last_seen``, telemetry and status history.
+
+Each batch owns the future that the durability barrier hands to transports;
+see :class:`Batch.barrier`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import ChainMap
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hub.core.registry import Node, NodeRegistry
+
+from .jsoncodec import clean_text, dumps
+
+Row = tuple[str, float, dict[str, Any], int | None]
+"""One ``state_reported`` message as it arrives: node_id, ts, states, dedupe."""
+PreparedRow = tuple[str, float, str, int | None]
+"""A validated row with its states serialized once: node_id, ts, states JSON, dedupe."""
+NodeRow = tuple[str, str, str, str, str | None, float | None, float | None, float | None, str | None, str]
+"""node_id, name, description, status, status_reason, status_since, first_seen, last_seen, firmware, attributes JSON."""
+EntityRow = tuple[str, str, str, str, str | None, str | None, str | None, str]
+"""node_id, key, platform, name, unit, device_class, state_class, attributes JSON."""
+StatusRow = tuple[str, float, str, str, str | None]
+"""node_id, ts, old, new, reason."""
+TelemetryRecord = tuple[int, float, str, int | None]
+"""A telemetry row as the table takes it: node_ref, ts, states JSON, dedupe."""
+
+LAST_SEEN_RESOLUTION = 5.0
+"""A node's ``last_seen`` is rewritten only once it moved this many seconds (and always at shutdown).
+
+Without this, 1000 nodes publishing every second would cost 1000 row updates a
+flush; with it, a crash can leave a restored ``last_seen`` at most this stale.
+"""
+
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+
+
+class StorageUnavailable(Exception):
+    """Storage could not commit these readings; do not acknowledge them (the broker will redeliver)."""
+
+
+class StorageOverloaded(StorageUnavailable):
+    """Storage held ``max_pending`` readings already and refused more; do not acknowledge them."""
+
+
+class Batch:
+    """Everything handed to storage since the previous batch was sealed, and the future of its commit."""
+
+    __slots__ = ("dirty", "entities", "force_seen", "future", "opened", "overflow", "removed", "rows", "status")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.rows: list[Row] = []
+        self.dirty: set[str] = set()
+        """Nodes whose whole row must be (re)written: new, updated or status changed."""
+        self.entities: dict[tuple[str, str], dict[str, Any]] = {}
+        self.status: list[StatusRow] = []
+        self.removed: set[str] = set()
+        self.force_seen: set[str] = set()
+        """Nodes whose ``last_seen`` must be written whatever :data:`LAST_SEEN_RESOLUTION` says (shutdown)."""
+        self.opened: float | None = None
+        """Monotonic time of the first operation; None while the batch is empty."""
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.overflow: asyncio.Future[None] | None = None
+        """An already failed future for messages refused because the batch was full."""
+
+    def barrier(self) -> asyncio.Future[None]:
+        """What a transport awaits for the message it just dispatched into this batch.
+
+        Normally the commit future.  Once a reading was refused (the batch was
+        full), every later caller gets the failed ``overflow`` future instead, so
+        the refused message, and anything dispatched after it, is not acknowledged.
+        Failing too often is safe (the broker redelivers, dedupe drops the copy);
+        succeeding once too often would lose a message.
+        """
+        return self.overflow if self.overflow is not None else self.commit_future()
+
+    def commit_future(self) -> asyncio.Future[None]:
+        """The future resolved at commit.
+
+        Cancelling a task that awaits a future cancels the future itself, so one
+        transport task cancelled at shutdown would fail the barrier of every other
+        message in the batch; a cancelled future is therefore replaced for later callers.
+        """
+        if self.future.cancelled():
+            self.future = self.future.get_loop().create_future()
+        return self.future
+
+    def forget_node(self, node_id: str) -> None:
+        """Drop every pending operation of a node that was just removed."""
+        if any(row[0] == node_id for row in self.rows):
+            self.rows = [row for row in self.rows if row[0] != node_id]
+        self.dirty.discard(node_id)
+        self.force_seen.discard(node_id)
+        self.entities = {key: value for key, value in self.entities.items() if key[0] != node_id}
+        self.status = [row for row in self.status if row[0] != node_id]
+
+    def resolve(self) -> None:
+        """The batch committed: release everyone waiting on it."""
+        if not self.future.done():
+            self.future.set_result(None)
+
+    def fail(self, error: BaseException) -> None:
+        """The batch will never commit: make waiters raise (and never log it as unretrieved)."""
+        if not self.future.done():
+            self.future.set_exception(error)
+            self.future.exception()
+
+
+@dataclass(slots=True)
+class WritePlan:
+    """One transaction's worth of writes, in the order they must be applied."""
+
+    removed: list[str] = field(default_factory=list)
+    nodes: list[NodeRow] = field(default_factory=list)
+    entities: list[EntityRow] = field(default_factory=list)
+    last_seen: list[tuple[str, float]] = field(default_factory=list)
+    rows: list[PreparedRow] = field(default_factory=list)
+    status: list[StatusRow] = field(default_factory=list)
+    invalid_rows: int = 0
+    """Readings dropped before writing because no database could store them (non-finite ts, bad dedupe)."""
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """What a committed plan did."""
+
+    new_ids: dict[str, int]
+    """Surrogate ids of the nodes the plan wrote (node_id -> nodes.id)."""
+    stored: int
+    """Telemetry rows inserted."""
+    duplicates: int
+    """Telemetry rows skipped because their (node, dedupe) was stored before."""
+    orphans: int
+    """Telemetry rows skipped because their node is unknown to the database."""
+
+
+class Sink(Protocol):
+    """A dialect's way of applying a plan in one transaction."""
+
+    async def write(self, plan: WritePlan, ids: dict[str, int]) -> WriteResult:
+        """Apply ``plan`` atomically; ``ids`` maps node_id to nodes.id for nodes committed earlier."""
+
+
+def build_plan(
+    batch: Batch,
+    registry: NodeRegistry,
+    ids: Mapping[str, int],
+    persisted_seen: Mapping[str, float],
+) -> WritePlan:
+    """Turn a sealed batch into a plan; synchronous, so every node snapshot is taken at the same instant."""
+    plan = WritePlan(removed=sorted(batch.removed), status=[_clean_status(row) for row in batch.status])
+    plan.rows, plan.invalid_rows = _prepare_rows(batch.rows)
+    row_nodes = {row[0] for row in plan.rows}
+    referenced = row_nodes | {key[0] for key in batch.entities} | {row[0] for row in batch.status}
+    upsert = batch.dirty | {node_id for node_id in referenced if node_id not in ids}
+    for node_id in sorted(upsert):
+        node = registry.get(node_id)
+        if node is not None:
+            plan.nodes.append(_node_row(node))
+    written = {row[0] for row in plan.nodes}
+    for node_id in (row_nodes | batch.force_seen) - written:
+        node = registry.get(node_id)
+        if node is None or node.last_seen is None:
+            continue
+        persisted = persisted_seen.get(node_id)
+        if (
+            persisted is None
+            or node.last_seen - persisted >= LAST_SEEN_RESOLUTION
+            or (node_id in batch.force_seen and node.last_seen != persisted)
+        ):
+            plan.last_seen.append((node_id, node.last_seen))
+    plan.entities = [_entity_row(node_id, entity) for (node_id, _key), entity in batch.entities.items()]
+    return plan
+
+
+def telemetry_records(
+    rows: list[PreparedRow], ids: dict[str, int], new_ids: Mapping[str, int]
+) -> tuple[list[TelemetryRecord], int]:
+    """Give each prepared row its node's surrogate id; returns the records and how many had no node.
+
+    ``new_ids`` (nodes written earlier in the same transaction) wins over ``ids``:
+    a node removed and registered again within one batch has a new id.
+    """
+    lookup = ChainMap(dict(new_ids), ids).get if new_ids else ids.get
+    records: list[TelemetryRecord] = []
+    append = records.append
+    orphans = 0
+    for node_id, ts, states, dedupe in rows:
+        ref = lookup(node_id)
+        if ref is None:
+            orphans += 1
+        else:
+            append((ref, ts, states, dedupe))
+    return records, orphans
+
+
+def _prepare_rows(rows: list[Row]) -> tuple[list[PreparedRow], int]:
+    """Validate and serialize readings; the hot loop of a flush (about a microsecond a row)."""
+    prepared: list[PreparedRow] = []
+    append = prepared.append
+    isfinite = math.isfinite
+    invalid = 0
+    for node_id, ts, states, dedupe in rows:
+        try:
+            if not isfinite(ts) or (
+                dedupe is not None and (type(dedupe) is not int or not _I64_MIN <= dedupe <= _I64_MAX)
+            ):
+                invalid += 1
+                continue
+            append((node_id, float(ts), dumps(states), dedupe))
+        except TypeError:
+            invalid += 1
+    return prepared, invalid
+
+
+def _node_row(node: Node) -> NodeRow:
+    return (
+        node.node_id,
+        clean_text(node.name) or node.node_id,
+        clean_text(node.description) or "",
+        clean_text(node.status) or "unknown",
+        clean_text(node.status_reason),
+        node.status_since,
+        node.first_seen,
+        node.last_seen,
+        clean_text(node.firmware_version),
+        dumps(node.attributes),
+    )
+
+
+def _entity_row(node_id: str, entity: dict[str, Any]) -> EntityRow:
+    return (
+        node_id,
+        clean_text(entity["key"]) or "",
+        clean_text(entity.get("platform")) or "sensor",
+        clean_text(entity.get("name")) or entity["key"],
+        clean_text(entity.get("unit")),
+        clean_text(entity.get("device_class")),
+        clean_text(entity.get("state_class")),
+        dumps(entity.get("attributes") or {}),
+    )
+
+
+def _clean_status(row: StatusRow) -> StatusRow:
+    node_id, ts, old, new, reason = row
+    return node_id, ts, clean_text(old) or "", clean_text(new) or "", clean_text(reason)

@@ -1,0 +1,110 @@
+"""One hub's storage: the engine, the batch writer, retention and services, set up and torn down together.
+
+A database that cannot be opened at setup is a :class:`~hub.core.errors.StartupError`:
+the hub must not run (and acknowledge messages) without the store it promised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from hub.core.errors import StartupError
+from hub.core.hub import ROLE_ALL
+
+from . import restore, services
+from .config import resolve_db_url
+from .engine import create_engine, sqlite_problem
+from .migrate import upgrade
+from .retention import Retention
+from .sink_postgres import PostgresSink
+from .sink_sqlite import SqliteSink
+from .writer import BatchWriter
+
+if TYPE_CHECKING:
+    from hub.core.hub import Hub
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Storage:
+    """See the module docstring; the plugin keeps one per hub."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self._config = hub.config["storage"]
+        self.url = resolve_db_url(self._config["db_url"], hub.data_dir)
+        try:
+            self.engine = create_engine(self.url)
+        except OSError as err:  # e.g. the SQLite file's folder cannot be created
+            raise StartupError(f"storage: cannot open {self.url.render_as_string(hide_password=True)}: {err}") from err
+        self._writer: BatchWriter | None = None
+        self._retention: Retention | None = None
+        self._retention_task: asyncio.Task[None] | None = None
+        self._unregister: list[Callable[[], None]] = []
+
+    async def setup(self) -> None:
+        """Migrate, restore the registry, start the writer and offer the services."""
+        hub, config = self._hub, self._config
+        try:
+            if self.engine.dialect.name == "sqlite" and (problem := await sqlite_problem(self.engine)):
+                raise StartupError(f"storage: {problem}")
+            await upgrade(self.engine)
+            restored = await restore.load(self.engine)
+        except (SQLAlchemyError, OSError) as err:
+            await self.engine.dispose()
+            raise StartupError(
+                f"storage: cannot open the database {self.url.render_as_string(hide_password=True)}: {err}"
+            ) from err
+        except BaseException:
+            await self.engine.dispose()
+            raise
+        hub.registry.restore(restored.nodes)
+        sink = PostgresSink(self.engine) if self.engine.dialect.name == "postgresql" else SqliteSink(self.engine)
+        self._writer = BatchWriter(
+            hub,
+            sink,
+            ids=restored.ids,
+            persisted_seen=restored.last_seen,
+            batch_size=config["batch_size"],
+            flush_interval=config["flush_interval"],
+            max_pending=config["max_pending"],
+        )
+        self._writer.start()
+        purged = hub.metrics.counter("purged_rows", "Rows deleted by retention")
+        self._retention = Retention(
+            self.engine,
+            keep_days=config["keep_days"],
+            chunk=config["purge_chunk"],
+            interval=config["purge_interval"],
+            clock=hub.clock,
+            on_deleted=purged.inc,
+        )
+        self._unregister = services.register(hub.services, self.engine, self._retention)
+        _LOGGER.info(
+            "Storage: %s, %d node(s) restored", self.url.render_as_string(hide_password=True), len(restored.nodes)
+        )
+
+    def start(self) -> None:
+        """Start background retention (not for one-off CLI commands, and not when keep_days is 0)."""
+        if self._hub.role == ROLE_ALL and self._retention is not None and self._config["keep_days"] > 0:
+            self._retention_task = asyncio.get_running_loop().create_task(
+                self._retention.run(), name="storage-retention"
+            )
+
+    async def shutdown(self) -> None:
+        """Stop retention, commit everything accepted, close the database."""
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention_task
+        for unregister in self._unregister:
+            unregister()
+        if self._writer is not None:
+            await self._writer.close(self._config["shutdown_timeout"])
+        await self.engine.dispose()

@@ -1,0 +1,89 @@
+"""The services storage offers other plugins and the web API: ``storage.history``, ``storage.status_history``,
+``storage.purge``.  The data shapes here are a contract (the web API builds on them)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import voluptuous as vol
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.core.services import ServiceRegistry
+
+from . import queries
+from .retention import Retention
+
+DOMAIN = "storage"
+MAX_POINTS = 5000
+
+
+def _finite(value: Any) -> float:
+    number = vol.Coerce(float)(value)
+    if not math.isfinite(number):
+        raise vol.Invalid("expected a finite number of epoch seconds")
+    return number
+
+
+def _window(data: dict[str, Any]) -> dict[str, Any]:
+    start, end = data.get("start"), data.get("end")
+    if start is not None and end is not None and end <= start:
+        raise vol.Invalid("end must be after start", path=["end"])
+    return data
+
+
+HISTORY_SCHEMA = vol.Schema(
+    vol.All(
+        {
+            vol.Required("node_id"): vol.All(str, vol.Length(min=1)),
+            vol.Required("key"): vol.All(
+                str, vol.Length(min=1, max=255), vol.Match(r'^[^"]*$', msg="a key cannot contain double quotes")
+            ),
+            vol.Required("start"): _finite,
+            vol.Required("end"): _finite,
+            vol.Optional("points", default=500): vol.All(vol.Coerce(int), vol.Range(min=1, max=MAX_POINTS)),
+        },
+        _window,
+    )
+)
+"""``storage.history``: {node_id, key, start, end, points=500} ->
+{node_id, key, start, end, bucket_seconds, buckets: [{t, min, avg, max, count}]} (empty buckets left out)."""
+
+STATUS_HISTORY_SCHEMA = vol.Schema(
+    vol.All(
+        {
+            vol.Required("node_id"): vol.All(str, vol.Length(min=1)),
+            vol.Optional("start"): vol.Any(None, _finite),
+            vol.Optional("end"): vol.Any(None, _finite),
+            vol.Optional("limit", default=100): vol.All(vol.Coerce(int), vol.Range(min=1, max=10_000)),
+        },
+        _window,
+    )
+)
+"""``storage.status_history``: {node_id, start?, end?, limit=100} -> [{ts, old, new, reason}], newest first."""
+
+PURGE_SCHEMA = vol.Schema({vol.Optional("keep_days"): vol.All(vol.Coerce(float), vol.Range(min=0, min_included=False))})
+"""``storage.purge``: {keep_days?} -> {deleted, telemetry, status_history} (row counts)."""
+
+
+def register(services: ServiceRegistry, engine: AsyncEngine, retention: Retention) -> list[Callable[[], None]]:
+    """Register the storage services; returns their unregister functions."""
+
+    async def history(data: dict[str, Any]) -> dict[str, Any]:
+        """Downsampled readings of one entity: min/avg/max/count per time bucket, computed in SQL."""
+        return await queries.history(engine, data["node_id"], data["key"], data["start"], data["end"], data["points"])
+
+    async def status_history(data: dict[str, Any]) -> list[dict[str, Any]]:
+        """A node's status changes, newest first."""
+        return await queries.status_changes(engine, data["node_id"], data.get("start"), data.get("end"), data["limit"])
+
+    async def purge(data: dict[str, Any]) -> dict[str, int]:
+        """Delete telemetry and status history older than keep_days now; returns the rows deleted."""
+        return await retention.purge(data.get("keep_days"))
+
+    return [
+        services.register(DOMAIN, "history", history, HISTORY_SCHEMA),
+        services.register(DOMAIN, "status_history", status_history, STATUS_HISTORY_SCHEMA),
+        services.register(DOMAIN, "purge", purge, PURGE_SCHEMA),
+    ]

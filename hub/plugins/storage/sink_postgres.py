@@ -1,0 +1,113 @@
+"""Applying a write plan to PostgreSQL over the raw asyncpg connection, in one transaction.
+
+Every statement takes whole columns as arrays (``unnest``), so a plan costs a
+handful of round trips however many nodes or rows it holds.  Telemetry goes
+in with binary ``COPY`` straight into the table, inside a savepoint: measured
+here that is about 1.5x the server throughput of ``INSERT … SELECT FROM
+unnest … ON CONFLICT DO NOTHING`` and half its client CPU.  ``COPY`` cannot
+skip duplicates, so when a batch holds a redelivered message (unique
+violation on (node, dedupe)) the savepoint is rolled back and the batch goes
+in through the ``ON CONFLICT DO NOTHING`` path instead; that only happens
+right after a reconnect or restart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .batch import TelemetryRecord, WritePlan, WriteResult, telemetry_records
+
+_DELETE_TELEMETRY = "DELETE FROM telemetry WHERE node_ref IN (SELECT id FROM nodes WHERE node_id = ANY($1::text[]))"
+_DELETE_NODES = "DELETE FROM nodes WHERE node_id = ANY($1::text[])"  # entities, status_history: ON DELETE CASCADE
+_UPSERT_NODES = """
+INSERT INTO nodes (node_id, name, description, status, status_reason, status_since, first_seen, last_seen,
+                   firmware_version, attributes)
+SELECT n, na, d, s, sr, ss, fs, ls, fw, a::jsonb
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::float8[], $8::float8[],
+            $9::text[], $10::text[]) AS u(n, na, d, s, sr, ss, fs, ls, fw, a)
+ON CONFLICT (node_id) DO UPDATE SET
+    name = EXCLUDED.name, description = EXCLUDED.description, status = EXCLUDED.status,
+    status_reason = EXCLUDED.status_reason, status_since = EXCLUDED.status_since,
+    first_seen = COALESCE(nodes.first_seen, EXCLUDED.first_seen), last_seen = EXCLUDED.last_seen,
+    firmware_version = EXCLUDED.firmware_version, attributes = EXCLUDED.attributes
+RETURNING id, node_id
+"""
+_UPSERT_ENTITIES = """
+INSERT INTO entities (node_ref, key, platform, name, unit, device_class, state_class, attributes)
+SELECT nodes.id, k, p, na, un, dc, sc, a::jsonb
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+     AS u(n, k, p, na, un, dc, sc, a)
+JOIN nodes ON nodes.node_id = u.n
+ON CONFLICT (node_ref, key) DO UPDATE SET
+    platform = EXCLUDED.platform, name = EXCLUDED.name, unit = EXCLUDED.unit, device_class = EXCLUDED.device_class,
+    state_class = EXCLUDED.state_class, attributes = EXCLUDED.attributes
+"""
+_UPDATE_LAST_SEEN = """
+UPDATE nodes SET last_seen = u.ls FROM unnest($1::text[], $2::float8[]) AS u(n, ls) WHERE nodes.node_id = u.n
+"""
+_INSERT_STATUS = """
+INSERT INTO status_history (node_ref, ts, old, new, reason)
+SELECT nodes.id, t, o, nw, r
+FROM unnest($1::text[], $2::float8[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS u(n, t, o, nw, r, i)
+JOIN nodes ON nodes.node_id = u.n
+ORDER BY u.i
+"""
+_INSERT_TELEMETRY_SKIPPING_DUPLICATES = """
+INSERT INTO telemetry (node_ref, ts, states, dedupe)
+SELECT n, t, s::jsonb, d FROM unnest($1::int[], $2::float8[], $3::text[], $4::int8[]) AS u(n, t, s, d)
+ON CONFLICT DO NOTHING
+"""
+_TELEMETRY_COLUMNS = ("node_ref", "ts", "states", "dedupe")
+
+
+class PostgresSink:
+    """See the module docstring."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def write(self, plan: WritePlan, ids: dict[str, int]) -> WriteResult:
+        """Apply ``plan`` in one transaction (see :class:`~.batch.Sink`)."""
+        async with self._engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            db: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
+            async with db.transaction():
+                if plan.removed:
+                    await db.execute(_DELETE_TELEMETRY, plan.removed)
+                    await db.execute(_DELETE_NODES, plan.removed)
+                new_ids: dict[str, int] = {}
+                if plan.nodes:
+                    records = await db.fetch(_UPSERT_NODES, *_columns(plan.nodes, 10))
+                    new_ids = {record["node_id"]: record["id"] for record in records}
+                if plan.entities:
+                    await db.execute(_UPSERT_ENTITIES, *_columns(plan.entities, 8))
+                if plan.last_seen:
+                    await db.execute(_UPDATE_LAST_SEEN, *_columns(plan.last_seen, 2))
+                stored = duplicates = orphans = 0
+                if plan.rows:
+                    records, orphans = telemetry_records(plan.rows, ids, new_ids)
+                    stored = await _insert_telemetry(db, records)
+                    duplicates = len(records) - stored
+                if plan.status:
+                    await db.execute(_INSERT_STATUS, *_columns(plan.status, 5))
+        return WriteResult(new_ids, stored, duplicates, orphans)
+
+
+async def _insert_telemetry(db: asyncpg.Connection, records: list[TelemetryRecord]) -> int:
+    """Insert rows, skipping already stored (node, dedupe) pairs; returns how many were inserted."""
+    if not records:
+        return 0
+    try:
+        async with db.transaction():
+            status = await db.copy_records_to_table("telemetry", records=records, columns=_TELEMETRY_COLUMNS)
+    except asyncpg.UniqueViolationError:
+        status = await db.execute(_INSERT_TELEMETRY_SKIPPING_DUPLICATES, *_columns(records, 4))
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows to columns (what ``unnest`` takes); ``width`` keeps an empty list well-formed."""
+    return [list(column) for column in zip(*rows)] if rows else [[] for _ in range(width)]

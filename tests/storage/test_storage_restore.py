@@ -1,0 +1,103 @@
+"""What survives a hub restart: nodes, status, last_seen, entities, last states; renames and removals."""
+
+from __future__ import annotations
+
+from storage_helpers import NODE_A, NODE_B, T0, FakeClock, Store, committed, report
+
+from hub.core.const import REASON_LWT, REASON_MESSAGE, STATUS_OFFLINE, STATUS_ONLINE
+from hub.core.hub import ROLE_CLI
+
+
+async def test_restart_restores_nodes_status_entities_and_last_states(storage_hub, clock: FakeClock):
+    hub = await storage_hub()
+    registry = hub.registry
+    node = registry.get_or_register(NODE_A, name="Greenhouse", ts=T0 - 100)
+    registry.update_node(node, firmware_version="2.0.1", description="north wall", attributes={"ip": "10.0.0.7"})
+    registry.ensure_entity(node, "temperature", unit="°C", device_class="temperature", state_class="measurement")
+    registry.ensure_entity(node, "humidity", unit="%", device_class="humidity")
+    registry.ensure_entity(node, "door", platform="binary_sensor")
+    registry.report_states(node, {"temperature": 20.0, "humidity": 50, "door": False}, T0, received=T0 + 0.5)
+    registry.report_states(node, {"temperature": 21.5, "door": True}, T0 + 30, received=T0 + 30.25)
+    registry.set_status(node, STATUS_ONLINE, REASON_MESSAGE, ts=T0 + 0.5)
+    other = registry.get_or_register(NODE_B)
+    registry.set_status(other, STATUS_OFFLINE, REASON_LWT, ts=T0 + 7)
+    await hub.async_stop()
+
+    clock.now = T0 + 3600
+    restarted = await storage_hub()
+    a = restarted.registry.get(NODE_A)
+    assert a is not None
+    assert (a.name, a.description, a.firmware_version, a.attributes) == (
+        "Greenhouse",
+        "north wall",
+        "2.0.1",
+        {"ip": "10.0.0.7"},
+    )
+    assert (a.status, a.status_reason, a.status_since) == (STATUS_ONLINE, REASON_MESSAGE, T0 + 0.5)
+    assert (a.first_seen, a.last_seen) == (T0 - 100, T0 + 30.25)
+    temperature = a.entities["temperature"]
+    assert (temperature.unit, temperature.device_class, temperature.state_class) == ("°C", "temperature", "measurement")
+    assert (temperature.state, temperature.last_reported) == (21.5, T0 + 30)
+    assert a.entities["door"].platform == "binary_sensor" and a.entities["door"].state is True
+    assert a.entities["humidity"].state is None  # not in the newest message
+    b = restarted.registry.get(NODE_B)
+    assert b is not None and (b.status, b.status_reason, b.status_since) == (STATUS_OFFLINE, REASON_LWT, T0 + 7)
+
+
+async def test_cli_role_restores_too(storage_hub):
+    hub = await storage_hub()
+    report(hub, NODE_A, {"temperature": 20.0}, T0)
+    await hub.async_stop()
+    cli = await storage_hub(role=ROLE_CLI)
+    node = cli.registry.get(NODE_A)
+    assert node is not None and node.entities["temperature"].state == 20.0
+
+
+async def test_rename_and_removal_are_persisted(storage_hub, store: Store):
+    hub = await storage_hub()
+    report(hub, NODE_A, {"temperature": 20.0}, T0)
+    report(hub, NODE_B, {"temperature": 20.0}, T0)
+    hub.registry.set_status(hub.registry.get(NODE_B), STATUS_ONLINE, REASON_MESSAGE)
+    await committed(hub)
+    hub.registry.update_node(hub.registry.get(NODE_A), name="Kitchen")
+    hub.registry.remove(NODE_B)
+    await hub.async_stop()
+
+    assert await store.all("SELECT node_id, name FROM nodes") == [(NODE_A, "Kitchen")]
+    for table in ("telemetry", "entities", "status_history"):
+        orphans = await store.scalar(f"SELECT count(*) FROM {table} WHERE node_ref NOT IN (SELECT id FROM nodes)")
+        assert orphans == 0, table
+    restarted = await storage_hub()
+    assert [node.node_id for node in restarted.registry] == [NODE_A]
+    assert restarted.registry.get(NODE_A).name == "Kitchen"
+
+
+async def test_node_removed_and_registered_again_in_one_batch(storage_hub, store: Store):
+    hub = await storage_hub(flush_interval=5)
+    report(hub, NODE_A, {"temperature": 20.0}, T0)
+    await hub.async_stop()  # committed: the node has an id now
+    hub = await storage_hub(flush_interval=5)
+    report(hub, NODE_A, {"temperature": 21.0}, T0 + 1)
+    hub.registry.remove(NODE_A)
+    report(hub, NODE_A, {"humidity": 40}, T0 + 2)  # same MAC comes back as a new node
+    await hub.async_stop()
+    rows = await store.all("SELECT n.node_id, t.ts FROM telemetry t JOIN nodes n ON n.id = t.node_ref")
+    assert rows == [(NODE_A, T0 + 2)]
+    assert await store.all("SELECT key FROM entities") == [("humidity",)]
+
+
+async def test_last_seen_written_at_most_every_few_seconds_but_exactly_at_shutdown(storage_hub, store: Store):
+    hub = await storage_hub(flush_interval=0.01)
+    node = hub.registry.get_or_register(NODE_A)
+    hub.registry.ensure_entity(node, "temperature")
+    hub.registry.report_states(node, {"temperature": 1.0}, T0, received=T0)
+    await committed(hub)
+    hub.registry.report_states(node, {"temperature": 2.0}, T0 + 1, received=T0 + 1)
+    await committed(hub)
+    assert await store.scalar("SELECT last_seen FROM nodes") == T0  # within the 5 s resolution
+    hub.registry.report_states(node, {"temperature": 3.0}, T0 + 6, received=T0 + 6)
+    await committed(hub)
+    assert await store.scalar("SELECT last_seen FROM nodes") == T0 + 6
+    hub.registry.report_states(node, {"temperature": 4.0}, T0 + 7, received=T0 + 7)
+    await hub.async_stop()
+    assert await store.scalar("SELECT last_seen FROM nodes") == T0 + 7
