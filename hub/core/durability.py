@@ -4,16 +4,17 @@
 acknowledgement of a message (MQTT PUBACK, AMQP ack) goes out only after the
 rows that message produced are committed.  Transports and storage must not
 know each other, so they meet here: storage *provides* a barrier (the future
-of the batch that is open right now), transports *await* it after dispatching
+of the batch that is open right now), transports wait for it after dispatching
 a message and before acknowledging.  Thousands of messages share one batch
-future, so the hot path pays one attribute lookup, not a task or a lock.
+future, so the hot path pays one call and a dict lookup, not a task or a lock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Callable
 
-BarrierProvider = Callable[[], Awaitable[None] | None]
+BarrierProvider = Callable[[], "asyncio.Future[None] | None"]
 
 
 class Durability:
@@ -32,12 +33,14 @@ class Durability:
 
         return withdraw
 
-    def barrier(self) -> Awaitable[None] | None:
-        """An awaitable that completes once everything handed to storage so far is committed.
+    def barrier(self) -> asyncio.Future[None] | None:
+        """A future that completes once everything handed to storage so far is committed.
 
         None when no storage is loaded or nothing is outstanding: acknowledge at once.  The
-        awaitable raises if the hub stops before the commit; the transport must then *not*
-        acknowledge, so the broker redelivers after restart.
+        future fails if the hub stops before the commit; the transport must then *not*
+        acknowledge, so the broker redelivers after restart.  Transports group their
+        acknowledgements by this future (``add_done_callback``) rather than awaiting it per
+        message, so it must be the same object for every message of a batch.
         """
         provider = self._provider
         return None if provider is None else provider()

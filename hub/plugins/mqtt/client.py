@@ -1,38 +1,28 @@
-"""gmqtt's Client, adjusted where the hub's delivery guarantee needs it.
+"""gmqtt's Client, adjusted where the hub's delivery guarantee and throughput need it.
 
 How gmqtt 0.8 acknowledges (read from ``gmqtt/mqtt/handler.py``): with
-``optimistic_acknowledgement=False`` and a coroutine ``on_message``, gmqtt
-wraps each inbound QoS 1 message in a task and adds a done-callback that calls
-``f.result()`` and sends the PUBACK with that result as reason code.  So the
-PUBACK leaves exactly when the handler returns.  If the handler raises or is
-cancelled, ``f.result()`` raises inside the callback: no PUBACK (good), but
-asyncio logs "Exception in callback" with a traceback for every such message
-(bad: a hub stopping with 10,000 messages in flight would log 10,000
-tracebacks).  And the callback writes to whatever connection the client has
-*then*: a handler that started on a connection that has since been replaced
-would acknowledge the new connection's packet id, i.e. some other message.
+``optimistic_acknowledgement=False`` and a coroutine ``on_message``, gmqtt wraps
+every inbound QoS 1 message in a task and sends the PUBACK from that task's
+done-callback, on whatever connection the client has *then*.  A task and a
+callback per message were most of the hub's CPU at tens of thousands of
+messages a second, and a callback that outlives its connection would
+acknowledge some other message's packet id on the new one.
 
-So the handler never raises; it returns :data:`WITHHELD` when a message must
-not be acknowledged, and :class:`HubMqttClient` drops such acknowledgements,
-as well as any acknowledgement for a connection that is closing.  It also
-writes the PUBACKs that become due together (a whole batch at its commit) in
-one write instead of one send() each.  The
-transport compares connection generations so a handler from an old connection
-returns WITHHELD.  (A PUBACK carrying an error code would not do: the broker
-counts any PUBACK as delivery and never resends.)
+So :class:`HubMqttClient` takes QoS 1 messages inline
+(:meth:`~HubMqttClient._handle_qos_1_publish_packet` calls the transport's
+``on_qos1_message``) and the transport acknowledges a whole committed batch at
+once with :meth:`~HubMqttClient.acknowledge`, after checking the batch's
+messages arrived on the current connection.  A message that must not be
+acknowledged is simply never acknowledged: the broker redelivers it.  (A PUBACK
+carrying an error code would not do: the broker counts any PUBACK as delivery.)
+The PUBACKs that become due together are written in one ``send`` instead of
+one each.
 
 gmqtt's own reconnect loop (fixed delay, and after its sleep it reconnects
 even if ``disconnect()`` was called meanwhile) is switched off by making
 :meth:`HubMqttClient.reconnect` a no-op: the transport learns of every loss
 from ``on_disconnect`` and its supervisor reconnects with exponential backoff
 and jitter.
-
-The non-optimistic check in gmqtt 0.8 (``protocol_version < MQTTv50`` →
-optimistic) runs when the Client is constructed, before ``connect(version=)``
-has set the version, so it does not fire: acknowledgement after the handler
-works on MQTT 3.1.1 too (the tests check it against Mosquitto on both
-versions).  :attr:`HubMqttClient.acks_after_handler` reports what gmqtt will
-actually do, so a gmqtt that falls back is noticed at startup.
 """
 
 from __future__ import annotations
@@ -41,13 +31,8 @@ import asyncio
 from typing import Any
 
 import gmqtt
-from gmqtt.mqtt.constants import MQTTCommands, PubAckReasonCode
+from gmqtt.mqtt.constants import MQTTCommands
 from gmqtt.mqtt.package import CommandWithMidPacket
-
-WITHHELD = PubAckReasonCode.UNSPECIFIED_ERROR
-"""What the message handler returns for "do not acknowledge": never sent, the broker redelivers."""
-
-_ACKS = (MQTTCommands.PUBACK, MQTTCommands.PUBREC)
 
 
 class HubMqttClient(gmqtt.Client):
@@ -55,13 +40,11 @@ class HubMqttClient(gmqtt.Client):
 
     def __init__(self, client_id: str, **properties: Any) -> None:
         super().__init__(client_id, clean_session=False, optimistic_acknowledgement=False, **properties)
+        # gmqtt's packet handler is a separate object that calls its own method for QoS 1
+        # publishes; an instance attribute takes precedence over that method.
+        self._package_handler._handle_qos_1_publish_packet = self._handle_qos_1_publish_packet
         self._acks: list[bytes] = []
         self._acks_connection: Any = None
-
-    @property
-    def acks_after_handler(self) -> bool:
-        """True when gmqtt sends the PUBACK after ``on_message`` returns (what ack-after-commit needs)."""
-        return not getattr(self._package_handler, "_optimistic_acknowledgement", True)
 
     @property
     def protocol_version(self) -> int:
@@ -73,10 +56,25 @@ class HubMqttClient(gmqtt.Client):
         """The broker's refusal of the last connection attempt (an ``MQTTConnectError``), if any."""
         return self._package_handler._error
 
+    on_qos1_message: Any = None
+    """``on_qos1_message(mid, topic, payload, properties)``: set by the transport; called inline, no task."""
+
+    def _handle_qos_1_publish_packet(self, mid: int, packet: bytes, print_topic: str, properties: dict) -> None:
+        """gmqtt would wrap every QoS 1 message in a task awaiting ``on_message``; hand it over inline instead.
+
+        At tens of thousands of messages a second the task (and its done-callback) per message
+        was most of the hub's CPU.  The transport acknowledges a whole batch of messages with
+        :meth:`acknowledge` when their commit completes.
+        """
+        self.on_qos1_message(mid, print_topic, packet, properties)
+
+    def acknowledge(self, mids: list[int]) -> None:
+        """Queue PUBACKs for ``mids`` on the current connection (written together at the loop's next turn)."""
+        for mid in mids:
+            self._send_command_with_mid(MQTTCommands.PUBACK, mid, False)
+
     def _send_command_with_mid(self, cmd: int, mid: int, dup: bool, reason_code: int = 0) -> None:
-        """gmqtt's single exit for PUBACK/PUBREC/PUBREL/PUBCOMP: drop withheld and orphaned acks, batch PUBACKs."""
-        if reason_code == WITHHELD and cmd in _ACKS:
-            return  # not acknowledged: the broker keeps the message and redelivers it
+        """gmqtt's single exit for PUBACK/PUBREC/PUBREL/PUBCOMP: drop orphaned acks, batch PUBACKs."""
         connection = self._connection
         if connection is None or connection.is_closing():
             return  # the acknowledgement belongs to a connection that is gone

@@ -1,9 +1,12 @@
 """The MQTT transport: one gmqtt connection that feeds ``hub.messages`` and acknowledges only what is committed.
 
-Per inbound message (the hot path) it does: count it, hand it to
-``hub.messages.dispatch`` (synchronously, topic already decoded once by gmqtt),
-await the storage batch's commit barrier, return the PUBACK code.  No task of
-its own (gmqtt makes one per message), no log line, no lock.
+Per inbound QoS 1 message (the hot path), inline in gmqtt's packet handler: count
+it, hand it to ``hub.messages.dispatch`` (topic decoded once by gmqtt), then add
+its packet id to the acknowledgement group of the storage batch it went into
+(``hub.durability.barrier()``).  When that batch commits, one callback
+acknowledges the whole group in one write; if it fails, nothing is
+acknowledged and the broker redelivers.  No task, no log line, no lock per
+message.
 
 Around that: a supervisor task that connects and, when the connection is lost,
 reconnects with exponential backoff and jitter; subscriptions kept in step with
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from gmqtt import Subscription
@@ -30,7 +34,7 @@ from hub.core.errors import HubError, HubStateError, StartupError
 from hub.core.ratelimit import RateLimitedLogger
 
 from .backoff import Backoff
-from .client import WITHHELD, HubMqttClient
+from .client import HubMqttClient
 from .config import PROTOCOL_5, BrokerUrl, ssl_context
 from .filters import SubscriptionLedger, cover
 
@@ -74,6 +78,8 @@ class MqttTransport:
         if url.username is not None:
             self._client.set_auth_credentials(url.username, url.password)
         self._client.on_message = self._on_message
+        self._client.on_qos1_message = self._on_qos1_message
+        self._ack_groups: dict[asyncio.Future[None], _AckGroup] = {}
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
@@ -105,11 +111,6 @@ class MqttTransport:
     # --- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
         """Connect once (a refusal no retry can fix raises StartupError), then supervise in the background."""
-        if not self._client.acks_after_handler:
-            _LOGGER.warning(
-                "gmqtt acknowledges MQTT messages on receipt here, not after commit: messages in flight when "
-                "the hub crashes are lost (at-least-once across a crash needs MQTT 5)"
-            )
         if self._url.tls and self._settings["tls"]["insecure"]:
             _LOGGER.warning("mqtt: tls: insecure is set: the broker's certificate is not verified")
         if self._version == MQTTv50 and not self._settings["session_expiry"]:
@@ -148,11 +149,11 @@ class MqttTransport:
                     self._inflight,
                     timeout,
                 )
-        await asyncio.sleep(0)  # gmqtt's done-callbacks of the last handlers queue their PUBACKs
+        await asyncio.sleep(0)  # the last commit callbacks queue their PUBACKs
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)
-        self._generation += 1  # a handler still waiting now withholds its acknowledgement
+        self._generation += 1  # a message still waiting for its commit is now never acknowledged
         if self.connected:
             await self._client.disconnect()
         else:
@@ -236,6 +237,7 @@ class MqttTransport:
     def _on_connect(self, client: HubMqttClient, session_present: int, result: int, properties: dict) -> None:
         first = self._generation == 0
         self._generation += 1
+        self._ack_groups = {}  # messages from now on are acknowledged on this connection, in groups of their own
         self.connected = True
         self._backoff.reset()
         self._connected_gauge.set(1)
@@ -273,47 +275,67 @@ class MqttTransport:
                     subscription.topic,
                 )
 
-    async def _on_message(self, client: HubMqttClient, topic: str, payload: bytes, qos: int, properties: dict) -> int:
-        """The hot path: dispatch, await the commit, return the acknowledgement (see module docstring)."""
+    def _on_message(self, client: HubMqttClient, topic: str, payload: bytes, qos: int, properties: dict) -> int:
+        """QoS 0 messages: nothing to acknowledge, just dispatch."""
+        if self._accepting:
+            self._received.inc()
+            self._dispatch_safely(topic, payload, properties)
+        return 0
+
+    def _on_qos1_message(self, mid: int, topic: str, payload: bytes, properties: dict) -> None:
+        """The hot path: dispatch inline, then join the open batch's acknowledgement group (see module docstring)."""
         if not self._accepting:
             self._withheld.inc()
-            return WITHHELD
-        generation = self._generation
+            return  # never acknowledged: the broker keeps it for the next run
         self._received.inc()
+        if not self._dispatch_safely(topic, payload, properties):
+            self._client.acknowledge([mid])  # a poison message: acknowledge, never loop on it
+            return
+        barrier = self._barrier()
+        if barrier is None:
+            self._client.acknowledge([mid])
+            return
+        group = self._ack_groups.get(barrier)
+        if group is None:
+            group = self._ack_groups[barrier] = _AckGroup(self._generation)
+            barrier.add_done_callback(partial(self._commit_done, group))
+        group.mids.append(mid)
         if not self._inflight:
             self._idle.clear()
         self._inflight += 1
-        try:
-            try:
-                self._dispatch(topic, payload, properties["retain"] == 1)
-            except Exception:  # a poison message (e.g. a topic that is not UTF-8): acknowledge, never loop on it
-                self._log.log(logging.ERROR, "dispatch", "Cannot dispatch MQTT message on %r", topic, exc_info=True)
-                return 0
-            if qos:
-                barrier = self._barrier()
-                if barrier is not None:
-                    await barrier
-        except (Exception, asyncio.CancelledError) as err:  # not committed (or the loop is closing)
-            return self._not_committed(err, generation)
-        finally:
-            self._inflight -= 1
-            if not self._inflight:
-                self._idle.set()
-        if generation != self._generation:
-            self._withheld.inc()
-            return WITHHELD
-        return 0
 
-    def _not_committed(self, err: BaseException, generation: int) -> int:
-        """Withhold the PUBACK; while running, reconnect so the broker redelivers what it holds for us."""
-        self._withheld.inc()
+    def _dispatch_safely(self, topic: str, payload: bytes, properties: dict) -> bool:
+        try:
+            self._dispatch(topic, payload, properties["retain"] == 1)
+        except Exception:  # e.g. a topic that is not UTF-8; handlers' own errors are isolated by the router
+            self._log.log(logging.ERROR, "dispatch", "Cannot dispatch MQTT message on %r", topic, exc_info=True)
+            return False
+        return True
+
+    def _commit_done(self, group: _AckGroup, barrier: asyncio.Future[None]) -> None:
+        """A batch committed (or failed): acknowledge its messages on the connection they came in on, or withhold."""
+        if self._ack_groups.get(barrier) is group:
+            del self._ack_groups[barrier]
+        self._inflight -= len(group.mids)
+        if not self._inflight:
+            self._idle.set()
+        error = barrier.exception() if not barrier.cancelled() else asyncio.CancelledError()
+        if error is not None:
+            self._withheld.inc(len(group.mids))
+            self._not_committed(error, group.generation)
+        elif group.generation != self._generation:
+            self._withheld.inc(len(group.mids))  # that connection is gone: the broker redelivers them
+        else:
+            self._client.acknowledge(group.mids)
+
+    def _not_committed(self, err: BaseException, generation: int) -> None:
+        """The PUBACKs are withheld; while running, reconnect so the broker redelivers what it holds for us."""
         if not self._stopping and generation == self._generation and self._dropped_generation != generation:
             self._dropped_generation = generation
             self._log.warning(
                 "commit", "Storage did not commit (%r): not acknowledging; reconnecting so the broker redelivers", err
             )
             self._hub.create_task(self._client.close_transport(), name="mqtt-redeliver")
-        return WITHHELD
 
     # --- Transport (what hub.messages calls) -------------------------------------------
     def subscribe(self, topic_filter: str, qos: int) -> None:
@@ -359,6 +381,16 @@ class MqttTransport:
             raise HubError(
                 f"cannot publish to {topic!r}: the broker's in-flight window for the hub's QoS 1 messages is full"
             ) from err
+
+
+class _AckGroup:
+    """The messages waiting for one batch's commit, and the connection generation they arrived on."""
+
+    __slots__ = ("generation", "mids")
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+        self.mids: list[int] = []
 
 
 def _is_permanent(err: MQTTConnectError) -> bool:
