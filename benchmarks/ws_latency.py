@@ -36,7 +36,7 @@ import orjson
 from hub.core.bootstrap import config_schemas, load_plugins
 from hub.core.config import CORE_SCHEMA, validate_config
 from hub.core.const import DATA_HTTP_URL, EVENT_STATE_REPORTED
-from hub.core.hub import Hub
+from hub.core.hub import Hub, freeze_startup_heap
 from hub.plugins.http.auth.manager import AuthManager
 from hub.plugins.http.auth.store import AuthStore
 from hub.testing.mosquitto import PrivateMosquitto
@@ -197,6 +197,7 @@ async def run(args: argparse.Namespace) -> dict:
         user = await auth.create_user("bench", uuid.uuid4().hex)
         _, token = auth.create_long_lived(user, "benchmark")
         await hub.async_start()
+        freeze_startup_heap()  # as `hub run` does
         try:
             url = hub.data[DATA_HTTP_URL]
             expected = int(args.rate * args.seconds)

@@ -23,6 +23,9 @@ from .ratelimit import RateLimitedLogger
 
 _LOGGER = logging.getLogger(__name__)
 
+ROUTE_CACHE_SIZE = 65_536
+"""Topics whose matching subscriptions are remembered (a fleet of N nodes uses a few N topics)."""
+
 MessageHandler = Callable[[str, bytes, bool], None]
 """handler(topic, payload, retained): synchronous and fast; it runs on the ingest hot path."""
 
@@ -78,6 +81,7 @@ class MessageRouter:
 
     def __init__(self) -> None:
         self._subscriptions: tuple[_Subscription, ...] = ()
+        self._route_cache: dict[str, tuple[_Subscription, ...]] = {}
         self._transport: Transport | None = None
         self._log = RateLimitedLogger(_LOGGER)
         self.unmatched = 0
@@ -96,11 +100,13 @@ class MessageRouter:
             raise TypeError(f"message handlers must be plain functions, not coroutines: {handler!r}")
         subscription = _Subscription(topic_filter, handler, qos)
         self._subscriptions = (*self._subscriptions, subscription)
+        self._route_cache.clear()
         if self._transport is not None:
             self._transport.subscribe(topic_filter, qos)
 
         def unsubscribe() -> None:
             self._subscriptions = tuple(s for s in self._subscriptions if s is not subscription)
+            self._route_cache.clear()
 
         return unsubscribe
 
@@ -131,15 +137,10 @@ class MessageRouter:
 
     def dispatch(self, topic: str, payload: bytes, retained: bool = False) -> int:
         """Hand one inbound message to every matching handler; returns how many handled it."""
-        topic_levels = topic.split("/")
-        handled = 0
-        for subscription in self._subscriptions:
-            if subscription.exact:
-                if subscription.topic_filter != topic:
-                    continue
-            elif not topic_matches(subscription.levels, topic_levels):
-                continue
-            handled += 1
+        matching = self._route_cache.get(topic)
+        if matching is None:
+            matching = self._match(topic)
+        for subscription in matching:
             try:
                 subscription.handler(topic, payload, retained)
             except Exception:  # isolation: a buggy handler must not take the transport down
@@ -148,7 +149,20 @@ class MessageRouter:
                     logging.ERROR, subscription.topic_filter, "Handler for %s failed on topic %r",
                     subscription.topic_filter, topic, exc_info=True,
                 )
-        if not handled:
+        if not matching:
             self.unmatched += 1
-        return handled
+        return len(matching)
+
+    def _match(self, topic: str) -> tuple[_Subscription, ...]:
+        """The subscriptions matching ``topic``, remembered: a fleet publishes on the same topics over and over."""
+        topic_levels = topic.split("/")
+        matching = tuple(
+            subscription
+            for subscription in self._subscriptions
+            if (subscription.topic_filter == topic if subscription.exact else topic_matches(subscription.levels, topic_levels))
+        )
+        if len(self._route_cache) >= ROUTE_CACHE_SIZE:
+            self._route_cache.clear()  # bounded: a flood of distinct (bad) topics costs matching, never memory
+        self._route_cache[topic] = matching
+        return matching
 

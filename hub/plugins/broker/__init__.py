@@ -34,7 +34,7 @@ from typing import Any
 import voluptuous as vol
 
 from hub.core.const import DATA_BROKER_URL
-from hub.core.hub import ROLE_CLI, Hub
+from hub.core.hub import ROLE_CLI, Hub, HubState
 from hub.plugins.hookspecs import hookimpl
 
 from .embedded import EmbeddedBroker, is_loopback
@@ -85,6 +85,7 @@ async def hub_start(hub: Hub) -> None:
     broker = EmbeddedBroker(config["host"], config["port"], config["users"], hub.data_dir)
     hub.data[DATA_BROKER_URL] = await broker.start()
     hub.data[DATA_BROKER] = broker
+    logging.getLogger(_AMQTT_HANDLER_LOGGER).addFilter(_ShutdownPubackRace(hub))
     access = f"{len(config['users'])} user(s)" if config["users"] else "anonymous clients, loopback only"
     _LOGGER.info(
         "Embedded MQTT broker (amqtt, MQTT 3.1.1) listening on %s:%d (%s)", config["host"], config["port"], access
@@ -101,3 +102,30 @@ async def hub_shutdown(hub: Hub) -> None:
     broker: EmbeddedBroker | None = hub.data.pop(DATA_BROKER, None)
     if broker is not None:
         await broker.stop()
+    handler_logger = logging.getLogger(_AMQTT_HANDLER_LOGGER)
+    for log_filter in [f for f in handler_logger.filters if isinstance(f, _ShutdownPubackRace) and f.hub is hub]:
+        handler_logger.removeFilter(log_filter)
+
+
+_AMQTT_HANDLER_LOGGER = "amqtt.mqtt.protocol.handler"
+
+
+class _ShutdownPubackRace(logging.Filter):
+    """Drops amqtt's "PUBACK for unknown pending message" warnings while the hub stops.
+
+    amqtt handles a client's packets in separate tasks, so the PUBACKs the hub
+    sends just before its DISCONNECT can be processed after the session was
+    wound up and are reported as unknown: one line per message in flight at
+    every shutdown, and nothing to act on (the embedded broker's sessions live in
+    memory).  Outside shutdown the warning passes, as it may mean something then.
+    """
+
+    def __init__(self, hub: Hub) -> None:
+        super().__init__()
+        self.hub = hub
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            self.hub.state is HubState.STOPPING
+            and record.getMessage().startswith("Received PUBACK for unknown pending message")
+        )

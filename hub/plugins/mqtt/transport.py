@@ -287,12 +287,13 @@ class MqttTransport:
         if not self._accepting:
             self._withheld.inc()
             return  # never acknowledged: the broker keeps it for the next run
-        self._received.inc()
         if not self._dispatch_safely(topic, payload, properties):
+            self._received.inc()
             self._client.acknowledge([mid])  # a poison message: acknowledge, never loop on it
             return
         barrier = self._barrier()
         if barrier is None:
+            self._received.inc()
             self._client.acknowledge([mid])
             return
         group = self._ack_groups.get(barrier)
@@ -317,6 +318,7 @@ class MqttTransport:
         if self._ack_groups.get(barrier) is group:
             del self._ack_groups[barrier]
         self._inflight -= len(group.mids)
+        self._received.inc(len(group.mids))  # counted per batch, not per message: off the hot path
         if not self._inflight:
             self._idle.set()
         error = barrier.exception() if not barrier.cancelled() else asyncio.CancelledError()
