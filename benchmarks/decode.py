@@ -25,7 +25,7 @@ from hub.core.bootstrap import config_schemas, load_plugins
 from hub.core.config import CORE_SCHEMA, validate_config
 from hub.core.hub import Hub
 from hub_esp32_node.ingest import Esp32Ingest
-from hub_esp32_node.simulator import Fleet
+from hub.testing.simulator import Fleet
 
 
 async def _hub(with_plugin: bool) -> Hub:

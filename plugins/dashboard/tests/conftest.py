@@ -98,8 +98,6 @@ async def browser(chromium: str) -> AsyncIterator[Any]:
 
 
 async def _make_dashboard(make_hub: Any, mqtt_url: str, *, owner: bool = True, **extra: Any) -> Any:
-    import hub_dashboard.plugin
-    import hub_esp32_node.plugin
     from dashboard_testing import OWNER, OWNER_PASSWORD, Dashboard
 
     from hub.plugins.http.auth.manager import AuthManager
@@ -111,12 +109,13 @@ async def _make_dashboard(make_hub: Any, mqtt_url: str, *, owner: bool = True, *
         "http": {"port": 0},
         **extra,
     }
-    plugins = [(hub_esp32_node.plugin, "esp32_node"), (hub_dashboard.plugin, "dashboard")]
-    hub = await make_hub(config, builtins=BUILTINS, plugins=plugins, start=False)
+    # Both plugins load the way `hub run` loads them: as installed distributions (entry points).
+    hub = await make_hub(config, builtins=BUILTINS, entry_points=True, start=False)
     if owner:  # as `hub user create` would, before start, so no onboarding link is made
         await AuthManager(AuthStore.in_dir(hub.data_dir), hub.clock).create_user(OWNER, OWNER_PASSWORD)
     await hub.async_start()
     assert not hub.plugins.failed, hub.plugins.failed
+    assert {"esp32_node", "dashboard"} <= set(hub.plugins.info), "install plugins/esp32_node and plugins/dashboard"
     return Dashboard(hub, hub.data[DATA_HTTP_URL], mqtt_url, aiohttp.ClientSession())
 
 

@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 import paho.mqtt.client as paho
 import pytest
-from hub_esp32_node.simulator import BrokerAddress, FleetStats, SimulatedNode
+from hub.testing.simulator import BrokerAddress, FleetStats, SimulatedNode
 
 from hub import Hub
 from hub.plugins.http import DATA_SERVER

@@ -20,7 +20,7 @@ from hub import Event, normalize_mac
 from hub.core.const import DATA_BROKER_URL, EVENT_AVAILABILITY_REPORTED
 
 from .config import SECTION
-from .simulator import Fleet
+from hub.testing.simulator import Fleet
 
 if TYPE_CHECKING:
     from hub import Hub

@@ -15,7 +15,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from hub.core.cli import main
-from hub_esp32_node.simulator import node_macs
+from hub.testing.simulator import node_macs
 
 pytestmark = pytest.mark.mosquitto
 

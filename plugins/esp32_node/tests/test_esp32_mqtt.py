@@ -22,7 +22,7 @@ from esp32_testing import Recorder, random_mac
 import hub_esp32_node.plugin
 from hub import MATCH_ALL, Hub, normalize_mac
 from hub.core.const import EVENT_AVAILABILITY_REPORTED, EVENT_STATE_REPORTED
-from hub_esp32_node.simulator import BrokerAddress, FleetStats, SimulatedNode, node_macs
+from hub.testing.simulator import BrokerAddress, FleetStats, SimulatedNode, node_macs
 
 pytestmark = pytest.mark.mosquitto
 

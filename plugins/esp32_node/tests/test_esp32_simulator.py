@@ -16,7 +16,7 @@ import pytest
 from gmqtt.mqtt.constants import MQTTv50
 
 from hub import normalize_mac
-from hub_esp32_node.simulator import BrokerAddress, Fleet, FleetStats, SimulatedNode, node_macs
+from hub.testing.simulator import BrokerAddress, Fleet, FleetStats, SimulatedNode, node_macs
 
 
 class Observer:
