@@ -21,10 +21,11 @@ import time
 from collections.abc import Callable
 
 import hub_esp32_node.plugin
+from hub_esp32_node.ingest import Esp32Ingest
+
 from hub.core.bootstrap import config_schemas, load_plugins
 from hub.core.config import CORE_SCHEMA, validate_config
 from hub.core.hub import Hub
-from hub_esp32_node.ingest import Esp32Ingest
 from hub.testing.simulator import Fleet
 
 

@@ -63,7 +63,7 @@ async def baseline(broker: str, nodes: int, messages: int) -> dict:
     done = asyncio.Event()
     last = 0.0
 
-    def on_message(client, topic, payload, qos, properties):  # noqa: ANN001 - gmqtt's callback shape
+    def on_message(client, topic, payload, qos, properties):
         nonlocal received, last
         received += 1
         last = time.perf_counter()

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from hub.core.events import MATCH_ALL, Event, EventBus  # noqa: E402
-from hub.core.hub import ROLE_ALL, ROLE_CLI, Hub, HubState  # noqa: E402
-from hub.core.mac import normalize_mac  # noqa: E402
-from hub.core.registry import Entity, Node, NodeRegistry  # noqa: E402
-from hub.core.rejections import Rejections  # noqa: E402
-from hub.plugins.hookspecs import hookimpl  # noqa: E402
+from hub.core.events import MATCH_ALL, Event, EventBus
+from hub.core.hub import ROLE_ALL, ROLE_CLI, Hub, HubState
+from hub.core.mac import normalize_mac
+from hub.core.registry import Entity, Node, NodeRegistry
+from hub.core.rejections import Rejections
+from hub.plugins.hookspecs import hookimpl
 
 __all__ = [
     "MATCH_ALL",

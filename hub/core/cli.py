@@ -170,4 +170,4 @@ def _ago(seconds: float) -> str:
     return f"{int(max(seconds, 0))}s ago"
 
 
-__all__ = ["main", "build_parser", "Hub"]
+__all__ = ["Hub", "build_parser", "main"]

@@ -39,7 +39,7 @@ DEFAULT_QUEUE_SIZE = 10_000
 class Event:
     """Something that happened: a type, a dict of data and when it was fired (epoch seconds)."""
 
-    __slots__ = ("event_type", "data", "time_fired")
+    __slots__ = ("data", "event_type", "time_fired")
 
     def __init__(self, event_type: str, data: dict[str, Any], time_fired: float) -> None:
         self.event_type = event_type

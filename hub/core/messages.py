@@ -66,7 +66,7 @@ def topic_matches(levels: list[str], topic_levels: list[str]) -> bool:
 
 
 class _Subscription:
-    __slots__ = ("topic_filter", "levels", "handler", "qos", "exact")
+    __slots__ = ("exact", "handler", "levels", "qos", "topic_filter")
 
     def __init__(self, topic_filter: str, handler: MessageHandler, qos: int) -> None:
         self.topic_filter = topic_filter

@@ -36,7 +36,6 @@ from .const import (
 from .events import EventBus
 
 
-
 @dataclass(slots=True)
 class Entity:
     """One thing a node measures or exposes: a sensor reading, a switch, a firmware update slot…"""

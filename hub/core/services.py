@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import voluptuous as vol
-
 from voluptuous.humanize import humanize_error
 
 from .errors import ServiceNotFound, ServiceValidationError

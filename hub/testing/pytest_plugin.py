@@ -24,8 +24,7 @@ import pytest
 from sqlalchemy.engine import URL, make_url
 
 from hub.core.bootstrap import config_schemas, load_plugins
-from hub.core.config import validate_config
-from hub.core.config import CORE_SCHEMA
+from hub.core.config import CORE_SCHEMA, validate_config
 from hub.core.hub import ROLE_ALL, Hub
 from hub.plugins.manager import BUILTIN_PLUGINS
 

@@ -35,9 +35,10 @@ import voluptuous as vol
 
 from hub.core.const import DATA_BROKER_URL
 from hub.core.hub import ROLE_CLI, Hub, HubState
+from hub.plugins.addresses import is_loopback
 from hub.plugins.hookspecs import hookimpl
 
-from .embedded import EmbeddedBroker, is_loopback
+from .embedded import EmbeddedBroker
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import logging
 import os
 import secrets
@@ -32,6 +31,7 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
 from hub.core.errors import StartupError
+from hub.plugins.addresses import url_host
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -41,23 +41,7 @@ PASSWORD_FILE = "embedded-broker.passwd"
 _HASHER = PasswordHash((Argon2Hasher(time_cost=2, memory_cost=19456, parallelism=1),))
 
 
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses; a host name might resolve anywhere, so it is not."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
-
-def client_host(host: str) -> str:
-    """Where a client on this machine reaches a broker bound to ``host`` (0.0.0.0 → 127.0.0.1), URL-ready."""
-    if host in ("0.0.0.0", ""):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
 
 
 class EmbeddedBroker:
@@ -91,7 +75,7 @@ class EmbeddedBroker:
         except BrokerError as err:
             raise self._startup_error(err) from None
         self._broker = broker
-        return f"mqtt://{credentials}{client_host(self.host)}:{self.port}"
+        return f"mqtt://{credentials}{url_host(self.host)}:{self.port}"
 
     async def stop(self) -> None:
         """Close the listener and every session."""
@@ -103,7 +87,7 @@ class EmbeddedBroker:
         cause = err.__cause__
         where = f"{self.host}:{self.port}"
         if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
-            url = f"mqtt://{client_host(self.host)}:{self.port}"
+            url = f"mqtt://{url_host(self.host)}:{self.port}"
             return StartupError(
                 f"Cannot start the embedded MQTT broker: {where} is already in use (is Mosquitto running?). "
                 f"To use that broker, set in config.yaml:\n  mqtt:\n    broker: {url}\n"

@@ -9,7 +9,6 @@ plugins (and tests) where it listens.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import ssl
 from pathlib import Path
@@ -22,6 +21,7 @@ from hub import __version__
 from hub.core.const import DATA_HTTP_URL
 from hub.core.errors import StartupError
 from hub.core.hub import Hub
+from hub.plugins.addresses import is_loopback, url_host
 
 from . import api_auth, api_history, api_nodes, api_system, metrics, openapi, websocket
 from .auth.guard import LoginGuard
@@ -122,11 +122,11 @@ class HttpServer:
             ) from err
         bound_port = self._runner.addresses[0][1]
         scheme = "https" if ssl_context else "http"
-        self.url = f"{scheme}://{_url_host(host)}:{bound_port}"
+        self.url = f"{scheme}://{url_host(host)}:{bound_port}"
         self.hub.data[DATA_HTTP_URL] = self.url
         self.stats.start()
         _LOGGER.info("HTTP API listening on %s (hub %s)", self.url, __version__)
-        if not ssl_context and not _is_loopback(host):
+        if not ssl_context and not is_loopback(host):
             _LOGGER.warning(
                 "http: serving plain HTTP on %s: passwords and tokens cross the network unencrypted; "
                 "set ssl_certificate/ssl_key or put a TLS proxy in front",
@@ -169,21 +169,3 @@ class HttpServer:
             self.url,
             token,
         )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _url_host(host: str) -> str:
-    """The host part of a URL that reaches a server bound to ``host`` (wildcards become loopback)."""
-    if host in ("0.0.0.0", ""):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host

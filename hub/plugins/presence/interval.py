@@ -41,7 +41,7 @@ class IntervalLearner:
     ingest path once per burst of a node's messages.
     """
 
-    __slots__ = ("_ring", "_ordered", "_next", "_rank", "count", "value")
+    __slots__ = ("_next", "_ordered", "_rank", "_ring", "count", "value")
 
     def __init__(self, window: int) -> None:
         if window < 1:

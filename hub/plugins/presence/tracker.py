@@ -75,7 +75,7 @@ _NEVER = -math.inf
 class _NodePresence:
     """What presence remembers about one node between its messages."""
 
-    __slots__ = ("burst_start", "learn", "intervals", "allowed", "due", "quiet_from")
+    __slots__ = ("allowed", "burst_start", "due", "intervals", "learn", "quiet_from")
 
     def __init__(self, window: int, allowed: float) -> None:
         self.burst_start = _NEVER
@@ -262,7 +262,7 @@ class PresenceTracker:
                 learner = state.intervals
                 stretched = self.interval_factor * learner.add(gap)
                 floor = self.timeout if learner.count >= MIN_SAMPLES else self.initial_timeout
-                allowed = state.allowed = stretched if stretched > floor else floor
+                allowed = state.allowed = max(floor, stretched)
                 due = state.due
                 if due is not None and t + allowed < due:
                     self._schedule(node, state)  # allowed silence shrank: the queued entry would fire late

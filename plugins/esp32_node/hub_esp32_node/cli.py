@@ -18,7 +18,7 @@ PROBE_TIMEOUT = 5.0
 PROTOCOLS = {"3.1.1": MQTTv311, "5": MQTTv50}
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+def _positive(kind: type[int | float]) -> Callable[[str], int | float]:
     """An argparse ``type`` accepting only numbers > 0."""
 
     def parse(text: str) -> int | float:

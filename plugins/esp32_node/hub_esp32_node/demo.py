@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 from hub import Event, normalize_mac
 from hub.core.const import DATA_BROKER_URL, EVENT_AVAILABILITY_REPORTED
+from hub.testing.simulator import Fleet
 
 from .config import SECTION
-from hub.testing.simulator import Fleet
 
 if TYPE_CHECKING:
     from hub import Hub
