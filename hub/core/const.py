@@ -24,6 +24,11 @@ EVENT_AVAILABILITY_REPORTED: Final = "availability_reported"
 EVENT_NODE_STATUS_CHANGED: Final = "node_status_changed"
 """Presence decided a node's status changed. data: node_id, old, new, reason, ts."""
 
+EVENT_TRANSPORT_CONNECTED: Final = "transport_connected"
+"""A message transport (re)connected to its broker. data: transport (e.g. ``mqtt``)."""
+EVENT_TRANSPORT_DISCONNECTED: Final = "transport_disconnected"
+"""A message transport lost its broker while running: the hub hears no node now. data: transport."""
+
 # --- Node status and the reasons it changes ---------------------------------
 STATUS_UNKNOWN: Final = "unknown"
 STATUS_ONLINE: Final = "online"

@@ -9,6 +9,8 @@ import logging
 import pytest
 from mqtt_helpers import MQTT_ONLY, PahoPeer, collect, mqtt_config, unique, wait_until
 
+from hub.core.const import EVENT_TRANSPORT_CONNECTED, EVENT_TRANSPORT_DISCONNECTED
+
 pytestmark = pytest.mark.mosquitto
 
 
@@ -28,6 +30,9 @@ async def test_the_hub_reconnects_after_a_broker_restart_and_resumes_its_session
     topic = f"{unique('t')}/data"
     hub = await make_hub({"mqtt": mqtt_config(broker.url, unique("hub"))}, builtins=MQTT_ONLY, start=False)
     received = collect(hub, topic)
+    transport_events: list[str] = []
+    for event_type in (EVENT_TRANSPORT_CONNECTED, EVENT_TRANSPORT_DISCONNECTED):
+        hub.bus.listen(event_type, lambda event: transport_events.append(event.event_type))
     await hub.async_start()
     peer = await PahoPeer().connect(broker.port)
     await peer.publish(topic, b"before")
@@ -50,6 +55,8 @@ async def test_the_hub_reconnects_after_a_broker_restart_and_resumes_its_session
         f"Connected to the MQTT broker {broker.url}",
     ]
     assert "resumed session" in caplog.records[-1].getMessage()  # persistence kept the session
+    # what presence pauses offline detection on while the hub is deaf
+    assert transport_events == [EVENT_TRANSPORT_CONNECTED, EVENT_TRANSPORT_DISCONNECTED, EVENT_TRANSPORT_CONNECTED]
     await peer.close()
     await hub.async_stop()
 

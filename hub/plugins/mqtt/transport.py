@@ -30,6 +30,7 @@ from gmqtt import Subscription
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 from gmqtt.mqtt.handler import MQTTConnectError
 
+from hub.core.const import EVENT_TRANSPORT_CONNECTED, EVENT_TRANSPORT_DISCONNECTED
 from hub.core.errors import HubError, HubStateError, StartupError
 from hub.core.ratelimit import RateLimitedLogger
 
@@ -245,6 +246,7 @@ class MqttTransport:
         if not session_present:
             self._broker_filters = {}
         self._subscribe(first=first, session_present=bool(session_present))
+        self._hub.bus.fire(EVENT_TRANSPORT_CONNECTED, {"transport": "mqtt"})
         _LOGGER.info(
             "Connected to the MQTT broker %s (%s, client id %r, %s session)",
             self._url.display,
@@ -264,6 +266,7 @@ class MqttTransport:
             _LOGGER.info("Disconnected from the MQTT broker %s", self._url.display)
         else:
             _LOGGER.warning("Lost the connection to the MQTT broker %s; reconnecting", self._url.display)
+            self._hub.bus.fire(EVENT_TRANSPORT_DISCONNECTED, {"transport": "mqtt"})
 
     def _on_subscribe(self, client: HubMqttClient, mid: int, granted: tuple[int, ...], properties: dict) -> None:
         for subscription in client.subscriptions:

@@ -35,6 +35,12 @@ while a node heard just before the stop gets its full allowed silence; and a
 restart, however long, never marks the fleet offline at once.  A dead node
 whose retained LWT the broker replays on subscribe is marked offline at once.
 The gap across the restart is not learned as an interval.
+
+Broker outages.  The same reasoning holds while the hub runs but its transport
+has lost the broker (``transport_disconnected``): the hub is deaf, so nobody is
+timed out meanwhile, and on ``transport_connected`` every online node's silence
+is shifted by the outage, exactly as after a restart.  Without this a broker
+restart longer than the allowed silence would mark the whole fleet offline.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ from hub.core.const import (
     EVENT_NODE_REMOVED,
     EVENT_NODE_STATUS_CHANGED,
     EVENT_STATE_REPORTED,
+    EVENT_TRANSPORT_CONNECTED,
+    EVENT_TRANSPORT_DISCONNECTED,
     REASON_LWT,
     REASON_MESSAGE,
     REASON_TIMEOUT,
@@ -118,6 +126,8 @@ class PresenceTracker:
         self._nodes: dict[str, _NodePresence] = {}
         self._heap: list[tuple[float, str]] = []
         self._task: asyncio.Task[Any] | None = None
+        self._deaf_since: float | None = None
+        """Set while a transport has lost its broker: silence then is no evidence (see the module docstring)."""
         self._errors = RateLimitedLogger(_LOGGER, interval=60.0)
         self._online = metrics.gauge("nodes_online", "Nodes whose status is online")
         self._offline = metrics.gauge("nodes_offline", "Nodes whose status is offline")
@@ -133,6 +143,8 @@ class PresenceTracker:
         listen(EVENT_AVAILABILITY_REPORTED, self._on_availability)
         listen(EVENT_NODE_STATUS_CHANGED, self._on_status_changed)
         listen(EVENT_NODE_REMOVED, self._on_node_removed)
+        listen(EVENT_TRANSPORT_DISCONNECTED, self._on_transport_lost)
+        listen(EVENT_TRANSPORT_CONNECTED, self._on_transport_back)
 
     def start(self, now: float) -> None:
         """Begin judging silence (``hub_start``): schedule restored online nodes, count statuses."""
@@ -200,6 +212,8 @@ class PresenceTracker:
     # --- the silence check -------------------------------------------------------------
     def check(self, now: float) -> int:
         """Mark offline every online node silent for longer than it is allowed; returns how many."""
+        if self._deaf_since is not None:
+            return 0  # the hub cannot hear anyone right now
         heap = self._heap
         nodes = self._nodes
         registry = self._registry
@@ -280,6 +294,25 @@ class PresenceTracker:
             _LOGGER.info("node %s online (message)", node.node_id)
         if state.due is None:
             self._schedule(node, state)
+
+    # --- transport outages ---------------------------------------------------------------
+    def _on_transport_lost(self, event: Event) -> None:
+        if self._deaf_since is None:
+            self._deaf_since = event.time_fired
+            _LOGGER.warning("No message transport: offline detection paused until it reconnects")
+
+    def _on_transport_back(self, event: Event) -> None:
+        deaf_since, self._deaf_since = self._deaf_since, None
+        if deaf_since is None:
+            return
+        outage = max(event.time_fired - deaf_since, 0.0)
+        for node_id, state in self._nodes.items():
+            node = self._registry.get(node_id)
+            if node is None or node.status != STATUS_ONLINE:
+                continue
+            state.quiet_from = self._silent_since(node, state) + outage  # silence counts only while listening
+            state.learn = False  # the gap across the outage is not the node's rhythm
+        _LOGGER.info("Message transport back after %.0f s: offline detection resumed", outage)
 
     # --- metrics --------------------------------------------------------------------------
     def _on_status_changed(self, event: Event) -> None:
