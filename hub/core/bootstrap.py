@@ -32,7 +32,7 @@ def config_schemas(plugins: PluginManager) -> dict[str, object]:
 def build_hub(config_path: Path, *, role: str = ROLE_ALL, plugins: PluginManager | None = None) -> Hub:
     """Load plugins and config (ConfigError if invalid) and return a Hub ready to start."""
     plugins = plugins or load_plugins()
-    config = load_config(config_path, config_schemas(plugins))
+    config = load_config(config_path, config_schemas(plugins), failed_plugins=list(plugins.failed))
     return Hub(config, plugins, role=role)
 
 

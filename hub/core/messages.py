@@ -96,7 +96,7 @@ class MessageRouter:
         The handler must be a plain function: it runs inline on the ingest path, where a
         coroutine would be created and never awaited (the message silently lost).
         """
-        if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(getattr(handler, "__call__", None)):
+        if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(type(handler).__call__):
             raise TypeError(f"message handlers must be plain functions, not coroutines: {handler!r}")
         subscription = _Subscription(topic_filter, handler, qos)
         self._subscriptions = (*self._subscriptions, subscription)

@@ -369,3 +369,15 @@ def test_router_refuses_coroutine_handlers():
 
     with pytest.raises(TypeError, match="plain functions"):
         MessageRouter().subscribe("a/#", handler)
+
+
+def test_a_section_of_a_plugin_that_failed_to_load_is_skipped_with_a_warning(tmp_path, caplog):
+    """One broken plugin must not turn into a dead hub: its section may be unknown now, so it is only logged."""
+    path = tmp_path / "config.yaml"
+    path.write_text("hub:\n  name: x\nfancy:\n  colour: red\n")
+    with pytest.raises(ConfigError):  # nothing failed: a stray section is a mistake
+        load_config(path, {})
+    config = load_config(path, {}, failed_plugins=["fancy"])
+    assert "fancy" not in config
+    assert config["hub"]["name"] == "x"
+    assert "config.yaml:3: section 'fancy' is not used: no loaded plugin owns it (failed to load: fancy)" in caplog.text

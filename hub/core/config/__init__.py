@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,16 @@ CORE_SCHEMA = vol.Schema(
 """The core's own section, ``hub:``: the instance name, where it keeps data, how much it logs."""
 
 
-def load_config(path: Path, schemas: SectionSchemas) -> dict[str, Any]:
+def load_config(path: Path, schemas: SectionSchemas, *, failed_plugins: Collection[str] = ()) -> dict[str, Any]:
     """Read and validate ``path`` against the core section plus every plugin's; ConfigError on problems.
 
     A missing file is an empty config (the embedded defaults), so ``hub run`` works on a fresh
     machine.  ``hub.data_dir`` comes back absolute, relative to the config file's folder.
     """
     raw = load_config_file(path) if path.exists() else {}
-    config = validate_config(raw, {"hub": CORE_SCHEMA, **schemas}, file_label=path.name)
+    config = validate_config(
+        raw, {"hub": CORE_SCHEMA, **schemas}, file_label=path.name, failed_plugins=failed_plugins
+    )
     data_dir = Path(config["hub"]["data_dir"]).expanduser()
     if not data_dir.is_absolute():
         data_dir = path.resolve().parent / data_dir

@@ -10,8 +10,9 @@ unknown key comes with the nearest known one (``did you mean 'port'?``).
 from __future__ import annotations
 
 import difflib
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import voluptuous as vol
@@ -19,17 +20,35 @@ import voluptuous as vol
 from ..errors import ConfigError
 from .loader import Located
 
+_LOGGER = logging.getLogger(__name__)
+
 SectionSchemas = Mapping[str, Any]
 """Section name -> voluptuous schema (a vol.Schema, or anything vol.Schema accepts)."""
 
 
-def validate_config(raw: Mapping[str, Any], schemas: SectionSchemas, *, file_label: str = "config.yaml") -> dict:
-    """Validate every section; return the validated config or raise ConfigError listing every problem."""
+def validate_config(
+    raw: Mapping[str, Any],
+    schemas: SectionSchemas,
+    *,
+    file_label: str = "config.yaml",
+    failed_plugins: Collection[str] = (),
+) -> dict:
+    """Validate every section; return the validated config or raise ConfigError listing every problem.
+
+    An unknown section is an error, unless plugins failed to load: then it may be one of theirs, and
+    refusing to start would turn one broken plugin into a dead hub, so it is logged and skipped.
+    """
     messages: list[str] = []
     validated: dict[str, Any] = {}
     for section in raw:
         if section not in schemas:
             where = _where(raw, [section], file_label)
+            if failed_plugins:
+                _LOGGER.warning(
+                    "%s: section %r is not used: no loaded plugin owns it (failed to load: %s)",
+                    where, section, ", ".join(sorted(failed_plugins)),
+                )
+                continue
             messages.append(f"{where}: unknown section {section!r}{_did_you_mean(section, schemas)}")
     for section, schema in schemas.items():
         value = raw.get(section)
