@@ -40,12 +40,8 @@ async def run(db_url: str, data_dir: Path, args: argparse.Namespace) -> dict[str
             states = {"temperature": 20 + (step + index) % 100 * 0.1, "humidity": 40 + step % 30, "uptime": step}
             registry.report_states(node, states, ts, received=ts)
         if step % 500 == 0:
-            barrier = hub.durability.barrier()
-            if barrier is not None:
-                await barrier
-    barrier = hub.durability.barrier()
-    if barrier is not None:
-        await barrier
+            await hub.durability.wait_committed()
+    await hub.durability.wait_committed()
 
     async def timed(window_start: float) -> tuple[float, int]:
         data = {"node_id": nodes[0].node_id, "key": "temperature", "start": window_start, "end": end + 1}

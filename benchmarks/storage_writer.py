@@ -71,9 +71,7 @@ async def register_nodes(hub: Hub, count: int) -> list[Node]:
         for key in KEYS:
             registry.ensure_entity(node, key)
         nodes.append(node)
-    barrier = hub.durability.barrier()
-    if barrier is not None:
-        await barrier
+    await hub.durability.wait_committed()
     return nodes
 
 

@@ -136,12 +136,8 @@ async def history_query(hub: Hub, url: str, token: str) -> dict:
     for index in range(rows):
         registry.report_states(node, {"temperature": 20 + (index % 200) / 10}, ts=start + index * HISTORY_STEP)
         if index % 1000 == 0:
-            barrier = hub.durability.barrier()
-            if barrier is not None:
-                await barrier
-    barrier = hub.durability.barrier()
-    if barrier is not None:
-        await barrier
+            await hub.durability.wait_committed()
+    await hub.durability.wait_committed()
     timings = []
     params = {"start": str(start), "end": str(end), "points": "500"}
     headers = {"Authorization": f"Bearer {token}"}

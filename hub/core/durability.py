@@ -44,3 +44,14 @@ class Durability:
         """
         provider = self._provider
         return None if provider is None else provider()
+
+    async def wait_committed(self) -> None:
+        """Wait until everything handed to storage so far is committed (return at once without storage).
+
+        For code that is not a transport (tests, benchmarks, a plugin that must read back what it
+        just wrote).  Shielded: cancelling the waiter does not fail the batch for every other
+        message in it.
+        """
+        barrier = self.barrier()
+        if barrier is not None:
+            await asyncio.shield(barrier)

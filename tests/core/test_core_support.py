@@ -96,3 +96,19 @@ def test_durability_stale_withdraw_keeps_the_newer_provider():
     durability.set_provider(lambda: sentinel)  # type: ignore[arg-type, return-value]
     withdraw_old()
     assert durability.barrier() is sentinel
+
+
+async def test_durability_wait_committed_waits_for_the_batch_and_a_cancelled_waiter_does_not_fail_it():
+    durability = Durability()
+    await durability.wait_committed()  # no storage: returns at once
+    batch: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    durability.set_provider(lambda: batch)
+    impatient = asyncio.ensure_future(durability.wait_committed())
+    patient = asyncio.ensure_future(durability.wait_committed())
+    await asyncio.sleep(0)
+    assert not patient.done()
+    impatient.cancel()
+    await asyncio.sleep(0)
+    assert not batch.cancelled()  # the other messages of the batch still get their commit
+    batch.set_result(None)
+    await patient

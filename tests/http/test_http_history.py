@@ -35,9 +35,7 @@ async def stored(make_api, db_url: str) -> tuple[Api, float]:
     registry.set_status(node, STATUS_ONLINE, REASON_MESSAGE, ts=start)
     registry.set_status(node, STATUS_OFFLINE, REASON_LWT, ts=start + 3600)
     registry.set_status(node, STATUS_ONLINE, REASON_MESSAGE, ts=start + 7200)
-    barrier = api.hub.durability.barrier()
-    if barrier is not None:
-        await asyncio.wait_for(asyncio.shield(barrier), 10)
+    await asyncio.wait_for(api.hub.durability.wait_committed(), 10)
     return api, start
 
 

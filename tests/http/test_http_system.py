@@ -68,9 +68,7 @@ async def test_system_reads_the_real_storage_plugins_metrics(make_api, tmp_path)
     node = api.hub.registry.get_or_register("aa:bb:cc:dd:ee:09")
     api.hub.registry.ensure_entity(node, "temperature")
     api.hub.registry.report_states(node, {"temperature": 1.0}, ts=api.clock())
-    barrier = api.hub.durability.barrier()
-    if barrier is not None:
-        await barrier
+    await api.hub.durability.wait_committed()
     status, body = await api.call("GET", "/api/system")
     assert status == 200
     storage = body["storage"]

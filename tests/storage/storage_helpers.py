@@ -62,6 +62,4 @@ def report(hub: Hub, node_id: str, states: dict[str, Any], ts: float, dedupe: in
 
 async def committed(hub: Hub, timeout: float = 10.0) -> None:
     """Wait until everything handed to storage so far is committed."""
-    barrier = hub.durability.barrier()
-    if barrier is not None:
-        await asyncio.wait_for(asyncio.shield(barrier), timeout)
+    await asyncio.wait_for(hub.durability.wait_committed(), timeout)
