@@ -25,18 +25,11 @@ from hub.core.events import EventBus
 from hub.core.metrics import Metrics
 from hub.core.registry import NodeRegistry
 from hub.plugins.presence import CONFIG_SCHEMA, PresenceTracker
+from hub.testing.clock import FakeClock
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def build(nodes: int, with_presence: bool) -> tuple[NodeRegistry, list, PresenceTracker | None, Clock]:
-    clock = Clock()
+def build(nodes: int, with_presence: bool) -> tuple[NodeRegistry, list, PresenceTracker | None, FakeClock]:
+    clock = FakeClock()
     bus = EventBus(clock=clock)
     registry = NodeRegistry(bus, clock=clock)
     tracker = None
@@ -58,7 +51,7 @@ def build(nodes: int, with_presence: bool) -> tuple[NodeRegistry, list, Presence
 class Traffic:
     """Every node publishes once every ``period`` s of fake time, round-robin, evenly staggered."""
 
-    def __init__(self, registry: NodeRegistry, fleet: list, clock: Clock, period: float) -> None:
+    def __init__(self, registry: NodeRegistry, fleet: list, clock: FakeClock, period: float) -> None:
         self.report = registry.report_states
         self.fleet = fleet
         self.clock = clock

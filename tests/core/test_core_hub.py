@@ -9,10 +9,8 @@ import signal
 
 import pytest
 
-from hub.core.errors import StartupError
-
 from hub.core.const import EVENT_HUB_STARTED, EVENT_HUB_STOPPING
-from hub.core.errors import HubStateError
+from hub.core.errors import HubStateError, StartupError
 from hub.core.hub import HubState
 from hub.plugins.hookspecs import hookimpl
 

@@ -21,21 +21,16 @@ from hub.core.const import (
 )
 from hub.core.events import MATCH_ALL, EventBus
 from hub.core.registry import Node, NodeRegistry
+from hub.testing.clock import FakeClock
 
 N1 = "aa:bb:cc:dd:ee:01"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
 def env():
-    clock = Clock()
+    clock = FakeClock(1000.0)
     bus = EventBus(clock=clock)
     events: dict[str, list[dict]] = defaultdict(list)
     bus.listen(MATCH_ALL, lambda e: events[e.event_type].append(e.data))

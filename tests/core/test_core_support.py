@@ -11,18 +11,11 @@ from hub.core.durability import Durability
 from hub.core.metrics import Metrics
 from hub.core.ratelimit import RateLimitedLogger
 from hub.core.rejections import Rejections
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from hub.testing.clock import FakeClock
 
 
 def test_rate_limited_logger_logs_first_then_summarises(caplog):
-    clock = Clock()
+    clock = FakeClock(0.0)
     log = RateLimitedLogger(logging.getLogger("test.rl"), interval=10.0, clock=clock)
     with caplog.at_level(logging.WARNING, logger="test.rl"):
         assert log.warning("bad_json", "bad %s", "a")

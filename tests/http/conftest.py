@@ -7,21 +7,23 @@ for token expiry and ban timing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import aiohttp
 import pytest
-from http_helpers import OWNER, OWNER_PASSWORD, Api, FakeClock
+from http_helpers import OWNER, OWNER_PASSWORD, Api
 
 from hub.core.const import DATA_HTTP_URL
 from hub.plugins.http.auth.manager import AuthManager
 from hub.plugins.http.auth.store import AuthStore
+from hub.testing.clock import FakeClock
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(time.time())  # real time, so tokens and logs look sane
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,22 +10,12 @@ import aiohttp
 from hub.core.hub import Hub
 from hub.plugins.http import DATA_SERVER
 from hub.plugins.http.server import HttpServer
+from hub.testing.clock import FakeClock
 
 OWNER = "owner"
 OWNER_PASSWORD = "correct horse battery staple"
 
 
-class FakeClock:
-    """A clock tests move by hand (starts at the real time so timestamps look sane)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

@@ -96,7 +96,7 @@ class Publisher:
         self.client.loop_start()
         self.macs = [f"24:0A:C4:{uuid.uuid4().hex[:2]}:{uuid.uuid4().hex[:2]}:{i:02X}".upper() for i in range(NODES)]
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001 - paho's shape
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
             message = self.pending.pop(mid, None)
             if message is None:

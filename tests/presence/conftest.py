@@ -10,18 +10,11 @@ import pytest
 from hub.core.const import EVENT_NODE_STATUS_CHANGED
 from hub.core.hub import Hub
 from hub.plugins.presence import DATA_PRESENCE, PresenceTracker
+from hub.testing.clock import FakeClock
 
 T0 = 1_700_000_000.0
 
 
-class FakeClock:
-    """A clock tests move by hand; the hub, its bus and its registry all read it."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Fleet:

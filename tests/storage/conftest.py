@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from storage_helpers import STORAGE, FakeClock, Store
+from storage_helpers import STORAGE, Store
 
 from hub.core.hub import Hub
+from hub.testing.clock import FakeClock
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -17,14 +17,6 @@ NODE_A = "aa:bb:cc:dd:ee:01"
 NODE_B = "aa:bb:cc:dd:ee:02"
 
 
-class FakeClock:
-    """A clock tests set by hand (hub, bus and registry read it)."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Store:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from storage_helpers import NODE_A, NODE_B, T0, FakeClock, Store, committed, report
+from storage_helpers import NODE_A, NODE_B, T0, Store, committed, report
 
 from hub.core.const import REASON_LWT, REASON_MESSAGE, STATUS_OFFLINE, STATUS_ONLINE
 from hub.core.hub import ROLE_CLI
+from hub.testing.clock import FakeClock
 
 
 async def test_restart_restores_nodes_status_entities_and_last_states(storage_hub, clock: FakeClock):

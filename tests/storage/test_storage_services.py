@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from storage_helpers import NODE_A, NODE_B, T0, FakeClock, Store, committed, report
+from storage_helpers import NODE_A, NODE_B, T0, Store, committed, report
 
 from hub.core.const import REASON_LWT, REASON_MESSAGE, REASON_TIMEOUT, STATUS_OFFLINE, STATUS_ONLINE
 from hub.core.errors import ServiceValidationError
+from hub.testing.clock import FakeClock
 
 DAY = 86400.0
 

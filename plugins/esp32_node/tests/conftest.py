@@ -5,20 +5,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from esp32_testing import Clock, Recorder
-
 import hub_esp32_node.plugin
+import pytest
+from esp32_testing import Recorder
+
 from hub import MATCH_ALL, Hub
+from hub.testing.clock import FakeClock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
-async def hub(make_hub: Any, clock: Clock) -> AsyncIterator[Hub]:
+async def hub(make_hub: Any, clock: FakeClock) -> AsyncIterator[Hub]:
     """A started hub with no built-ins and this plugin; fails the test if any handler raised."""
     hub = await make_hub(builtins=(), plugins=[(hub_esp32_node.plugin, "esp32_node")], clock=clock)
     assert "esp32_node" in hub.plugins.info, hub.plugins.failed

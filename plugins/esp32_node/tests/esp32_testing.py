@@ -11,14 +11,6 @@ NOW = 1_700_000_000.0
 """The test clock: 2023-11-14T22:13:20Z."""
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Recorder:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hub_esp32_node.config import CONFIG_SCHEMA
 
 from hub.core.config import validate_config
 from hub.core.errors import ConfigError
-from hub_esp32_node.config import CONFIG_SCHEMA
 
 
 def test_empty_section_gives_the_demo_defaults() -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import hub_esp32_node.plugin
 import orjson
 import pytest
-from esp32_testing import NOW, Clock, Recorder
+from esp32_testing import NOW, Recorder
+from hub_esp32_node.entities import describe
 
-import hub_esp32_node.plugin
 from hub import Hub
 from hub.core.const import (
     EVENT_AVAILABILITY_REPORTED,
@@ -18,7 +19,7 @@ from hub.core.const import (
     EVENT_NODE_UPDATED,
     EVENT_STATE_REPORTED,
 )
-from hub_esp32_node.entities import describe
+from hub.testing.clock import FakeClock
 
 MAC = "AA:BB:CC:DD:EE:FF"
 NODE_ID = "aa:bb:cc:dd:ee:ff"
@@ -71,7 +72,7 @@ async def test_example_telemetry_registers_node_entities_and_attributes(hub: Hub
     assert len(events.of(EVENT_NODE_REGISTERED)) == 1
 
 
-async def test_repeated_messages_register_nothing_new(hub: Hub, events: Recorder, clock: Clock) -> None:
+async def test_repeated_messages_register_nothing_new(hub: Hub, events: Recorder, clock: FakeClock) -> None:
     send(hub, EXAMPLE)
     clock.now += 5
     send(hub, {**EXAMPLE, "temperature": 25.6, "timestamp": 1677610005})

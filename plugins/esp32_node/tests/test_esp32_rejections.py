@@ -8,11 +8,11 @@ from typing import Any
 import orjson
 import pytest
 from esp32_testing import Recorder
+from hub_esp32_node.contract import MAX_DEPTH, MAX_KEYS, MAX_PAYLOAD
+from hub_esp32_node.ingest import Esp32Ingest
 
 from hub import Hub
 from hub.core.const import EVENT_STATE_REPORTED
-from hub_esp32_node.contract import MAX_DEPTH, MAX_KEYS, MAX_PAYLOAD
-from hub_esp32_node.ingest import Esp32Ingest
 
 MAC = "AA:BB:CC:DD:EE:FF"
 REASONS = ("bad_topic", "bad_mac", "too_large", "not_json", "not_object", "too_deep", "too_many_keys", "bad_key",
