@@ -22,11 +22,11 @@ from collections.abc import Callable
 
 import hub_esp32_node.plugin
 from hub_esp32_node.ingest import Esp32Ingest
+from hub_esp32_node.simulator import Fleet
 
 from hub.core.bootstrap import config_schemas, load_plugins
 from hub.core.config import CORE_SCHEMA, validate_config
 from hub.core.hub import Hub
-from hub.testing.simulator import Fleet
 
 
 async def _hub(with_plugin: bool) -> Hub:

@@ -43,7 +43,16 @@ HERE = Path(__file__).resolve().parent
 def start_publisher(broker: str, nodes: int, messages: int) -> subprocess.Popen[str]:
     """The load generator in its own process (so it does not share this process's core)."""
     return subprocess.Popen(
-        [sys.executable, str(HERE / "loadgen.py"), "--broker", broker, "--nodes", str(nodes), "--messages", str(messages)],
+        [
+            sys.executable,
+            str(HERE / "loadgen.py"),
+            "--broker",
+            broker,
+            "--nodes",
+            str(nodes),
+            "--messages",
+            str(messages),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -90,7 +99,9 @@ async def baseline(broker: str, nodes: int, messages: int) -> dict:
 def build_hub(broker: str, db_url: str, data_dir: Path) -> Hub:
     from hub_esp32_node import plugin as esp32_node
 
-    plugins = load_plugins(("hub.plugins.storage", "hub.plugins.mqtt", "hub.plugins.presence"), entry_point_plugins=False)
+    plugins = load_plugins(
+        ("hub.plugins.storage", "hub.plugins.mqtt", "hub.plugins.presence"), entry_point_plugins=False
+    )
     plugins.register(esp32_node, "esp32_node")
     raw = {
         "hub": {"name": "bench", "data_dir": str(data_dir), "log_level": "warning"},

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from hub.plugins.manager import BUILTIN_PLUGINS, PluginManager
+from hub.core.plugins.manager import BUILTIN_PLUGINS, PluginManager
 
 from .config import load_config
 from .hub import ROLE_ALL, Hub

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hub import __version__
-from hub.plugins.manager import PluginManager
+from hub.core.plugins.manager import PluginManager
+from hub.version import __version__
 
 from .bootstrap import build_hub, configure_logging, load_plugins
 from .errors import ConfigError, StartupError
@@ -60,13 +60,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_parser(plugins: PluginManager) -> argparse.ArgumentParser:
     """The full parser: core commands plus whatever plugins register."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-c", "--config", type=Path, default=Path(DEFAULT_CONFIG), help="config file (default: %(default)s)")
+    common.add_argument(
+        "-c", "--config", type=Path, default=Path(DEFAULT_CONFIG), help="config file (default: %(default)s)"
+    )
     parser = argparse.ArgumentParser(prog="hub", description="Self-hosted hub for fleets of ESP32 nodes.")
     parser.add_argument("--version", action="version", version=f"hub {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {}
 
-    def register(name: str, handler: Handler, help: str = "", arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+    def register(
+        name: str, handler: Handler, help: str = "", arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    ) -> None:
         target = commands
         *parents, leaf = name.split()
         for parent in parents:

@@ -23,7 +23,6 @@ class ConfigError(HubError):
         self.messages = messages
 
 
-
 class StartupError(HubError):
     """A plugin cannot start and the hub must not run without it (a taken port); ``hub run`` exits 1 with the message."""
 

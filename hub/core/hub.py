@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from hub.plugins.manager import PluginManager
+from hub.core.plugins.manager import PluginManager
 
 from .const import EVENT_HUB_STARTED, EVENT_HUB_STOPPING
 from .durability import Durability

@@ -146,8 +146,12 @@ class MessageRouter:
             except Exception:  # isolation: a buggy handler must not take the transport down
                 self.handler_errors += 1
                 self._log.log(
-                    logging.ERROR, subscription.topic_filter, "Handler for %s failed on topic %r",
-                    subscription.topic_filter, topic, exc_info=True,
+                    logging.ERROR,
+                    subscription.topic_filter,
+                    "Handler for %s failed on topic %r",
+                    subscription.topic_filter,
+                    topic,
+                    exc_info=True,
                 )
         if not matching:
             self.unmatched += 1
@@ -159,10 +163,13 @@ class MessageRouter:
         matching = tuple(
             subscription
             for subscription in self._subscriptions
-            if (subscription.topic_filter == topic if subscription.exact else topic_matches(subscription.levels, topic_levels))
+            if (
+                subscription.topic_filter == topic
+                if subscription.exact
+                else topic_matches(subscription.levels, topic_levels)
+            )
         )
         if len(self._route_cache) >= ROUTE_CACHE_SIZE:
             self._route_cache.clear()  # bounded: a flood of distinct (bad) topics costs matching, never memory
         self._route_cache[topic] = matching
         return matching
-

@@ -235,9 +235,7 @@ class NodeRegistry:
                         EVENT_STATE_CHANGED,
                         {"node_id": node.node_id, "key": key, "old_state": old, "new_state": value, "ts": ts},
                     )
-        self._bus.fire(
-            EVENT_STATE_REPORTED, {"node_id": node.node_id, "ts": ts, "states": states, "dedupe": dedupe}
-        )
+        self._bus.fire(EVENT_STATE_REPORTED, {"node_id": node.node_id, "ts": ts, "states": states, "dedupe": dedupe})
 
     # --- availability and status -------------------------------------------------
     def report_availability(self, node: Node, online: bool, ts: float | None = None) -> None:

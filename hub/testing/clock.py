@@ -7,7 +7,7 @@ DEFAULT_START = 1_700_000_000.0
 
 
 class FakeClock:
-    """Pass it as ``make_hub(clock=…)``: the hub, its bus, its registry and the plugins all read it."""
+    """Pass it as ``hub_factory(clock=…)``: the hub, its bus, its registry and the plugins all read it."""
 
     def __init__(self, now: float = DEFAULT_START) -> None:
         self.now = now

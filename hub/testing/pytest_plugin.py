@@ -1,7 +1,7 @@
 """pytest fixtures for the hub and for plugin authors (loaded automatically via the ``pytest11`` entry point).
 
-* ``make_hub`` — build and start a hub in-process from a config dict, stopped after the test.
-* ``postgres_url`` / ``mqtt_url`` — the real services on this machine (``postgres_url`` is a
+* ``hub_factory`` — build and start a hub in-process from a config dict, stopped after the test.
+* ``hub_postgres_url`` / ``hub_mqtt_url`` — the real services on this machine (``hub_postgres_url`` is a
   fresh database per test, dropped afterwards).  A missing service
   skips the test with the reason, or fails it when ``HUB_REQUIRE_SERVICES=1`` (what CI sets),
   so a CI run can never go green by skipping.
@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL, make_url
 from hub.core.bootstrap import config_schemas, load_plugins
 from hub.core.config import CORE_SCHEMA, validate_config
 from hub.core.hub import ROLE_ALL, Hub
-from hub.plugins.manager import BUILTIN_PLUGINS
+from hub.core.plugins.manager import BUILTIN_PLUGINS
 
 POSTGRES_URL_ENV = "HUB_TEST_POSTGRES_URL"
 MQTT_URL_ENV = "HUB_TEST_MQTT_URL"
@@ -97,7 +97,7 @@ def _run_in_own_loop(coro: Coroutine[Any, Any, T]) -> T:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def hub_postgres_url() -> Iterator[str]:
     """SQLAlchemy URL of a fresh, empty PostgreSQL database on the real server, dropped after the test.
 
     The server is ``HUB_TEST_POSTGRES_URL`` (default: the local one); only its
@@ -119,17 +119,17 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def mqtt_url() -> str:
+def hub_mqtt_url() -> str:
     """URL of the real MQTT broker (Mosquitto) on this machine."""
     return require_service(os.environ.get(MQTT_URL_ENV, DEFAULT_MQTT_URL), "MQTT broker (Mosquitto)")
 
 
-MakeHub = Callable[..., Awaitable[Hub]]
+HubFactory = Callable[..., Awaitable[Hub]]
 
 
 @pytest.fixture
-async def make_hub(tmp_path: Path) -> AsyncIterator[MakeHub]:
-    """Factory: ``await make_hub(config, builtins=…, plugins=[(obj, name)], start=True)`` → a Hub.
+async def hub_factory(tmp_path: Path) -> AsyncIterator[HubFactory]:
+    """Factory: ``await hub_factory(config, builtins=…, plugins=[(obj, name)], start=True)`` → a Hub.
 
     ``config`` is the dict config.yaml would hold; ``hub.data_dir`` defaults to the test's
     tmp_path.  Entry-point plugins are not loaded unless ``entry_points=True``.  Every hub

@@ -15,8 +15,8 @@ from hub.core.hub import ROLE_CLI, HubState
 from hub.plugins.broker.embedded import PASSWORD_FILE
 
 
-async def embedded_hub(make_hub, broker: dict, filters: list[str] = (), **extra):
-    hub = await make_hub(
+async def embedded_hub(hub_factory, broker: dict, filters: list[str] = (), **extra):
+    hub = await hub_factory(
         {"broker": broker, "mqtt": {"reconnect": {"min_delay": 0.05}}, **extra}, builtins=EMBEDDED, start=False
     )
     sinks = [collect(hub, topic_filter) for topic_filter in filters]
@@ -24,10 +24,10 @@ async def embedded_hub(make_hub, broker: dict, filters: list[str] = (), **extra)
     return hub, sinks
 
 
-async def test_paho_and_the_hub_talk_through_the_embedded_broker(make_hub, caplog) -> None:
+async def test_paho_and_the_hub_talk_through_the_embedded_broker(hub_factory, caplog) -> None:
     caplog.set_level(logging.INFO, logger="hub.plugins")
     port, prefix = free_port(), unique("t")
-    hub, (received,) = await embedded_hub(make_hub, {"port": port}, [f"{prefix}/+/data"])
+    hub, (received,) = await embedded_hub(hub_factory, {"port": port}, [f"{prefix}/+/data"])
     assert hub.data[DATA_BROKER_URL] == f"mqtt://127.0.0.1:{port}"
     assert "MQTT 3.1.1" in caplog.text and "deploy/mosquitto.conf" in caplog.text
     peer = await PahoPeer().connect(port)
@@ -44,10 +44,10 @@ async def test_paho_and_the_hub_talk_through_the_embedded_broker(make_hub, caplo
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
-async def test_with_users_only_accounts_connect_and_the_hub_uses_its_own(make_hub, caplog) -> None:
+async def test_with_users_only_accounts_connect_and_the_hub_uses_its_own(hub_factory, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     port, prefix, password = free_port(), unique("t"), "node-" + unique("pw")
-    hub, (received,) = await embedded_hub(make_hub, {"port": port, "users": {"esp32": password}}, [f"{prefix}/#"])
+    hub, (received,) = await embedded_hub(hub_factory, {"port": port, "users": {"esp32": password}}, [f"{prefix}/#"])
     assert hub.data["mqtt"].connected
     url = hub.data[DATA_BROKER_URL]
     assert url.startswith("mqtt://hub-internal-") and password not in url
@@ -68,9 +68,9 @@ async def test_with_users_only_accounts_connect_and_the_hub_uses_its_own(make_hu
     assert password not in caplog.text and url.split("@")[0] not in caplog.text
 
 
-async def test_a_non_loopback_bind_without_users_is_a_config_error(make_hub) -> None:
+async def test_a_non_loopback_bind_without_users_is_a_config_error(hub_factory) -> None:
     with pytest.raises(ConfigError) as error:
-        await make_hub({"broker": {"host": "0.0.0.0"}}, builtins=EMBEDDED, start=False)
+        await hub_factory({"broker": {"host": "0.0.0.0"}}, builtins=EMBEDDED, start=False)
     expected = (
         "config.yaml: broker -> host: listening on 0.0.0.0 (not loopback) needs users: "
         "(no anonymous broker on the LAN), got '0.0.0.0'"
@@ -78,20 +78,20 @@ async def test_a_non_loopback_bind_without_users_is_a_config_error(make_hub) -> 
     assert error.value.messages == [expected]
     for host in ("192.168.1.10", "::", "broker.lan"):
         with pytest.raises(ConfigError):
-            await make_hub({"broker": {"host": host}}, builtins=EMBEDDED, start=False)
-    with_users = await make_hub(
+            await hub_factory({"broker": {"host": host}}, builtins=EMBEDDED, start=False)
+    with_users = await hub_factory(
         {"broker": {"host": "0.0.0.0", "users": {"esp32": "pw"}}}, builtins=EMBEDDED, start=False
     )
     assert with_users.config["broker"]["host"] == "0.0.0.0"  # valid (not started: tests bind loopback only)
-    assert (await make_hub({"broker": {"host": "::1"}}, builtins=EMBEDDED, start=False)).config["broker"]
+    assert (await hub_factory({"broker": {"host": "::1"}}, builtins=EMBEDDED, start=False)).config["broker"]
 
 
-async def test_a_taken_port_stops_the_hub_with_what_to_do(make_hub) -> None:
+async def test_a_taken_port_stops_the_hub_with_what_to_do(hub_factory) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        hub = await make_hub({"broker": {"port": port}}, builtins=EMBEDDED, start=False)
+        hub = await hub_factory({"broker": {"port": port}}, builtins=EMBEDDED, start=False)
         with pytest.raises(StartupError) as error:
             await hub.async_run()
     assert str(error.value) == (
@@ -102,15 +102,15 @@ async def test_a_taken_port_stops_the_hub_with_what_to_do(make_hub) -> None:
     assert hub.state is HubState.STOPPED  # what did start was stopped again
 
 
-async def test_no_embedded_broker_for_an_external_one_or_cli_commands(make_hub, mqtt_url) -> None:
-    external = await make_hub(
-        {"mqtt": {"broker": mqtt_url, "client_id": unique("hub"), "session_expiry": 60}}, builtins=EMBEDDED
+async def test_no_embedded_broker_for_an_external_one_or_cli_commands(hub_factory, hub_mqtt_url) -> None:
+    external = await hub_factory(
+        {"mqtt": {"broker": hub_mqtt_url, "client_id": unique("hub"), "session_expiry": 60}}, builtins=EMBEDDED
     )
-    assert "broker" not in external.data and external.data[DATA_BROKER_URL] == mqtt_url
-    cli = await make_hub({"broker": {"port": free_port()}}, builtins=EMBEDDED, role=ROLE_CLI)
+    assert "broker" not in external.data and external.data[DATA_BROKER_URL] == hub_mqtt_url
+    cli = await hub_factory({"broker": {"port": free_port()}}, builtins=EMBEDDED, role=ROLE_CLI)
     assert DATA_BROKER_URL not in cli.data and "mqtt" not in cli.data
 
 
-async def test_the_mqtt_plugin_without_any_broker_says_so(make_hub) -> None:
+async def test_the_mqtt_plugin_without_any_broker_says_so(hub_factory) -> None:
     with pytest.raises(StartupError, match="mqtt: broker: is not set"):
-        await make_hub({}, builtins=("hub.plugins.mqtt",))
+        await hub_factory({}, builtins=("hub.plugins.mqtt",))

@@ -224,8 +224,8 @@ def test_secret_present(tmp_path):
 
 def test_secret_missing_name(tmp_path):
     write(tmp_path, "secrets.yaml", "other: 1\n")
-    path = write(tmp_path, "config.yaml", "storage:\n  db_url: x\nmqtt:\n  broker: !secret mqtt_url\n")
-    assert errors_of(path) == ["config.yaml:4: secret 'mqtt_url' is not defined in secrets.yaml"]
+    path = write(tmp_path, "config.yaml", "storage:\n  db_url: x\nmqtt:\n  broker: !secret hub_mqtt_url\n")
+    assert errors_of(path) == ["config.yaml:4: secret 'hub_mqtt_url' is not defined in secrets.yaml"]
 
 
 def test_secret_without_secrets_yaml(tmp_path):
@@ -306,7 +306,7 @@ def test_env_var_without_a_name(tmp_path):
     assert errors_of(path) == ["config.yaml:2: !env_var needs a variable name"]
 
 
-# --- validation of plain dicts (what tests and make_hub use) ---------------------------------
+# --- validation of plain dicts (what tests and hub_factory use) ---------------------------------
 
 
 def test_validate_config_on_plain_dicts_has_no_line():

@@ -12,7 +12,7 @@ import pytest
 from hub.core.const import EVENT_HUB_STARTED, EVENT_HUB_STOPPING
 from hub.core.errors import HubStateError, StartupError
 from hub.core.hub import HubState
-from hub.plugins.hookspecs import hookimpl
+from hub.core.plugins.hookspecs import hookimpl
 
 
 class Recorder:
@@ -34,9 +34,9 @@ class Recorder:
         self.calls.append(f"shutdown:{hub.state.value}")
 
 
-async def test_lifecycle_states_and_events(make_hub):
+async def test_lifecycle_states_and_events(hub_factory):
     recorder = Recorder()
-    hub = await make_hub(builtins=(), plugins=[(recorder, "rec")], start=False)
+    hub = await hub_factory(builtins=(), plugins=[(recorder, "rec")], start=False)
     assert hub.state is HubState.NOT_STARTED
     await hub.async_start()
     assert hub.state is HubState.RUNNING
@@ -48,29 +48,29 @@ async def test_lifecycle_states_and_events(make_hub):
     assert recorder.calls == ["setup:starting", "event:started", "event:stopping", "stop:stopping", "shutdown:stopping"]
 
 
-async def test_stopping_a_hub_that_never_started_calls_no_hooks(make_hub):
+async def test_stopping_a_hub_that_never_started_calls_no_hooks(hub_factory):
     recorder = Recorder()
-    hub = await make_hub(builtins=(), plugins=[(recorder, "rec")], start=False)
+    hub = await hub_factory(builtins=(), plugins=[(recorder, "rec")], start=False)
     await hub.async_stop()
     assert hub.state is HubState.STOPPED
     assert recorder.calls == []
     assert hub.plugins.failed == {}
 
 
-async def test_start_timeout(make_hub):
+async def test_start_timeout(hub_factory):
     class Slow:
         @hookimpl
         async def hub_setup(self):
             await asyncio.sleep(10)
 
-    hub = await make_hub(builtins=(), plugins=[(Slow(), "slow")], start=False)
+    hub = await hub_factory(builtins=(), plugins=[(Slow(), "slow")], start=False)
     with pytest.raises(StartupError, match="did not finish starting within"):
         await hub.async_start(timeout=0.05)
     await hub.async_stop(timeout=0.05)
     assert hub.state is HubState.STOPPED
 
 
-async def test_a_stuck_stop_phase_is_abandoned_and_shutdown_still_runs(make_hub, caplog):
+async def test_a_stuck_stop_phase_is_abandoned_and_shutdown_still_runs(hub_factory, caplog):
     done: list[str] = []
 
     class Stuck:
@@ -82,7 +82,7 @@ async def test_a_stuck_stop_phase_is_abandoned_and_shutdown_still_runs(make_hub,
         def hub_shutdown(self):
             done.append("shutdown")
 
-    hub = await make_hub(builtins=(), plugins=[(Stuck(), "stuck")])
+    hub = await hub_factory(builtins=(), plugins=[(Stuck(), "stuck")])
     with caplog.at_level(logging.ERROR):
         await hub.async_stop(timeout=0.05)
     assert done == ["shutdown"]
@@ -90,8 +90,8 @@ async def test_a_stuck_stop_phase_is_abandoned_and_shutdown_still_runs(make_hub,
     assert hub.state is HubState.STOPPED
 
 
-async def test_background_tasks_are_cancelled_at_stop_and_crashes_logged(make_hub, caplog):
-    hub = await make_hub(builtins=())
+async def test_background_tasks_are_cancelled_at_stop_and_crashes_logged(hub_factory, caplog):
+    hub = await hub_factory(builtins=())
     cancelled = asyncio.Event()
 
     async def forever() -> None:
@@ -114,9 +114,9 @@ async def test_background_tasks_are_cancelled_at_stop_and_crashes_logged(make_hu
     assert cancelled.is_set() and forever_task.cancelled()
 
 
-async def test_run_until_request_stop(make_hub):
+async def test_run_until_request_stop(hub_factory):
     recorder = Recorder()
-    hub = await make_hub(builtins=(), plugins=[(recorder, "rec")], start=False)
+    hub = await hub_factory(builtins=(), plugins=[(recorder, "rec")], start=False)
 
     async def after_start() -> None:
         assert hub.state is HubState.RUNNING
@@ -127,9 +127,9 @@ async def test_run_until_request_stop(make_hub):
     assert "shutdown:stopping" in recorder.calls
 
 
-async def test_sigterm_stops_gracefully(make_hub):
+async def test_sigterm_stops_gracefully(hub_factory):
     recorder = Recorder()
-    hub = await make_hub(builtins=(), plugins=[(recorder, "rec")], start=False)
+    hub = await hub_factory(builtins=(), plugins=[(recorder, "rec")], start=False)
 
     async def after_start() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
@@ -139,7 +139,7 @@ async def test_sigterm_stops_gracefully(make_hub):
     assert recorder.calls[-2:] == ["stop:stopping", "shutdown:stopping"]
 
 
-async def test_data_dir_is_created_on_demand(make_hub, tmp_path):
-    hub = await make_hub({"hub": {"data_dir": str(tmp_path / "deep" / "data")}}, builtins=())
+async def test_data_dir_is_created_on_demand(hub_factory, tmp_path):
+    hub = await hub_factory({"hub": {"data_dir": str(tmp_path / "deep" / "data")}}, builtins=())
     assert not (tmp_path / "deep").exists()
     assert hub.data_dir == tmp_path / "deep" / "data" and hub.data_dir.is_dir()

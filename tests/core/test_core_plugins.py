@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from hub.core.hub import HubState
-from hub.plugins.hookspecs import hookimpl
-from hub.plugins.manager import BUILTIN_PLUGINS, PluginManager
+from hub.core.plugins.hookspecs import hookimpl
+from hub.core.plugins.manager import BUILTIN_PLUGINS, PluginManager
 
 TINY = {"tinygood", "tinybroken", "tinybadhook", "tinysetupfails", "tinymissingattr"}
 
@@ -75,9 +75,9 @@ def test_unset_allow_list_loads_everything(tiny_distribution):
     assert {"tinygood", "tinysetupfails"} <= set(manager.info)
 
 
-async def test_entry_point_named_like_a_builtin_is_skipped(tiny_distribution, make_hub, monkeypatch):
+async def test_entry_point_named_like_a_builtin_is_skipped(tiny_distribution, hub_factory, monkeypatch):
     monkeypatch.setenv("HUB_LOAD_PLUGINS", "presence,tinygood")
-    hub = await make_hub(builtins=("hub.plugins.presence",), entry_points=True)
+    hub = await hub_factory(builtins=("hub.plugins.presence",), entry_points=True)
     assert hub.plugins.info["presence"].source == "builtin"
     assert "impostor" not in hub.data and "presence" not in hub.plugins.failed
 
@@ -92,11 +92,11 @@ def test_registering_the_same_plugin_object_twice_is_isolated(caplog):
 
 
 async def test_plugin_whose_setup_raises_is_dropped_and_the_hub_runs_on(
-    tiny_distribution, make_hub, caplog, monkeypatch
+    tiny_distribution, hub_factory, caplog, monkeypatch
 ):
     monkeypatch.setenv("HUB_LOAD_PLUGINS", "tinygood,tinysetupfails")
     with caplog.at_level(logging.ERROR):
-        hub = await make_hub(builtins=("hub.plugins.presence",), entry_points=True)
+        hub = await hub_factory(builtins=("hub.plugins.presence",), entry_points=True)
     assert hub.state is HubState.RUNNING
     assert "cannot reach the cloud" in hub.plugins.failed["tinysetupfails"]
     assert "tinysetupfails" not in hub.plugins.info
@@ -106,7 +106,7 @@ async def test_plugin_whose_setup_raises_is_dropped_and_the_hub_runs_on(
     assert "Plugin tinysetupfails disabled: hub_setup raised RuntimeError" in caplog.text
 
 
-async def test_direct_plugins_sync_and_async_hooks_and_order(make_hub):
+async def test_direct_plugins_sync_and_async_hooks_and_order(hub_factory):
     calls: list[str] = []
 
     class First:
@@ -135,14 +135,14 @@ async def test_direct_plugins_sync_and_async_hooks_and_order(make_hub):
         def hub_shutdown(self, hub):
             calls.append("second.shutdown")
 
-    hub = await make_hub(builtins=(), plugins=[(First(), "first"), (Second(), "second")])
+    hub = await hub_factory(builtins=(), plugins=[(First(), "first"), (Second(), "second")])
     await hub.async_stop()
     # Last registered first, every phase finished before the next begins.
     assert calls == ["second.setup", "first.setup", "first.start", "first.stop", "second.shutdown", "first.shutdown"]
     assert hub.plugins.info["first"].hooks == ["hub_setup", "hub_shutdown", "hub_start", "hub_stop"]
 
 
-async def test_failing_stop_hook_does_not_prevent_the_others(make_hub):
+async def test_failing_stop_hook_does_not_prevent_the_others(hub_factory):
     calls: list[str] = []
 
     class Bad:
@@ -155,7 +155,7 @@ async def test_failing_stop_hook_does_not_prevent_the_others(make_hub):
         def hub_shutdown(self):
             calls.append("good.shutdown")
 
-    hub = await make_hub(builtins=(), plugins=[(Good(), "good"), (Bad(), "bad")])
+    hub = await hub_factory(builtins=(), plugins=[(Good(), "good"), (Bad(), "bad")])
     await hub.async_stop()
     assert calls == ["good.shutdown"]
     assert hub.state is HubState.STOPPED and "bad" in hub.plugins.failed

@@ -26,8 +26,6 @@ from hub.testing.clock import FakeClock
 N1 = "aa:bb:cc:dd:ee:01"
 
 
-
-
 @pytest.fixture
 def env():
     clock = FakeClock(1000.0)

@@ -36,8 +36,8 @@ def test_the_listing_in_plugin_api_md_is_this_file():
     assert code == EXAMPLE.read_text()
 
 
-async def test_pings_are_remembered_and_greet_answers(make_hub, hello):
-    hub = await make_hub({"hello": {"greeting": "Hi"}}, builtins=(), plugins=[(hello, "hello")])
+async def test_pings_are_remembered_and_greet_answers(hub_factory, hello):
+    hub = await hub_factory({"hello": {"greeting": "Hi"}}, builtins=(), plugins=[(hello, "hello")])
     assert hub.plugins.info["hello"].hooks == ["hub_config_schema", "hub_setup"]
     assert hub.messages.filters() == {"hello/+/ping": 1}
 
@@ -55,8 +55,8 @@ async def test_pings_are_remembered_and_greet_answers(make_hub, hello):
     assert hub.metrics.value("hello_pings") == 1
 
 
-async def test_bad_input_is_counted_or_refused_never_raised_into_the_transport(make_hub, hello):
-    hub = await make_hub(builtins=(), plugins=[(hello, "hello")])
+async def test_bad_input_is_counted_or_refused_never_raised_into_the_transport(hub_factory, hello):
+    hub = await hub_factory(builtins=(), plugins=[(hello, "hello")])
     assert hub.messages.dispatch("hello/kitchen/ping", b"\xff\xfe") == 1
     assert hub.messages.handler_errors == 0
     assert hub.metrics.value("messages_rejected", reason="hello_not_utf8") == 1
@@ -69,25 +69,25 @@ async def test_bad_input_is_counted_or_refused_never_raised_into_the_transport(m
     assert greeting["message"] == "Hello, kitchen!"  # the section was left out: its defaults apply
 
 
-async def test_publishing_needs_a_transport(make_hub, hello):
-    hub = await make_hub(builtins=(), plugins=[(hello, "hello")])
+async def test_publishing_needs_a_transport(hub_factory, hello):
+    hub = await hub_factory(builtins=(), plugins=[(hello, "hello")])
     with pytest.raises(HubStateError, match="no message transport"):
         await hub.services.call("hello", "greet", {"name": "kitchen", "publish": True})
 
 
-async def test_its_config_section_is_validated_like_any_other(make_hub, hello):
+async def test_its_config_section_is_validated_like_any_other(hub_factory, hello):
     with pytest.raises(ConfigError) as caught:
-        await make_hub({"hello": {"greting": "Hi"}}, builtins=(), plugins=[(hello, "hello")])
+        await hub_factory({"hello": {"greting": "Hi"}}, builtins=(), plugins=[(hello, "hello")])
     assert caught.value.messages == ["config.yaml: hello: unknown key 'greting', did you mean 'greeting'?"]
 
 
-async def test_over_the_real_broker(make_hub, hello, mqtt_url):
+async def test_over_the_real_broker(hub_factory, hello, hub_mqtt_url):
     """With the built-in mqtt transport: a node's ping reaches the service, the greeting reaches the node."""
     name = f"docs-{uuid.uuid4().hex[:10]}"
-    mqtt = {"broker": mqtt_url, "client_id": f"hub-{name}", "session_expiry": 60, "connect_timeout": 3}
-    hub = await make_hub({"mqtt": mqtt}, builtins=("hub.plugins.mqtt",), plugins=[(hello, "hello")])
+    mqtt = {"broker": hub_mqtt_url, "client_id": f"hub-{name}", "session_expiry": 60, "connect_timeout": 3}
+    hub = await hub_factory({"mqtt": mqtt}, builtins=("hub.plugins.mqtt",), plugins=[(hello, "hello")])
 
-    node = _PahoNode(mqtt_url, f"node-{name}")
+    node = _PahoNode(hub_mqtt_url, f"node-{name}")
     await node.start(f"hello/{name}/greeting")
     try:
         deadline = time.monotonic() + 10

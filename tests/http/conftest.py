@@ -27,7 +27,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def make_api(make_hub, clock) -> AsyncIterator:
+async def make_api(hub_factory, clock) -> AsyncIterator:
     """Factory: ``await make_api(http_config, builtins=…, plugins=…, config=…, owner=True)`` → Api."""
     sessions: list[aiohttp.ClientSession] = []
 
@@ -41,7 +41,7 @@ async def make_api(make_hub, clock) -> AsyncIterator:
     ) -> Api:
         full = dict(config or {})
         full["http"] = {"port": 0, **(http or {})}
-        hub = await make_hub(full, builtins=builtins, plugins=plugins, clock=clock, start=False)
+        hub = await hub_factory(full, builtins=builtins, plugins=plugins, clock=clock, start=False)
         if owner:  # created before start, as `hub user create` would, so no onboarding link is made
             await AuthManager(AuthStore.in_dir(hub.data_dir), clock).create_user(OWNER, OWNER_PASSWORD)
         await hub.async_start()

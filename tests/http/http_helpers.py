@@ -16,8 +16,6 @@ OWNER = "owner"
 OWNER_PASSWORD = "correct horse battery staple"
 
 
-
-
 @dataclass
 class Api:
     """A running hub's HTTP API, a real client session, and the owner's credentials."""

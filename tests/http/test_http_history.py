@@ -18,7 +18,7 @@ STORAGE = ("hub.plugins.storage", "hub.plugins.http")
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
-    return request.getfixturevalue("postgres_url")
+    return request.getfixturevalue("hub_postgres_url")
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 from aiohttp import web
 from http_helpers import Api, assert_error
 
-from hub.plugins.hookspecs import hookimpl
+from hub.core.plugins.hookspecs import hookimpl
 from hub.plugins.http import PRINCIPAL_KEY
 from hub.plugins.http.errors import NotFound
 

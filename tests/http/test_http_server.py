@@ -49,9 +49,9 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-async def test_tls_with_certificate_and_key(make_hub, certificate: tuple[Path, Path]) -> None:
+async def test_tls_with_certificate_and_key(hub_factory, certificate: tuple[Path, Path]) -> None:
     cert, key = certificate
-    hub = await make_hub(
+    hub = await hub_factory(
         {"http": {"port": 0, "ssl_certificate": str(cert), "ssl_key": str(key)}}, builtins=("hub.plugins.http",)
     )
     url = hub.data[DATA_HTTP_URL]
@@ -65,13 +65,13 @@ async def test_tls_with_certificate_and_key(make_hub, certificate: tuple[Path, P
                 await response.read()
 
 
-async def test_taken_port_is_a_clear_startup_error(make_hub) -> None:
+async def test_taken_port_is_a_clear_startup_error(hub_factory) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(StartupError, match=rf"cannot listen on 127\.0\.0\.1:{port}.*--http-port"):
-            await make_hub({"http": {"port": port}}, builtins=("hub.plugins.http",))
+            await hub_factory({"http": {"port": port}}, builtins=("hub.plugins.http",))
 
 
 def test_tls_files_must_come_in_pairs(tmp_path: Path) -> None:
@@ -83,8 +83,8 @@ def test_tls_files_must_come_in_pairs(tmp_path: Path) -> None:
         CONFIG_SCHEMA({"ssl_certificate": str(cert)})
 
 
-async def test_damaged_auth_file_stops_the_hub_with_a_clear_message(make_hub, tmp_path: Path) -> None:
-    hub = await make_hub({"http": {"port": 0}}, builtins=("hub.plugins.http",), start=False)
+async def test_damaged_auth_file_stops_the_hub_with_a_clear_message(hub_factory, tmp_path: Path) -> None:
+    hub = await hub_factory({"http": {"port": 0}}, builtins=("hub.plugins.http",), start=False)
     (hub.data_dir / "auth.json").write_text('{"version": 1, "users": [')
     with pytest.raises(StartupError, match="auth.json is damaged"):
         await hub.async_start()

@@ -155,7 +155,7 @@ async def stored_messages(db_url: str) -> list[tuple[str, int]]:
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'crash.db'}"
-    return request.getfixturevalue("postgres_url")
+    return request.getfixturevalue("hub_postgres_url")
 
 
 async def test_kill_minus_nine_mid_stream_loses_and_duplicates_nothing(tmp_path: Path, db_url: str) -> None:

@@ -19,7 +19,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from hub.core.hub import Hub
-from hub.plugins.hookspecs import hookimpl
+from hub.core.plugins.hookspecs import hookimpl
 from hub.testing.pytest_plugin import services_required
 
 REPO = Path(__file__).resolve().parents[2]

@@ -45,15 +45,15 @@ async def test_the_deployed_config_refuses_anonymous_clients_and_accepts_account
     await account.close()
 
 
-async def test_the_hub_connects_with_its_account_and_never_logs_the_password(make_hub, deployed, caplog) -> None:
+async def test_the_hub_connects_with_its_account_and_never_logs_the_password(hub_factory, deployed, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     url = f"mqtt://hub:{PASSWORD}@127.0.0.1:{deployed.port}"
-    hub = await make_hub({"mqtt": mqtt_config(url, unique("hub"))}, builtins=MQTT_ONLY)
+    hub = await hub_factory({"mqtt": mqtt_config(url, unique("hub"))}, builtins=MQTT_ONLY)
     assert hub.data["mqtt"].connected
     await hub.async_stop()
     wrong = f"mqtt://hub:Wrong-{PASSWORD}@127.0.0.1:{deployed.port}"
     with pytest.raises(StartupError) as refused:
-        await make_hub({"mqtt": mqtt_config(wrong, unique("hub"))}, builtins=MQTT_ONLY)
+        await hub_factory({"mqtt": mqtt_config(wrong, unique("hub"))}, builtins=MQTT_ONLY)
     message = str(refused.value)
     assert f"The MQTT broker mqtt://127.0.0.1:{deployed.port} refused the hub" in message
     assert "not authori" in message.lower() or "bad user name or password" in message.lower()
@@ -62,7 +62,7 @@ async def test_the_hub_connects_with_its_account_and_never_logs_the_password(mak
 
 @pytest.mark.parametrize("tuned", [True, False], ids=["tuned", "mosquitto-defaults"])
 async def test_messages_queued_while_the_hub_is_away_survive_only_with_the_tuning(
-    make_hub, private_mosquitto, tuned
+    hub_factory, private_mosquitto, tuned
 ) -> None:
     broker = private_mosquitto()
     if not tuned:
@@ -73,7 +73,7 @@ async def test_messages_queued_while_the_hub_is_away_survive_only_with_the_tunin
     await broker.start()
     topic, client_id, count = f"{unique('t')}/data", unique("hub"), 1500
     config = {"mqtt": mqtt_config(broker.url, client_id)}
-    first = await make_hub(config, builtins=MQTT_ONLY, start=False)
+    first = await hub_factory(config, builtins=MQTT_ONLY, start=False)
     collect(first, topic)
     await first.async_start()
     await first.async_stop()
@@ -82,7 +82,7 @@ async def test_messages_queued_while_the_hub_is_away_survive_only_with_the_tunin
     await asyncio.to_thread(infos[-1].wait_for_publish, 10)
     await peer.close()
 
-    second = await make_hub(config, builtins=MQTT_ONLY, start=False)
+    second = await hub_factory(config, builtins=MQTT_ONLY, start=False)
     received = collect(second, topic)
     await second.async_start()
     if tuned:

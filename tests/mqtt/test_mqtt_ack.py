@@ -21,8 +21,8 @@ async def proxy():
     await proxy.close()
 
 
-async def hub_with_barrier(make_hub, url: str, client_id: str, topic: str, barrier: BarrierPlugin, **overrides):
-    hub = await make_hub(
+async def hub_with_barrier(hub_factory, url: str, client_id: str, topic: str, barrier: BarrierPlugin, **overrides):
+    hub = await hub_factory(
         {"mqtt": mqtt_config(url, client_id, **overrides)},
         builtins=MQTT_ONLY,
         plugins=[(barrier, "barrier")],
@@ -43,11 +43,11 @@ async def reconnected(hub, proxy: TcpProxy) -> None:
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 async def test_an_uncommitted_message_is_redelivered_and_a_committed_one_is_not(
-    make_hub, mqtt_url, proxy, protocol
+    hub_factory, hub_mqtt_url, proxy, protocol
 ) -> None:
     topic, client_id = f"{unique('t')}/data", unique("hub")
     barrier = BarrierPlugin()
-    hub, received = await hub_with_barrier(make_hub, proxy.url, client_id, topic, barrier, protocol=protocol)
+    hub, received = await hub_with_barrier(hub_factory, proxy.url, client_id, topic, barrier, protocol=protocol)
     peer = await PahoPeer().connect(1883)
     barrier.hold()
     await peer.publish(topic, b"m1")
@@ -74,10 +74,10 @@ async def test_an_uncommitted_message_is_redelivered_and_a_committed_one_is_not(
         await PahoPeer(client_id).connect(1883)  # remove the 3.1.1 session from the shared broker
 
 
-async def test_a_hub_stopping_before_the_commit_leaves_the_message_to_the_next_run(make_hub, mqtt_url) -> None:
+async def test_a_hub_stopping_before_the_commit_leaves_the_message_to_the_next_run(hub_factory, hub_mqtt_url) -> None:
     topic, client_id = f"{unique('t')}/data", unique("hub")
     barrier = BarrierPlugin(fail_on_stop=True)
-    first, received = await hub_with_barrier(make_hub, mqtt_url, client_id, topic, barrier)
+    first, received = await hub_with_barrier(hub_factory, hub_mqtt_url, client_id, topic, barrier)
     peer = await PahoPeer().connect(1883)
     barrier.hold()
     await peer.publish(topic, b"pending")
@@ -85,21 +85,21 @@ async def test_a_hub_stopping_before_the_commit_leaves_the_message_to_the_next_r
     await first.async_stop()  # storage (the test plugin) fails the barrier: nothing was committed
     assert first.metrics.value("mqtt_acks_withheld") == 1
 
-    second, again = await hub_with_barrier(make_hub, mqtt_url, client_id, topic, BarrierPlugin())
+    second, again = await hub_with_barrier(hub_factory, hub_mqtt_url, client_id, topic, BarrierPlugin())
     await wait_until(lambda: len(again) == 1, what="the redelivery to the next run")
     assert again[0][:2] == (topic, b"pending")
     await second.async_stop()  # acknowledged now
-    _third, never = await hub_with_barrier(make_hub, mqtt_url, client_id, topic, BarrierPlugin())
+    _third, never = await hub_with_barrier(hub_factory, hub_mqtt_url, client_id, topic, BarrierPlugin())
     await peer.publish(topic, b"after")
     await wait_until(lambda: len(never) == 1, what="the next message")
     assert never[0][1] == b"after"
     await peer.close()
 
 
-async def test_stop_waits_for_in_flight_messages_to_commit(make_hub, mqtt_url) -> None:
+async def test_stop_waits_for_in_flight_messages_to_commit(hub_factory, hub_mqtt_url) -> None:
     topic, client_id = f"{unique('t')}/data", unique("hub")
     barrier = BarrierPlugin()
-    hub, received = await hub_with_barrier(make_hub, mqtt_url, client_id, topic, barrier)
+    hub, received = await hub_with_barrier(hub_factory, hub_mqtt_url, client_id, topic, barrier)
     peer = await PahoPeer().connect(1883)
     barrier.hold()
     await peer.publish(topic, b"m1")
@@ -111,17 +111,17 @@ async def test_stop_waits_for_in_flight_messages_to_commit(make_hub, mqtt_url) -
     await stopping
     assert hub.metrics.value("mqtt_acks_withheld") == 0
 
-    _again, redelivered = await hub_with_barrier(make_hub, mqtt_url, client_id, topic, BarrierPlugin())
+    _again, redelivered = await hub_with_barrier(hub_factory, hub_mqtt_url, client_id, topic, BarrierPlugin())
     await peer.publish(topic, b"m2")
     await wait_until(lambda: len(redelivered) == 1, what="m2")
     assert redelivered[0][1] == b"m2"  # m1 was acknowledged before the disconnect
     await peer.close()
 
 
-async def test_a_failed_commit_while_running_reconnects_so_the_broker_redelivers(make_hub, mqtt_url) -> None:
+async def test_a_failed_commit_while_running_reconnects_so_the_broker_redelivers(hub_factory, hub_mqtt_url) -> None:
     topic, client_id = f"{unique('t')}/data", unique("hub")
     barrier = BarrierPlugin()
-    hub, received = await hub_with_barrier(make_hub, mqtt_url, client_id, topic, barrier)
+    hub, received = await hub_with_barrier(hub_factory, hub_mqtt_url, client_id, topic, barrier)
     peer = await PahoPeer().connect(1883)
     barrier.hold()
     await peer.publish(topic, b"m1")
@@ -133,10 +133,10 @@ async def test_a_failed_commit_while_running_reconnects_so_the_broker_redelivers
     await peer.close()
 
 
-async def test_a_whole_batch_is_acknowledged_at_its_commit(make_hub, mqtt_url, proxy) -> None:
+async def test_a_whole_batch_is_acknowledged_at_its_commit(hub_factory, hub_mqtt_url, proxy) -> None:
     topic, client_id, count = f"{unique('t')}/data", unique("hub"), 300
     barrier = BarrierPlugin()
-    hub, received = await hub_with_barrier(make_hub, proxy.url, client_id, topic, barrier)
+    hub, received = await hub_with_barrier(hub_factory, proxy.url, client_id, topic, barrier)
     peer = await PahoPeer().connect(1883)
     barrier.hold()
     infos = [peer.client.publish(topic, str(n), qos=1) for n in range(count)]

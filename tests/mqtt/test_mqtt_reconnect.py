@@ -23,12 +23,12 @@ def transitions(caplog) -> list[str]:
 
 
 async def test_the_hub_reconnects_after_a_broker_restart_and_resumes_its_session(
-    make_hub, private_mosquitto, caplog
+    hub_factory, private_mosquitto, caplog
 ) -> None:
     caplog.set_level(logging.INFO, logger="hub.plugins.mqtt")
     broker = await private_mosquitto().start()
     topic = f"{unique('t')}/data"
-    hub = await make_hub({"mqtt": mqtt_config(broker.url, unique("hub"))}, builtins=MQTT_ONLY, start=False)
+    hub = await hub_factory({"mqtt": mqtt_config(broker.url, unique("hub"))}, builtins=MQTT_ONLY, start=False)
     received = collect(hub, topic)
     transport_events: list[str] = []
     for event_type in (EVENT_TRANSPORT_CONNECTED, EVENT_TRANSPORT_DISCONNECTED):
@@ -62,12 +62,12 @@ async def test_the_hub_reconnects_after_a_broker_restart_and_resumes_its_session
 
 
 async def test_a_hub_started_before_its_broker_connects_when_the_broker_comes_up(
-    make_hub, private_mosquitto, caplog
+    hub_factory, private_mosquitto, caplog
 ) -> None:
     caplog.set_level(logging.INFO, logger="hub.plugins.mqtt")
     broker = private_mosquitto()
     topic = f"{unique('t')}/data"
-    hub = await make_hub({"mqtt": mqtt_config(broker.url, unique("hub"))}, builtins=MQTT_ONLY, start=False)
+    hub = await hub_factory({"mqtt": mqtt_config(broker.url, unique("hub"))}, builtins=MQTT_ONLY, start=False)
     received = collect(hub, topic)
     await hub.async_start()  # does not fail: the broker may start after the hub (boot order)
     assert "Cannot connect to the MQTT broker" in caplog.text

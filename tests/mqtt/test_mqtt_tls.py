@@ -82,23 +82,23 @@ async def tls_broker(tmp_path, private_mosquitto):
     return broker
 
 
-async def test_mqtts_with_the_brokers_ca_connects(make_hub, tls_broker) -> None:
+async def test_mqtts_with_the_brokers_ca_connects(hub_factory, tls_broker) -> None:
     url = f"mqtts://127.0.0.1:{tls_broker.port}"
-    hub = await make_hub(
+    hub = await hub_factory(
         {"mqtt": mqtt_config(url, unique("hub"), tls={"ca_certs": str(tls_broker.ca)})}, builtins=MQTT_ONLY
     )
     assert hub.data["mqtt"].connected
 
 
-async def test_an_unverifiable_certificate_stops_the_hub(make_hub, tls_broker) -> None:
+async def test_an_unverifiable_certificate_stops_the_hub(hub_factory, tls_broker) -> None:
     url = f"mqtts://127.0.0.1:{tls_broker.port}"
     with pytest.raises(StartupError, match=f"TLS to the MQTT broker mqtts://127.0.0.1:{tls_broker.port} failed"):
-        await make_hub({"mqtt": mqtt_config(url, unique("hub"))}, builtins=MQTT_ONLY)
+        await hub_factory({"mqtt": mqtt_config(url, unique("hub"))}, builtins=MQTT_ONLY)
 
 
-async def test_insecure_skips_verification_and_says_so(make_hub, tls_broker, caplog) -> None:
+async def test_insecure_skips_verification_and_says_so(hub_factory, tls_broker, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="hub.plugins.mqtt")
     url = f"mqtts://127.0.0.1:{tls_broker.port}"
-    hub = await make_hub({"mqtt": mqtt_config(url, unique("hub"), tls={"insecure": True})}, builtins=MQTT_ONLY)
+    hub = await hub_factory({"mqtt": mqtt_config(url, unique("hub"), tls={"insecure": True})}, builtins=MQTT_ONLY)
     assert hub.data["mqtt"].connected
     assert "the broker's certificate is not verified" in caplog.text

@@ -15,8 +15,6 @@ from hub.testing.clock import FakeClock
 T0 = 1_700_000_000.0
 
 
-
-
 class Fleet:
     """A hub with presence only, plus helpers that act like a contract plugin reporting node traffic."""
 
@@ -66,7 +64,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def make_fleet(make_hub, clock: FakeClock) -> MakeFleet:
+def make_fleet(hub_factory, clock: FakeClock) -> MakeFleet:
     """``await make_fleet(presence={...}, plugins=[...])``: a started hub with presence and a fake clock.
 
     ``check_interval`` defaults to a minute so the background task never runs during a test: tests
@@ -75,7 +73,7 @@ def make_fleet(make_hub, clock: FakeClock) -> MakeFleet:
 
     async def factory(presence: dict[str, Any] | None = None, plugins=(), **kwargs: Any) -> Fleet:
         section = {"check_interval": 60, **(presence or {})}
-        hub = await make_hub(
+        hub = await hub_factory(
             {"presence": section}, builtins=("hub.plugins.presence",), plugins=plugins, clock=clock, **kwargs
         )
         return Fleet(hub, clock)

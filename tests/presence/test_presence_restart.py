@@ -6,8 +6,8 @@ import asyncio
 
 from hub.core.const import REASON_TIMEOUT, STATUS_OFFLINE, STATUS_ONLINE, STATUS_UNKNOWN
 from hub.core.hub import ROLE_CLI, Hub
+from hub.core.plugins.hookspecs import hookimpl
 from hub.core.registry import Node
-from hub.plugins.hookspecs import hookimpl
 from hub.plugins.presence import DATA_PRESENCE
 
 T0 = 1_700_000_000.0  # where the fake clock starts (conftest.FakeClock)
@@ -96,9 +96,9 @@ async def test_cli_role_restores_but_never_times_out(make_fleet, clock):
     assert fleet.status(STALE) == STATUS_ONLINE
 
 
-async def test_background_task_runs_the_check(make_hub, clock):
+async def test_background_task_runs_the_check(hub_factory, clock):
     """With a short check_interval the hub's own task marks a silent node offline (fake time, real ticks)."""
-    hub = await make_hub(
+    hub = await hub_factory(
         {"presence": {"check_interval": 0.01, "timeout": 5, "initial_timeout": 5}},
         builtins=("hub.plugins.presence",),
         clock=clock,
@@ -114,9 +114,9 @@ async def test_background_task_runs_the_check(make_hub, clock):
     assert node.status_reason == REASON_TIMEOUT
 
 
-async def test_stopping_the_hub_stops_the_checker(make_hub, clock):
+async def test_stopping_the_hub_stops_the_checker(hub_factory, clock):
     """A hub shutting down goes deaf: it must not time out the fleet it can no longer hear."""
-    hub = await make_hub(
+    hub = await hub_factory(
         {"presence": {"check_interval": 0.01, "timeout": 5, "initial_timeout": 5}},
         builtins=("hub.plugins.presence",),
         clock=clock,

@@ -12,9 +12,9 @@ DEAD = "aa:bb:cc:00:01:03"
 BUILTINS = ("hub.plugins.storage", "hub.plugins.presence")
 
 
-async def test_status_survives_a_restart_with_sqlite(make_hub, clock, tmp_path):
+async def test_status_survives_a_restart_with_sqlite(hub_factory, clock, tmp_path):
     config = {"hub": {"data_dir": str(tmp_path / "data")}, "presence": {"check_interval": 60, "initial_timeout": 90}}
-    first = await make_hub(config, builtins=BUILTINS, clock=clock)
+    first = await hub_factory(config, builtins=BUILTINS, clock=clock)
     registry = first.registry
     t0 = clock.now
     for node_id, at in ((QUIET, t0 - 80), (ALIVE, t0 - 2), (DEAD, t0 - 30)):
@@ -27,7 +27,7 @@ async def test_status_survives_a_restart_with_sqlite(make_hub, clock, tmp_path):
     await first.async_stop()
 
     clock.now = t0 + 5  # the hub was down for 5 s
-    second = await make_hub(config, builtins=BUILTINS, clock=clock)
+    second = await hub_factory(config, builtins=BUILTINS, clock=clock)
     restored = {n.node_id: (n.status, n.status_reason, n.last_seen) for n in second.registry}
     assert restored == {
         QUIET: (STATUS_ONLINE, "message", t0 - 80),

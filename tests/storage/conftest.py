@@ -18,7 +18,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database URL of each dialect: a SQLite file in tmp_path, or a scratch PostgreSQL database."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("postgres_url")
+    return request.getfixturevalue("hub_postgres_url")
 
 
 @pytest.fixture
@@ -37,12 +37,12 @@ StorageHub = Callable[..., Awaitable[Hub]]
 
 
 @pytest.fixture
-def storage_hub(make_hub, db_url: str, clock: FakeClock) -> StorageHub:
+def storage_hub(hub_factory, db_url: str, clock: FakeClock) -> StorageHub:
     """``await storage_hub(batch_size=…, …)``: a started hub with only storage, on ``db_url``, fake clock."""
 
     async def factory(role: str | None = None, start: bool = True, **storage: Any) -> Hub:
         extra = {"role": role} if role is not None else {}
-        return await make_hub(
+        return await hub_factory(
             {"storage": {"db_url": db_url, **storage}}, builtins=STORAGE, clock=clock, start=start, **extra
         )
 

@@ -17,8 +17,6 @@ NODE_A = "aa:bb:cc:dd:ee:01"
 NODE_B = "aa:bb:cc:dd:ee:02"
 
 
-
-
 class Store:
     """Reads the database directly, through its own engine, to check what the hub committed."""
 

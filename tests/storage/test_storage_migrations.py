@@ -79,31 +79,31 @@ def test_db_upgrade_command_reports_an_unreachable_database(tmp_path: Path, caps
         (42, "expected a database URL"),
     ],
 )
-async def test_bad_db_url_is_a_config_error(make_hub, url, message):
+async def test_bad_db_url_is_a_config_error(hub_factory, url, message):
     with pytest.raises(ConfigError) as info:
-        await make_hub({"storage": {"db_url": url}}, builtins=STORAGE)
+        await hub_factory({"storage": {"db_url": url}}, builtins=STORAGE)
     assert any("storage -> db_url" in line and message in line for line in info.value.messages), info.value.messages
 
 
-async def test_urls_are_rewritten_to_the_async_drivers(make_hub, tmp_path: Path):
-    hub = await make_hub({"storage": {"db_url": "sqlite:///rel.db"}}, builtins=STORAGE, start=False)
+async def test_urls_are_rewritten_to_the_async_drivers(hub_factory, tmp_path: Path):
+    hub = await hub_factory({"storage": {"db_url": "sqlite:///rel.db"}}, builtins=STORAGE, start=False)
     assert hub.config["storage"]["db_url"] == "sqlite+aiosqlite:///rel.db"
-    hub = await make_hub({"storage": {"db_url": "postgresql://u@h/db"}}, builtins=STORAGE, start=False)
+    hub = await hub_factory({"storage": {"db_url": "postgresql://u@h/db"}}, builtins=STORAGE, start=False)
     assert hub.config["storage"]["db_url"] == "postgresql+asyncpg://u@h/db"
-    hub = await make_hub({}, builtins=STORAGE, start=False)
+    hub = await hub_factory({}, builtins=STORAGE, start=False)
     assert hub.config["storage"]["max_pending"] == 100_000
-    hub = await make_hub({"storage": {"batch_size": 50_000}}, builtins=STORAGE, start=False)
+    hub = await hub_factory({"storage": {"batch_size": 50_000}}, builtins=STORAGE, start=False)
     assert hub.config["storage"]["max_pending"] == 200_000
 
 
-async def test_relative_sqlite_path_lives_in_the_data_dir(make_hub):
-    hub = await make_hub({"storage": {"db_url": "sqlite:///rel.db"}}, builtins=STORAGE)
+async def test_relative_sqlite_path_lives_in_the_data_dir(hub_factory):
+    hub = await hub_factory({"storage": {"db_url": "sqlite:///rel.db"}}, builtins=STORAGE)
     assert (hub.data_dir / "rel.db").exists()
 
 
-async def test_unreachable_database_stops_the_hub_from_starting(make_hub):
+async def test_unreachable_database_stops_the_hub_from_starting(hub_factory):
     with pytest.raises(StartupError, match="cannot open the database"):
-        await make_hub({"storage": {"db_url": "postgresql://nobody@127.0.0.1:1/hub"}}, builtins=STORAGE)
+        await hub_factory({"storage": {"db_url": "postgresql://nobody@127.0.0.1:1/hub"}}, builtins=STORAGE)
 
 
 async def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path):
@@ -116,8 +116,8 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path):
         await store.engine.dispose()
 
 
-async def test_unusable_sqlite_path_stops_the_hub_from_starting(make_hub, tmp_path: Path):
+async def test_unusable_sqlite_path_stops_the_hub_from_starting(hub_factory, tmp_path: Path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(StartupError, match="cannot open"):
-        await make_hub({"storage": {"db_url": f"sqlite:///{blocker}/sub/hub.db"}}, builtins=STORAGE)
+        await hub_factory({"storage": {"db_url": f"sqlite:///{blocker}/sub/hub.db"}}, builtins=STORAGE)

@@ -30,9 +30,7 @@ def load_config(path: Path, schemas: SectionSchemas, *, failed_plugins: Collecti
     machine.  ``hub.data_dir`` comes back absolute, relative to the config file's folder.
     """
     raw = load_config_file(path) if path.exists() else {}
-    config = validate_config(
-        raw, {"hub": CORE_SCHEMA, **schemas}, file_label=path.name, failed_plugins=failed_plugins
-    )
+    config = validate_config(raw, {"hub": CORE_SCHEMA, **schemas}, file_label=path.name, failed_plugins=failed_plugins)
     data_dir = Path(config["hub"]["data_dir"]).expanduser()
     if not data_dir.is_absolute():
         data_dir = path.resolve().parent / data_dir

@@ -79,9 +79,7 @@ class _Loader(yaml.SafeLoader):
             elif key in from_merge:
                 from_merge.discard(key)  # a local key overrides a merged one: that is what merges are for
             elif key in result:
-                raise _located_error(
-                    self, key_node, f"duplicate key {key!r} (first on line {result.key_lines[key]})"
-                )
+                raise _located_error(self, key_node, f"duplicate key {key!r} (first on line {result.key_lines[key]})")
             result[key] = self.construct_object(value_node, deep=True)
             result.key_lines[key] = key_node.start_mark.line + 1
         return result
@@ -125,7 +123,6 @@ class _Loader(yaml.SafeLoader):
         if len(parts) == 2:
             return default
         raise _located_error(self, node, f"environment variable {parts[0]!r} is not set and has no default")
-
 
 
 class _Secrets:

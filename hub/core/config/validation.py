@@ -46,7 +46,9 @@ def validate_config(
             if failed_plugins:
                 _LOGGER.warning(
                     "%s: section %r is not used: no loaded plugin owns it (failed to load: %s)",
-                    where, section, ", ".join(sorted(failed_plugins)),
+                    where,
+                    section,
+                    ", ".join(sorted(failed_plugins)),
                 )
                 continue
             messages.append(f"{where}: unknown section {section!r}{_did_you_mean(section, schemas)}")

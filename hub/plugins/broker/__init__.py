@@ -33,10 +33,10 @@ from typing import Any
 
 import voluptuous as vol
 
+from hub import hookimpl
 from hub.core.const import DATA_BROKER_URL
 from hub.core.hub import ROLE_CLI, Hub, HubState
 from hub.plugins.addresses import is_loopback
-from hub.plugins.hookspecs import hookimpl
 
 from .embedded import EmbeddedBroker
 

@@ -41,9 +41,6 @@ PASSWORD_FILE = "embedded-broker.passwd"
 _HASHER = PasswordHash((Argon2Hasher(time_cost=2, memory_cost=19456, parallelism=1),))
 
 
-
-
-
 class EmbeddedBroker:
     """One amqtt broker: :meth:`start` returns the URL the hub (and local simulators) connect to."""
 

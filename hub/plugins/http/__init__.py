@@ -15,9 +15,9 @@ from typing import Any
 
 import voluptuous as vol
 
+from hub import hookimpl
 from hub.core.errors import StartupError
 from hub.core.hub import ROLE_CLI, Hub
-from hub.plugins.hookspecs import hookimpl
 
 from .auth.store import AuthStoreError
 from .cli import register_commands

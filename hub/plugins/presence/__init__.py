@@ -34,8 +34,8 @@ from typing import Any
 
 import voluptuous as vol
 
+from hub import hookimpl
 from hub.core.hub import ROLE_CLI, Hub
-from hub.plugins.hookspecs import hookimpl
 
 from .tracker import PresenceTracker
 

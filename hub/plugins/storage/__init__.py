@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hub.plugins.hookspecs import hookimpl
+from hub import hookimpl
 
 from .cli import db_upgrade
 from .config import CONFIG_SCHEMA

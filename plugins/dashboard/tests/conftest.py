@@ -97,35 +97,39 @@ async def browser(chromium: str) -> AsyncIterator[Any]:
         yield connected
 
 
-async def _make_dashboard(make_hub: Any, mqtt_url: str, *, owner: bool = True, **extra: Any) -> Any:
+async def _make_dashboard(hub_factory: Any, hub_mqtt_url: str, *, owner: bool = True, **extra: Any) -> Any:
     from dashboard_testing import OWNER, OWNER_PASSWORD, Dashboard
 
     from hub.plugins.http.auth.manager import AuthManager
     from hub.plugins.http.auth.store import AuthStore
 
     config = {
-        "mqtt": {"broker": mqtt_url, "client_id": f"hub-dashboard-test-{uuid.uuid4().hex[:12]}", "session_expiry": 0},
+        "mqtt": {
+            "broker": hub_mqtt_url,
+            "client_id": f"hub-dashboard-test-{uuid.uuid4().hex[:12]}",
+            "session_expiry": 0,
+        },
         "presence": {"timeout": 2, "initial_timeout": 4, "check_interval": 0.2},
         "http": {"port": 0},
         **extra,
     }
     # Both plugins load the way `hub run` loads them: as installed distributions (entry points).
-    hub = await make_hub(config, builtins=BUILTINS, entry_points=True, start=False)
+    hub = await hub_factory(config, builtins=BUILTINS, entry_points=True, start=False)
     if owner:  # as `hub user create` would, before start, so no onboarding link is made
         await AuthManager(AuthStore.in_dir(hub.data_dir), hub.clock).create_user(OWNER, OWNER_PASSWORD)
     await hub.async_start()
     assert not hub.plugins.failed, hub.plugins.failed
     assert {"esp32_node", "dashboard"} <= set(hub.plugins.info), "install plugins/esp32_node and plugins/dashboard"
-    return Dashboard(hub, hub.data[DATA_HTTP_URL], mqtt_url, aiohttp.ClientSession())
+    return Dashboard(hub, hub.data[DATA_HTTP_URL], hub_mqtt_url, aiohttp.ClientSession())
 
 
 @pytest.fixture
-async def make_dashboard(make_hub: Any, mqtt_url: str) -> AsyncIterator[Any]:
+async def make_dashboard(hub_factory: Any, hub_mqtt_url: str) -> AsyncIterator[Any]:
     """Factory: ``await make_dashboard(owner=True, **config_sections)`` → a running :class:`Dashboard`."""
     made: list[Any] = []
 
     async def factory(**kwargs: Any) -> Any:
-        dashboard = await _make_dashboard(make_hub, mqtt_url, **kwargs)
+        dashboard = await _make_dashboard(hub_factory, hub_mqtt_url, **kwargs)
         made.append(dashboard)
         return dashboard
 

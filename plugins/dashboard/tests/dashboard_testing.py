@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 import paho.mqtt.client as paho
 import pytest
-from hub.testing.simulator import BrokerAddress, FleetStats, SimulatedNode
+from hub_esp32_node.simulator import BrokerAddress, FleetStats, SimulatedNode
 
 from hub import Hub
 from hub.plugins.http import DATA_SERVER
@@ -72,7 +72,7 @@ class Dashboard:
 
     hub: Hub
     url: str
-    mqtt_url: str
+    hub_mqtt_url: str
     session: aiohttp.ClientSession
     nodes: list[SimulatedNode] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -88,7 +88,7 @@ class Dashboard:
         """A simulated ESP32 (own MQTT connection, retained birth, Last Will) reporting every ``interval`` s."""
         mac = random_mac()
         self.macs.add(mac)
-        node = SimulatedNode(mac, BrokerAddress.from_url(self.mqtt_url), FleetStats(), interval=interval, seed=1)
+        node = SimulatedNode(mac, BrokerAddress.from_url(self.hub_mqtt_url), FleetStats(), interval=interval, seed=1)
         self.nodes.append(node)
         self.tasks.append(asyncio.create_task(node.run(self.stop)))
         await wait_for(lambda: self.hub.registry.get(node_id(mac)), what=f"node {mac} registered")
@@ -97,7 +97,7 @@ class Dashboard:
     async def publish(self, mac: str, leaf: str, payloads: list[bytes | str], *, retain: bool = False) -> None:
         """Publish raw messages to ``devices/{mac}/{leaf}`` (QoS 1, each acknowledged by the broker)."""
         self.macs.add(mac)
-        await asyncio.to_thread(_publish_blocking, self.mqtt_url, f"devices/{mac}/{leaf}", payloads, retain)
+        await asyncio.to_thread(_publish_blocking, self.hub_mqtt_url, f"devices/{mac}/{leaf}", payloads, retain)
 
     async def publish_readings(self, mac: str, readings: list[tuple[float, dict[str, Any]]]) -> None:
         """Telemetry as the JSON contract has it, each with its own ``timestamp`` (so history can be back-dated)."""
@@ -112,7 +112,7 @@ class Dashboard:
         self.stop.set()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.macs:
-            await asyncio.to_thread(_clear_retained, self.mqtt_url, [f"devices/{mac}/status" for mac in self.macs])
+            await asyncio.to_thread(_clear_retained, self.hub_mqtt_url, [f"devices/{mac}/status" for mac in self.macs])
 
     # --- the API -----------------------------------------------------------------------------
     async def call(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> tuple[int, Any]:

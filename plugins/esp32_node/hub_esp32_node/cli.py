@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 
-from hub.testing.simulator import BrokerAddress, Fleet
+from .simulator import BrokerAddress, Fleet
 
 PROGRESS_EVERY = 10.0
 PROBE_TIMEOUT = 5.0
@@ -33,17 +33,35 @@ def _positive(kind: type[int | float]) -> Callable[[str], int | float]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``hub simulate``."""
-    parser.add_argument("--broker", default="mqtt://127.0.0.1:1883", metavar="URL",
-                        help="mqtt://[user:pass@]host[:port] or mqtts://… (default: %(default)s)")
+    parser.add_argument(
+        "--broker",
+        default="mqtt://127.0.0.1:1883",
+        metavar="URL",
+        help="mqtt://[user:pass@]host[:port] or mqtts://… (default: %(default)s)",
+    )
     parser.add_argument("--nodes", type=_positive(int), default=10, metavar="N", help="how many nodes (default: 10)")
-    parser.add_argument("--interval", type=_positive(float), default=5.0, metavar="S",
-                        help="seconds between a node's reports, ±10%% jitter (default: 5)")
-    parser.add_argument("--duration", type=_positive(float), default=None, metavar="S",
-                        help="stop after S seconds (default: run until Ctrl-C)")
+    parser.add_argument(
+        "--interval",
+        type=_positive(float),
+        default=5.0,
+        metavar="S",
+        help="seconds between a node's reports, ±10%% jitter (default: 5)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=_positive(float),
+        default=None,
+        metavar="S",
+        help="stop after S seconds (default: run until Ctrl-C)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="same seed, same MACs (default: 0)")
     parser.add_argument("--qos", type=int, choices=(0, 1), default=1, help="telemetry QoS (default: 1)")
-    parser.add_argument("--mqtt-version", choices=tuple(PROTOCOLS), default="3.1.1",
-                        help="protocol the nodes speak (default: 3.1.1, like most ESP32 firmware)")
+    parser.add_argument(
+        "--mqtt-version",
+        choices=tuple(PROTOCOLS),
+        default="3.1.1",
+        help="protocol the nodes speak (default: 3.1.1, like most ESP32 firmware)",
+    )
 
 
 async def simulate(args: argparse.Namespace) -> int:
@@ -60,10 +78,19 @@ async def simulate(args: argparse.Namespace) -> int:
     except (OSError, TimeoutError) as err:
         print(f"hub simulate: cannot reach the MQTT broker at {where}: {err or 'timed out'}", file=sys.stderr)
         return 1
-    fleet = Fleet(args.broker, args.nodes, interval=args.interval, seed=args.seed, qos=args.qos,
-                  protocol=PROTOCOLS[args.mqtt_version])
-    print(f"Simulating {args.nodes} ESP32 node(s) against {where}: one report every {args.interval:g} s each, "
-          f"QoS {args.qos}, seed {args.seed}. Ctrl-C stops.", flush=True)
+    fleet = Fleet(
+        args.broker,
+        args.nodes,
+        interval=args.interval,
+        seed=args.seed,
+        qos=args.qos,
+        protocol=PROTOCOLS[args.mqtt_version],
+    )
+    print(
+        f"Simulating {args.nodes} ESP32 node(s) against {where}: one report every {args.interval:g} s each, "
+        f"QoS {args.qos}, seed {args.seed}. Ctrl-C stops.",
+        flush=True,
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, fleet.stop)
@@ -76,8 +103,11 @@ async def simulate(args: argparse.Namespace) -> int:
             if done:
                 break
             sent = fleet.stats.sent
-            print(f"[{time.monotonic() - started:6.0f} s] {fleet.connected()}/{args.nodes} nodes connected, "
-                  f"{sent - reported} messages in the last {PROGRESS_EVERY:g} s, {sent} in total", flush=True)
+            print(
+                f"[{time.monotonic() - started:6.0f} s] {fleet.connected()}/{args.nodes} nodes connected, "
+                f"{sent - reported} messages in the last {PROGRESS_EVERY:g} s, {sent} in total",
+                flush=True,
+            )
             reported = sent
         await runner
     finally:
@@ -85,7 +115,10 @@ async def simulate(args: argparse.Namespace) -> int:
             loop.remove_signal_handler(sig)
     elapsed = time.monotonic() - started
     stats = fleet.stats
-    print(f"Stopped after {elapsed:.1f} s: {stats.sent} messages sent ({stats.sent / max(elapsed, 1e-9):.1f}/s) "
-          f"by {args.nodes} node(s); {stats.skipped} skipped while disconnected, "
-          f"{stats.connect_failures} failed connects, {stats.throttled} flow-control waits.", flush=True)
+    print(
+        f"Stopped after {elapsed:.1f} s: {stats.sent} messages sent ({stats.sent / max(elapsed, 1e-9):.1f}/s) "
+        f"by {args.nodes} node(s); {stats.skipped} skipped while disconnected, "
+        f"{stats.connect_failures} failed connects, {stats.throttled} flow-control waits.",
+        flush=True,
+    )
     return 0

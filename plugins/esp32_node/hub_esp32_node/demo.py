@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 from hub import Event, normalize_mac
 from hub.core.const import DATA_BROKER_URL, EVENT_AVAILABILITY_REPORTED
-from hub.testing.simulator import Fleet
 
 from .config import SECTION
+from .simulator import Fleet
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -39,8 +39,9 @@ def start_demo(hub: Hub, nodes: int) -> None:
     """Start ``nodes`` simulated nodes as one background task of the hub."""
     url = hub.data.get(DATA_BROKER_URL)
     if not url:
-        _LOGGER.error("Cannot start the demo: no MQTT broker is configured or running (nothing set %s)",
-                      DATA_BROKER_URL)
+        _LOGGER.error(
+            "Cannot start the demo: no MQTT broker is configured or running (nothing set %s)", DATA_BROKER_URL
+        )
         return
     options = hub.config[SECTION]["demo"]
     interval, every, downtime = options["interval"], options["power_loss_every"], options["downtime"]
@@ -55,8 +56,12 @@ def start_demo(hub: Hub, nodes: int) -> None:
     )
     task = hub.create_task(_run(fleet), name="esp32_node demo fleet")
     hub.data[DEMO_DATA_KEY] = (fleet, task)
-    _LOGGER.info("Demo: %d simulated ESP32 nodes reporting every %g s%s", nodes, interval,
-                 f"; one loses power about every {every:g} s" if every else "")
+    _LOGGER.info(
+        "Demo: %d simulated ESP32 nodes reporting every %g s%s",
+        nodes,
+        interval,
+        f"; one loses power about every {every:g} s" if every else "",
+    )
 
 
 async def stop_demo(hub: Hub) -> None:
@@ -103,6 +108,11 @@ async def _report(fleet: Fleet) -> None:
     sent = 0
     while True:
         await asyncio.sleep(PROGRESS_EVERY)
-        _LOGGER.info("Demo: %d/%d simulated nodes connected, %d reports sent in the last %.0f s",
-                     fleet.connected(), len(fleet.nodes), fleet.stats.sent - sent, PROGRESS_EVERY)
+        _LOGGER.info(
+            "Demo: %d/%d simulated nodes connected, %d reports sent in the last %.0f s",
+            fleet.connected(),
+            len(fleet.nodes),
+            fleet.stats.sent - sent,
+            PROGRESS_EVERY,
+        )
         sent = fleet.stats.sent

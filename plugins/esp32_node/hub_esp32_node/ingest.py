@@ -188,7 +188,11 @@ class Esp32Ingest:
             for key in new_keys:
                 spec = describe(key)
                 registry.ensure_entity(
-                    node, key, name=spec.name, unit=spec.unit, device_class=spec.device_class,
+                    node,
+                    key,
+                    name=spec.name,
+                    unit=spec.unit,
+                    device_class=spec.device_class,
                     state_class=spec.state_class,
                 )
         if firmware is not _MISSING and firmware != node.firmware_version:

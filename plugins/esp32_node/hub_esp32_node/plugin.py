@@ -38,8 +38,9 @@ def hub_setup(hub: Hub) -> None:
 @hookimpl
 def hub_cli_commands(register: Callable[..., None]) -> None:
     """``hub simulate``."""
-    register("simulate", cli.simulate, help="run simulated ESP32 nodes against an MQTT broker",
-             arguments=cli.add_arguments)
+    register(
+        "simulate", cli.simulate, help="run simulated ESP32 nodes against an MQTT broker", arguments=cli.add_arguments
+    )
 
 
 @hookimpl

@@ -19,9 +19,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def hub(make_hub: Any, clock: FakeClock) -> AsyncIterator[Hub]:
+async def hub(hub_factory: Any, clock: FakeClock) -> AsyncIterator[Hub]:
     """A started hub with no built-ins and this plugin; fails the test if any handler raised."""
-    hub = await make_hub(builtins=(), plugins=[(hub_esp32_node.plugin, "esp32_node")], clock=clock)
+    hub = await hub_factory(builtins=(), plugins=[(hub_esp32_node.plugin, "esp32_node")], clock=clock)
     assert "esp32_node" in hub.plugins.info, hub.plugins.failed
     yield hub
     assert hub.messages.handler_errors == 0, "a handler raised into the router"

@@ -11,8 +11,6 @@ NOW = 1_700_000_000.0
 """The test clock: 2023-11-14T22:13:20Z."""
 
 
-
-
 class Recorder:
     """Every event the hub fires, in order."""
 

@@ -13,19 +13,19 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
 import pytest
+from hub_esp32_node.simulator import node_macs
 
 from hub.core.cli import main
-from hub.testing.simulator import node_macs
 
 pytestmark = pytest.mark.mosquitto
 
 
 @pytest.fixture
-def seed(mqtt_url: str) -> Iterator[int]:
+def seed(hub_mqtt_url: str) -> Iterator[int]:
     """A fresh seed (fresh MACs); the retained statuses its nodes leave are cleared afterwards."""
     seed = random.randrange(2**32)
     yield seed
-    parts = urlsplit(mqtt_url)
+    parts = urlsplit(hub_mqtt_url)
     client = paho.Client(paho.CallbackAPIVersion.VERSION2)
     client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
     client.loop_start()
@@ -37,10 +37,25 @@ def seed(mqtt_url: str) -> Iterator[int]:
 
 
 def test_simulate_runs_for_a_duration_and_prints_a_summary(
-    mqtt_url: str, seed: int, capsys: pytest.CaptureFixture[str]
+    hub_mqtt_url: str, seed: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["simulate", "--broker", mqtt_url, "--nodes", "2", "--interval", "0.25", "--duration", "1.5",
-                 "--seed", str(seed), "--qos", "0"])
+    code = main(
+        [
+            "simulate",
+            "--broker",
+            hub_mqtt_url,
+            "--nodes",
+            "2",
+            "--interval",
+            "0.25",
+            "--duration",
+            "1.5",
+            "--seed",
+            str(seed),
+            "--qos",
+            "0",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "Simulating 2 ESP32 node(s)" in out and "QoS 0" in out
@@ -50,11 +65,26 @@ def test_simulate_runs_for_a_duration_and_prints_a_summary(
     assert sent >= 6
 
 
-def test_ctrl_c_stops_cleanly(mqtt_url: str, seed: int) -> None:
+def test_ctrl_c_stops_cleanly(hub_mqtt_url: str, seed: int) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-c", "from hub.core.cli import main; raise SystemExit(main())",
-         "simulate", "--broker", mqtt_url, "--nodes", "4", "--interval", "0.2", "--seed", str(seed)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [
+            sys.executable,
+            "-c",
+            "from hub.core.cli import main; raise SystemExit(main())",
+            "simulate",
+            "--broker",
+            hub_mqtt_url,
+            "--nodes",
+            "4",
+            "--interval",
+            "0.2",
+            "--seed",
+            str(seed),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert process.stdout is not None
     first = process.stdout.readline()  # printed once the broker answered and the fleet starts
@@ -67,7 +97,7 @@ def test_ctrl_c_stops_cleanly(mqtt_url: str, seed: int) -> None:
     assert out.strip().splitlines()[-1].startswith("Stopped after")
 
 
-def test_unreachable_broker_is_a_clear_error(capsys: pytest.CaptureFixture[str], mqtt_url: str) -> None:
+def test_unreachable_broker_is_a_clear_error(capsys: pytest.CaptureFixture[str], hub_mqtt_url: str) -> None:
     code = main(["simulate", "--broker", "mqtt://127.0.0.1:1", "--nodes", "1", "--duration", "1"])
     assert code == 1
     assert "cannot reach the MQTT broker at 127.0.0.1:1" in capsys.readouterr().err

@@ -11,9 +11,7 @@ from hub.core.errors import ConfigError
 
 def test_empty_section_gives_the_demo_defaults() -> None:
     config = validate_config({}, {"esp32_node": CONFIG_SCHEMA})
-    assert config["esp32_node"] == {
-        "demo": {"interval": 5.0, "seed": 2024, "power_loss_every": 45.0, "downtime": 25.0}
-    }
+    assert config["esp32_node"] == {"demo": {"interval": 5.0, "seed": 2024, "power_loss_every": 45.0, "downtime": 25.0}}
 
 
 def test_bad_value_names_the_path() -> None:

@@ -54,7 +54,11 @@ async def test_example_telemetry_registers_node_entities_and_attributes(hub: Hub
     assert set(node.entities) == {"temperature", "humidity", "uptime", "free_heap", "wifi_rssi"}
     temperature = node.entities["temperature"]
     assert (temperature.platform, temperature.unit, temperature.device_class, temperature.state_class) == (
-        "sensor", "°C", "temperature", "measurement")
+        "sensor",
+        "°C",
+        "temperature",
+        "measurement",
+    )
     assert temperature.state == 25.4
     uptime = node.entities["uptime"]
     assert (uptime.unit, uptime.device_class, uptime.state_class) == ("s", "duration", "total_increasing")
@@ -106,17 +110,32 @@ async def test_mac_spellings_map_to_one_node_and_the_spelling_is_remembered(hub:
 
 
 async def test_strings_bools_and_nested_values_are_attributes_numbers_are_entities(hub: Hub, events: Recorder) -> None:
-    send(hub, {"temperature": 20.5, "relay": True, "mode": "eco", "wifi": {"ssid": "home", "ch": 6},
-               "tags": ["a", "b"], "nothing": None, "count": 3})
+    send(
+        hub,
+        {
+            "temperature": 20.5,
+            "relay": True,
+            "mode": "eco",
+            "wifi": {"ssid": "home", "ch": 6},
+            "tags": ["a", "b"],
+            "nothing": None,
+            "count": 3,
+        },
+    )
 
     node = hub.registry.get(NODE_ID)
     assert node is not None
     assert set(node.entities) == {"temperature", "count"}
-    assert node.attributes == {"relay": True, "mode": "eco", "wifi": {"ssid": "home", "ch": 6}, "tags": ["a", "b"],
-                               "topic_mac": MAC}
+    assert node.attributes == {
+        "relay": True,
+        "mode": "eco",
+        "wifi": {"ssid": "home", "ch": 6},
+        "tags": ["a", "b"],
+        "topic_mac": MAC,
+    }
     updates = events.of(EVENT_NODE_UPDATED)
     send(hub, {"temperature": 20.5, "relay": False, "mode": "eco"})
-    later = events.of(EVENT_NODE_UPDATED)[len(updates):]
+    later = events.of(EVENT_NODE_UPDATED)[len(updates) :]
     assert later == [{"node_id": NODE_ID, "changes": {"attributes": {"relay": False}}}]
 
 
@@ -133,8 +152,7 @@ async def test_firmware_version_keys_set_the_node_firmware(hub: Hub, events: Rec
 
 
 async def test_reserved_keys_are_neither_entities_nor_attributes(hub: Hub) -> None:
-    send(hub, {"ts": 1677610000, "seq": 7, "message_id": "m-1", "mac_address": MAC, "topic_mac": "x",
-               "temperature": 3})
+    send(hub, {"ts": 1677610000, "seq": 7, "message_id": "m-1", "mac_address": MAC, "topic_mac": "x", "temperature": 3})
     node = hub.registry.get(NODE_ID)
     assert node is not None and set(node.entities) == {"temperature"}
     assert node.attributes == {"topic_mac": MAC}
@@ -171,8 +189,9 @@ async def test_huge_numbers_become_floats_and_bools_never_become_readings(hub: H
         ("loop_count", None, None, "measurement"),
     ],
 )
-async def test_entity_inference(hub: Hub, key: str, unit: str | None, device_class: str | None,
-                                state_class: str) -> None:
+async def test_entity_inference(
+    hub: Hub, key: str, unit: str | None, device_class: str | None, state_class: str
+) -> None:
     send(hub, {key: 1.5})
     entity = hub.registry.get(NODE_ID).entities[key]  # type: ignore[union-attr]
     assert (entity.unit, entity.device_class, entity.state_class) == (unit, device_class, state_class)
@@ -266,10 +285,10 @@ async def test_dedupe_is_stable_for_identical_bytes_and_differs_otherwise(hub: H
     assert without is None
 
 
-async def test_dedupe_survives_a_hub_restart(make_hub: Any, events: Recorder, hub: Hub) -> None:
+async def test_dedupe_survives_a_hub_restart(hub_factory: Any, events: Recorder, hub: Hub) -> None:
     message = b'{"seq":42,"temperature":21.5}'
     send(hub, message)
-    other = await make_hub(builtins=(), plugins=[(hub_esp32_node.plugin, "esp32_node")])
+    other = await hub_factory(builtins=(), plugins=[(hub_esp32_node.plugin, "esp32_node")])
     again = Recorder()
     other.bus.listen(EVENT_STATE_REPORTED, again)
     send(other, message)

@@ -19,10 +19,10 @@ import orjson
 import paho.mqtt.client as paho
 import pytest
 from esp32_testing import Recorder, random_mac
+from hub_esp32_node.simulator import BrokerAddress, FleetStats, SimulatedNode, node_macs
 
 from hub import MATCH_ALL, Hub, normalize_mac
 from hub.core.const import EVENT_AVAILABILITY_REPORTED, EVENT_STATE_REPORTED
-from hub.testing.simulator import BrokerAddress, FleetStats, SimulatedNode, node_macs
 
 pytestmark = pytest.mark.mosquitto
 
@@ -39,9 +39,9 @@ async def wait_for(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
 
 
 @pytest.fixture
-async def mqtt_hub(make_hub: Any, mqtt_url: str) -> AsyncIterator[tuple[Hub, Recorder]]:
-    hub = await make_hub(
-        {"mqtt": {"broker": mqtt_url, "client_id": f"hub-esp32-test-{uuid.uuid4().hex[:12]}", "session_expiry": 0}},
+async def mqtt_hub(hub_factory: Any, hub_mqtt_url: str) -> AsyncIterator[tuple[Hub, Recorder]]:
+    hub = await hub_factory(
+        {"mqtt": {"broker": hub_mqtt_url, "client_id": f"hub-esp32-test-{uuid.uuid4().hex[:12]}", "session_expiry": 0}},
         builtins=("hub.plugins.mqtt",),
         plugins=[(hub_esp32_node.plugin, "esp32_node")],
     )
@@ -55,8 +55,8 @@ async def mqtt_hub(make_hub: Any, mqtt_url: str) -> AsyncIterator[tuple[Hub, Rec
 class Publisher:
     """A paho-mqtt client (another MQTT library than the hub's) that clears the retained messages it leaves."""
 
-    def __init__(self, mqtt_url: str) -> None:
-        parts = urlsplit(mqtt_url)
+    def __init__(self, hub_mqtt_url: str) -> None:
+        parts = urlsplit(hub_mqtt_url)
         self._client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"esp32-test-{uuid.uuid4().hex[:12]}")
         self._client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
         self._client.loop_start()
@@ -81,8 +81,8 @@ class Publisher:
 
 
 @pytest.fixture
-def publisher(mqtt_url: str) -> Iterator[Publisher]:
-    publisher = Publisher(mqtt_url)
+def publisher(hub_mqtt_url: str) -> Iterator[Publisher]:
+    publisher = Publisher(hub_mqtt_url)
     yield publisher
     publisher.close()
 
@@ -97,8 +97,17 @@ async def test_paho_telemetry_and_status_register_the_node(
     await publisher.publish(f"devices/{mac}/status", b"online", retain=True)
     await wait_for(lambda: hub.registry.get(node_id))
 
-    telemetry = {"timestamp": 1677610000, "seq": 1, "temperature": 25.4, "humidity": 65, "status": "online",
-                 "uptime": 12345, "free_heap": 123456, "wifi_rssi": -45, "mac_address": mac}
+    telemetry = {
+        "timestamp": 1677610000,
+        "seq": 1,
+        "temperature": 25.4,
+        "humidity": 65,
+        "status": "online",
+        "uptime": 12345,
+        "free_heap": 123456,
+        "wifi_rssi": -45,
+        "mac_address": mac,
+    }
     await publisher.publish(f"devices/{mac}/data", orjson.dumps(telemetry))
     await publisher.publish(f"devices/{mac}/data", b'{"temperature": NaN}')
     await publisher.publish(f"devices/{mac}/data", orjson.dumps({**telemetry, "seq": 2, "temperature": 25.5}))
@@ -119,10 +128,10 @@ async def test_paho_telemetry_and_status_register_the_node(
 
 
 async def test_simulated_node_power_loss_reaches_the_hub_as_offline(
-    mqtt_hub: tuple[Hub, Recorder], mqtt_url: str, publisher: Publisher
+    mqtt_hub: tuple[Hub, Recorder], hub_mqtt_url: str, publisher: Publisher
 ) -> None:
     hub, events = mqtt_hub
-    node = SimulatedNode(random_mac(), BrokerAddress.from_url(mqtt_url), FleetStats(), interval=0.1)
+    node = SimulatedNode(random_mac(), BrokerAddress.from_url(hub_mqtt_url), FleetStats(), interval=0.1)
     node_id = normalize_mac(node.mac)
     publisher.clean_up_retained(node.status_topic)
     assert await node.power_on()
@@ -142,14 +151,18 @@ async def test_simulated_node_power_loss_reaches_the_hub_as_offline(
 
 
 async def test_demo_fleet_registers_reports_loses_power_and_comes_back(
-    publisher: Publisher, make_hub: Any, mqtt_url: str
+    publisher: Publisher, hub_factory: Any, hub_mqtt_url: str
 ) -> None:
     # `publisher` first: it is torn down last, after the hub has stopped the demo (whose nodes
     # publish a retained `offline` as they go), so it can clear those.
     seed = random.randrange(2**32)
-    hub = await make_hub(
+    hub = await hub_factory(
         {
-            "mqtt": {"broker": mqtt_url, "client_id": f"hub-esp32-demo-{uuid.uuid4().hex[:12]}", "session_expiry": 0},
+            "mqtt": {
+                "broker": hub_mqtt_url,
+                "client_id": f"hub-esp32-demo-{uuid.uuid4().hex[:12]}",
+                "session_expiry": 0,
+            },
             "esp32_node": {"demo": {"interval": 0.1, "seed": seed, "power_loss_every": 0.3, "downtime": 0.4}},
         },
         builtins=("hub.plugins.mqtt",),

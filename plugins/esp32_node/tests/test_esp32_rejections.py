@@ -15,8 +15,18 @@ from hub import Hub
 from hub.core.const import EVENT_STATE_REPORTED
 
 MAC = "AA:BB:CC:DD:EE:FF"
-REASONS = ("bad_topic", "bad_mac", "too_large", "not_json", "not_object", "too_deep", "too_many_keys", "bad_key",
-           "mac_mismatch", "bad_status")
+REASONS = (
+    "bad_topic",
+    "bad_mac",
+    "too_large",
+    "not_json",
+    "not_object",
+    "too_deep",
+    "too_many_keys",
+    "bad_key",
+    "mac_mismatch",
+    "bad_status",
+)
 
 
 def nested(levels: int) -> dict[str, Any]:
@@ -77,8 +87,15 @@ async def test_limits_themselves_are_accepted(hub: Hub, events: Recorder) -> Non
     assert len(events.of(EVENT_STATE_REPORTED)[0]["states"]) == MAX_KEYS - 1
 
 
-@pytest.mark.parametrize("topic", ["devices/AA:BB:CC:DD:EE:FF/data/extra", "device/AA:BB:CC:DD:EE:FF/data",
-                                   "devices/AA:BB:CC:DD:EE:FF/status", "devices/data"])
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "devices/AA:BB:CC:DD:EE:FF/data/extra",
+        "device/AA:BB:CC:DD:EE:FF/data",
+        "devices/AA:BB:CC:DD:EE:FF/status",
+        "devices/data",
+    ],
+)
 async def test_bad_topic_handed_straight_to_the_handler(hub: Hub, topic: str) -> None:
     # The router only delivers matching topics; another transport (or a plugin calling the handler) might not.
     Esp32Ingest(hub).handle_data(topic, b'{"temperature": 1}', False)

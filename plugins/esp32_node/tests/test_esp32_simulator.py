@@ -14,16 +14,16 @@ import orjson
 import paho.mqtt.client as paho
 import pytest
 from gmqtt.mqtt.constants import MQTTv50
+from hub_esp32_node.simulator import BrokerAddress, Fleet, FleetStats, SimulatedNode, node_macs
 
 from hub import normalize_mac
-from hub.testing.simulator import BrokerAddress, Fleet, FleetStats, SimulatedNode, node_macs
 
 
 class Observer:
     """Subscribes to ``devices/{MAC}/#`` of chosen nodes and records what arrives, in order."""
 
-    def __init__(self, mqtt_url: str) -> None:
-        parts = urlsplit(mqtt_url)
+    def __init__(self, hub_mqtt_url: str) -> None:
+        parts = urlsplit(hub_mqtt_url)
         self.messages: list[tuple[str, bytes, bool]] = []
         self._subscribed = threading.Event()
         self._client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"esp32-obs-{uuid.uuid4().hex[:12]}")
@@ -51,8 +51,8 @@ class Observer:
 
 
 @pytest.fixture
-def observer(mqtt_url: str) -> Iterator[Observer]:
-    observer = Observer(mqtt_url)
+def observer(hub_mqtt_url: str) -> Iterator[Observer]:
+    observer = Observer(hub_mqtt_url)
     yield observer
     observer.close()
 
@@ -82,8 +82,8 @@ def test_broker_urls() -> None:
 
 
 @pytest.mark.mosquitto
-async def test_three_nodes_birth_report_and_stop_gracefully(mqtt_url: str, observer: Observer) -> None:
-    fleet = Fleet(mqtt_url, 3, interval=0.2, seed=random.randrange(2**32))
+async def test_three_nodes_birth_report_and_stop_gracefully(hub_mqtt_url: str, observer: Observer) -> None:
+    fleet = Fleet(hub_mqtt_url, 3, interval=0.2, seed=random.randrange(2**32))
     observer.watch(*(node.topic_mac for node in fleet.nodes))
 
     await fleet.run(duration=2.0)
@@ -103,8 +103,8 @@ async def test_three_nodes_birth_report_and_stop_gracefully(mqtt_url: str, obser
 
 
 @pytest.mark.mosquitto
-async def test_power_loss_makes_the_broker_publish_the_retained_lwt(mqtt_url: str, observer: Observer) -> None:
-    node = SimulatedNode(node_macs(random.randrange(2**32), 1)[0], BrokerAddress.from_url(mqtt_url), FleetStats())
+async def test_power_loss_makes_the_broker_publish_the_retained_lwt(hub_mqtt_url: str, observer: Observer) -> None:
+    node = SimulatedNode(node_macs(random.randrange(2**32), 1)[0], BrokerAddress.from_url(hub_mqtt_url), FleetStats())
     observer.watch(node.topic_mac)
     assert await node.power_on()
     assert await node.publish_telemetry()
@@ -115,7 +115,7 @@ async def test_power_loss_makes_the_broker_publish_the_retained_lwt(mqtt_url: st
     await eventually(lambda: observer.of(node.status_topic) == [b"online", b"offline"])
     assert not node.connected
     # The Will was retained: a subscriber arriving now (a hub starting up) learns the node is offline.
-    late = Observer(mqtt_url)
+    late = Observer(hub_mqtt_url)
     try:
         late.watch(node.topic_mac)
         await eventually(lambda: late.messages == [(node.status_topic, b"offline", True)])
@@ -132,12 +132,13 @@ async def test_power_loss_makes_the_broker_publish_the_retained_lwt(mqtt_url: st
 
 @pytest.mark.mosquitto
 async def test_burst_past_the_brokers_receive_maximum_waits_instead_of_failing(
-    mqtt_url: str, observer: Observer
+    hub_mqtt_url: str, observer: Observer
 ) -> None:
     # Mosquitto advertises a receive maximum of 20 to MQTT 5 clients; gmqtt raises OverflowError past it.
     stats = FleetStats()
-    node = SimulatedNode(node_macs(random.randrange(2**32), 1)[0], BrokerAddress.from_url(mqtt_url), stats,
-                         protocol=MQTTv50)
+    node = SimulatedNode(
+        node_macs(random.randrange(2**32), 1)[0], BrokerAddress.from_url(hub_mqtt_url), stats, protocol=MQTTv50
+    )
     observer.watch(node.topic_mac)
     assert await node.power_on()
     for _ in range(300):

@@ -195,8 +195,14 @@ class SimulatedNode:
                 )
             except (OSError, TimeoutError, MQTTConnectError) as err:
                 self._stats.connect_failures += 1
-                self._log.warning("connect", "Simulated node %s cannot connect to %s:%s: %s",
-                                  self.name, self._broker.host, self._broker.port, err)
+                self._log.warning(
+                    "connect",
+                    "Simulated node %s cannot connect to %s:%s: %s",
+                    self.name,
+                    self._broker.host,
+                    self._broker.port,
+                    err,
+                )
                 await _quietly_disconnect(client)
                 if await _sleep_unless(stop, delay):
                     return False
@@ -327,7 +333,13 @@ class Fleet:
         self.stats = FleetStats()
         self.nodes: Sequence[SimulatedNode] = [
             SimulatedNode(
-                mac, broker, self.stats, interval=interval, qos=qos, protocol=protocol, seed=seed,
+                mac,
+                broker,
+                self.stats,
+                interval=interval,
+                qos=qos,
+                protocol=protocol,
+                seed=seed,
                 # Every fourth node spells its MAC the ESPHome way, as real mixed fleets do.
                 topic_mac=mac.replace(":", "").lower() if index % 4 == 3 else mac,
             )

@@ -24,6 +24,7 @@ from typing import Any
 import pluggy
 
 from hub.core.errors import StartupError
+from hub.version import __version__
 
 from . import hookspecs
 
@@ -65,8 +66,6 @@ class PluginManager:
     # --- loading ---------------------------------------------------------------
     def load(self, builtins: Iterable[str] = BUILTIN_PLUGINS, *, entry_point_plugins: bool = True) -> None:
         """Register the built-ins, then the installed plugins the allow-list admits."""
-        from hub import __version__
-
         for module_name in builtins:
             self._load_module(module_name.rsplit(".", 1)[-1], module_name, __version__, "builtin")
         if entry_point_plugins:
