@@ -14,15 +14,15 @@ from typing import Any
 
 import voluptuous as vol
 
-from .store import DEFAULT_MAX_IMAGE_SIZE
-
 SECTION = "ota"
+DEFAULT_MAX_IMAGE_SIZE = 4 * 1024 * 1024
+"""4 MiB: larger than the biggest OTA app partition of a 4 MB-flash ESP32 (the usual module)."""
 MAX_IMAGE_SIZE_LIMIT = 16 * 1024 * 1024
 """ESP-IDF refuses an app partition over 16 MiB, so no image can be larger."""
 
 
 def _byte_count(value: Any) -> int:
-    """An integer number of bytes (not a bool, not a float with a fraction)."""
+    """An integer number of bytes (not a bool or a float)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise vol.Invalid(f"expected a whole number of bytes, got {value!r}")
     return value
