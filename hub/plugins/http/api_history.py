@@ -57,7 +57,7 @@ async def call_storage(hub: Hub, name: str, data: dict[str, Any]) -> Any:
     except ServiceValidationError as err:
         raise BadRequest(str(err)) from None
     except StorageUnavailable as err:  # the database is down: the client may retry, no traceback needed
-        raise ServiceUnavailable(f"storage.{name}: {err}", code="storage_unavailable") from err
+        raise ServiceUnavailable(str(err), code="storage_unavailable") from err
     except Exception as err:
         _LOGGER.exception("storage.%s failed", name)
         raise ServiceUnavailable(f"storage.{name} failed: {err}", code="storage_error") from err
