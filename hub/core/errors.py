@@ -37,3 +37,19 @@ class ServiceValidationError(HubError):
 
 class HubStateError(HubError):
     """An operation was asked of the hub in a lifecycle state that does not allow it."""
+
+
+class StorageUnavailable(HubError):
+    """Storage cannot do what was asked now (database unreachable, stopped, or a write that never committed)."""
+
+
+class StorageOverloaded(StorageUnavailable):
+    """Storage already holds ``storage: max_pending`` uncommitted readings and refused more."""
+
+
+class MigrationError(HubError):
+    """A plugin's database migrations are declared wrongly or failed to run."""
+
+
+class InvalidBrokerUrl(HubError, ValueError):
+    """A broker URL that is not ``mqtt[s]://[user[:password]@]host[:port]`` (the message never repeats a password)."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from aiohttp import web
 from http_helpers import Api, assert_error
 
+from hub.core.errors import HubError, StorageUnavailable
 from hub.core.plugins.hookspecs import hookimpl
 from hub.plugins.http import PRINCIPAL_KEY
 from hub.plugins.http.errors import NotFound
@@ -29,8 +30,12 @@ class WebPlugin:
         async def missing(request: web.Request) -> web.Response:
             raise NotFound("nothing here", code="widget_not_found")
 
+        async def offline(request: web.Request) -> web.Response:
+            raise StorageUnavailable("the database is unreachable")
+
         register("GET", "/", page, auth=False)
         register("GET", "/api/web/whoami", whoami)
+        register("GET", "/api/web/offline", offline)
         register(
             "GET",
             "/api/web/missing",
@@ -59,6 +64,9 @@ async def test_plugin_pages_routes_and_static_files(make_api, tmp_path: Path) ->
     assert await api.call("GET", "/api/web/whoami") == (200, {"user": "owner"})
     status, body = await api.call("GET", "/api/web/missing")
     assert_error(status, body, 404, "widget_not_found")
+    assert issubclass(NotFound, HubError)  # one error root across plugin boundaries
+    status, body = await api.call("GET", "/api/web/offline")
+    assert_error(status, body, 503, "storage_unavailable")
 
     status, text = await api.call("GET", "/static/app.js", auth=False)
     assert status == 200 and "console.log" in text

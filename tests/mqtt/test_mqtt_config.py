@@ -8,9 +8,9 @@ import pytest
 
 from hub.core.config import validate_config
 from hub.core.config.loader import load_yaml
-from hub.core.errors import ConfigError
+from hub.core.errors import ConfigError, HubError, InvalidBrokerUrl
 from hub.plugins.mqtt.backoff import Backoff
-from hub.plugins.mqtt.config import CONFIG_SCHEMA, BrokerUrl, BrokerUrlError, default_client_id
+from hub.plugins.mqtt.config import CONFIG_SCHEMA, BrokerUrl, default_client_id
 
 
 def validate(section: object) -> dict:
@@ -44,8 +44,9 @@ def test_broker_url_forms() -> None:
     assert BrokerUrl.parse("mqtt://[::1]:1884").display == "mqtt://[::1]:1884"
     assert BrokerUrl.parse("mqtt://u:secret@h:1").display == "mqtt://h:1"
     for bad in ("http://h", "mqtt://", "mqtt://h/topic", "mqtt://h:99999", "h:1883"):
-        with pytest.raises(BrokerUrlError):
+        with pytest.raises(InvalidBrokerUrl) as info:
             BrokerUrl.parse(bad)
+        assert isinstance(info.value, HubError) and isinstance(info.value, ValueError)
 
 
 def test_protocol_accepts_5_and_311_as_yaml_writes_them(tmp_path) -> None:

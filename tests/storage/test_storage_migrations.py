@@ -40,7 +40,7 @@ async def test_migrations_build_the_schema_from_empty_and_are_idempotent(store: 
 async def test_downgrade_to_empty_and_back(store: Store):
     await upgrade(store.engine)
     async with store.engine.begin() as conn:
-        await conn.run_sync(lambda sync: command.downgrade(alembic_config(sync), "base"))
+        await conn.run_sync(lambda sync: command.downgrade(alembic_config(connection=sync), "base"))
     assert await upgrade(store.engine) == (None, head_revision())
     assert await _diff(store) == []
 

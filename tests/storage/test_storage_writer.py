@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from storage_helpers import NODE_A, NODE_B, T0, Store, committed, report
 
-from hub.plugins.storage.batch import StorageOverloaded, StorageUnavailable
+from hub.core.errors import HubError, StorageOverloaded, StorageUnavailable
 from hub.plugins.storage.schema import telemetry
 
 
@@ -125,8 +125,9 @@ async def test_readings_beyond_max_pending_are_refused_and_not_acknowledged(stor
     report(hub, NODE_A, {"temperature": 99.0}, T0 + 99)  # sixth: no room
     refused = hub.durability.barrier()
     assert refused is not accepted
-    with pytest.raises(StorageOverloaded):
+    with pytest.raises(StorageOverloaded) as info:
         await refused
+    assert isinstance(info.value, StorageUnavailable) and isinstance(info.value, HubError)
     await asyncio.wait_for(asyncio.shield(accepted), 10)
     assert hub.metrics.value("storage_dropped_rows", reason="overload") >= 1
     assert await store.scalar("SELECT count(*) FROM telemetry") <= 5
@@ -164,8 +165,9 @@ async def test_shutdown_that_cannot_commit_fails_the_barrier(storage_hub, store:
         report(hub, NODE_A, {"temperature": 21.0}, T0 + 1)
         barrier = hub.durability.barrier()
         await hub.async_stop()
-        with pytest.raises(StorageUnavailable):
+        with pytest.raises(StorageUnavailable) as info:
             await barrier
+        assert isinstance(info.value, HubError)
     assert await store.scalar("SELECT count(*) FROM telemetry") == 1
 
 

@@ -14,6 +14,7 @@ Order of a hub's life, and which hooks run when::
     hub_cli_commands       once, when the command line is built
     hub_run_arguments      once, when ``hub run``'s options are built
     hub_run_config         ``hub run`` only: after config.yaml is validated, before start
+    hub_db_migrations      storage's setup and ``hub db upgrade``: declare the plugin's own tables' migrations
     hub_setup              start: register listeners, services, subscriptions, restore state
     hub_start              start: begin taking input (connect to brokers, start timers)
     hub_http_routes        during the http plugin's start: add HTTP routes and pages
@@ -63,6 +64,23 @@ def hub_cli_commands(register: Callable[..., None]) -> None:
     runs the command (it may be a coroutine function) and returns an exit
     code.  ``args.config`` is the ``-c`` path.  Names with a space
     (``"db upgrade"``) become nested subcommands.
+    """
+
+
+@hookspec
+def hub_db_migrations(register: Callable[..., None]) -> None:
+    """Declare the alembic migrations of the database tables this plugin owns.
+
+    Call ``register(name, directory, metadata=None)``: ``directory`` holds the
+    plugin's revision files (``revision``, ``down_revision``, ``upgrade()``,
+    ``downgrade()``; no ``env.py``), ``name`` (``[a-z][a-z0-9_]*``, usually the
+    plugin's) names the version table ``alembic_version_<name>`` that records
+    how far they ran, and ``metadata`` (a ``sqlalchemy.MetaData`` with the
+    plugin's tables) lets ``hub db revision --autogenerate`` write revisions.
+    Storage runs them on SQLite and PostgreSQL at every start, before any other
+    plugin's ``hub_setup``, and in ``hub db upgrade``; the tables are then used
+    through ``hub.data[DATA_DATABASE]``.  Called before an event loop may
+    exist: a plain function.
     """
 
 

@@ -115,6 +115,8 @@ class PluginManager:
         """
         results = []
         for name, impl in self._impls(hook_name):
+            if name in self.failed:  # disabled earlier in this round (storage collects hub_db_migrations)
+                continue
             try:
                 result = impl.function(*[kwargs[arg] for arg in impl.argnames])
             except Exception as err:  # isolation
@@ -132,6 +134,8 @@ class PluginManager:
         """
         results = []
         for name, impl in self._impls(hook_name):
+            if name in self.failed:  # disabled earlier in this round (storage collects hub_db_migrations)
+                continue
             try:
                 result = impl.function(*[kwargs[arg] for arg in impl.argnames])
                 if inspect.isawaitable(result):

@@ -13,7 +13,7 @@ from typing import Any
 import voluptuous as vol
 from aiohttp import web
 
-from hub.core.errors import ServiceValidationError
+from hub.core.errors import ServiceValidationError, StorageUnavailable
 from hub.core.hub import Hub
 
 from .api_nodes import find_node
@@ -46,7 +46,7 @@ STATUS_QUERY = vol.Schema(
 
 
 async def call_storage(hub: Hub, name: str, data: dict[str, Any]) -> Any:
-    """Call ``storage.<name>``; 503 when storage is not loaded or fails, 400 if it rejects the data."""
+    """Call ``storage.<name>``; 503 when storage is not loaded, unavailable or fails, 400 if it rejects the data."""
     if not hub.services.has("storage", name):
         raise ServiceUnavailable(
             f"history needs the storage plugin, which is not loaded (no storage.{name} service)",
@@ -56,6 +56,8 @@ async def call_storage(hub: Hub, name: str, data: dict[str, Any]) -> Any:
         return await hub.services.call("storage", name, data)
     except ServiceValidationError as err:
         raise BadRequest(str(err)) from None
+    except StorageUnavailable as err:  # the database is down: the client may retry, no traceback needed
+        raise ServiceUnavailable(str(err), code="storage_unavailable") from err
     except Exception as err:
         _LOGGER.exception("storage.%s failed", name)
         raise ServiceUnavailable(f"storage.{name} failed: {err}", code="storage_error") from err

@@ -12,8 +12,10 @@ from collections.abc import Mapping
 import orjson
 from aiohttp import web
 
+from hub.core.errors import HubError
 
-class ApiError(Exception):
+
+class ApiError(HubError):
     """Base class: an error the API reports to the client with ``status`` and ``code``."""
 
     status: int = 400

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.web_middlewares import Handler
 
+from hub.core.errors import StorageUnavailable
+
 from .errors import ApiError, Banned, Unauthorized, error_response, retry_after
 from .remote import client_address
 from .routes import PRINCIPAL_KEY
@@ -51,6 +53,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         response = await handler(request)
     except ApiError as err:
         response = error_response(err.status, err.code, err.message, err.headers)
+    except StorageUnavailable as err:  # a plugin's route found the database down: retry later, not a bug
+        response = error_response(503, "storage_unavailable", str(err))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -16,6 +16,8 @@ from urllib.parse import unquote, urlsplit
 
 import voluptuous as vol
 
+from hub.core.errors import InvalidBrokerUrl
+
 PROTOCOL_5 = "5"
 PROTOCOL_311 = "3.1.1"
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
@@ -37,10 +39,6 @@ DEFAULT_SESSION_EXPIRY = 7 * 24 * 3600
 """A week: how long the broker keeps the hub's subscriptions and queues messages while the hub is down."""
 
 
-class BrokerUrlError(ValueError):
-    """A broker URL that is not ``mqtt[s]://[user[:password]@]host[:port]``."""
-
-
 @dataclass(frozen=True)
 class BrokerUrl:
     """A parsed ``mqtt://`` or ``mqtts://`` URL."""
@@ -53,18 +51,18 @@ class BrokerUrl:
 
     @classmethod
     def parse(cls, url: str) -> BrokerUrl:
-        """Parse ``url``; BrokerUrlError (whose message never repeats the password) when it is not usable."""
+        """Parse ``url``; InvalidBrokerUrl (whose message never repeats the password) when it is not usable."""
         try:
             parts = urlsplit(url.strip())
             port = parts.port
         except ValueError as err:  # urlsplit's own complaint ("Port out of range …") has no secret in it
-            raise BrokerUrlError(f"not a broker URL ({err})") from None
+            raise InvalidBrokerUrl(f"not a broker URL ({err})") from None
         if parts.scheme not in DEFAULT_PORTS:
-            raise BrokerUrlError("expected mqtt://host[:port] or mqtts://host[:port]")
+            raise InvalidBrokerUrl("expected mqtt://host[:port] or mqtts://host[:port]")
         if not parts.hostname:
-            raise BrokerUrlError("the broker URL has no host")
+            raise InvalidBrokerUrl("the broker URL has no host")
         if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise BrokerUrlError("a broker URL has no path, query or fragment")
+            raise InvalidBrokerUrl("a broker URL has no path, query or fragment")
         return cls(
             scheme=parts.scheme,
             host=parts.hostname,
@@ -91,7 +89,7 @@ def broker_url(value: Any) -> str:
         raise vol.Invalid("expected a URL such as mqtt://user:password@host:1883")
     try:
         BrokerUrl.parse(value)
-    except BrokerUrlError as err:
+    except InvalidBrokerUrl as err:
         raise vol.Invalid(str(err)) from None
     return value.strip()
 

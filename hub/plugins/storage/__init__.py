@@ -3,7 +3,10 @@
 What it does for the hub (details in each module):
 
 * ``storage:`` config section (:mod:`.config`); SQLite at ``<hub.data_dir>/hub.db`` by default.
-* Schema (:mod:`.schema`) kept current by alembic migrations on every start and by ``hub db upgrade``.
+* Schema (:mod:`.schema`) kept current by alembic migrations on every start and by ``hub db upgrade``,
+  and so are the tables of plugins that declare migrations (``hub_db_migrations``, :mod:`.owners`);
+  ``hub db revision`` writes a new revision file.
+* Shares the database with those plugins as ``hub.data[DATA_DATABASE]`` (:mod:`.database`).
 * Restores the registry at setup, before any other plugin sets up (:mod:`.restore`), also for
   one-off CLI commands such as ``hub nodes``.
 * Writes every registry event in batches, one transaction each, and provides the durability
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from hub import hookimpl
 
-from .cli import db_upgrade
+from .cli import add_revision_arguments, db_revision, db_upgrade
 from .config import CONFIG_SCHEMA
 from .runtime import Storage
 
@@ -38,13 +41,20 @@ def hub_config_schema() -> dict[str, Any]:
 
 @hookimpl
 def hub_cli_commands(register: Callable[..., None]) -> None:
-    """``hub db upgrade``."""
-    register("db upgrade", db_upgrade, help="create or upgrade the database schema to the newest revision")
+    """``hub db upgrade``, ``hub db revision``."""
+    register("db upgrade", db_upgrade, help="create or upgrade the database schema (and plugins' tables)")
+    register(
+        "db revision",
+        db_revision,
+        help="write a new migration revision for a plugin's tables",
+        arguments=add_revision_arguments,
+    )
 
 
 @hookimpl(tryfirst=True)
 async def hub_setup(hub: Hub) -> None:
-    """Connect, migrate and restore the registry first, so every other plugin sets up with the fleet loaded."""
+    """Connect, migrate and restore the registry first, so every other plugin sets up with the fleet loaded
+    and its own tables migrated."""
     storage = Storage(hub)
     await storage.setup()
     _STORAGES[hub] = storage

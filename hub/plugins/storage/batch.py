@@ -47,14 +47,6 @@ flush; with it, a crash can leave a restored ``last_seen`` at most this stale.
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 
 
-class StorageUnavailable(Exception):
-    """Storage could not commit these readings; do not acknowledge them (the broker will redeliver)."""
-
-
-class StorageOverloaded(StorageUnavailable):
-    """Storage held ``max_pending`` readings already and refused more; do not acknowledge them."""
-
-
 class Batch:
     """Everything handed to storage since the previous batch was sealed, and the future of its commit."""
 

@@ -1,61 +1,113 @@
 """Bringing a database's schema up to date with alembic, from the async engine, without an alembic.ini.
 
+The database holds the core schema and the tables of plugins that declare their
+own (the ``hub_db_migrations`` hook, see :mod:`.owners`).  Each owner is a
+:class:`Migrations`: a folder of alembic revision files and a version table of
+its own (``alembic_version`` for the core, ``alembic_version_<name>`` for a
+plugin), so no owner's revisions depend on another's, and an owner that is no
+longer installed is simply not looked at: its tables and version table stay.
+All owners share one ``env.py`` (in ``migrations/``).
+
 Runs on every ``hub_setup`` (a fresh database just works) and from ``hub db
-upgrade``.  When the database is already at the newest revision nothing but
-one ``SELECT`` on ``alembic_version`` happens.  On PostgreSQL an advisory
-lock makes two processes starting at once (``hub run`` and ``hub nodes``)
-take turns instead of racing to create the same tables.
+upgrade``.  An owner already at its newest revision costs one ``SELECT`` on its
+version table.  Each owner migrates in its own transaction; on PostgreSQL an
+advisory lock makes two processes starting at once (``hub run`` and ``hub
+nodes``) take turns instead of racing to create the same tables.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, text
+from alembic.util import CommandError
+from sqlalchemy import Connection, MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub.core.errors import MigrationError
+
+from .schema import metadata as core_metadata
 
 _LOGGER = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+"""The shared ``env.py`` and revision template; the core's revisions are in its ``versions/``."""
 _PG_LOCK_KEY = 0x6875625F6462  # "hub_db": serialises migrations across processes
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
-    """An alembic Config pointing at the shipped migrations (and at ``connection``, which env.py uses)."""
+@dataclass(frozen=True)
+class Migrations:
+    """One owner's revisions (a folder of alembic revision files) and the table recording how far they ran."""
+
+    name: str
+    versions: Path
+    version_table: str
+    metadata: MetaData | None = None
+    """The tables the revisions should build, for autogenerate; None when the owner does not say."""
+
+
+CORE = Migrations("storage", MIGRATIONS_DIR / "versions", "alembic_version", core_metadata)
+"""The core schema (nodes, entities, telemetry, status history); its version table predates plugin migrations."""
+
+
+def alembic_config(migrations: Migrations = CORE, connection: Connection | None = None) -> Config:
+    """An alembic Config for one owner's revisions (and ``connection``, which env.py migrates)."""
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", str(migrations.versions).replace("%", "%%"))
+    config.attributes["version_table"] = migrations.version_table
+    config.attributes["metadata"] = migrations.metadata
     if connection is not None:
         config.attributes["connection"] = connection
     return config
 
 
-def head_revision() -> str:
-    """The newest revision the shipped migrations define."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
-    return head
+def head_revision(migrations: Migrations = CORE) -> str | None:
+    """The newest revision an owner defines (None while its folder holds none); MigrationError if ambiguous."""
+    try:
+        return ScriptDirectory.from_config(alembic_config(migrations)).get_current_head()
+    except CommandError as err:  # e.g. two heads: the owner's revisions branch
+        raise MigrationError(f"migrations of {migrations.name}: {err}") from err
 
 
-async def upgrade(engine: AsyncEngine) -> tuple[str | None, str]:
-    """Upgrade the schema to the newest revision; returns (revision before, revision now)."""
+async def upgrade(engine: AsyncEngine, migrations: Migrations = CORE) -> tuple[str | None, str | None]:
+    """Upgrade one owner's tables to its newest revision; returns (revision before, revision now)."""
+    head = head_revision(migrations)
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-        before = await conn.run_sync(current_revision)
-        head = head_revision()
+        before = await conn.run_sync(current_revision, migrations.version_table)
         if before != head:
-            await conn.run_sync(lambda sync_conn: command.upgrade(alembic_config(sync_conn), "head"))
-            _LOGGER.info("Database schema upgraded from %s to %s", before or "empty", head)
+            await conn.run_sync(lambda sync_conn: command.upgrade(alembic_config(migrations, sync_conn), "head"))
+            _LOGGER.info("Database schema of %s upgraded from %s to %s", migrations.name, before or "empty", head)
         return before, head
 
 
-def current_revision(connection: Connection) -> str | None:
-    """The revision the database is at (None for an empty database).
+async def upgrade_plugins(engine: AsyncEngine, owners: list[Migrations]) -> list[tuple[str, str | None, str | None]]:
+    """Upgrade each plugin's tables in turn; returns (name, before, now) each, MigrationError naming a failing one.
+
+    Each runs in its own transaction, so the owners migrated before a failure stay migrated.
+    """
+    results = []
+    for migrations in owners:
+        try:
+            before, head = await upgrade(engine, migrations)
+        except MigrationError:
+            raise
+        except Exception as err:  # a broken revision file, SQL the database refuses, a lost connection
+            raise MigrationError(f"migrations of {migrations.name} failed: {err}") from err
+        results.append((migrations.name, before, head))
+    return results
+
+
+def current_revision(connection: Connection, version_table: str = CORE.version_table) -> str | None:
+    """The revision an owner's tables are at (None before its first migration).
 
     Alembic logs two INFO lines whenever it opens a migration context; for this
     check, done at every start, they would only be noise, so they are held back.
@@ -64,6 +116,6 @@ def current_revision(connection: Connection) -> str | None:
     level = logger.level
     logger.setLevel(max(level, logging.WARNING))
     try:
-        return MigrationContext.configure(connection).get_current_revision()
+        return MigrationContext.configure(connection, opts={"version_table": version_table}).get_current_revision()
     finally:
         logger.setLevel(level)

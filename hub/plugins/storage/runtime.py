@@ -1,7 +1,9 @@
 """One hub's storage: the engine, the batch writer, retention and services, set up and torn down together.
 
 A database that cannot be opened at setup is a :class:`~hub.core.errors.StartupError`:
-the hub must not run (and acknowledge messages) without the store it promised.
+the hub must not run (and acknowledge messages) without the store it promised.  So
+is a plugin's migration that fails: that plugin would run against tables that are
+not there.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.core.errors import StartupError
+from hub.core.const import DATA_DATABASE
+from hub.core.errors import MigrationError, StartupError
 from hub.core.hub import ROLE_ALL
 
 from . import restore, services
 from .config import resolve_db_url
+from .database import SharedDatabase
 from .engine import create_engine, sqlite_problem
-from .migrate import upgrade
+from .migrate import upgrade, upgrade_plugins
+from .owners import collect
 from .retention import Retention
 from .sink_postgres import PostgresSink
 from .sink_sqlite import SqliteSink
@@ -47,15 +52,21 @@ class Storage:
         self._retention: Retention | None = None
         self._retention_task: asyncio.Task[None] | None = None
         self._unregister: list[Callable[[], None]] = []
+        self._database: SharedDatabase | None = None
 
     async def setup(self) -> None:
-        """Migrate, restore the registry, start the writer and offer the services."""
+        """Migrate the core's and the plugins' tables, restore the registry, start the writer, share the database."""
         hub, config = self._hub, self._config
+        owners = collect(hub.plugins)
         try:
             if self.engine.dialect.name == "sqlite" and (problem := await sqlite_problem(self.engine)):
                 raise StartupError(f"storage: {problem}")
             await upgrade(self.engine)
+            await upgrade_plugins(self.engine, owners)
             restored = await restore.load(self.engine)
+        except MigrationError as err:
+            await self.engine.dispose()
+            raise StartupError(f"storage: {err}") from err
         except (SQLAlchemyError, OSError) as err:
             await self.engine.dispose()
             raise StartupError(
@@ -86,6 +97,7 @@ class Storage:
             on_deleted=purged.inc,
         )
         self._unregister = services.register(hub.services, self.engine, self._retention)
+        self._database = hub.data[DATA_DATABASE] = SharedDatabase(self.engine)
         _LOGGER.info(
             "Storage: %s, %d node(s) restored", self.url.render_as_string(hide_password=True), len(restored.nodes)
         )
@@ -105,6 +117,10 @@ class Storage:
                 await self._retention_task
         for unregister in self._unregister:
             unregister()
+        if self._database is not None:
+            self._database.close()
+            if self._hub.data.get(DATA_DATABASE) is self._database:
+                del self._hub.data[DATA_DATABASE]
         if self._writer is not None:
             await self._writer.close(self._config["shutdown_timeout"])
         await self.engine.dispose()

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub.core.services import ServiceRegistry
 
 from . import queries
+from .database import unavailable_as_error
 from .retention import Retention
 
 DOMAIN = "storage"
@@ -68,19 +69,29 @@ PURGE_SCHEMA = vol.Schema({vol.Optional("keep_days"): vol.All(vol.Coerce(float),
 
 
 def register(services: ServiceRegistry, engine: AsyncEngine, retention: Retention) -> list[Callable[[], None]]:
-    """Register the storage services; returns their unregister functions."""
+    """Register the storage services; returns their unregister functions.
+
+    A database that cannot be reached makes a call raise :class:`~hub.core.errors.StorageUnavailable`.
+    """
 
     async def history(data: dict[str, Any]) -> dict[str, Any]:
         """Downsampled readings of one entity: min/avg/max/count per time bucket, computed in SQL."""
-        return await queries.history(engine, data["node_id"], data["key"], data["start"], data["end"], data["points"])
+        with unavailable_as_error("storage.history"):
+            return await queries.history(
+                engine, data["node_id"], data["key"], data["start"], data["end"], data["points"]
+            )
 
     async def status_history(data: dict[str, Any]) -> list[dict[str, Any]]:
         """A node's status changes, newest first."""
-        return await queries.status_changes(engine, data["node_id"], data.get("start"), data.get("end"), data["limit"])
+        with unavailable_as_error("storage.status_history"):
+            return await queries.status_changes(
+                engine, data["node_id"], data.get("start"), data.get("end"), data["limit"]
+            )
 
     async def purge(data: dict[str, Any]) -> dict[str, int]:
         """Delete telemetry and status history older than keep_days now; returns the rows deleted."""
-        return await retention.purge(data.get("keep_days"))
+        with unavailable_as_error("storage.purge"):
+            return await retention.purge(data.get("keep_days"))
 
     return [
         services.register(DOMAIN, "history", history, HISTORY_SCHEMA),
