@@ -7,8 +7,8 @@ import sys
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from hub import ROLE_CLI
 from hub.core.bootstrap import build_hub
-from hub.core.hub import ROLE_CLI
 
 from .config import resolve_db_url
 from .engine import create_engine
