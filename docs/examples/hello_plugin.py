@@ -12,9 +12,12 @@ from typing import Any
 
 import voluptuous as vol
 
-from hub import Hub, Rejections, hookimpl
+from hub import Hub, Manifest, Rejections, hookimpl
 
 _LOGGER = logging.getLogger(__name__)
+
+MANIFEST = Manifest(name="hello", sections=("hello",))
+"""Its name (the entry-point name), and the config section it owns; it needs no other plugin."""
 
 
 @hookimpl
