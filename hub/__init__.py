@@ -8,15 +8,18 @@ hook specifications in :mod:`hub.core.plugins.hookspecs` and the names in
 from __future__ import annotations
 
 from hub.core.events import MATCH_ALL, Event, EventBus
-from hub.core.hub import ROLE_ALL, ROLE_CLI, Hub, HubState
+from hub.core.hub import Hub, HubState
 from hub.core.mac import normalize_mac
 from hub.core.plugins.hookspecs import hookimpl
+from hub.core.plugins.manifest import Manifest
 from hub.core.registry import Entity, Node, NodeRegistry
 from hub.core.rejections import Rejections
+from hub.core.roles import ROLE_ALL, ROLE_CLI, ROLES, Role
 from hub.version import __version__
 
 __all__ = [
     "MATCH_ALL",
+    "ROLES",
     "ROLE_ALL",
     "ROLE_CLI",
     "Entity",
@@ -24,9 +27,11 @@ __all__ = [
     "EventBus",
     "Hub",
     "HubState",
+    "Manifest",
     "Node",
     "NodeRegistry",
     "Rejections",
+    "Role",
     "__version__",
     "hookimpl",
     "normalize_mac",

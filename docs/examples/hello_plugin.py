@@ -17,11 +17,15 @@ from typing import Any
 import sqlalchemy as sa
 import voluptuous as vol
 
-from hub import Hub, Rejections, hookimpl
+from hub import Hub, Manifest, Rejections, hookimpl
 from hub.core.const import DATA_DATABASE
 from hub.core.database import Database
 
 _LOGGER = logging.getLogger(__name__)
+
+MANIFEST = Manifest(name="hello", requires=("storage",), sections=("hello",))
+"""Its name (the entry-point name), the plugin it cannot work without (its table lives in storage's
+database), and the config section it owns."""
 
 metadata = sa.MetaData()
 greetings = sa.Table(

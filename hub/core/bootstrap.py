@@ -6,10 +6,13 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from hub.core.plugins.manager import BUILTIN_PLUGINS, PluginManager
+from hub.core.plugins.discovery import BUILTIN_PLUGINS
+from hub.core.plugins.manager import PluginManager
+from hub.core.plugins.sections import config_schemas
 
 from .config import load_config
-from .hub import ROLE_ALL, Hub
+from .hub import Hub
+from .roles import ROLE_ALL, Role
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -21,15 +24,7 @@ def load_plugins(builtins: Iterable[str] = BUILTIN_PLUGINS, *, entry_point_plugi
     return plugins
 
 
-def config_schemas(plugins: PluginManager) -> dict[str, object]:
-    """Every section schema the loaded plugins declare."""
-    schemas: dict[str, object] = {}
-    for _name, sections in plugins.call_sync("hub_config_schema"):
-        schemas.update(sections)
-    return schemas
-
-
-def build_hub(config_path: Path, *, role: str = ROLE_ALL, plugins: PluginManager | None = None) -> Hub:
+def build_hub(config_path: Path, *, role: Role = ROLE_ALL, plugins: PluginManager | None = None) -> Hub:
     """Load plugins and config (ConfigError if invalid) and return a Hub ready to start."""
     plugins = plugins or load_plugins()
     config = load_config(config_path, config_schemas(plugins), failed_plugins=list(plugins.failed))

@@ -24,7 +24,8 @@ from hub.version import __version__
 
 from .bootstrap import build_hub, configure_logging, load_plugins
 from .errors import ConfigError, StartupError
-from .hub import ROLE_CLI, Hub, freeze_startup_heap
+from .hub import Hub, freeze_startup_heap
+from .roles import ROLE_CLI
 
 DEFAULT_CONFIG = "config.yaml"
 
@@ -125,7 +126,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
     plugins: PluginManager = args.plugins
-    rows = [vars(info) for info in plugins.info.values()]
+    rows = [vars(plugins.info[name]) for name in plugins.order]  # in set-up order
     if args.json:
         print(json.dumps({"loaded": rows, "failed": plugins.failed}, indent=2))
         return 0

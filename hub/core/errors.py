@@ -23,6 +23,10 @@ class ConfigError(HubError):
         self.messages = messages
 
 
+class ManifestError(HubError, ValueError):
+    """A plugin's manifest is missing or malformed; the message says what to fix (the plugin is refused)."""
+
+
 class StartupError(HubError):
     """A plugin cannot start and the hub must not run without it (a taken port); ``hub run`` exits 1 with the message."""
 

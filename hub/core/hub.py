@@ -4,13 +4,15 @@ A plugin sees the hub as: ``config`` (validated sections), ``bus`` (events),
 ``registry`` (nodes and entities), ``services`` (named operations),
 ``messages`` (topic subscriptions and publishing), ``durability`` (the
 commit barrier between storage and transports), ``metrics`` (Prometheus),
-``data`` (well-known keys plugins share, see :mod:`hub.core.const`) and
+``data`` (well-known keys plugins share, see :mod:`hub.core.const`),
+``role`` (what this process may do, see :mod:`hub.core.roles`) and
 ``create_task`` (background work stopped with the hub).
 
 Lifecycle: ``starting`` → ``running`` → ``stopping`` → ``stopped``.  Start
-runs every plugin's ``hub_setup`` then ``hub_start``; stop runs ``hub_stop``
-(intake ends) then ``hub_shutdown`` (storage flushes), each phase bounded by
-a timeout so a stuck plugin cannot keep the process alive forever.
+runs every plugin's ``hub_setup`` then ``hub_start``, in dependency order;
+stop runs ``hub_stop`` (intake ends) then ``hub_shutdown`` (storage flushes),
+in reverse order, each phase bounded by a timeout so a stuck plugin cannot
+keep the process alive forever.
 """
 
 from __future__ import annotations
@@ -34,14 +36,10 @@ from .events import EventBus
 from .messages import MessageRouter
 from .metrics import Metrics
 from .registry import NodeRegistry
+from .roles import ROLE_ALL, Role
 from .services import ServiceRegistry
 
 _LOGGER = logging.getLogger(__name__)
-
-ROLE_ALL = "all"
-"""A normal ``hub run``: every plugin takes input and serves."""
-ROLE_CLI = "cli"
-"""A one-off command (``hub nodes``): plugins set up and restore state but connect to nothing."""
 
 
 def freeze_startup_heap() -> None:
@@ -75,7 +73,7 @@ class Hub:
         config: dict[str, Any],
         plugins: PluginManager,
         *,
-        role: str = ROLE_ALL,
+        role: Role = ROLE_ALL,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
@@ -129,7 +127,7 @@ class Hub:
         for phase in ("hub_stop", "hub_shutdown"):
             try:
                 async with asyncio.timeout(timeout):
-                    await self.plugins.call_async(phase, hub=self)
+                    await self.plugins.call_async(phase, reverse=True, hub=self)
             except TimeoutError:
                 _LOGGER.error("%s did not finish within %.0f s; going on", phase, timeout)
         await self._cancel_tasks()

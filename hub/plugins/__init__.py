@@ -1,1 +1,1 @@
-"""The plugin framework (hook specs, manager) and the built-in integrations every hub needs."""
+"""The built-in integrations every hub needs, one package each; they use the same hook API as any plugin."""

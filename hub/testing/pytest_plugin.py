@@ -25,8 +25,9 @@ from sqlalchemy.engine import URL, make_url
 
 from hub.core.bootstrap import config_schemas, load_plugins
 from hub.core.config import CORE_SCHEMA, validate_config
-from hub.core.hub import ROLE_ALL, Hub
+from hub.core.hub import Hub
 from hub.core.plugins.manager import BUILTIN_PLUGINS
+from hub.core.roles import ROLE_ALL, Role
 
 POSTGRES_URL_ENV = "HUB_TEST_POSTGRES_URL"
 MQTT_URL_ENV = "HUB_TEST_MQTT_URL"
@@ -143,7 +144,7 @@ async def hub_factory(tmp_path: Path) -> AsyncIterator[HubFactory]:
         builtins: Iterable[str] = BUILTIN_PLUGINS,
         plugins: Iterable[tuple[Any, str]] = (),
         entry_points: bool = False,
-        role: str = ROLE_ALL,
+        role: Role = ROLE_ALL,
         start: bool = True,
         clock: Callable[[], float] | None = None,
     ) -> Hub:

@@ -11,7 +11,8 @@ from mqtt_helpers import EMBEDDED, PahoPeer, collect, free_port, unique, wait_un
 
 from hub.core.const import DATA_BROKER_URL
 from hub.core.errors import ConfigError, StartupError
-from hub.core.hub import ROLE_CLI, HubState
+from hub.core.hub import HubState
+from hub.core.roles import ROLE_CLI
 from hub.plugins.broker.embedded import PASSWORD_FILE
 
 

@@ -9,6 +9,7 @@ import signal
 
 import pytest
 
+from hub import Manifest
 from hub.core.const import EVENT_HUB_STARTED, EVENT_HUB_STOPPING
 from hub.core.errors import HubStateError, StartupError
 from hub.core.hub import HubState
@@ -16,6 +17,8 @@ from hub.core.plugins.hookspecs import hookimpl
 
 
 class Recorder:
+    MANIFEST = Manifest(name="rec")
+
     def __init__(self) -> None:
         self.calls: list[str] = []
 
@@ -59,6 +62,8 @@ async def test_stopping_a_hub_that_never_started_calls_no_hooks(hub_factory):
 
 async def test_start_timeout(hub_factory):
     class Slow:
+        MANIFEST = Manifest(name="slow")
+
         @hookimpl
         async def hub_setup(self):
             await asyncio.sleep(10)
@@ -74,6 +79,8 @@ async def test_a_stuck_stop_phase_is_abandoned_and_shutdown_still_runs(hub_facto
     done: list[str] = []
 
     class Stuck:
+        MANIFEST = Manifest(name="stuck")
+
         @hookimpl
         async def hub_stop(self):
             await asyncio.sleep(10)

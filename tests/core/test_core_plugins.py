@@ -6,11 +6,21 @@ import logging
 
 import pytest
 
+from hub import Manifest
+from hub.core.errors import ManifestError
 from hub.core.hub import HubState
 from hub.core.plugins.hookspecs import hookimpl
 from hub.core.plugins.manager import BUILTIN_PLUGINS, PluginManager
 
-TINY = {"tinygood", "tinybroken", "tinybadhook", "tinysetupfails", "tinymissingattr"}
+TINY = {
+    "tinygood",
+    "tinybroken",
+    "tinybadhook",
+    "tinysetupfails",
+    "tinymissingattr",
+    "tinynomanifest",
+    "tinydependent",
+}
 
 
 def load(builtins=(), entry_points=True) -> PluginManager:
@@ -82,13 +92,67 @@ async def test_entry_point_named_like_a_builtin_is_skipped(tiny_distribution, hu
     assert "impostor" not in hub.data and "presence" not in hub.plugins.failed
 
 
-def test_registering_the_same_plugin_object_twice_is_isolated(caplog):
-    """pluggy refuses a second registration of one object; that must not crash the loader."""
+def test_a_plugin_registered_under_another_name_than_its_manifest_is_refused(caplog):
+    import hub.plugins.presence
+
     manager = load(("hub.plugins.presence",), entry_points=False)
     with caplog.at_level(logging.ERROR):
-        manager._load_module("presence_again", "hub.plugins.presence", "0", "builtin")
-    assert "presence_again" in manager.failed
+        manager.register(hub.plugins.presence, "presence_again")
+    assert "its manifest names it 'presence'" in manager.failed["presence_again"]
     assert "presence" in manager.info
+
+
+def test_registering_a_taken_name_is_a_programming_error():
+    manager = load(("hub.plugins.presence",), entry_points=False)
+    with pytest.raises(ValueError, match="already registered"):
+        manager.register(object(), "presence")
+
+
+def test_a_plugin_without_a_manifest_is_refused_with_how_to_fix_it(tiny_distribution):
+    manager = load()
+    assert manager.failed["tinynomanifest"] == (
+        "refused: declares no manifest: add MANIFEST = hub.Manifest(name='tinynomanifest', …) to the plugin module"
+    )
+    assert "tinynomanifest" not in manager.info
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"name": ""}, "non-empty string"),
+        ({"name": "x", "requires": "http"}, r"requires=\('http',\)"),
+        ({"name": "x", "sections": ("ok", "")}, "tuple of non-empty names"),
+        ({"name": "x", "version": 1}, "version must be a string"),
+    ],
+)
+def test_a_malformed_manifest_says_what_is_wrong(kwargs, message):
+    with pytest.raises(ManifestError, match=message):
+        Manifest(**kwargs)
+
+
+def test_a_manifest_that_is_not_a_manifest_is_refused():
+    class Impostor:
+        MANIFEST = ("impostor",)
+
+    manager = PluginManager()
+    manager.register(Impostor(), "impostor")
+    assert manager.failed["impostor"] == "refused: its MANIFEST is a tuple, not a hub.Manifest"
+
+
+def test_version_comes_from_the_distribution_unless_the_manifest_sets_one():
+    import hub_esp32_node.plugin
+
+    class Pinned:
+        MANIFEST = Manifest(name="pinned", version="2.0")
+
+    manager = PluginManager()
+    manager.register(hub_esp32_node.plugin, "esp32_node")
+    manager.register(Pinned(), "pinned")
+    assert (manager.info["esp32_node"].version, manager.info["esp32_node"].source) == (
+        hub_esp32_node.__version__,
+        "hub-esp32-node",
+    )
+    assert (manager.info["pinned"].version, manager.info["pinned"].source) == ("2.0", "direct")
 
 
 async def test_plugin_whose_setup_raises_is_dropped_and_the_hub_runs_on(
@@ -106,10 +170,12 @@ async def test_plugin_whose_setup_raises_is_dropped_and_the_hub_runs_on(
     assert "Plugin tinysetupfails disabled: hub_setup raised RuntimeError" in caplog.text
 
 
-async def test_direct_plugins_sync_and_async_hooks_and_order(hub_factory):
+async def test_direct_plugins_sync_and_async_hooks(hub_factory):
     calls: list[str] = []
 
     class First:
+        MANIFEST = Manifest(name="first")
+
         @hookimpl
         def hub_setup(self, hub):
             calls.append("first.setup")
@@ -127,6 +193,8 @@ async def test_direct_plugins_sync_and_async_hooks_and_order(hub_factory):
             calls.append("first.shutdown")
 
     class Second:
+        MANIFEST = Manifest(name="second", after=("first",))
+
         @hookimpl
         async def hub_setup(self, hub):
             calls.append("second.setup")
@@ -135,10 +203,10 @@ async def test_direct_plugins_sync_and_async_hooks_and_order(hub_factory):
         def hub_shutdown(self, hub):
             calls.append("second.shutdown")
 
-    hub = await hub_factory(builtins=(), plugins=[(First(), "first"), (Second(), "second")])
+    hub = await hub_factory(builtins=(), plugins=[(Second(), "second"), (First(), "first")])
     await hub.async_stop()
-    # Last registered first, every phase finished before the next begins.
-    assert calls == ["second.setup", "first.setup", "first.start", "first.stop", "second.shutdown", "first.shutdown"]
+    # Dependency order up, reverse order down, every phase finished before the next begins.
+    assert calls == ["first.setup", "second.setup", "first.start", "first.stop", "second.shutdown", "first.shutdown"]
     assert hub.plugins.info["first"].hooks == ["hub_setup", "hub_shutdown", "hub_start", "hub_stop"]
 
 
@@ -146,11 +214,15 @@ async def test_failing_stop_hook_does_not_prevent_the_others(hub_factory):
     calls: list[str] = []
 
     class Bad:
+        MANIFEST = Manifest(name="bad")
+
         @hookimpl
         def hub_stop(self):
             raise RuntimeError("stuck")
 
     class Good:
+        MANIFEST = Manifest(name="good")
+
         @hookimpl
         def hub_shutdown(self):
             calls.append("good.shutdown")
@@ -163,11 +235,15 @@ async def test_failing_stop_hook_does_not_prevent_the_others(hub_factory):
 
 def test_call_sync_isolates_and_collects_results():
     class Schema:
+        MANIFEST = Manifest(name="schema", sections=("thing",))
+
         @hookimpl
         def hub_config_schema(self):
             return {"thing": {}}
 
     class Broken:
+        MANIFEST = Manifest(name="broken")
+
         @hookimpl
         def hub_config_schema(self):
             raise ValueError("nope")

@@ -7,6 +7,7 @@ from pathlib import Path
 from aiohttp import web
 from http_helpers import Api, assert_error
 
+from hub import Manifest
 from hub.core.errors import HubError, StorageUnavailable
 from hub.core.plugins.hookspecs import hookimpl
 from hub.plugins.http import PRINCIPAL_KEY
@@ -15,6 +16,8 @@ from hub.plugins.http.errors import NotFound
 
 class WebPlugin:
     """What a dashboard-like plugin does: a public shell page, a protected API route, static files."""
+
+    MANIFEST = Manifest(name="web", requires=("http",))
 
     def __init__(self, root: Path) -> None:
         self.root = root

@@ -7,6 +7,7 @@ import logging
 from http_helpers import Api
 from prometheus_client.parser import text_string_to_metric_families
 
+from hub import Manifest
 from hub.core.const import DATA_BROKER_URL, REASON_MESSAGE, STATUS_ONLINE
 from hub.core.rejections import Rejections
 
@@ -45,6 +46,21 @@ async def test_system_reports_rates_rejects_storage_broker_and_plugins(api: Api)
     assert [p["name"] for p in body["plugins"]["loaded"]] == ["http"] and body["plugins"]["failed"] == {}
     assert body["metrics"]["hub_mqtt_messages_received"]["rate"] == 10.0
     assert body["hub"]["state"] == "running"
+
+
+class NeedsAbsent:
+    """A plugin whose requirement is not installed: listed as failed, with the reason, never set up."""
+
+    MANIFEST = Manifest(name="needy", requires=("absent",))
+
+
+async def test_system_lists_failed_plugins_with_the_managers_reasons(make_api) -> None:
+    api: Api = await make_api(plugins=[(NeedsAbsent(), "needy")])
+    status, body = await api.call("GET", "/api/system")
+    assert status == 200
+    assert body["plugins"]["failed"] == api.hub.plugins.failed
+    assert body["plugins"]["failed"]["needy"].startswith("requires absent, which is not loaded")
+    assert body["plugins"]["loaded"][0]["requires"] == []
 
 
 async def test_metrics_is_prometheus_text_behind_auth(api: Api) -> None:

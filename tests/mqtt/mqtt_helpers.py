@@ -18,6 +18,7 @@ from typing import Any
 import paho.mqtt.client as paho
 import pytest
 
+from hub import Manifest
 from hub.core.hub import Hub
 from hub.core.plugins.hookspecs import hookimpl
 from hub.testing.pytest_plugin import services_required
@@ -249,6 +250,9 @@ class Mosquitto:
 class BarrierPlugin:
     """Stands in for storage: its durability barrier is a future the test resolves (commit) or fails."""
 
+    MANIFEST = Manifest(name="barrier", after=("mqtt",))
+    """After mqtt, so its hub_stop runs before the transport's."""
+
     def __init__(self, *, fail_on_stop: bool = False) -> None:
         self.future: asyncio.Future[None] | None = None
         self.fail_on_stop = fail_on_stop
@@ -259,7 +263,7 @@ class BarrierPlugin:
 
     @hookimpl
     def hub_stop(self) -> None:
-        """Runs before the mqtt plugin's hub_stop (registered later): the hub stops without this commit."""
+        """Runs before the mqtt plugin's hub_stop (see MANIFEST): the hub stops without this commit."""
         if self.fail_on_stop and self.future is not None and not self.future.done():
             self.future.set_exception(RuntimeError("the hub stopped before the batch committed"))
 

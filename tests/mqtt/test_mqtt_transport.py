@@ -10,7 +10,7 @@ from mqtt_helpers import MQTT_ONLY, PahoPeer, collect, mqtt_config, unique, wait
 
 from hub.core.const import DATA_BROKER_URL
 from hub.core.errors import HubStateError
-from hub.core.hub import ROLE_CLI
+from hub.core.roles import ROLE_CLI
 
 pytestmark = pytest.mark.mosquitto
 

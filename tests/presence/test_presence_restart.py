@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+from hub import Manifest
 from hub.core.const import REASON_TIMEOUT, STATUS_OFFLINE, STATUS_ONLINE, STATUS_UNKNOWN
-from hub.core.hub import ROLE_CLI, Hub
+from hub.core.hub import Hub
 from hub.core.plugins.hookspecs import hookimpl
 from hub.core.registry import Node
+from hub.core.roles import ROLE_CLI
 from hub.plugins.presence import DATA_PRESENCE
 
 T0 = 1_700_000_000.0  # where the fake clock starts (conftest.FakeClock)
@@ -23,7 +25,11 @@ NEVER = "aa:bb:cc:00:00:04"
 
 
 class Restore:
-    """Does what storage does in ``hub_setup``: puts the saved fleet back into the registry."""
+    """Does what storage does in ``hub_setup``: puts the saved fleet back into the registry.
+
+    Named storage, as presence sets up after storage."""
+
+    MANIFEST = Manifest(name="storage")
 
     def __init__(self, stopped_at: float) -> None:
         self.stopped_at = stopped_at
@@ -42,7 +48,7 @@ class Restore:
 
 
 async def test_restored_statuses_survive_and_are_counted(make_fleet):
-    fleet = await make_fleet(plugins=[(Restore(stopped_at=T0 - 5), "restore")])
+    fleet = await make_fleet(plugins=[(Restore(stopped_at=T0 - 5), "storage")])
     assert [fleet.status(n) for n in (FRESH, STALE, DOWN, NEVER)] == ["online", "online", "offline", "unknown"]
     assert fleet.changes == []  # restoring is not a change
     assert (fleet.metric("nodes_online"), fleet.metric("nodes_offline")) == (2, 1)
@@ -50,7 +56,7 @@ async def test_restored_statuses_survive_and_are_counted(make_fleet):
 
 async def test_short_restart_times_out_from_the_restored_last_seen(make_fleet):
     """Down 5 s: silence before the stop still counts, the 5 s of deafness do not."""
-    fleet = await make_fleet({"initial_timeout": 90}, plugins=[(Restore(stopped_at=T0 - 5), "restore")])
+    fleet = await make_fleet({"initial_timeout": 90}, plugins=[(Restore(stopped_at=T0 - 5), "storage")])
     # Newest last_seen (FRESH, stopped_at - 2) estimates when the old hub last heard anyone: downtime = 7 s.
     assert fleet.tracker.deadline(STALE) == (T0 - 85) + 7 + 90
     assert fleet.tracker.deadline(FRESH) == (T0 - 7) + 7 + 90
@@ -65,7 +71,7 @@ async def test_short_restart_times_out_from_the_restored_last_seen(make_fleet):
 
 async def test_long_restart_does_not_mark_the_fleet_offline(make_fleet):
     """Down two hours: nobody is timed out at start; a node that talks again stays online."""
-    fleet = await make_fleet({"initial_timeout": 90}, plugins=[(Restore(stopped_at=T0 - 7200), "restore")])
+    fleet = await make_fleet({"initial_timeout": 90}, plugins=[(Restore(stopped_at=T0 - 7200), "storage")])
     assert fleet.check(T0 + 1) == 0
     assert fleet.status(FRESH) == STATUS_ONLINE and fleet.status(STALE) == STATUS_ONLINE
     fleet.message(FRESH, T0 + 30)
@@ -78,7 +84,7 @@ async def test_long_restart_does_not_mark_the_fleet_offline(make_fleet):
 
 
 async def test_restored_offline_node_comes_back_on_message(make_fleet):
-    fleet = await make_fleet(plugins=[(Restore(stopped_at=T0 - 5), "restore")])
+    fleet = await make_fleet(plugins=[(Restore(stopped_at=T0 - 5), "storage")])
     fleet.message(DOWN, T0 + 3)
     assert fleet.status(DOWN) == STATUS_ONLINE
     assert fleet.changes[-1]["old"] == STATUS_OFFLINE
@@ -90,7 +96,7 @@ async def test_restored_offline_node_comes_back_on_message(make_fleet):
 
 async def test_cli_role_restores_but_never_times_out(make_fleet, clock):
     """``hub nodes`` shows the saved statuses: no checker runs, nothing is judged."""
-    fleet = await make_fleet(plugins=[(Restore(stopped_at=T0 - 7200), "restore")], role=ROLE_CLI)
+    fleet = await make_fleet(plugins=[(Restore(stopped_at=T0 - 7200), "storage")], role=ROLE_CLI)
     assert fleet.tracker.deadline(FRESH) is None
     assert [t.get_name() for t in fleet.hub._tasks] == []
     assert fleet.status(STALE) == STATUS_ONLINE

@@ -15,6 +15,7 @@ from hub.core import cli
 from hub.core.bootstrap import load_plugins
 from hub.core.const import DATA_DATABASE
 from hub.core.errors import HubError, StartupError, StorageUnavailable
+from hub import Manifest
 from hub.core.plugins.hookspecs import hookimpl
 from hub.plugins.storage.migrate import head_revision
 
@@ -77,6 +78,8 @@ def gadget_metadata(*, colour: bool) -> sa.MetaData:
 
 class Gadget:
     """A plugin that owns a table: registers its revisions, writes a row at setup through the shared database."""
+
+    MANIFEST = Manifest(name="gadget", requires=("storage",))
 
     def __init__(self, versions: Path, name: str = "gadget", metadata: sa.MetaData | None = None) -> None:
         self.versions = versions

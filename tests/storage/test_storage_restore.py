@@ -5,7 +5,7 @@ from __future__ import annotations
 from storage_helpers import NODE_A, NODE_B, T0, Store, committed, report
 
 from hub.core.const import REASON_LWT, REASON_MESSAGE, STATUS_OFFLINE, STATUS_ONLINE
-from hub.core.hub import ROLE_CLI
+from hub.core.roles import ROLE_CLI
 from hub.testing.clock import FakeClock
 
 

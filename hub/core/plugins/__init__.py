@@ -1,1 +1,1 @@
-"""The plugin framework: hook specifications and the manager that loads plugins and calls their hooks."""
+"""The plugin framework: manifests, discovery, dependency order, config-section ownership, and the manager that calls hooks."""

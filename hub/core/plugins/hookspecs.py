@@ -1,8 +1,8 @@
 """The public plugin API: every hook a plugin may implement.
 
-Write a module (or class) with functions named like these, decorated with
-``@hub.hookimpl``, and list it under the ``hub`` entry-point group of your
-distribution.  Implement only the hooks you need, and in each only the
+Write a module (or class) with a ``MANIFEST = hub.Manifest(…)`` and functions
+named like these, decorated with ``@hub.hookimpl``, and list it under the
+``hub`` entry-point group of your distribution.  Implement only the hooks you need, and in each only the
 arguments you need (pluggy passes them by name).  The lifecycle hooks
 (``hub_setup``, ``hub_start``, ``hub_demo``, ``hub_stop``, ``hub_shutdown``)
 may return an awaitable, which the hub awaits; the others run before an event
@@ -24,8 +24,10 @@ Order of a hub's life, and which hooks run when::
     hub_stop               stop: stop taking input (disconnect, acknowledge what is durable)
     hub_shutdown           stop: flush and close (write buffers, close databases)
 
-A plugin whose hook raises is reported, unregistered and the hub runs on
-without it (see ``hub plugins``).
+Plugins are called one at a time in the order their manifests give (see
+:mod:`.ordering`), ``hub_stop`` and ``hub_shutdown`` in reverse.  A plugin whose
+hook raises is reported, unregistered and the hub runs on without it and
+without the plugins that require it (see ``hub plugins``).
 """
 
 from __future__ import annotations
@@ -88,16 +90,18 @@ def hub_db_migrations(register: Callable[..., None]) -> None:
 def hub_setup(hub: Hub) -> None:
     """Prepare: read ``hub.config``, register event listeners, services and message subscriptions.
 
-    Storage restores nodes here, so by the end of this phase the registry holds
-    the fleet as it was.  Check ``hub.role`` if the plugin takes input: in the
-    ``cli`` role (one-off commands such as ``hub nodes``) nothing should connect
-    to brokers or start timers.
+    Storage restores nodes here: a plugin whose manifest says ``after=("storage",)``
+    sets up with the fleet as it was.  Connect to nothing here.
     """
 
 
 @hookspec
 def hub_start(hub: Hub) -> None:
-    """Begin taking input: connect to brokers, start background work (``hub.create_task``)."""
+    """Begin taking input: connect to brokers, start background work (``hub.create_task``).
+
+    Only as far as the role allows: ask ``hub.role.takes_input``, ``hub.role.serves_http``,
+    ``hub.role.runs_maintenance`` (a one-off command such as ``hub nodes`` allows none).
+    """
 
 
 @hookspec

@@ -16,10 +16,9 @@ which the plugin manager does not isolate: a hub without its broker would only
 pretend to run).
 
 Order: the mqtt plugin connects in its ``hub_start`` to the URL this plugin
-puts in ``hub.data[DATA_BROKER_URL]``.  pluggy calls later-registered plugins
-first, and mqtt is registered after broker, so this ``hub_start`` is marked
-``tryfirst``: the broker listens before any plugin's ``hub_start`` runs.  It
-shuts down in ``hub_shutdown``, after mqtt disconnected in ``hub_stop``.
+puts in ``hub.data[DATA_BROKER_URL]``; its manifest says ``after=("broker",)``,
+so this ``hub_start`` runs first and the broker listens by then.  It shuts down
+in ``hub_shutdown``, after every plugin's ``hub_stop`` (mqtt disconnects there).
 
 amqtt speaks MQTT 3.1.1 only, keeps sessions in memory and handles a few
 thousand messages a second: fine for trying the hub out and a hobbyist's
@@ -33,14 +32,16 @@ from typing import Any
 
 import voluptuous as vol
 
-from hub import hookimpl
+from hub import Manifest, hookimpl
+from hub.core.addresses import is_loopback
 from hub.core.const import DATA_BROKER_URL
-from hub.core.hub import ROLE_CLI, Hub, HubState
-from hub.plugins.addresses import is_loopback
+from hub.core.hub import Hub, HubState
 
 from .embedded import EmbeddedBroker
 
 _LOGGER = logging.getLogger(__name__)
+
+MANIFEST = Manifest(name="broker", sections=("broker",))
 
 DATA_BROKER = "broker"
 """Key of the running :class:`EmbeddedBroker` in ``hub.data``."""
@@ -77,10 +78,10 @@ def hub_config_schema() -> dict[str, Any]:
     return {"broker": CONFIG_SCHEMA}
 
 
-@hookimpl(tryfirst=True)
+@hookimpl
 async def hub_start(hub: Hub) -> None:
-    """Listen before the mqtt plugin connects (see the module docstring on order)."""
-    if hub.role == ROLE_CLI or hub.config.get("mqtt", {}).get("broker"):
+    """Listen before the mqtt plugin connects (see the module docstring on order); only in roles that take input."""
+    if not hub.role.takes_input or hub.config.get("mqtt", {}).get("broker"):
         return
     config = hub.config["broker"]
     broker = EmbeddedBroker(config["host"], config["port"], config["users"], hub.data_dir)

@@ -1,9 +1,10 @@
 """Built-in ``http``: the authenticated REST + WebSocket API (aiohttp), /metrics, and the home of web plugins.
 
 Config section ``http:`` (see :mod:`.config`); ``hub run --http-port`` overrides
-the port.  The server starts in ``hub_start`` and stops in ``hub_stop``; it is
-not started for one-off CLI commands.  Plugins add pages, API routes and static
-files through the ``hub_http_routes`` and ``hub_http_static`` hooks.  Users and
+the port.  The server starts in ``hub_start`` and stops in ``hub_stop``, only in
+roles that serve HTTP (not for one-off CLI commands).  Plugins add pages, API
+routes and static files through the ``hub_http_routes`` and ``hub_http_static``
+hooks.  Users and
 tokens are managed with ``hub user …`` and ``hub token …`` (see :mod:`.cli`).
 """
 
@@ -15,9 +16,9 @@ from typing import Any
 
 import voluptuous as vol
 
-from hub import hookimpl
+from hub import Manifest, hookimpl
 from hub.core.errors import StartupError
-from hub.core.hub import ROLE_CLI, Hub
+from hub.core.hub import Hub
 
 from .auth.store import AuthStoreError
 from .cli import register_commands
@@ -25,7 +26,9 @@ from .config import CONFIG_SCHEMA, SECTION, port
 from .routes import PRINCIPAL_KEY
 from .server import HttpServer
 
-__all__ = ["DATA_SERVER", "PRINCIPAL_KEY"]
+__all__ = ["DATA_SERVER", "MANIFEST", "PRINCIPAL_KEY"]
+
+MANIFEST = Manifest(name="http", sections=(SECTION,))
 
 DATA_SERVER = "http.server"
 """Hub.data key of the running :class:`~.server.HttpServer` (for tests and diagnostics)."""
@@ -58,8 +61,8 @@ def hub_run_config(config: dict[str, Any], args: argparse.Namespace) -> None:
 
 @hookimpl
 async def hub_start(hub: Hub) -> None:
-    """Listen (not in the CLI role)."""
-    if hub.role == ROLE_CLI:
+    """Listen, in the roles that serve HTTP."""
+    if not hub.role.serves_http:
         return
     try:
         server = HttpServer(hub, hub.config[SECTION])

@@ -134,7 +134,13 @@ class SystemStats:
             "events": {"listener_errors": dict(hub.bus.errors), "dropped": dict(hub.bus.dropped)},
             "plugins": {
                 "loaded": [
-                    {"name": info.name, "version": info.version, "source": info.source, "hooks": info.hooks}
+                    {
+                        "name": info.name,
+                        "version": info.version,
+                        "source": info.source,
+                        "hooks": info.hooks,
+                        "requires": info.requires,
+                    }
                     for info in hub.plugins.info.values()
                 ],
                 "failed": dict(hub.plugins.failed),

@@ -34,16 +34,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from hub import hookimpl
+from hub import Manifest, hookimpl
 from hub.core.const import DATA_BROKER_URL
 from hub.core.errors import StartupError
-from hub.core.hub import ROLE_CLI, Hub
+from hub.core.hub import Hub
 
 from .config import CONFIG_SCHEMA, PROTOCOL_5, PROTOCOL_311, BrokerUrl, default_client_id
 from .filters import SubscriptionLedger
 from .transport import MqttTransport
 
 _LOGGER = logging.getLogger(__name__)
+
+MANIFEST = Manifest(name="mqtt", after=("broker",), sections=("mqtt",))
+"""After broker: the embedded broker listens before this connects to it (when ``mqtt: broker:`` is unset)."""
 
 DATA_MQTT = "mqtt"
 """Key of the running :class:`MqttTransport` in ``hub.data``."""
@@ -60,8 +63,8 @@ def hub_config_schema() -> dict[str, Any]:
 
 @hookimpl
 async def hub_start(hub: Hub) -> None:
-    """Connect to the configured or the embedded broker and start feeding ``hub.messages``."""
-    if hub.role == ROLE_CLI:
+    """Connect to the configured or the embedded broker and start feeding ``hub.messages`` (roles taking input)."""
+    if not hub.role.takes_input:
         return
     config = hub.config["mqtt"]
     if config.get("broker"):

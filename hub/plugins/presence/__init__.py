@@ -34,10 +34,14 @@ from typing import Any
 
 import voluptuous as vol
 
-from hub import hookimpl
-from hub.core.hub import ROLE_CLI, Hub
+from hub import Manifest, hookimpl
+from hub.core.hub import Hub
 
 from .tracker import PresenceTracker
+
+MANIFEST = Manifest(name="presence", after=("storage", "mqtt"), sections=("presence",))
+"""After storage: it takes stock of the restored fleet at set-up.  After mqtt: it judges silence only while
+the transport listens, starting once it is connected and stopping before it stops taking messages."""
 
 DATA_PRESENCE = "presence"
 """Key of the :class:`PresenceTracker` in ``hub.data``."""
@@ -66,19 +70,24 @@ def hub_config_schema() -> dict[str, Any]:
 
 @hookimpl
 def hub_setup(hub: Hub) -> None:
-    """Listen from setup on, so no message is missed; restored nodes are picked up at start."""
+    """Listen from now on, so no message is missed; where input is judged, take stock of the restored fleet.
+
+    Taking stock here, not in ``hub_start``, sees the fleet as restored: messages the transport
+    delivers once it connects (it starts before this plugin's ``hub_start``) would hide the downtime.
+    """
     tracker = PresenceTracker(hub.registry, hub.bus, hub.metrics, hub.clock, **hub.config["presence"])
     tracker.attach()
+    if hub.role.takes_input:
+        tracker.start(hub.clock())
     hub.data[DATA_PRESENCE] = tracker
 
 
 @hookimpl
 def hub_start(hub: Hub) -> None:
-    """Start judging silence (not for one-off CLI commands, which hear nothing)."""
+    """Start judging silence, in roles that take input (a one-off CLI command hears nothing)."""
     tracker: PresenceTracker | None = hub.data.get(DATA_PRESENCE)
-    if tracker is None or hub.role == ROLE_CLI:
+    if tracker is None or not hub.role.takes_input:
         return
-    tracker.start(hub.clock())
     tracker.start_checking(hub.create_task)
 
 

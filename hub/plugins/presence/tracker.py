@@ -25,8 +25,9 @@ entry; the old one is recognised as stale and skipped when it surfaces.
 
 Restarts.  Storage restores nodes (status, last_seen) during ``hub_setup``.
 While the hub was down it could not hear anyone, so the downtime is not
-evidence of silence: silence is counted only while the hub listened.  At
-start presence estimates when the hub stopped hearing as the newest restored
+evidence of silence: silence is counted only while the hub listened.  Right
+after the restore (presence sets up after storage, before any transport
+starts) presence estimates when the hub stopped hearing as the newest restored
 ``last_seen`` and shifts every restored ``online`` node's last_seen forward by
 the downtime (``start - that estimate``).  So a node that had already been
 silent for 80 s when the hub stopped, and stays silent, is marked offline
@@ -147,7 +148,7 @@ class PresenceTracker:
         listen(EVENT_TRANSPORT_CONNECTED, self._on_transport_back)
 
     def start(self, now: float) -> None:
-        """Begin judging silence (``hub_start``): schedule restored online nodes, count statuses."""
+        """Take stock of the restored fleet (``hub_setup``): schedule restored online nodes, count statuses."""
         nodes = list(self._registry)
         last_heard = max((n.last_seen for n in nodes if n.last_seen is not None and n.last_seen <= now), default=now)
         downtime = now - last_heard

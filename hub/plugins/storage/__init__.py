@@ -7,8 +7,9 @@ What it does for the hub (details in each module):
   and so are the tables of plugins that declare migrations (``hub_db_migrations``, :mod:`.owners`);
   ``hub db revision`` writes a new revision file.
 * Shares the database with those plugins as ``hub.data[DATA_DATABASE]`` (:mod:`.database`).
-* Restores the registry at setup, before any other plugin sets up (:mod:`.restore`), also for
-  one-off CLI commands such as ``hub nodes``.
+* Restores the registry at setup (:mod:`.restore`), also for one-off CLI commands such as
+  ``hub nodes``.  Plugins that need the restored fleet or their own tables declare
+  ``after=("storage",)`` (or ``requires``): they set up after this, and stop before its final flush.
 * Writes every registry event in batches, one transaction each, and provides the durability
   barrier so transports acknowledge a message only after its batch committed (:mod:`.writer`).
 * Retention (:mod:`.retention`) and the ``storage.history``, ``storage.status_history`` and
@@ -21,7 +22,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hub import hookimpl
+from hub import Manifest, hookimpl
 
 from .cli import add_revision_arguments, db_revision, db_upgrade
 from .config import CONFIG_SCHEMA
@@ -29,6 +30,8 @@ from .runtime import Storage
 
 if TYPE_CHECKING:
     from hub.core.hub import Hub
+
+MANIFEST = Manifest(name="storage", sections=("storage",))
 
 _STORAGES: weakref.WeakKeyDictionary[Hub, Storage] = weakref.WeakKeyDictionary()
 
@@ -51,10 +54,10 @@ def hub_cli_commands(register: Callable[..., None]) -> None:
     )
 
 
-@hookimpl(tryfirst=True)
+@hookimpl
 async def hub_setup(hub: Hub) -> None:
-    """Connect, migrate and restore the registry first, so every other plugin sets up with the fleet loaded
-    and its own tables migrated."""
+    """Connect, migrate (the core's and the plugins' tables) and restore the registry, before the plugins
+    that set up after storage."""
     storage = Storage(hub)
     await storage.setup()
     _STORAGES[hub] = storage
@@ -68,9 +71,9 @@ def hub_start(hub: Hub) -> None:
         storage.start()
 
 
-@hookimpl(trylast=True)
+@hookimpl
 async def hub_shutdown(hub: Hub) -> None:
-    """Last of all plugins: commit everything accepted before the stop, then close the database."""
+    """After the plugins that come after storage: commit everything accepted before the stop, then close."""
     storage = _STORAGES.pop(hub, None)
     if storage is not None:
         await storage.shutdown()

@@ -18,7 +18,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hub.core.const import DATA_DATABASE
 from hub.core.errors import MigrationError, StartupError
-from hub.core.hub import ROLE_ALL
 
 from . import restore, services
 from .config import resolve_db_url
@@ -104,7 +103,7 @@ class Storage:
 
     def start(self) -> None:
         """Start background retention (not for one-off CLI commands, and not when keep_days is 0)."""
-        if self._hub.role == ROLE_ALL and self._retention is not None and self._config["keep_days"] > 0:
+        if self._hub.role.runs_maintenance and self._retention is not None and self._config["keep_days"] > 0:
             self._retention_task = asyncio.get_running_loop().create_task(
                 self._retention.run(), name="storage-retention"
             )

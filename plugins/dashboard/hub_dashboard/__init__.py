@@ -8,3 +8,4 @@ fetched by the browser from the authenticated REST and WebSocket API.
 """
 
 __version__ = "0.1.0"
+"""The distribution's version: the one place it is written (pyproject.toml reads it from here)."""

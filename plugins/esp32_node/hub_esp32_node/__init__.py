@@ -5,3 +5,4 @@ The plugin module is :mod:`hub_esp32_node.plugin`; the contract is described in
 """
 
 __version__ = "0.1.0"
+"""The distribution's version: the one place it is written (pyproject.toml reads it from here)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hub import hookimpl
+from hub import Manifest, hookimpl
 
 from . import cli
 from .config import CONFIG_SCHEMA, SECTION
@@ -19,6 +19,10 @@ from .ingest import Esp32Ingest
 
 if TYPE_CHECKING:
     from hub import Hub
+
+MANIFEST = Manifest(name="esp32_node", after=("mqtt",), sections=(SECTION,))
+"""Needs no other plugin: it handles messages from whichever transport feeds ``hub.messages``.  After mqtt,
+so its ``hub_stop`` runs before the transport stops taking messages: the demo nodes' last words are heard."""
 
 
 @hookimpl
@@ -51,5 +55,5 @@ def hub_demo(hub: Hub, nodes: int) -> None:
 
 @hookimpl
 async def hub_stop(hub: Hub) -> None:
-    """Stop the demo nodes first, while the broker they publish ``offline`` to is still running."""
+    """Stop the demo nodes while the transport still takes messages (see MANIFEST), so their ``offline`` is heard."""
     await stop_demo(hub)

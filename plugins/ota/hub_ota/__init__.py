@@ -5,3 +5,4 @@ content, :mod:`hub_ota.versions` holds the rules that tie a version to exactly o
 """
 
 __version__ = "0.1.0"
+"""The distribution's version: the one place it is written (pyproject.toml reads it from here)."""

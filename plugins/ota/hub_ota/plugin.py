@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub import hookimpl
+from hub import Manifest, hookimpl
 
 from .config import CONFIG_SCHEMA, SECTION
+
+MANIFEST = Manifest(name="ota", sections=(SECTION,))
+"""For now it needs no other plugin: it only validates and stores images (the rollout will declare what it uses)."""
 
 
 @hookimpl

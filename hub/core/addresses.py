@@ -1,4 +1,4 @@
-"""Bind addresses, shared by the built-ins that listen (the embedded broker, the HTTP server)."""
+"""Bind addresses, for the plugins that listen (the embedded broker, the HTTP server): no I/O, so it is the core's."""
 
 from __future__ import annotations
 

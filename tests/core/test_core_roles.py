@@ -1,0 +1,65 @@
+"""Roles: one documented set, and plugins that ask for capabilities instead of comparing role names."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from hub import ROLE_ALL, ROLE_CLI, ROLES, Role
+from hub.core.const import DATA_BROKER_URL, DATA_HTTP_URL
+from hub.testing.mosquitto import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_roles_and_what_they_allow():
+    assert dict(ROLES) == {"all": ROLE_ALL, "cli": ROLE_CLI}
+    assert (ROLE_ALL.takes_input, ROLE_ALL.serves_http, ROLE_ALL.runs_maintenance) == (True, True, True)
+    assert (ROLE_CLI.takes_input, ROLE_CLI.serves_http, ROLE_CLI.runs_maintenance) == (False, False, False)
+    assert str(ROLE_CLI) == "cli" and f"{ROLE_ALL}" == "all"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ROLE_ALL.takes_input = False  # type: ignore[misc]
+
+
+def _task_names() -> set[str]:
+    return {task.get_name() for task in asyncio.all_tasks()}
+
+
+async def test_a_role_that_only_serves_http(hub_factory):
+    """Every built-in follows the capabilities, so a new role (the coming ``api``) needs no plugin change."""
+    api = Role("api", "serves the API only", takes_input=False, serves_http=True, runs_maintenance=False)
+    hub = await hub_factory({"http": {"port": 0}}, role=api)
+    assert DATA_HTTP_URL in hub.data  # http listens
+    assert DATA_BROKER_URL not in hub.data and "mqtt" not in hub.data  # no broker, no transport
+    assert not {"presence-check", "storage-retention"} & _task_names()
+
+
+async def test_a_role_that_takes_input_but_serves_no_http(hub_factory):
+    worker = Role("worker", "ingests only", takes_input=True, serves_http=False, runs_maintenance=True)
+    hub = await hub_factory({"broker": {"port": free_port()}}, role=worker)
+    assert DATA_HTTP_URL not in hub.data
+    assert hub.data[DATA_BROKER_URL] and "mqtt" in hub.data  # the embedded broker listens, the transport started
+    assert {"presence-check", "storage-retention"} <= _task_names()
+
+
+def _role_comparisons(path: Path) -> list[str]:
+    """Comparisons that involve a role name or a ROLE_ constant: what capabilities replace."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        text = " ".join(ast.unparse(operand) for operand in operands)
+        if "ROLE_" in text or any(ast.unparse(o).endswith((".role", ".role.name")) for o in operands):
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_plugin_compares_role_names():
+    files = [*(ROOT / "hub" / "plugins").rglob("*.py"), *ROOT.glob("plugins/*/hub_*/**/*.py")]
+    assert files
+    assert [found for path in files for found in _role_comparisons(path)] == []
