@@ -75,11 +75,10 @@ def test_a_named_config_file_that_is_missing_is_an_error_and_creates_nothing(tmp
     assert list(tmp_path.iterdir()) == [], "no data directory, no database"
 
 
-def test_a_missing_default_config_means_the_built_in_defaults(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HUB_LOAD_PLUGINS", "")
-    assert main(["nodes"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "0 node(s)"
+def test_a_missing_default_config_means_the_built_in_defaults(tmp_path):
+    result = run("nodes", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "0 node(s)"
     assert (tmp_path / "hub-data" / "hub.db").exists()
 
 
