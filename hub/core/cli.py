@@ -3,8 +3,10 @@
 The core offers ``run``, ``check-config``, ``plugins`` and ``nodes``; plugins
 add their own through the ``hub_cli_commands`` hook (storage adds ``db
 upgrade``, the ESP32 plugin ``simulate``).  Every subcommand takes ``-c FILE``
-(default ``./config.yaml``).  Exit codes: 0 success, 1 a problem the message
-explains (bad config, …), 2 bad usage.
+(default ``./config.yaml``): a file named with ``-c`` must exist, while a
+missing default means the built-in defaults (except for ``check-config``).
+Exit codes: 0 success, 1 a problem the message explains (bad config, …), 2 bad
+usage, 130 interrupted, 141 the reader of the output went away (``| head``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import argparse
 import asyncio
 import inspect
 import json
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -41,10 +45,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     args.plugins = plugins
+    named = args.config is not None
+    args.config = args.config if named else Path(DEFAULT_CONFIG)
     try:
+        if named:
+            require_config_file(args.config)
         result = args.handler(args)
         if inspect.isawaitable(result):
             result = asyncio.run(result)  # type: ignore[arg-type]
+        sys.stdout.flush()  # a reader that went away shows here, not in the interpreter's flush at exit
+    except BrokenPipeError:
+        _discard_stdout()
+        return 128 + signal.SIGPIPE
     except ConfigError as err:
         print(f"Invalid config ({args.config}):", file=sys.stderr)
         for message in err.messages:
@@ -61,9 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_parser(plugins: PluginManager) -> argparse.ArgumentParser:
     """The full parser: core commands plus whatever plugins register."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-c", "--config", type=Path, default=Path(DEFAULT_CONFIG), help="config file (default: %(default)s)"
-    )
+    common.add_argument("-c", "--config", type=Path, help=f"config file (default: {DEFAULT_CONFIG})")
     parser = argparse.ArgumentParser(prog="hub", description="Self-hosted hub for fleets of ESP32 nodes.")
     parser.add_argument("--version", action="version", version=f"hub {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -115,9 +125,25 @@ async def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def require_config_file(path: Path) -> None:
+    """ConfigError unless ``path`` exists: a mistyped ``-c`` must neither run on the defaults nor create data.
+
+    Only ``./config.yaml`` taken by default may be missing (``hub run`` then starts on the built-in defaults);
+    ``check-config`` validates a file, so it needs one even then.
+    """
+    if not path.exists():
+        raise ConfigError([f"{path}: no such file"])
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null once its reader is gone, so the flush at exit cannot fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    if not args.config.exists():  # `hub run` would start on defaults; a typo'd -c must not pass as "valid"
-        raise ConfigError([f"{args.config}: no such file (hub run would start with the built-in defaults)"])
+    require_config_file(args.config)
     hub = build_hub(args.config, plugins=args.plugins)
     sections = ", ".join(sorted(hub.config))
     print(f"{args.config}: valid (sections: {sections})")

@@ -100,7 +100,7 @@ class Hub:
 
     # --- lifecycle -------------------------------------------------------------
     async def async_start(self, timeout: float = 60.0) -> None:
-        """Set up and start every plugin; raises TimeoutError if that takes longer than ``timeout``."""
+        """Set up and start every plugin; raises StartupError if that takes longer than ``timeout``."""
         if self.state is not HubState.NOT_STARTED:
             raise HubStateError(f"cannot start a hub that is {self.state.value}")
         self.state = HubState.STARTING

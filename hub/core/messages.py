@@ -2,11 +2,10 @@
 
 Integrations that understand a topic contract (``devices/+/data``,
 ``homeassistant/#``) subscribe here with a plain function; a transport plugin
-(MQTT via gmqtt, RabbitMQ via aio-pika) subscribes the broker to the same
-filters, feeds every inbound message to :meth:`MessageRouter.dispatch`, and
-offers :meth:`MessageRouter.publish` to send.  So a node contract works the
-same over a direct MQTT connection and over the RabbitMQ scale-out path, and
-the core never imports an MQTT library.
+(today the built-in MQTT one) subscribes the broker to the same filters, feeds
+every inbound message to :meth:`MessageRouter.dispatch`, and offers
+:meth:`MessageRouter.publish` to send.  So a node contract does not depend on
+the transport that carries it, and the core never imports an MQTT library.
 
 Filters use MQTT syntax: ``+`` matches one level, a trailing ``#`` any number.
 """

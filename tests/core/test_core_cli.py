@@ -15,13 +15,18 @@ from hub.core.cli import main
 HUB = str(Path(sys.executable).parent / "hub")
 
 
-def run(*args: str, cwd: Path, allow: str | None = "", extra_path: Path | None = None) -> subprocess.CompletedProcess:
+def hub_env(allow: str | None = "", extra_path: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("HUB_LOAD_PLUGINS", None)
     if allow is not None:
         env["HUB_LOAD_PLUGINS"] = allow  # "" = no installed plugins: only the built-ins
     if extra_path is not None:
         env["PYTHONPATH"] = str(extra_path)
+    return env
+
+
+def run(*args: str, cwd: Path, allow: str | None = "", extra_path: Path | None = None) -> subprocess.CompletedProcess:
+    env = hub_env(allow, extra_path)
     return subprocess.run([HUB, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -60,6 +65,52 @@ def test_check_config_missing_file_is_not_valid(tmp_path):
     result = run("check-config", "-c", str(tmp_path / "conifg.yaml"), cwd=tmp_path)
     assert result.returncode == 1
     assert "conifg.yaml: no such file" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["nodes", "run", "db upgrade", "plugins"])
+def test_a_named_config_file_that_is_missing_is_an_error_and_creates_nothing(tmp_path, command):
+    result = run(*command.split(), "-c", "missing.yaml", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == ["Invalid config (missing.yaml):", "  missing.yaml: no such file"]
+    assert list(tmp_path.iterdir()) == [], "no data directory, no database"
+
+
+def test_a_missing_default_config_means_the_built_in_defaults(tmp_path):
+    result = run("nodes", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "0 node(s)"
+    assert (tmp_path / "hub-data" / "hub.db").exists()
+
+
+@pytest.mark.parametrize(
+    "command", [["plugins", "--json"], ["plugins"], ["nodes", "--json"]], ids=["plugins-json", "plugins", "nodes-json"]
+)
+def test_output_into_a_pipe_nobody_reads_ends_quietly(tmp_path, command):
+    """The reader is gone before the first byte, as with `| head` once it has its line: no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [HUB, *command], cwd=tmp_path, env=hub_env(), stdout=write_end, stderr=subprocess.PIPE, timeout=60
+        )
+    finally:
+        os.close(write_end)
+    assert result.stderr.decode() == ""
+    assert result.returncode == 141  # 128 + SIGPIPE, what a shell reports for a tool stopped by a closed pipe
+
+
+def test_plugins_json_piped_into_head(tmp_path):
+    result = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; '{HUB}' plugins --json | head -1"],
+        cwd=tmp_path,
+        env=hub_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout == "{\n"
+    assert result.stderr == ""
+    assert result.returncode in (0, 141)  # 141 when head had gone before the hub finished writing
 
 
 def test_plugins_lists_the_builtins(tmp_path):

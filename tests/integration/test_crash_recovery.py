@@ -4,11 +4,16 @@ The hub runs as a real ``hub run`` process against a private Mosquitto tuned lik
 ``deploy/mosquitto.conf`` (so the broker keeps the hub's queue while it is dead),
 with a real database.  A paho-mqtt publisher (a different client library than the
 hub's) sends numbered telemetry at QoS 1 and records which messages the broker
-PUBACKed.  Halfway through, the hub is SIGKILLed: whatever it had received but
-not committed was never acknowledged, so the broker redelivers it; whatever it
-had committed but not yet acknowledged is redelivered too and must be dropped
-by the dedupe key.  After a restart the table must hold each accepted message
-exactly once.
+PUBACKed.  Whatever the hub had received but not committed when it was killed was
+never acknowledged, so the broker redelivers it; whatever it had committed but not
+yet acknowledged is redelivered too and must be dropped by the dedupe key.  After a
+restart the table must hold each accepted message exactly once.
+
+Nothing here is a race with the clock: the publisher is paced by the hub's own
+progress (it runs at most ``LAG`` messages ahead of what the database holds), the
+kill comes once the database holds ``COMMITTED_BEFORE_KILL`` rows, right after one
+more chunk went out, and ``TAIL`` messages are published while the hub is dead, so
+the restarted hub always has work left, however fast or slow the machine is.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import orjson
@@ -34,8 +41,11 @@ from hub.testing.mosquitto import PrivateMosquitto
 pytestmark = pytest.mark.slow
 
 NODES = 5
-MESSAGES = 4000
-KILL_AFTER = 1500
+CHUNK = 250  # messages published at a time
+LAG = 500  # the publisher runs at most this many messages ahead of the committed rows
+COMMITTED_BEFORE_KILL = 1000  # rows the hub must have committed before it is killed
+TAIL = 1000  # messages published while the hub is dead: the restarted hub's work
+PROGRESS_TIMEOUT = 30.0  # s the hub may take to commit the next chunk (a hub that stores nothing fails)
 HUB = [str(Path(sys.executable).parent / "hub")]
 
 
@@ -56,6 +66,9 @@ class HubProcess:
         for line in self.process.stderr:
             self.lines.append(line.rstrip())
 
+    def log(self) -> str:
+        return "\n".join(self.lines[-30:])
+
     def wait_running(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -64,13 +77,14 @@ class HubProcess:
             if self.process.poll() is not None:
                 break
             time.sleep(0.05)
-        raise AssertionError("hub did not start:\n" + "\n".join(self.lines[-30:]))
+        raise AssertionError("hub did not start:\n" + self.log())
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
 
-    def stop(self) -> None:
+    def stop(self) -> int:
+        """SIGTERM and wait: a graceful stop commits and acknowledges everything the hub has received."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -78,6 +92,8 @@ class HubProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._reader.join(timeout=10)
+        return self.process.returncode
 
 
 class Publisher:
@@ -87,6 +103,7 @@ class Publisher:
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"crash-pub-{uuid.uuid4().hex[:8]}")
         self.client.max_inflight_messages_set(50)
         self.client.max_queued_messages_set(0)
+        self.published = 0
         self.pending: dict[int, tuple[str, int]] = {}
         self.acked: set[tuple[str, int]] = set()
         self._early: set[int] = set()
@@ -104,21 +121,20 @@ class Publisher:
             else:
                 self.acked.add(message)
 
-    def publish(self, seq: int) -> None:
-        mac = self.macs[seq % NODES]
-        body = orjson.dumps({"seq": seq, "counter": seq, "temperature": 20 + seq % 7, "timestamp": time.time()})
-        # Never hold our lock across paho's publish: its network thread holds paho's lock while calling us.
-        info = self.client.publish(f"devices/{mac}/data", body, qos=1)
-        with self._lock:
-            if info.mid in self._early:
-                self._early.discard(info.mid)
-                self.acked.add((mac.lower(), seq))
-            else:
-                self.pending[info.mid] = (mac.lower(), seq)
-
-    def acked_count(self) -> int:
-        with self._lock:
-            return len(self.acked)
+    def publish(self, count: int) -> None:
+        """Hand the next ``count`` numbered messages to paho, which sends them as its in-flight window allows."""
+        for seq in range(self.published, self.published + count):
+            mac = self.macs[seq % NODES]
+            body = orjson.dumps({"seq": seq, "counter": seq, "temperature": 20 + seq % 7, "timestamp": time.time()})
+            # Never hold our lock across paho's publish: its network thread holds paho's lock while calling us.
+            info = self.client.publish(f"devices/{mac}/data", body, qos=1)
+            with self._lock:
+                if info.mid in self._early:
+                    self._early.discard(info.mid)
+                    self.acked.add((mac.lower(), seq))
+                else:
+                    self.pending[info.mid] = (mac.lower(), seq)
+        self.published += count
 
     def wait_all_acked(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -132,6 +148,31 @@ class Publisher:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+@asynccontextmanager
+async def committed_rows(db_url: str) -> AsyncIterator[Callable[[], Awaitable[int]]]:
+    """A function returning how many telemetry rows the hub has committed (read from its database)."""
+    engine = create_async_engine(db_url)
+
+    async def count() -> int:
+        async with engine.connect() as conn:
+            return (await conn.execute(text("SELECT count(*) FROM telemetry"))).scalar_one()
+
+    try:
+        yield count
+    finally:
+        await engine.dispose()
+
+
+async def wait_committed(count: Callable[[], Awaitable[int]], at_least: int, hub: HubProcess) -> int:
+    """Poll the database until it holds ``at_least`` rows; the number it holds then."""
+    deadline = time.monotonic() + PROGRESS_TIMEOUT
+    while (committed := await count()) < at_least:
+        if time.monotonic() > deadline or hub.process.poll() is not None:
+            raise AssertionError(f"the hub committed {committed} rows, not {at_least}, in time:\n{hub.log()}")
+        await asyncio.sleep(0.01)
+    return committed
 
 
 async def stored_messages(db_url: str) -> list[tuple[str, int]]:
@@ -149,6 +190,14 @@ async def stored_messages(db_url: str) -> list[tuple[str, int]]:
             return result
     finally:
         await engine.dispose()
+
+
+async def wait_stored(db_url: str, accepted: set[tuple[str, int]], hub: HubProcess, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not accepted <= set(await stored_messages(db_url)):
+        if time.monotonic() > deadline or hub.process.poll() is not None:
+            raise AssertionError(f"the restarted hub did not store every accepted message:\n{hub.log()}")
+        await asyncio.sleep(0.1)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -172,32 +221,27 @@ async def test_kill_minus_nine_mid_stream_loses_and_duplicates_nothing(tmp_path:
         try:
             hub.wait_running()
             publisher = Publisher(broker.port)
-            killed = False
-            for seq in range(MESSAGES):
-                publisher.publish(seq)
-                if not killed and publisher.acked_count() >= KILL_AFTER:
-                    hub.kill()  # mid-stream, with batches open and PUBACKs outstanding
-                    killed = True
-                if seq % 100 == 0:
-                    time.sleep(0.005)  # a fleet, not a firehose: gives the hub time to be mid-batch
-            assert killed, "the hub was never killed: the publisher outran the test"
-            publisher.wait_all_acked()
-            accepted = set(publisher.acked)
-            assert len(accepted) == MESSAGES
+            async with committed_rows(db_url) as count:
+                committed = 0
+                while committed < COMMITTED_BEFORE_KILL:
+                    publisher.publish(CHUNK)
+                    committed = await wait_committed(count, publisher.published - LAG, hub)
+                publisher.publish(CHUNK)
+                hub.kill()  # with up to LAG + CHUNK messages received, batched or on their way, none acknowledged
+                publisher.publish(TAIL)
+                publisher.wait_all_acked()
+                accepted = set(publisher.acked)
+                assert len(accepted) == publisher.published
 
-            before_restart = len(await stored_messages(db_url))
-            assert before_restart < len(accepted), "nothing was left for the restarted hub: the kill came too late"
+                before_restart = await count()
+                assert before_restart < len(accepted), "nothing was left for the restarted hub"
 
             hub = HubProcess(config)
             hub.wait_running()
-            deadline = time.monotonic() + 60
-            stored: list[tuple[str, int]] = []
-            while time.monotonic() < deadline:
-                stored = await stored_messages(db_url)
-                if len(set(stored)) >= len(accepted):
-                    break
-                await asyncio.sleep(0.5)
-            await asyncio.sleep(1.0)  # anything still redelivered must not add a row
+            await wait_stored(db_url, accepted, hub)
+            # Redeliveries come before the queued messages, so with every accepted message stored they have all
+            # arrived; the graceful stop commits whatever the hub still holds.
+            assert hub.stop() == 0, hub.log()
             stored = await stored_messages(db_url)
         finally:
             if publisher is not None:

@@ -27,8 +27,7 @@ from urllib.parse import quote
 
 from amqtt.broker import Broker
 from amqtt.errors import BrokerError
-from pwdlib import PasswordHash
-from pwdlib.hashers.argon2 import Argon2Hasher
+from argon2 import PasswordHasher
 
 from hub.core.addresses import url_host
 from hub.core.errors import StartupError
@@ -38,7 +37,8 @@ _LOGGER = logging.getLogger(__name__)
 PASSWORD_FILE = "embedded-broker.passwd"
 """Written into the hub's data directory when users are configured (mode 0600)."""
 
-_HASHER = PasswordHash((Argon2Hasher(time_cost=2, memory_cost=19456, parallelism=1),))
+_HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+"""argon2id in the PHC string format amqtt's FileAuthPlugin verifies (through pwdlib, amqtt's own dependency)."""
 
 
 class EmbeddedBroker:

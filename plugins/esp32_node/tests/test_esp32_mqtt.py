@@ -113,7 +113,9 @@ async def test_paho_telemetry_and_status_register_the_node(
     await publisher.publish(f"devices/{mac}/data", orjson.dumps({**telemetry, "seq": 2, "temperature": 25.5}))
     await publisher.publish(f"devices/{mac}/status", b"offline")
 
-    mine = lambda kind: [e for e in events.of(kind) if e["node_id"] == node_id]
+    def mine(kind: str) -> list[dict]:
+        return [e for e in events.of(kind) if e["node_id"] == node_id]
+
     await wait_for(lambda: len(mine(EVENT_AVAILABILITY_REPORTED)) >= 2)
     node = hub.registry.get(node_id)
     assert node is not None and node.name == f"esp32-{node_id[9:].replace(':', '')}"
@@ -141,7 +143,9 @@ async def test_simulated_node_power_loss_reaches_the_hub_as_offline(
     await wait_for(lambda: len([e for e in events.of(EVENT_STATE_REPORTED) if e["node_id"] == node_id]) == 3)
     node.power_loss()
 
-    availability = lambda: [e["online"] for e in events.of(EVENT_AVAILABILITY_REPORTED) if e["node_id"] == node_id]
+    def availability() -> list[bool]:
+        return [e["online"] for e in events.of(EVENT_AVAILABILITY_REPORTED) if e["node_id"] == node_id]
+
     await wait_for(lambda: availability() == [True, False])
     registered = hub.registry.get(node_id)
     assert registered is not None and {"temperature", "humidity", "uptime"} <= set(registered.entities)
