@@ -11,7 +11,7 @@ commands).  ``broker:`` in config.yaml::
 
 Binding a non-loopback address without users is a config error: no anonymous
 broker on the LAN.  A port that is taken makes ``hub run`` exit 1 with how to
-use the broker already listening there (a :class:`~hub.core.errors.StartupError`,
+use the broker already listening there (a :class:`~hub.StartupError`,
 which the plugin manager does not isolate: a hub without its broker would only
 pretend to run).
 
@@ -32,10 +32,7 @@ from typing import Any
 
 import voluptuous as vol
 
-from hub import Manifest, hookimpl
-from hub.core.addresses import is_loopback
-from hub.core.const import DATA_BROKER_URL
-from hub.core.hub import Hub, HubState
+from hub import DATA_BROKER_URL, Hub, HubState, Manifest, hookimpl, is_loopback
 
 from .embedded import EmbeddedBroker
 

@@ -30,8 +30,7 @@ from amqtt.errors import BrokerError
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-from hub.core.addresses import url_host
-from hub.core.errors import StartupError
+from hub import StartupError, url_host
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -16,9 +16,7 @@ from typing import Any
 
 import voluptuous as vol
 
-from hub import Manifest, hookimpl
-from hub.core.errors import StartupError
-from hub.core.hub import Hub
+from hub import Hub, Manifest, StartupError, hookimpl
 
 from .auth.store import AuthStoreError
 from .cli import register_commands

@@ -34,10 +34,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from hub import Manifest, hookimpl
-from hub.core.const import DATA_BROKER_URL
-from hub.core.errors import StartupError
-from hub.core.hub import Hub
+from hub import DATA_BROKER_URL, Hub, Manifest, StartupError, hookimpl
 
 from .config import CONFIG_SCHEMA, PROTOCOL_5, PROTOCOL_311, BrokerUrl, default_client_id
 from .filters import SubscriptionLedger

@@ -34,8 +34,7 @@ from typing import Any
 
 import voluptuous as vol
 
-from hub import Manifest, hookimpl
-from hub.core.hub import Hub
+from hub import Hub, Manifest, hookimpl
 
 from .tracker import PresenceTracker
 

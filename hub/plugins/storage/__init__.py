@@ -29,7 +29,7 @@ from .config import CONFIG_SCHEMA
 from .runtime import Storage
 
 if TYPE_CHECKING:
-    from hub.core.hub import Hub
+    from hub import Hub
 
 MANIFEST = Manifest(name="storage", sections=("storage",))
 

@@ -10,7 +10,7 @@ from typing import Any
 import voluptuous as vol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.core.services import ServiceRegistry
+from hub import ServiceRegistry
 
 from . import queries
 from .database import unavailable_as_error

@@ -28,7 +28,7 @@ import aiohttp
 import pytest
 from dashboard_testing import unavailable
 
-from hub.core.const import DATA_HTTP_URL
+from hub import DATA_HTTP_URL
 
 CHROMIUM_ENV = "HUB_TEST_CHROMIUM"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"

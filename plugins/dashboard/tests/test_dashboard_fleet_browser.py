@@ -9,7 +9,7 @@ require_playwright()
 
 from playwright.async_api import expect
 
-from hub.core.const import STATUS_OFFLINE
+from hub import STATUS_OFFLINE
 
 XSS = '<img src=x onerror="window.__xss=1;alert(1)">'
 

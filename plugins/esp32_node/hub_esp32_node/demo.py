@@ -16,8 +16,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from hub import Event, normalize_mac
-from hub.core.const import DATA_BROKER_URL, EVENT_AVAILABILITY_REPORTED
+from hub import DATA_BROKER_URL, EVENT_AVAILABILITY_REPORTED, AvailabilityReportedData, Event, normalize_mac
 
 from .config import SECTION
 from .simulator import Fleet
@@ -78,7 +77,7 @@ async def stop_demo(hub: Hub) -> None:
     pending = {normalize_mac(node.mac) for node in fleet.nodes if node.connected}
     all_offline = asyncio.Event()
 
-    def heard(event: Event) -> None:
+    def heard(event: Event[AvailabilityReportedData]) -> None:
         if not event.data["online"]:
             pending.discard(event.data["node_id"])
             if not pending:

@@ -11,13 +11,13 @@ import pytest
 from esp32_testing import NOW, Recorder
 from hub_esp32_node.entities import describe
 
-from hub import Hub
-from hub.core.const import (
+from hub import (
     EVENT_AVAILABILITY_REPORTED,
     EVENT_ENTITY_REGISTERED,
     EVENT_NODE_REGISTERED,
     EVENT_NODE_UPDATED,
     EVENT_STATE_REPORTED,
+    Hub,
 )
 from hub.testing.clock import FakeClock
 

@@ -21,8 +21,7 @@ import pytest
 from esp32_testing import Recorder, random_mac
 from hub_esp32_node.simulator import BrokerAddress, FleetStats, SimulatedNode, node_macs
 
-from hub import MATCH_ALL, Hub, normalize_mac
-from hub.core.const import EVENT_AVAILABILITY_REPORTED, EVENT_STATE_REPORTED
+from hub import EVENT_AVAILABILITY_REPORTED, EVENT_STATE_REPORTED, MATCH_ALL, Hub, normalize_mac
 
 pytestmark = pytest.mark.mosquitto
 
