@@ -13,7 +13,9 @@ from hub.core.const import DATA_BROKER_URL
 from hub.core.errors import ConfigError, StartupError
 from hub.core.hub import HubState
 from hub.core.roles import ROLE_CLI
+from hub.plugins.broker import DATA_BROKER
 from hub.plugins.broker.embedded import PASSWORD_FILE
+from hub.plugins.mqtt import DATA_MQTT
 
 
 async def embedded_hub(hub_factory, broker: dict, filters: list[str] = (), **extra):
@@ -49,7 +51,7 @@ async def test_with_users_only_accounts_connect_and_the_hub_uses_its_own(hub_fac
     caplog.set_level(logging.DEBUG)
     port, prefix, password = free_port(), unique("t"), "node-" + unique("pw")
     hub, (received,) = await embedded_hub(hub_factory, {"port": port, "users": {"esp32": password}}, [f"{prefix}/#"])
-    assert hub.data["mqtt"].connected
+    assert hub.data[DATA_MQTT].connected
     url = hub.data[DATA_BROKER_URL]
     assert url.startswith("mqtt://hub-internal-") and password not in url
     anonymous = await PahoPeer().connect(port)
@@ -107,9 +109,9 @@ async def test_no_embedded_broker_for_an_external_one_or_cli_commands(hub_factor
     external = await hub_factory(
         {"mqtt": {"broker": hub_mqtt_url, "client_id": unique("hub"), "session_expiry": 60}}, builtins=EMBEDDED
     )
-    assert "broker" not in external.data and external.data[DATA_BROKER_URL] == hub_mqtt_url
+    assert DATA_BROKER not in external.data and external.data[DATA_BROKER_URL] == hub_mqtt_url
     cli = await hub_factory({"broker": {"port": free_port()}}, builtins=EMBEDDED, role=ROLE_CLI)
-    assert DATA_BROKER_URL not in cli.data and "mqtt" not in cli.data
+    assert DATA_BROKER_URL not in cli.data and DATA_MQTT not in cli.data
 
 
 async def test_the_mqtt_plugin_without_any_broker_says_so(hub_factory) -> None:

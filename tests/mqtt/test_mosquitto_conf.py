@@ -10,6 +10,7 @@ import pytest
 from mqtt_helpers import MOSQUITTO_CONF, MQTT_ONLY, PahoPeer, collect, mqtt_config, unique, wait_until
 
 from hub.core.errors import StartupError
+from hub.plugins.mqtt import DATA_MQTT
 
 pytestmark = pytest.mark.mosquitto
 
@@ -49,7 +50,7 @@ async def test_the_hub_connects_with_its_account_and_never_logs_the_password(hub
     caplog.set_level(logging.DEBUG)
     url = f"mqtt://hub:{PASSWORD}@127.0.0.1:{deployed.port}"
     hub = await hub_factory({"mqtt": mqtt_config(url, unique("hub"))}, builtins=MQTT_ONLY)
-    assert hub.data["mqtt"].connected
+    assert hub.data[DATA_MQTT].connected
     await hub.async_stop()
     wrong = f"mqtt://hub:Wrong-{PASSWORD}@127.0.0.1:{deployed.port}"
     with pytest.raises(StartupError) as refused:

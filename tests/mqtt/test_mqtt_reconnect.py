@@ -10,6 +10,7 @@ import pytest
 from mqtt_helpers import MQTT_ONLY, PahoPeer, collect, mqtt_config, unique, wait_until
 
 from hub.core.const import EVENT_TRANSPORT_CONNECTED, EVENT_TRANSPORT_DISCONNECTED
+from hub.plugins.mqtt import DATA_MQTT
 
 pytestmark = pytest.mark.mosquitto
 
@@ -71,9 +72,9 @@ async def test_a_hub_started_before_its_broker_connects_when_the_broker_comes_up
     received = collect(hub, topic)
     await hub.async_start()  # does not fail: the broker may start after the hub (boot order)
     assert "Cannot connect to the MQTT broker" in caplog.text
-    assert not hub.data["mqtt"].connected
+    assert not hub.data[DATA_MQTT].connected
     await broker.start()
-    await wait_until(lambda: hub.data["mqtt"].connected, what="the first connection")
+    await wait_until(lambda: hub.data[DATA_MQTT].connected, what="the first connection")
     peer = await PahoPeer().connect(broker.port)
     await peer.publish(topic, b"hello")
     await wait_until(lambda: len(received) == 1, what="the message")

@@ -11,6 +11,7 @@ from mqtt_helpers import MQTT_ONLY, PahoPeer, collect, mqtt_config, unique, wait
 from hub.core.const import DATA_BROKER_URL
 from hub.core.errors import HubStateError
 from hub.core.roles import ROLE_CLI
+from hub.plugins.mqtt import DATA_MQTT
 
 pytestmark = pytest.mark.mosquitto
 
@@ -96,7 +97,7 @@ async def test_filters_added_while_running_are_subscribed(hub_factory, hub_mqtt_
     hub = await start_hub(hub_factory, hub_mqtt_url, unique("hub"), {})
     received = collect(hub, f"{prefix}/late/#")
     peer = await PahoPeer().connect(port_of(hub_mqtt_url))
-    await wait_until(lambda: f"{prefix}/late/#" in hub.data["mqtt"]._broker_filters, what="the subscription")
+    await wait_until(lambda: f"{prefix}/late/#" in hub.data[DATA_MQTT]._broker_filters, what="the subscription")
     # The SUBACK may still be on its way: publish until the broker routes one to the hub.
     for _ in range(50):
         await peer.publish(f"{prefix}/late/x", b"1")
@@ -119,7 +120,7 @@ async def test_messages_published_while_the_hub_is_down_arrive_after_restart(hub
     second = await start_hub(hub_factory, hub_mqtt_url, client_id, filters)
     await wait_until(lambda: len(filters[topic_filter]) == 5, what="the five queued messages")
     assert [payload for _, payload, _ in filters[topic_filter]] == [b"0", b"1", b"2", b"3", b"4"]
-    assert second.data["mqtt"].connected
+    assert second.data[DATA_MQTT].connected
     await peer.close()
 
 
@@ -149,14 +150,14 @@ async def test_credentials_never_reach_the_log(hub_factory, hub_mqtt_url, caplog
 
 async def test_cli_role_connects_to_nothing(hub_factory, hub_mqtt_url) -> None:
     hub = await hub_factory({"mqtt": mqtt_config(hub_mqtt_url, unique("hub"))}, builtins=MQTT_ONLY, role=ROLE_CLI)
-    assert "mqtt" not in hub.data
+    assert DATA_MQTT not in hub.data
 
 
 async def test_overlapping_filters_deliver_each_message_once(hub_factory, hub_mqtt_url) -> None:
     prefix = unique("t")
     filters = {f"{prefix}/+/data": [], f"{prefix}/#": []}
     hub = await start_hub(hub_factory, hub_mqtt_url, unique("hub"), filters)
-    assert hub.data["mqtt"]._broker_filters == {f"{prefix}/#": 1}
+    assert hub.data[DATA_MQTT]._broker_filters == {f"{prefix}/#": 1}
     peer = await PahoPeer().connect(port_of(hub_mqtt_url))
     await peer.publish(f"{prefix}/n1/data", b"once")
     await peer.publish(f"{prefix}/n1/end", b"end")

@@ -11,11 +11,11 @@ import pytest
 import sqlalchemy as sa
 from storage_helpers import STORAGE, Store, TcpProxy
 
+from hub import Manifest
 from hub.core import cli
 from hub.core.bootstrap import load_plugins
 from hub.core.const import DATA_DATABASE
 from hub.core.errors import HubError, StartupError, StorageUnavailable
-from hub import Manifest
 from hub.core.plugins.hookspecs import hookimpl
 from hub.plugins.storage.migrate import head_revision
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import voluptuous as vol
 
-from hub import DATA_BROKER_URL, Hub, HubState, Manifest, hookimpl, is_loopback
+from hub import DATA_BROKER_URL, Hub, HubKey, HubState, Manifest, hookimpl, is_loopback
 
 from .embedded import EmbeddedBroker
 
@@ -40,7 +40,7 @@ _LOGGER = logging.getLogger(__name__)
 
 MANIFEST = Manifest(name="broker", sections=("broker",))
 
-DATA_BROKER = "broker"
+DATA_BROKER: HubKey[EmbeddedBroker] = HubKey("broker.embedded")
 """Key of the running :class:`EmbeddedBroker` in ``hub.data``."""
 
 
@@ -98,7 +98,7 @@ async def hub_start(hub: Hub) -> None:
 @hookimpl
 async def hub_shutdown(hub: Hub) -> None:
     """Close the broker (the mqtt plugin disconnected in ``hub_stop``)."""
-    broker: EmbeddedBroker | None = hub.data.pop(DATA_BROKER, None)
+    broker = hub.data.pop(DATA_BROKER, None)
     if broker is not None:
         await broker.stop()
     handler_logger = logging.getLogger(_AMQTT_HANDLER_LOGGER)
