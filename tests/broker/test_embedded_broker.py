@@ -7,7 +7,7 @@ import socket
 import stat
 
 import pytest
-from mqtt_helpers import EMBEDDED, PahoPeer, collect, free_port, unique, wait_until
+from mqtt_helpers import EMBEDDED, PahoPeer, collect, unique
 
 from hub.core.const import DATA_BROKER_URL
 from hub.core.errors import ConfigError, StartupError
@@ -16,6 +16,7 @@ from hub.core.roles import ROLE_CLI
 from hub.plugins.broker import DATA_BROKER
 from hub.plugins.broker.embedded import PASSWORD_FILE
 from hub.plugins.mqtt import DATA_MQTT
+from hub.testing import free_port, wait_until
 
 
 async def embedded_hub(hub_factory, broker: dict, filters: list[str] = (), **extra):
@@ -36,10 +37,10 @@ async def test_paho_and_the_hub_talk_through_the_embedded_broker(hub_factory, ca
     peer = await PahoPeer().connect(port)
     await peer.subscribe(f"{prefix}/+/commands")
     await peer.publish(f"{prefix}/n1/data", b'{"temperature": 21.5}')
-    await wait_until(lambda: len(received) == 1, what="the message at the hub")
+    await wait_until(lambda: len(received) == 1, message="the message at the hub")
     assert received == [(f"{prefix}/n1/data", b'{"temperature": 21.5}', False)]
     await hub.messages.publish(f"{prefix}/n1/commands", b'{"message_id": "a"}')
-    await wait_until(lambda: len(peer.messages) == 1, what="the command at paho")
+    await wait_until(lambda: len(peer.messages) == 1, message="the command at paho")
     assert peer.messages[0].payload == b'{"message_id": "a"}'
     await peer.close()
     await hub.async_stop()
@@ -61,7 +62,7 @@ async def test_with_users_only_accounts_connect_and_the_hub_uses_its_own(hub_fac
     node = await PahoPeer(username="esp32", password=password).connect(port)
     assert node.accepted
     await node.publish(f"{prefix}/x", b"1")
-    await wait_until(lambda: len(received) == 1, what="the node's message")
+    await wait_until(lambda: len(received) == 1, message="the node's message")
     passwd = hub.data_dir / PASSWORD_FILE
     assert stat.S_IMODE(passwd.stat().st_mode) == 0o600
     assert password not in passwd.read_text() and "esp32:$argon2id$" in passwd.read_text()

@@ -78,7 +78,7 @@ async def tls_broker(tmp_path, private_mosquitto):
         f"listener {broker.port} 127.0.0.1\ncertfile {certs}/server.crt\nkeyfile {certs}/server.key\n"
         "allow_anonymous true\n" + broker.conf.read_text()
     )
-    await broker.start()
+    await broker.async_start()
     broker.ca = certs / "ca.crt"
     return broker
 

@@ -11,6 +11,7 @@ from hub.core.plugins.hookspecs import hookimpl
 from hub.core.registry import Node
 from hub.core.roles import ROLE_CLI
 from hub.plugins.presence import DATA_PRESENCE
+from hub.testing import wait_until
 
 T0 = 1_700_000_000.0  # where the fake clock starts (conftest.FakeClock)
 
@@ -112,11 +113,7 @@ async def test_background_task_runs_the_check(hub_factory, clock):
     node = hub.registry.get_or_register(FRESH)
     hub.registry.report_availability(node, True)
     clock.now += 6
-    for _ in range(200):
-        if node.status == STATUS_OFFLINE:
-            break
-        await asyncio.sleep(0.01)
-    assert node.status == STATUS_OFFLINE
+    await wait_until(lambda: node.status == STATUS_OFFLINE, message="the background check to mark the node offline")
     assert node.status_reason == REASON_TIMEOUT
 
 
