@@ -41,11 +41,12 @@ async def create_user_and_token(
 ) -> UserToken:
     """Create a user on ``hub`` and a long-lived API token for them; works before start and while running.
 
-    The hub's first user is always an owner.  Before start the user is written to the hub's auth file, as ``hub user create``
+    Before start the user is written to the hub's auth file, as ``hub user create``
     would, so no onboarding link is made.  While the http plugin serves, the user and
     token go through the running server, which then also signs the user in (the
-    session's ``access_token`` and ``refresh_token``).  Needs the ``http`` built-in
-    (it owns users and tokens), not necessarily loaded in ``hub``.
+    session's ``access_token`` and ``refresh_token``).  The hub's first user is always
+    an owner.  Needs the ``http`` built-in installed (it owns users and tokens), not
+    necessarily loaded in ``hub``.
     """
     from hub.plugins.http import DATA_SERVER
     from hub.plugins.http.auth.manager import AuthManager
