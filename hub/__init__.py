@@ -70,6 +70,7 @@ from hub.core.mac import normalize_mac
 from hub.core.messages import MessageRouter, Transport, validate_filter
 from hub.core.metrics import Metrics
 from hub.core.plugins.hookspecs import hookimpl
+from hub.core.plugins.manager import PluginManager
 from hub.core.plugins.manifest import Manifest
 from hub.core.ratelimit import RateLimitedLogger
 from hub.core.registry import Entity, Node, NodeRegistry
@@ -89,6 +90,7 @@ __all__ = [
     "build_hub",
     "hookimpl",
     "Manifest",
+    "PluginManager",
     "__version__",
     "EventBus",
     "Event",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from .database import Database
 from .event_types import (
     AvailabilityReportedData,
     EntityRegisteredData,
@@ -68,5 +69,5 @@ DATA_BROKER_URL: Final[HubKey[str]] = HubKey("mqtt.broker_url")
 """The URL MQTT clients (nodes, the simulator) should connect to; set by the broker or mqtt plugin."""
 DATA_HTTP_URL: Final[HubKey[str]] = HubKey("http.url")
 """The base URL the HTTP API listens on (``http://127.0.0.1:8124``); set by the http plugin once it listens."""
-DATA_DATABASE: Final = "storage.database"
+DATA_DATABASE: Final[HubKey[Database]] = HubKey("storage.database")
 """The :class:`hub.core.database.Database` plugins that own tables use; set by storage before any other setup."""

@@ -17,14 +17,14 @@ Failure and memory:
 * Readings held in memory (open batch plus the one being written) never
   exceed ``max_pending``.  A reading beyond that is refused: counted in
   ``hub_storage_dropped_rows_total{reason="overload"}``, and its message's
-  barrier fails (:class:`~hub.core.errors.StorageOverloaded`) so the transport does
+  barrier fails (:class:`~hub.StorageOverloaded`) so the transport does
   not acknowledge it and the broker redelivers it later.  Normally the
   broker's in-flight window stops delivery long before (callers just wait
   for the commit); ``max_pending`` is the safety net for when it does not
   (see :data:`~.config.DEFAULT_MAX_PENDING`).
 * At shutdown the writer flushes everything, retrying for up to
   ``shutdown_timeout`` seconds; whatever is still uncommitted then fails its
-  futures with :class:`~hub.core.errors.StorageUnavailable`.
+  futures with :class:`~hub.StorageUnavailable`.
 """
 
 from __future__ import annotations
