@@ -179,7 +179,9 @@ async def test_demo_fleet_registers_reports_loses_power_and_comes_back(
         message="a node losing power and coming back",
     )
     await wait_until(
-        lambda: {e["node_id"] for e in events.of(EVENT_STATE_REPORTED)} == node_ids, message="readings from every node"
+        # <=: the shared broker may carry other tests' nodes too
+        lambda: node_ids <= {e["node_id"] for e in events.of(EVENT_STATE_REPORTED)},
+        message="readings from every node",
     )
     assert node_ids <= {node.node_id for node in hub.registry}  # the shared broker may hold others' retained
     assert all("temperature" in hub.registry.get(n).entities for n in node_ids)  # type: ignore[union-attr]
