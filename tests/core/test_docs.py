@@ -29,7 +29,8 @@ DOTTED = re.compile(r"`hub((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
 
 
 def _doc(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
+    """The document, without logger names (``the logger `hub.core.plugins.trace```), which are not Python names."""
+    return re.sub(r"logger `[^`]*`", "logger", path.read_text(encoding="utf-8"))
 
 
 def _documented_names(text: str) -> set[str]:
