@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hub import ROLE_ALL, ROLE_CLI, ROLES, Role
-from hub import DATA_BROKER_URL, DATA_HTTP_URL
+from hub import DATA_BROKER_URL, DATA_HTTP_URL, ROLE_ALL, ROLE_CLI, ROLES, Role
 from hub.plugins.mqtt import DATA_MQTT
 from hub.testing import free_port
 
