@@ -24,17 +24,13 @@ import hub_esp32_node.plugin
 from hub_esp32_node.ingest import Esp32Ingest
 from hub_esp32_node.simulator import Fleet
 
-from hub.core.bootstrap import config_schemas, load_plugins
-from hub.core.config import CORE_SCHEMA, validate_config
-from hub.core.hub import Hub
+from hub import Hub
+from hub.testing import make_hub
 
 
 async def _hub(with_plugin: bool) -> Hub:
-    plugins = load_plugins(builtins=(), entry_point_plugins=False)
-    if with_plugin:
-        plugins.register(hub_esp32_node.plugin, "esp32_node")
-    schemas = {"hub": CORE_SCHEMA, **config_schemas(plugins)}
-    hub = Hub(validate_config({"hub": {"data_dir": "/tmp/hub-decode-bench"}}, schemas), plugins)
+    plugins = [(hub_esp32_node.plugin, "esp32_node")] if with_plugin else []
+    hub = make_hub({"hub": {"data_dir": "/tmp/hub-decode-bench"}}, builtins=(), plugins=plugins)
     await hub.async_start()
     return hub
 

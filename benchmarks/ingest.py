@@ -32,10 +32,8 @@ from gmqtt.mqtt.constants import MQTTv50
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from hub.core.bootstrap import config_schemas, load_plugins
-from hub.core.config import CORE_SCHEMA, validate_config
-from hub.core.hub import Hub
-from hub.testing.mosquitto import PrivateMosquitto
+from hub import Hub
+from hub.testing import PrivateMosquitto, make_hub
 
 HERE = Path(__file__).resolve().parent
 
@@ -99,17 +97,13 @@ async def baseline(broker: str, nodes: int, messages: int) -> dict:
 def build_hub(broker: str, db_url: str, data_dir: Path) -> Hub:
     from hub_esp32_node import plugin as esp32_node
 
-    plugins = load_plugins(
-        ("hub.plugins.storage", "hub.plugins.mqtt", "hub.plugins.presence"), entry_point_plugins=False
-    )
-    plugins.register(esp32_node, "esp32_node")
     raw = {
         "hub": {"name": "bench", "data_dir": str(data_dir), "log_level": "warning"},
         "mqtt": {"broker": broker, "client_id": f"bench-hub-{uuid.uuid4().hex[:8]}"},
         "storage": {"db_url": db_url},
     }
-    config = validate_config(raw, {"hub": CORE_SCHEMA, **config_schemas(plugins)})
-    return Hub(config, plugins)
+    builtins = ("hub.plugins.storage", "hub.plugins.mqtt", "hub.plugins.presence")
+    return make_hub(raw, builtins=builtins, plugins=[(esp32_node, "esp32_node")])
 
 
 async def count_rows(db_url: str) -> tuple[int, int]:

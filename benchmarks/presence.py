@@ -21,11 +21,9 @@ import argparse
 import json
 import time
 
-from hub.core.events import EventBus
-from hub.core.metrics import Metrics
-from hub.core.registry import NodeRegistry
+from hub import EventBus, Metrics, NodeRegistry
 from hub.plugins.presence import CONFIG_SCHEMA, PresenceTracker
-from hub.testing.clock import FakeClock
+from hub.testing import FakeClock
 
 
 def build(nodes: int, with_presence: bool) -> tuple[NodeRegistry, list, PresenceTracker | None, FakeClock]:

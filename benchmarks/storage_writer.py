@@ -39,13 +39,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from hub.core.bootstrap import config_schemas, load_plugins
-from hub.core.config import CORE_SCHEMA, validate_config
-from hub.core.hub import Hub
-from hub.core.registry import Node
+from hub import Hub, Node
 from hub.plugins.storage.config import db_url as normalize_db_url
 from hub.plugins.storage.engine import create_engine
-from hub.testing.pytest_plugin import create_scratch_database, drop_scratch_database
+from hub.testing import make_hub
+from hub.testing.postgres import create_scratch_database, drop_scratch_database
 
 YIELD_EVERY = 100
 
@@ -55,9 +53,8 @@ KEYS = ("temperature", "humidity", "uptime", "free_heap", "wifi_rssi", "status")
 
 async def start_hub(db_url: str, data_dir: Path, **storage: Any) -> Hub:
     """A started hub with only the storage plugin, built through the normal config validation."""
-    plugins = load_plugins(("hub.plugins.storage",), entry_point_plugins=False)
     raw = {"hub": {"data_dir": str(data_dir)}, "storage": {"db_url": db_url, **storage}}
-    hub = Hub(validate_config(raw, {"hub": CORE_SCHEMA, **config_schemas(plugins)}), plugins)
+    hub = make_hub(raw, builtins=("hub.plugins.storage",))
     await hub.async_start()
     return hub
 

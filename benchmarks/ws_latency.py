@@ -33,13 +33,9 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from hub.core.bootstrap import config_schemas, load_plugins
-from hub.core.config import CORE_SCHEMA, validate_config
-from hub.core.const import DATA_HTTP_URL, EVENT_STATE_REPORTED
-from hub.core.hub import Hub, freeze_startup_heap
-from hub.plugins.http.auth.manager import AuthManager
-from hub.plugins.http.auth.store import AuthStore
-from hub.testing.mosquitto import PrivateMosquitto
+from hub import DATA_HTTP_URL, EVENT_STATE_REPORTED, Hub
+from hub.core.hub import freeze_startup_heap
+from hub.testing import PrivateMosquitto, create_user_and_token, make_hub
 
 HERE = Path(__file__).resolve().parent
 HISTORY_NODE = "02:00:00:00:30:30"
@@ -113,16 +109,13 @@ def build_hub(broker: str, db_url: str | None, data_dir: Path) -> Hub:
     from hub_esp32_node import plugin as esp32_node
 
     builtins = ("hub.plugins.storage", "hub.plugins.mqtt", "hub.plugins.presence", "hub.plugins.http")
-    plugins = load_plugins(builtins, entry_point_plugins=False)
-    plugins.register(esp32_node, "esp32_node")
     raw = {
         "hub": {"name": "bench", "data_dir": str(data_dir), "log_level": "warning"},
         "mqtt": {"broker": broker, "client_id": f"bench-hub-{uuid.uuid4().hex[:8]}"},
         "http": {"port": 0},
         **({"storage": {"db_url": db_url}} if db_url else {}),
     }
-    config = validate_config(raw, {"hub": CORE_SCHEMA, **config_schemas(plugins)})
-    return Hub(config, plugins)
+    return make_hub(raw, builtins=builtins, plugins=[(esp32_node, "esp32_node")])
 
 
 async def history_query(hub: Hub, url: str, token: str) -> dict:
@@ -189,9 +182,7 @@ async def run(args: argparse.Namespace) -> dict:
             broker.start()
         broker_url = args.broker or broker.url  # type: ignore[union-attr]
         hub = build_hub(broker_url, args.db, workdir / "hub")
-        auth = AuthManager(AuthStore.in_dir(hub.data_dir), time.time)
-        user = await auth.create_user("bench", uuid.uuid4().hex)
-        _, token = auth.create_long_lived(user, "benchmark")
+        token = (await create_user_and_token(hub, "bench", uuid.uuid4().hex)).token
         await hub.async_start()
         freeze_startup_heap()  # as `hub run` does
         try:

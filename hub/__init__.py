@@ -1,38 +1,163 @@
 """hub: a self-hosted, plugin-based hub for fleets of ESP32 nodes.
 
-The public API for plugin authors is what this package exports, plus the
-hook specifications in :mod:`hub.core.plugins.hookspecs` and the names in
-:mod:`hub.core.const`.
+``hub.__all__`` *is* the public API for plugin authors: every name a plugin
+(built-in, first-party or third-party) needs is importable from ``hub``, and
+nothing else under ``hub.core`` is promised to stay.  The hook specifications a
+plugin implements are in :mod:`hub.core.plugins.hookspecs`; docs/plugin-api.md
+documents each name here and each hook (tests/core/test_docs.py keeps them in
+step).
 """
 
 from __future__ import annotations
 
+from hub.core.addresses import is_loopback, url_host
+from hub.core.bootstrap import build_hub
+from hub.core.const import (
+    DATA_BROKER_URL,
+    DATA_DATABASE,
+    DATA_HTTP_URL,
+    EVENT_AVAILABILITY_REPORTED,
+    EVENT_ENTITY_REGISTERED,
+    EVENT_HUB_STARTED,
+    EVENT_HUB_STOPPING,
+    EVENT_NODE_REGISTERED,
+    EVENT_NODE_REMOVED,
+    EVENT_NODE_STATUS_CHANGED,
+    EVENT_NODE_UPDATED,
+    EVENT_STATE_CHANGED,
+    EVENT_STATE_REPORTED,
+    EVENT_TRANSPORT_CONNECTED,
+    EVENT_TRANSPORT_DISCONNECTED,
+    REASON_LWT,
+    REASON_MESSAGE,
+    REASON_TIMEOUT,
+    STATUS_OFFLINE,
+    STATUS_ONLINE,
+    STATUS_UNKNOWN,
+)
+from hub.core.database import Database
+from hub.core.durability import Durability
+from hub.core.errors import (
+    ConfigError,
+    HubError,
+    HubStateError,
+    InvalidBrokerUrl,
+    InvalidMac,
+    MigrationError,
+    ServiceNotFound,
+    ServiceValidationError,
+    StartupError,
+    StorageOverloaded,
+    StorageUnavailable,
+)
+from hub.core.event_types import (
+    AvailabilityReportedData,
+    EntityRegisteredData,
+    EventType,
+    NodeRegisteredData,
+    NodeRemovedData,
+    NodeStatusChangedData,
+    NodeUpdatedData,
+    NoEventData,
+    StateChangedData,
+    StateReportedData,
+    TransportData,
+)
 from hub.core.events import MATCH_ALL, Event, EventBus
 from hub.core.hub import Hub, HubState
+from hub.core.keys import HubData, HubKey
 from hub.core.mac import normalize_mac
+from hub.core.messages import MessageRouter, Transport, validate_filter
+from hub.core.metrics import Metrics
 from hub.core.plugins.hookspecs import hookimpl
+from hub.core.plugins.manager import PluginManager
 from hub.core.plugins.manifest import Manifest
+from hub.core.ratelimit import RateLimitedLogger
 from hub.core.registry import Entity, Node, NodeRegistry
 from hub.core.rejections import Rejections
 from hub.core.roles import ROLE_ALL, ROLE_CLI, ROLES, Role
+from hub.core.services import ServiceRegistry
 from hub.version import __version__
 
 __all__ = [
-    "MATCH_ALL",
+    # the hub and its parts
+    "Hub",
+    "HubState",
+    "Role",
     "ROLES",
     "ROLE_ALL",
     "ROLE_CLI",
-    "Entity",
-    "Event",
-    "EventBus",
-    "Hub",
-    "HubState",
-    "Manifest",
-    "Node",
-    "NodeRegistry",
-    "Rejections",
-    "Role",
-    "__version__",
+    "build_hub",
     "hookimpl",
+    "Manifest",
+    "PluginManager",
+    "__version__",
+    "EventBus",
+    "Event",
+    "MATCH_ALL",
+    "NodeRegistry",
+    "Node",
+    "Entity",
+    "ServiceRegistry",
+    "MessageRouter",
+    "Transport",
+    "validate_filter",
+    "Durability",
+    "Database",
+    "Metrics",
+    "HubData",
+    "HubKey",
+    # helpers for integrations
     "normalize_mac",
+    "Rejections",
+    "RateLimitedLogger",
+    "is_loopback",
+    "url_host",
+    # errors
+    "HubError",
+    "ConfigError",
+    "StartupError",
+    "HubStateError",
+    "InvalidMac",
+    "InvalidBrokerUrl",
+    "ServiceNotFound",
+    "ServiceValidationError",
+    "StorageUnavailable",
+    "StorageOverloaded",
+    "MigrationError",
+    # events and their data
+    "EventType",
+    "EVENT_HUB_STARTED",
+    "EVENT_HUB_STOPPING",
+    "EVENT_NODE_REGISTERED",
+    "EVENT_NODE_UPDATED",
+    "EVENT_NODE_REMOVED",
+    "EVENT_ENTITY_REGISTERED",
+    "EVENT_STATE_REPORTED",
+    "EVENT_STATE_CHANGED",
+    "EVENT_AVAILABILITY_REPORTED",
+    "EVENT_NODE_STATUS_CHANGED",
+    "EVENT_TRANSPORT_CONNECTED",
+    "EVENT_TRANSPORT_DISCONNECTED",
+    "NoEventData",
+    "NodeRegisteredData",
+    "NodeUpdatedData",
+    "NodeRemovedData",
+    "EntityRegisteredData",
+    "StateReportedData",
+    "StateChangedData",
+    "AvailabilityReportedData",
+    "NodeStatusChangedData",
+    "TransportData",
+    # node statuses and why they change
+    "STATUS_UNKNOWN",
+    "STATUS_ONLINE",
+    "STATUS_OFFLINE",
+    "REASON_MESSAGE",
+    "REASON_LWT",
+    "REASON_TIMEOUT",
+    # well-known hub.data keys
+    "DATA_BROKER_URL",
+    "DATA_HTTP_URL",
+    "DATA_DATABASE",
 ]

@@ -17,9 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 import voluptuous as vol
 
-from hub import Hub, Manifest, Rejections, hookimpl
-from hub.core.const import DATA_DATABASE
-from hub.core.database import Database
+from hub import DATA_DATABASE, Database, Hub, Manifest, Rejections, hookimpl
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ A plugin sees the hub as: ``config`` (validated sections), ``bus`` (events),
 ``registry`` (nodes and entities), ``services`` (named operations),
 ``messages`` (topic subscriptions and publishing), ``durability`` (the
 commit barrier between storage and transports), ``metrics`` (Prometheus),
-``data`` (well-known keys plugins share, see :mod:`hub.core.const`),
+``data`` (shared state under typed keys, see :mod:`hub.core.keys`),
 ``role`` (what this process may do, see :mod:`hub.core.roles`) and
 ``create_task`` (background work stopped with the hub).
 
@@ -32,7 +32,9 @@ from hub.core.plugins.manager import PluginManager
 from .const import EVENT_HUB_STARTED, EVENT_HUB_STOPPING
 from .durability import Durability
 from .errors import HubStateError, StartupError
+from .event_types import NoEventData
 from .events import EventBus
+from .keys import HubData
 from .messages import MessageRouter
 from .metrics import Metrics
 from .registry import NodeRegistry
@@ -87,7 +89,7 @@ class Hub:
         self.messages = MessageRouter()
         self.durability = Durability()
         self.metrics = Metrics()
-        self.data: dict[str, Any] = {}
+        self.data = HubData()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop_requested: asyncio.Event | None = None
 
@@ -112,7 +114,8 @@ class Hub:
         except TimeoutError:
             raise StartupError(f"plugins did not finish starting within {timeout:.0f} s") from None
         self.state = HubState.RUNNING
-        self.bus.fire(EVENT_HUB_STARTED, {})
+        started: NoEventData = {}
+        self.bus.fire(EVENT_HUB_STARTED, started)
         _LOGGER.info("Hub %r running with plugins: %s", self.config["hub"]["name"], ", ".join(self.plugins.info))
 
     async def async_stop(self, timeout: float = 30.0) -> None:
@@ -123,7 +126,8 @@ class Hub:
             self.state = HubState.STOPPED
             return
         self.state = HubState.STOPPING
-        self.bus.fire(EVENT_HUB_STOPPING, {})
+        stopping: NoEventData = {}
+        self.bus.fire(EVENT_HUB_STOPPING, stopping)
         for phase in ("hub_stop", "hub_shutdown"):
             try:
                 async with asyncio.timeout(timeout):

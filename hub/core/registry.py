@@ -33,6 +33,16 @@ from .const import (
     EVENT_STATE_REPORTED,
     STATUS_UNKNOWN,
 )
+from .event_types import (
+    AvailabilityReportedData,
+    EntityRegisteredData,
+    NodeRegisteredData,
+    NodeRemovedData,
+    NodeStatusChangedData,
+    NodeUpdatedData,
+    StateChangedData,
+    StateReportedData,
+)
 from .events import EventBus
 
 
@@ -75,7 +85,7 @@ class Node:
 
     def as_dict(self, *, entities: bool = True) -> dict[str, Any]:
         """Plain data for events, storage and the API (entities as a list, optionally left out)."""
-        data = {
+        data: dict[str, Any] = {
             "node_id": self.node_id,
             "name": self.name,
             "status": self.status,
@@ -136,7 +146,8 @@ class NodeRegistry:
         now = self._clock() if ts is None else ts
         node = Node(node_id=node_id, name=name or node_id, first_seen=now)
         self._nodes[node_id] = node
-        self._bus.fire(EVENT_NODE_REGISTERED, {"node_id": node_id, "node": node.as_dict()})
+        registered: NodeRegisteredData = {"node_id": node_id, "node": node.as_dict()}
+        self._bus.fire(EVENT_NODE_REGISTERED, registered)
         return node
 
     def update_node(self, node: Node, **changes: Any) -> dict[str, Any]:
@@ -159,14 +170,16 @@ class NodeRegistry:
                 setattr(node, key, value)
                 changed[key] = value
         if changed:
-            self._bus.fire(EVENT_NODE_UPDATED, {"node_id": node.node_id, "changes": changed})
+            updated: NodeUpdatedData = {"node_id": node.node_id, "changes": changed}
+            self._bus.fire(EVENT_NODE_UPDATED, updated)
         return changed
 
     def remove(self, node_id: str) -> bool:
         """Forget a node; True if it existed."""
         if self._nodes.pop(node_id, None) is None:
             return False
-        self._bus.fire(EVENT_NODE_REMOVED, {"node_id": node_id})
+        removed: NodeRemovedData = {"node_id": node_id}
+        self._bus.fire(EVENT_NODE_REMOVED, removed)
         return True
 
     def restore(self, nodes: Iterable[Node]) -> None:
@@ -201,7 +214,8 @@ class NodeRegistry:
             attributes=dict(attributes or {}),
         )
         node.entities[key] = entity
-        self._bus.fire(EVENT_ENTITY_REGISTERED, {"node_id": node.node_id, "entity": entity.as_dict()})
+        registered: EntityRegisteredData = {"node_id": node.node_id, "entity": entity.as_dict()}
+        self._bus.fire(EVENT_ENTITY_REGISTERED, registered)
         return entity
 
     def report_states(
@@ -231,11 +245,16 @@ class NodeRegistry:
                 entity.state = value
                 entity.last_changed = ts
                 if track_changes:
-                    self._bus.fire(
-                        EVENT_STATE_CHANGED,
-                        {"node_id": node.node_id, "key": key, "old_state": old, "new_state": value, "ts": ts},
-                    )
-        self._bus.fire(EVENT_STATE_REPORTED, {"node_id": node.node_id, "ts": ts, "states": states, "dedupe": dedupe})
+                    changed: StateChangedData = {
+                        "node_id": node.node_id,
+                        "key": key,
+                        "old_state": old,
+                        "new_state": value,
+                        "ts": ts,
+                    }
+                    self._bus.fire(EVENT_STATE_CHANGED, changed)
+        reported: StateReportedData = {"node_id": node.node_id, "ts": ts, "states": states, "dedupe": dedupe}
+        self._bus.fire(EVENT_STATE_REPORTED, reported)
 
     # --- availability and status -------------------------------------------------
     def report_availability(self, node: Node, online: bool, ts: float | None = None) -> None:
@@ -243,7 +262,8 @@ class NodeRegistry:
         now = self._clock() if ts is None else ts
         if online:
             node.last_seen = now
-        self._bus.fire(EVENT_AVAILABILITY_REPORTED, {"node_id": node.node_id, "online": online, "ts": now})
+        availability: AvailabilityReportedData = {"node_id": node.node_id, "online": online, "ts": now}
+        self._bus.fire(EVENT_AVAILABILITY_REPORTED, availability)
 
     def set_status(self, node: Node, status: str, reason: str, ts: float | None = None) -> bool:
         """Set the node's status; fires ``node_status_changed`` and returns True only if it changed."""
@@ -254,10 +274,14 @@ class NodeRegistry:
         node.status = status
         node.status_reason = reason
         node.status_since = now
-        self._bus.fire(
-            EVENT_NODE_STATUS_CHANGED,
-            {"node_id": node.node_id, "old": old, "new": status, "reason": reason, "ts": now},
-        )
+        changed: NodeStatusChangedData = {
+            "node_id": node.node_id,
+            "old": old,
+            "new": status,
+            "reason": reason,
+            "ts": now,
+        }
+        self._bus.fire(EVENT_NODE_STATUS_CHANGED, changed)
         return True
 
 

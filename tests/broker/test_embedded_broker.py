@@ -7,13 +7,16 @@ import socket
 import stat
 
 import pytest
-from mqtt_helpers import EMBEDDED, PahoPeer, collect, free_port, unique, wait_until
+from mqtt_helpers import EMBEDDED, PahoPeer, collect, unique
 
 from hub.core.const import DATA_BROKER_URL
 from hub.core.errors import ConfigError, StartupError
 from hub.core.hub import HubState
 from hub.core.roles import ROLE_CLI
+from hub.plugins.broker import DATA_BROKER
 from hub.plugins.broker.embedded import PASSWORD_FILE
+from hub.plugins.mqtt import DATA_MQTT
+from hub.testing import free_port, wait_until
 
 
 async def embedded_hub(hub_factory, broker: dict, filters: list[str] = (), **extra):
@@ -34,10 +37,10 @@ async def test_paho_and_the_hub_talk_through_the_embedded_broker(hub_factory, ca
     peer = await PahoPeer().connect(port)
     await peer.subscribe(f"{prefix}/+/commands")
     await peer.publish(f"{prefix}/n1/data", b'{"temperature": 21.5}')
-    await wait_until(lambda: len(received) == 1, what="the message at the hub")
+    await wait_until(lambda: len(received) == 1, message="the message at the hub")
     assert received == [(f"{prefix}/n1/data", b'{"temperature": 21.5}', False)]
     await hub.messages.publish(f"{prefix}/n1/commands", b'{"message_id": "a"}')
-    await wait_until(lambda: len(peer.messages) == 1, what="the command at paho")
+    await wait_until(lambda: len(peer.messages) == 1, message="the command at paho")
     assert peer.messages[0].payload == b'{"message_id": "a"}'
     await peer.close()
     await hub.async_stop()
@@ -49,7 +52,7 @@ async def test_with_users_only_accounts_connect_and_the_hub_uses_its_own(hub_fac
     caplog.set_level(logging.DEBUG)
     port, prefix, password = free_port(), unique("t"), "node-" + unique("pw")
     hub, (received,) = await embedded_hub(hub_factory, {"port": port, "users": {"esp32": password}}, [f"{prefix}/#"])
-    assert hub.data["mqtt"].connected
+    assert hub.data[DATA_MQTT].connected
     url = hub.data[DATA_BROKER_URL]
     assert url.startswith("mqtt://hub-internal-") and password not in url
     anonymous = await PahoPeer().connect(port)
@@ -59,7 +62,7 @@ async def test_with_users_only_accounts_connect_and_the_hub_uses_its_own(hub_fac
     node = await PahoPeer(username="esp32", password=password).connect(port)
     assert node.accepted
     await node.publish(f"{prefix}/x", b"1")
-    await wait_until(lambda: len(received) == 1, what="the node's message")
+    await wait_until(lambda: len(received) == 1, message="the node's message")
     passwd = hub.data_dir / PASSWORD_FILE
     assert stat.S_IMODE(passwd.stat().st_mode) == 0o600
     assert password not in passwd.read_text() and "esp32:$argon2id$" in passwd.read_text()
@@ -107,9 +110,9 @@ async def test_no_embedded_broker_for_an_external_one_or_cli_commands(hub_factor
     external = await hub_factory(
         {"mqtt": {"broker": hub_mqtt_url, "client_id": unique("hub"), "session_expiry": 60}}, builtins=EMBEDDED
     )
-    assert "broker" not in external.data and external.data[DATA_BROKER_URL] == hub_mqtt_url
+    assert DATA_BROKER not in external.data and external.data[DATA_BROKER_URL] == hub_mqtt_url
     cli = await hub_factory({"broker": {"port": free_port()}}, builtins=EMBEDDED, role=ROLE_CLI)
-    assert DATA_BROKER_URL not in cli.data and "mqtt" not in cli.data
+    assert DATA_BROKER_URL not in cli.data and DATA_MQTT not in cli.data
 
 
 async def test_the_mqtt_plugin_without_any_broker_says_so(hub_factory) -> None:

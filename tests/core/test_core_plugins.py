@@ -11,6 +11,7 @@ from hub.core.errors import ManifestError
 from hub.core.hub import HubState
 from hub.core.plugins.hookspecs import hookimpl
 from hub.core.plugins.manager import BUILTIN_PLUGINS, PluginManager
+from hub.plugins.presence import DATA_PRESENCE
 
 TINY = {
     "tinygood",
@@ -166,7 +167,7 @@ async def test_plugin_whose_setup_raises_is_dropped_and_the_hub_runs_on(
     assert "tinysetupfails" not in hub.plugins.info
     assert "tinyfail.started" not in hub.data  # a dropped plugin gets no further hooks
     assert hub.data["tinyplugin.setup"] and hub.data["tinyplugin.started"]
-    assert "presence" in hub.data  # the built-ins set up too
+    assert DATA_PRESENCE in hub.data  # the built-ins set up too
     assert "Plugin tinysetupfails disabled: hub_setup raised RuntimeError" in caplog.text
 
 

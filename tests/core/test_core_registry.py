@@ -21,7 +21,7 @@ from hub.core.const import (
 )
 from hub.core.events import MATCH_ALL, EventBus
 from hub.core.registry import Node, NodeRegistry
-from hub.testing.clock import FakeClock
+from hub.testing import FakeClock
 
 N1 = "aa:bb:cc:dd:ee:01"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hub import ROLE_ALL, ROLE_CLI, ROLES, Role
-from hub.core.const import DATA_BROKER_URL, DATA_HTTP_URL
-from hub.testing.mosquitto import free_port
+from hub import DATA_BROKER_URL, DATA_HTTP_URL, ROLE_ALL, ROLE_CLI, ROLES, Role
+from hub.plugins.mqtt import DATA_MQTT
+from hub.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +34,7 @@ async def test_a_role_that_only_serves_http(hub_factory):
     api = Role("api", "serves the API only", takes_input=False, serves_http=True, runs_maintenance=False)
     hub = await hub_factory({"http": {"port": 0}}, role=api)
     assert DATA_HTTP_URL in hub.data  # http listens
-    assert DATA_BROKER_URL not in hub.data and "mqtt" not in hub.data  # no broker, no transport
+    assert DATA_BROKER_URL not in hub.data and DATA_MQTT not in hub.data  # no broker, no transport
     assert not {"presence-check", "storage-retention"} & _task_names()
 
 
@@ -42,7 +42,7 @@ async def test_a_role_that_takes_input_but_serves_no_http(hub_factory):
     worker = Role("worker", "ingests only", takes_input=True, serves_http=False, runs_maintenance=True)
     hub = await hub_factory({"broker": {"port": free_port()}}, role=worker)
     assert DATA_HTTP_URL not in hub.data
-    assert hub.data[DATA_BROKER_URL] and "mqtt" in hub.data  # the embedded broker listens, the transport started
+    assert hub.data[DATA_BROKER_URL] and DATA_MQTT in hub.data  # the embedded broker listens, the transport started
     assert {"presence-check", "storage-retention"} <= _task_names()
 
 

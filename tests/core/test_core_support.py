@@ -11,7 +11,7 @@ from hub.core.durability import Durability
 from hub.core.metrics import Metrics
 from hub.core.ratelimit import RateLimitedLogger
 from hub.core.rejections import Rejections
-from hub.testing.clock import FakeClock
+from hub.testing import FakeClock
 
 
 def test_rate_limited_logger_logs_first_then_summarises(caplog):

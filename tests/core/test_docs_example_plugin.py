@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import threading
-import time
 import uuid
 from pathlib import Path
 from types import ModuleType
@@ -22,6 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.core.errors import ConfigError, HubStateError, ServiceValidationError
+from hub.testing import wait_until
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 EXAMPLE = DOCS / "examples" / "hello_plugin.py"
@@ -132,11 +132,14 @@ async def test_over_the_real_broker(hub_factory, hello, hub_mqtt_url):
     node = _PahoNode(hub_mqtt_url, f"node-{name}")
     await node.start(f"hello/{name}/greeting")
     try:
-        deadline = time.monotonic() + 10
-        while (await hub.services.call("hello", "greet", {"name": name}))["last_ping"] != "up":
-            assert time.monotonic() < deadline, "the ping never reached the plugin"
+
+        async def pinged() -> bool:
+            if (await hub.services.call("hello", "greet", {"name": name}))["last_ping"] == "up":
+                return True
             await node.publish(f"hello/{name}/ping", "up")  # repeated: the hub's SUBSCRIBE may still be on its way
-            await asyncio.sleep(0.2)
+            return False
+
+        await wait_until(pinged, message="the ping to reach the plugin", interval=0.2)
 
         reply = await hub.services.call("hello", "greet", {"name": name, "publish": True})
         assert (reply["message"], reply["last_ping"]) == (f"Hello, {name}!", "up")

@@ -15,10 +15,8 @@ import aiohttp
 import pytest
 from http_helpers import OWNER, OWNER_PASSWORD, Api
 
-from hub.core.const import DATA_HTTP_URL
-from hub.plugins.http.auth.manager import AuthManager
-from hub.plugins.http.auth.store import AuthStore
-from hub.testing.clock import FakeClock
+from hub import DATA_HTTP_URL
+from hub.testing import FakeClock, create_user_and_token
 
 
 @pytest.fixture
@@ -28,7 +26,10 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def make_api(hub_factory, clock) -> AsyncIterator:
-    """Factory: ``await make_api(http_config, builtins=…, plugins=…, config=…, owner=True)`` → Api."""
+    """Factory: ``await make_api(http_config, builtins=…, plugins=…, config=…, owner=True)`` → a started Api.
+
+    With ``owner`` the hub gets its owner after start, signed in (``api.token`` is a session's access token).
+    """
     sessions: list[aiohttp.ClientSession] = []
 
     async def factory(
@@ -41,17 +42,14 @@ async def make_api(hub_factory, clock) -> AsyncIterator:
     ) -> Api:
         full = dict(config or {})
         full["http"] = {"port": 0, **(http or {})}
-        hub = await hub_factory(full, builtins=builtins, plugins=plugins, clock=clock, start=False)
-        if owner:  # created before start, as `hub user create` would, so no onboarding link is made
-            await AuthManager(AuthStore.in_dir(hub.data_dir), clock).create_user(OWNER, OWNER_PASSWORD)
-        await hub.async_start()
+        hub = await hub_factory(full, builtins=builtins, plugins=plugins, clock=clock)
         session = aiohttp.ClientSession()
         sessions.append(session)
         api = Api(hub, hub.data[DATA_HTTP_URL], session, clock)
-        if owner:
-            auth = api.server.auth
-            tokens = auth.start_session(auth.store.user_by_name(OWNER))
-            api.token, api.refresh_token = tokens["access_token"], tokens["refresh_token"]
+        if owner:  # on the running hub, so the owner is also signed in (a session: access and refresh token)
+            user = await create_user_and_token(hub, OWNER, OWNER_PASSWORD)
+            assert user.access_token is not None and user.refresh_token is not None
+            api.token, api.refresh_token = user.access_token, user.refresh_token
         return api
 
     yield factory

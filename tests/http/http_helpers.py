@@ -7,10 +7,10 @@ from typing import Any
 
 import aiohttp
 
-from hub.core.hub import Hub
+from hub import Hub
 from hub.plugins.http import DATA_SERVER
 from hub.plugins.http.server import HttpServer
-from hub.testing.clock import FakeClock
+from hub.testing import FakeClock
 
 OWNER = "owner"
 OWNER_PASSWORD = "correct horse battery staple"

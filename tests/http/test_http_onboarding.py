@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 import re
 
+import aiohttp
 import pytest
 from http_helpers import Api, assert_error
+
+from hub import DATA_HTTP_URL
+from hub.testing import create_user_and_token
 
 PASSWORD = "a long enough password"
 
@@ -69,14 +73,16 @@ async def test_a_user_created_from_the_cli_closes_the_onboarding_window(make_api
     assert_error(status, body, 403, "onboarding_done")
 
 
-async def test_no_onboarding_link_when_a_user_exists(make_api, caplog) -> None:
+async def test_no_onboarding_link_when_a_user_exists(hub_factory, caplog) -> None:
     caplog.set_level(logging.WARNING)
-    api: Api = await make_api()  # the owner is created before the hub starts, as `hub user create` does
+    hub = await hub_factory({"http": {"port": 0}}, builtins=("hub.plugins.http",), start=False)
+    await create_user_and_token(hub)  # before the hub starts, as `hub user create` does
+    await hub.async_start()
     assert not [r for r in caplog.records if "onboarding" in r.getMessage()]
-    status, body = await api.call(
-        "POST", "/api/onboarding", auth=False, json={"token": "x", "username": "late", "password": PASSWORD}
-    )
-    assert_error(status, body, 403, "onboarding_done")
+    body_in = {"token": "x", "username": "late", "password": PASSWORD}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(hub.data[DATA_HTTP_URL] + "/api/onboarding", json=body_in) as response:
+            assert_error(response.status, await response.json(), 403, "onboarding_done")
 
 
 async def test_onboarding_validates_the_new_account(make_api, caplog) -> None:

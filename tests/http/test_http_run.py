@@ -6,19 +6,14 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sys
 from pathlib import Path
 
 import aiohttp
 
+from hub.testing import free_port
+
 HUB = str(Path(sys.executable).parent / "hub")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def test_hub_run_prints_a_one_time_link_that_creates_the_owner(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import aiohttp
 from http_helpers import Api
 
 from hub.core.const import EVENT_NODE_UPDATED, EVENT_STATE_CHANGED, EVENT_STATE_REPORTED
+from hub.testing import wait_until
 
 MAC_A = "aa:bb:cc:dd:ee:01"
 MAC_B = "aa:bb:cc:dd:ee:02"
@@ -136,11 +137,7 @@ async def test_no_bus_listener_without_subscribers(api: Api) -> None:
     await receive(ws)
     assert api.hub.bus.has_listeners(EVENT_STATE_CHANGED)
     await ws.close()
-    for _ in range(50):
-        if not api.hub.bus.has_listeners(EVENT_STATE_CHANGED):
-            break
-        await asyncio.sleep(0.02)
-    assert not api.hub.bus.has_listeners(EVENT_STATE_CHANGED)
+    await wait_until(lambda: not api.hub.bus.has_listeners(EVENT_STATE_CHANGED), message="the bus listener to go")
 
 
 async def test_revoking_the_token_closes_its_connections(api: Api) -> None:

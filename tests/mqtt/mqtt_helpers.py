@@ -1,27 +1,18 @@
-"""Helpers for tests against real brokers: a paho-mqtt peer, a TCP proxy that can cut connections, a private
-Mosquitto on a free port, and a durability barrier the test controls."""
+"""Helpers for tests against real brokers: a paho-mqtt peer, a TCP proxy that can cut connections, and a
+durability barrier the test controls.  Free ports, waiting and private Mosquittos come from :mod:`hub.testing`."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import socket
-import subprocess
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
 
-from hub import Manifest
-from hub.core.hub import Hub
-from hub.core.plugins.hookspecs import hookimpl
-from hub.testing.pytest_plugin import services_required
+from hub import Hub, Manifest, hookimpl
 
 REPO = Path(__file__).resolve().parents[2]
 MOSQUITTO_CONF = REPO / "deploy" / "mosquitto.conf"
@@ -32,13 +23,6 @@ EMBEDDED = ("hub.plugins.broker", "hub.plugins.mqtt")
 def unique(prefix: str) -> str:
     """A name no other test (or helper running in parallel on the shared broker) uses."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def mqtt_config(broker: str, client_id: str, **overrides: Any) -> dict[str, Any]:
@@ -53,15 +37,6 @@ def mqtt_config(broker: str, client_id: str, **overrides: Any) -> dict[str, Any]
     }
     config.update(overrides)
     return config
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until it holds; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def collect(hub: Hub, topic_filter: str) -> list[tuple[str, bytes, bool]]:
@@ -189,62 +164,6 @@ class TcpProxy:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-
-
-class Mosquitto:
-    """A private Mosquitto on a free loopback port, configured from deploy/mosquitto.conf's tuning block."""
-
-    def __init__(self, directory: Path, *, config: str | None = None) -> None:
-        if shutil.which("mosquitto") is None:
-            if services_required():
-                pytest.fail("mosquitto is required but not installed")
-            pytest.skip("mosquitto is not installed")
-        self.port = free_port()
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self.conf = directory / "mosquitto.conf"
-        # Started as root, Mosquitto switches to the user "mosquitto", who cannot write into pytest's tmp_path.
-        stay = "user root\n" if os.geteuid() == 0 else ""
-        self.conf.write_text((config if config is not None else self.tuned_config()) + stay)
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def tuned_config(self) -> str:
-        """The tuning block, as a benchmark would use it, plus a loopback listener and persistence in ``directory``."""
-        block = MOSQUITTO_CONF.read_text().split("\n# >>> hub tuning\n")[1].split("\n# <<< hub tuning\n")[0]
-        assert "max_queued_bytes" in block
-        return (
-            f"{block}\nlistener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            f"persistence true\npersistence_location {self.directory}/\n"
-        )
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        with open(self.directory / "mosquitto.log", "ab") as log:
-            return subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=log, stderr=log)
-
-    async def start(self) -> Mosquitto:
-        self._process = await asyncio.to_thread(self._spawn)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                _reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                writer.close()
-                return self
-            except OSError:
-                if self._process.poll() is not None or time.monotonic() > deadline:
-                    output = (self.directory / "mosquitto.log").read_text(errors="replace")
-                    pytest.fail(f"mosquitto did not start: {output}")
-                await asyncio.sleep(0.05)
-
-    async def stop(self) -> None:
-        """SIGTERM: Mosquitto saves its persistence file and exits."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            await asyncio.to_thread(self._process.wait, 10)
-        self._process = None
 
 
 class BarrierPlugin:

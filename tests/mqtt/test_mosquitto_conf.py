@@ -7,20 +7,35 @@ import logging
 import subprocess
 
 import pytest
-from mqtt_helpers import MOSQUITTO_CONF, MQTT_ONLY, PahoPeer, collect, mqtt_config, unique, wait_until
+from mqtt_helpers import MOSQUITTO_CONF, MQTT_ONLY, PahoPeer, collect, mqtt_config, unique
 
 from hub.core.errors import StartupError
+from hub.plugins.mqtt import DATA_MQTT
+from hub.testing import wait_until
+from hub.testing.mosquitto import tuning_lines
 
 pytestmark = pytest.mark.mosquitto
 
 PASSWORD = "Corr3ct-Horse-" + unique("pw")
 
 
+def test_the_packaged_tuning_is_exactly_the_deployment_block() -> None:
+    """The test kit's private Mosquitto (from the package) and deployments (deploy/) are tuned alike, line by line."""
+    block = MOSQUITTO_CONF.read_text().split("\n# >>> hub tuning\n")[1].split("\n# <<< hub tuning\n")[0]
+    deployed = [line.strip() for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    assert deployed == tuning_lines()
+    assert {line.split()[0] for line in deployed} == {
+        "max_inflight_messages",
+        "max_queued_messages",
+        "max_queued_bytes",
+    }
+
+
 @pytest.fixture
 async def deployed(private_mosquitto):
     """Mosquitto running deploy/mosquitto.conf, with only the port and the paths changed for the test."""
     broker = private_mosquitto(config="")
-    directory = broker.directory
+    directory = broker.workdir
     command = ["mosquitto_passwd", "-b", "-c", str(directory / "passwd"), "hub", PASSWORD]
     await asyncio.to_thread(subprocess.run, command, check=True)
     text = MOSQUITTO_CONF.read_text()
@@ -32,7 +47,7 @@ async def deployed(private_mosquitto):
         assert f"\n{line}\n" in text
         text = text.replace(f"\n{line}\n", f"\n{replacement}\n")
     broker.conf.write_text(text + broker.conf.read_text())
-    await broker.start()
+    await broker.async_start()
     return broker
 
 
@@ -49,7 +64,7 @@ async def test_the_hub_connects_with_its_account_and_never_logs_the_password(hub
     caplog.set_level(logging.DEBUG)
     url = f"mqtt://hub:{PASSWORD}@127.0.0.1:{deployed.port}"
     hub = await hub_factory({"mqtt": mqtt_config(url, unique("hub"))}, builtins=MQTT_ONLY)
-    assert hub.data["mqtt"].connected
+    assert hub.data[DATA_MQTT].connected
     await hub.async_stop()
     wrong = f"mqtt://hub:Wrong-{PASSWORD}@127.0.0.1:{deployed.port}"
     with pytest.raises(StartupError) as refused:
@@ -70,7 +85,7 @@ async def test_messages_queued_while_the_hub_is_away_survive_only_with_the_tunin
             f"listener {broker.port} 127.0.0.1\nallow_anonymous true\n"
             + broker.conf.read_text().split("persistence_location")[1].split("\n", 1)[1]
         )
-    await broker.start()
+    await broker.async_start()
     topic, client_id, count = f"{unique('t')}/data", unique("hub"), 1500
     config = {"mqtt": mqtt_config(broker.url, client_id)}
     first = await hub_factory(config, builtins=MQTT_ONLY, start=False)
@@ -86,7 +101,7 @@ async def test_messages_queued_while_the_hub_is_away_survive_only_with_the_tunin
     received = collect(second, topic)
     await second.async_start()
     if tuned:
-        await wait_until(lambda: len(received) == count, what=f"all {count} queued messages")
+        await wait_until(lambda: len(received) == count, message=f"all {count} queued messages")
         assert [int(payload) for _, payload, _ in received] == list(range(count))
     else:
         await asyncio.sleep(1.0)

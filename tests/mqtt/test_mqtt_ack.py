@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from mqtt_helpers import MQTT_ONLY, BarrierPlugin, PahoPeer, TcpProxy, collect, mqtt_config, unique, wait_until
+from mqtt_helpers import MQTT_ONLY, BarrierPlugin, PahoPeer, TcpProxy, collect, mqtt_config, unique
+
+from hub.plugins.mqtt import DATA_MQTT
+from hub.testing import wait_until
 
 pytestmark = pytest.mark.mosquitto
 
@@ -35,10 +38,12 @@ async def hub_with_barrier(hub_factory, url: str, client_id: str, topic: str, ba
 
 async def reconnected(hub, proxy: TcpProxy) -> None:
     """Cut the connection and wait until the hub is connected again (through the proxy)."""
-    transport = hub.data["mqtt"]
+    transport = hub.data[DATA_MQTT]
     before = hub.metrics.value("mqtt_connections")
     proxy.drop()
-    await wait_until(lambda: hub.metrics.value("mqtt_connections") > before and transport.connected, what="reconnect")
+    await wait_until(
+        lambda: hub.metrics.value("mqtt_connections") > before and transport.connected, message="reconnect"
+    )
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
@@ -51,22 +56,22 @@ async def test_an_uncommitted_message_is_redelivered_and_a_committed_one_is_not(
     peer = await PahoPeer().connect(1883)
     barrier.hold()
     await peer.publish(topic, b"m1")
-    await wait_until(lambda: len(received) == 1, what="the message")
+    await wait_until(lambda: len(received) == 1, message="the message")
 
     await reconnected(hub, proxy)  # the barrier is unresolved: no PUBACK went out
-    await wait_until(lambda: len(received) == 2, what="the redelivery")
+    await wait_until(lambda: len(received) == 2, message="the redelivery")
     assert received[1][:2] == (topic, b"m1")
 
     barrier.commit()  # both copies' handlers finish; only the one on the live connection acknowledges
-    await wait_until(lambda: hub.data["mqtt"]._inflight == 0, what="the handlers")
+    await wait_until(lambda: hub.data[DATA_MQTT]._inflight == 0, message="the handlers")
     assert hub.metrics.value("mqtt_acks_withheld") == 1
     await peer.publish(topic, b"m2")  # its PUBACK follows m1's on the same connection
-    await wait_until(lambda: len(received) == 3, what="m2")
+    await wait_until(lambda: len(received) == 3, message="m2")
     await asyncio.sleep(0.1)
 
     await reconnected(hub, proxy)
     await peer.publish(topic, b"m3")  # anything still unacknowledged would arrive before it
-    await wait_until(lambda: len(received) == 4, what="m3")
+    await wait_until(lambda: len(received) == 4, message="m3")
     assert [payload for _, payload, _ in received] == [b"m1", b"m1", b"m2", b"m3"]
     await hub.async_stop()
     await peer.close()
@@ -81,17 +86,17 @@ async def test_a_hub_stopping_before_the_commit_leaves_the_message_to_the_next_r
     peer = await PahoPeer().connect(1883)
     barrier.hold()
     await peer.publish(topic, b"pending")
-    await wait_until(lambda: len(received) == 1, what="the message")
+    await wait_until(lambda: len(received) == 1, message="the message")
     await first.async_stop()  # storage (the test plugin) fails the barrier: nothing was committed
     assert first.metrics.value("mqtt_acks_withheld") == 1
 
     second, again = await hub_with_barrier(hub_factory, hub_mqtt_url, client_id, topic, BarrierPlugin())
-    await wait_until(lambda: len(again) == 1, what="the redelivery to the next run")
+    await wait_until(lambda: len(again) == 1, message="the redelivery to the next run")
     assert again[0][:2] == (topic, b"pending")
     await second.async_stop()  # acknowledged now
     _third, never = await hub_with_barrier(hub_factory, hub_mqtt_url, client_id, topic, BarrierPlugin())
     await peer.publish(topic, b"after")
-    await wait_until(lambda: len(never) == 1, what="the next message")
+    await wait_until(lambda: len(never) == 1, message="the next message")
     assert never[0][1] == b"after"
     await peer.close()
 
@@ -103,7 +108,7 @@ async def test_stop_waits_for_in_flight_messages_to_commit(hub_factory, hub_mqtt
     peer = await PahoPeer().connect(1883)
     barrier.hold()
     await peer.publish(topic, b"m1")
-    await wait_until(lambda: len(received) == 1, what="the message")
+    await wait_until(lambda: len(received) == 1, message="the message")
     stopping = asyncio.ensure_future(hub.async_stop())
     await asyncio.sleep(0.1)
     assert not stopping.done()  # hub_stop waits for the commit (storage flushes by age meanwhile)
@@ -113,7 +118,7 @@ async def test_stop_waits_for_in_flight_messages_to_commit(hub_factory, hub_mqtt
 
     _again, redelivered = await hub_with_barrier(hub_factory, hub_mqtt_url, client_id, topic, BarrierPlugin())
     await peer.publish(topic, b"m2")
-    await wait_until(lambda: len(redelivered) == 1, what="m2")
+    await wait_until(lambda: len(redelivered) == 1, message="m2")
     assert redelivered[0][1] == b"m2"  # m1 was acknowledged before the disconnect
     await peer.close()
 
@@ -125,9 +130,9 @@ async def test_a_failed_commit_while_running_reconnects_so_the_broker_redelivers
     peer = await PahoPeer().connect(1883)
     barrier.hold()
     await peer.publish(topic, b"m1")
-    await wait_until(lambda: len(received) == 1, what="the message")
+    await wait_until(lambda: len(received) == 1, message="the message")
     barrier.fail()
-    await wait_until(lambda: len(received) == 2, what="the redelivery after the reconnect")
+    await wait_until(lambda: len(received) == 2, message="the redelivery after the reconnect")
     assert received[1][:2] == (topic, b"m1")
     assert hub.metrics.value("mqtt_connections") == 2
     await peer.close()
@@ -141,13 +146,13 @@ async def test_a_whole_batch_is_acknowledged_at_its_commit(hub_factory, hub_mqtt
     barrier.hold()
     infos = [peer.client.publish(topic, str(n), qos=1) for n in range(count)]
     await asyncio.to_thread(infos[-1].wait_for_publish, 10)
-    await wait_until(lambda: len(received) == count, what="the batch")
-    assert hub.data["mqtt"]._inflight == count  # all waiting for the one commit (receive_maximum 10000)
+    await wait_until(lambda: len(received) == count, message="the batch")
+    assert hub.data[DATA_MQTT]._inflight == count  # all waiting for the one commit (receive_maximum 10000)
     barrier.commit()
-    await wait_until(lambda: hub.data["mqtt"]._inflight == 0, what="the handlers")
+    await wait_until(lambda: hub.data[DATA_MQTT]._inflight == 0, message="the handlers")
     await asyncio.sleep(0.1)
     await reconnected(hub, proxy)
     await peer.publish(topic, b"last")
-    await wait_until(lambda: received[-1][1] == b"last", what="the last message")
+    await wait_until(lambda: received[-1][1] == b"last", message="the last message")
     assert len(received) == count + 1  # nothing of the batch came back
     await peer.close()

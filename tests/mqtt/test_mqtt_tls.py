@@ -10,6 +10,7 @@ import pytest
 from mqtt_helpers import MQTT_ONLY, mqtt_config, unique
 
 from hub.core.errors import StartupError
+from hub.plugins.mqtt import DATA_MQTT
 
 pytestmark = pytest.mark.mosquitto
 
@@ -77,7 +78,7 @@ async def tls_broker(tmp_path, private_mosquitto):
         f"listener {broker.port} 127.0.0.1\ncertfile {certs}/server.crt\nkeyfile {certs}/server.key\n"
         "allow_anonymous true\n" + broker.conf.read_text()
     )
-    await broker.start()
+    await broker.async_start()
     broker.ca = certs / "ca.crt"
     return broker
 
@@ -87,7 +88,7 @@ async def test_mqtts_with_the_brokers_ca_connects(hub_factory, tls_broker) -> No
     hub = await hub_factory(
         {"mqtt": mqtt_config(url, unique("hub"), tls={"ca_certs": str(tls_broker.ca)})}, builtins=MQTT_ONLY
     )
-    assert hub.data["mqtt"].connected
+    assert hub.data[DATA_MQTT].connected
 
 
 async def test_an_unverifiable_certificate_stops_the_hub(hub_factory, tls_broker) -> None:
@@ -100,5 +101,5 @@ async def test_insecure_skips_verification_and_says_so(hub_factory, tls_broker, 
     caplog.set_level(logging.WARNING, logger="hub.plugins.mqtt")
     url = f"mqtts://127.0.0.1:{tls_broker.port}"
     hub = await hub_factory({"mqtt": mqtt_config(url, unique("hub"), tls={"insecure": True})}, builtins=MQTT_ONLY)
-    assert hub.data["mqtt"].connected
+    assert hub.data[DATA_MQTT].connected
     assert "the broker's certificate is not verified" in caplog.text

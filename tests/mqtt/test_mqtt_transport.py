@@ -6,11 +6,13 @@ import logging
 from urllib.parse import urlsplit
 
 import pytest
-from mqtt_helpers import MQTT_ONLY, PahoPeer, collect, mqtt_config, unique, wait_until
+from mqtt_helpers import MQTT_ONLY, PahoPeer, collect, mqtt_config, unique
 
 from hub.core.const import DATA_BROKER_URL
 from hub.core.errors import HubStateError
 from hub.core.roles import ROLE_CLI
+from hub.plugins.mqtt import DATA_MQTT
+from hub.testing import wait_until
 
 pytestmark = pytest.mark.mosquitto
 
@@ -36,7 +38,7 @@ async def test_paho_messages_reach_router_handlers_including_wildcards(hub_facto
     await peer.publish(f"{prefix}/a/data", b'{"t": 1}')
     await peer.publish(f"{prefix}/b/data", b'{"t": 2}', qos=0)
     await peer.publish(f"{prefix}/a/status", b"online")
-    await wait_until(lambda: len(filters[f"{prefix}/#"]) == 3, what="three messages")
+    await wait_until(lambda: len(filters[f"{prefix}/#"]) == 3, message="three messages")
     assert filters[f"{prefix}/+/data"] == [
         (f"{prefix}/a/data", b'{"t": 1}', False),
         (f"{prefix}/b/data", b'{"t": 2}', False),
@@ -53,9 +55,9 @@ async def test_retained_flag_is_passed(hub_factory, hub_mqtt_url) -> None:
     await peer.publish(topic, b"online", retain=True)
     filters = {topic: []}
     await start_hub(hub_factory, hub_mqtt_url, unique("hub"), filters)
-    await wait_until(lambda: len(filters[topic]) == 1, what="the retained message")
+    await wait_until(lambda: len(filters[topic]) == 1, message="the retained message")
     await peer.publish(topic, b"offline")
-    await wait_until(lambda: len(filters[topic]) == 2, what="the live message")
+    await wait_until(lambda: len(filters[topic]) == 2, message="the live message")
     assert filters[topic] == [(topic, b"online", True), (topic, b"offline", False)]
     await peer.publish(topic, b"", retain=True)  # clear the retained message on the shared broker
     await peer.close()
@@ -68,14 +70,14 @@ async def test_publish_through_the_router_reaches_a_paho_subscriber(hub_factory,
     await peer.subscribe(f"{prefix}/#")
     await hub.messages.publish(f"{prefix}/cmd", b'{"message_id": "1"}', qos=1)
     await hub.messages.publish(f"{prefix}/state", "on", qos=0, retain=True)
-    await wait_until(lambda: len(peer.messages) == 2, what="two messages at paho")
+    await wait_until(lambda: len(peer.messages) == 2, message="two messages at paho")
     assert [(m.topic, m.payload, m.qos) for m in peer.messages] == [
         (f"{prefix}/cmd", b'{"message_id": "1"}', 1),
         (f"{prefix}/state", b"on", 0),
     ]
     late = await PahoPeer().connect(port_of(hub_mqtt_url))
     await late.subscribe(f"{prefix}/state")
-    await wait_until(lambda: len(late.messages) == 1, what="the retained state")
+    await wait_until(lambda: len(late.messages) == 1, message="the retained state")
     assert late.messages[0].retain
     await hub.messages.publish(f"{prefix}/state", b"", retain=True)
     await peer.close()
@@ -96,14 +98,14 @@ async def test_filters_added_while_running_are_subscribed(hub_factory, hub_mqtt_
     hub = await start_hub(hub_factory, hub_mqtt_url, unique("hub"), {})
     received = collect(hub, f"{prefix}/late/#")
     peer = await PahoPeer().connect(port_of(hub_mqtt_url))
-    await wait_until(lambda: f"{prefix}/late/#" in hub.data["mqtt"]._broker_filters, what="the subscription")
+    await wait_until(lambda: f"{prefix}/late/#" in hub.data[DATA_MQTT]._broker_filters, message="the subscription")
     # The SUBACK may still be on its way: publish until the broker routes one to the hub.
-    for _ in range(50):
+
+    async def published_and_received() -> bool:
         await peer.publish(f"{prefix}/late/x", b"1")
-        if received:
-            break
-        await wait_until(lambda: True)
-    await wait_until(lambda: bool(received), what="a message on the late filter")
+        return bool(received)
+
+    await wait_until(published_and_received, message="a message on the late filter", interval=0.05)
     assert received[0][:2] == (f"{prefix}/late/x", b"1")
     await peer.close()
 
@@ -117,9 +119,9 @@ async def test_messages_published_while_the_hub_is_down_arrive_after_restart(hub
         await peer.publish(topic_filter.replace("+", f"n{number}"), str(number).encode())
     filters = {topic_filter: []}
     second = await start_hub(hub_factory, hub_mqtt_url, client_id, filters)
-    await wait_until(lambda: len(filters[topic_filter]) == 5, what="the five queued messages")
+    await wait_until(lambda: len(filters[topic_filter]) == 5, message="the five queued messages")
     assert [payload for _, payload, _ in filters[topic_filter]] == [b"0", b"1", b"2", b"3", b"4"]
-    assert second.data["mqtt"].connected
+    assert second.data[DATA_MQTT].connected
     await peer.close()
 
 
@@ -130,7 +132,7 @@ async def test_the_hub_also_speaks_mqtt_311(hub_factory, hub_mqtt_url) -> None:
     hub = await start_hub(hub_factory, hub_mqtt_url, client_id, filters, protocol="3.1.1")
     peer = await PahoPeer().connect(port_of(hub_mqtt_url))
     await peer.publish(topic, b"v311")
-    await wait_until(lambda: len(filters[topic]) == 1, what="the message")
+    await wait_until(lambda: len(filters[topic]) == 1, message="the message")
     await hub.async_stop()
     await peer.close()
     await PahoPeer(client_id).connect(port_of(hub_mqtt_url))  # a clean session removes the 3.1.1 session again
@@ -149,18 +151,18 @@ async def test_credentials_never_reach_the_log(hub_factory, hub_mqtt_url, caplog
 
 async def test_cli_role_connects_to_nothing(hub_factory, hub_mqtt_url) -> None:
     hub = await hub_factory({"mqtt": mqtt_config(hub_mqtt_url, unique("hub"))}, builtins=MQTT_ONLY, role=ROLE_CLI)
-    assert "mqtt" not in hub.data
+    assert DATA_MQTT not in hub.data
 
 
 async def test_overlapping_filters_deliver_each_message_once(hub_factory, hub_mqtt_url) -> None:
     prefix = unique("t")
     filters = {f"{prefix}/+/data": [], f"{prefix}/#": []}
     hub = await start_hub(hub_factory, hub_mqtt_url, unique("hub"), filters)
-    assert hub.data["mqtt"]._broker_filters == {f"{prefix}/#": 1}
+    assert hub.data[DATA_MQTT]._broker_filters == {f"{prefix}/#": 1}
     peer = await PahoPeer().connect(port_of(hub_mqtt_url))
     await peer.publish(f"{prefix}/n1/data", b"once")
     await peer.publish(f"{prefix}/n1/end", b"end")
-    await wait_until(lambda: len(filters[f"{prefix}/#"]) == 2, what="both messages")
+    await wait_until(lambda: len(filters[f"{prefix}/#"]) == 2, message="both messages")
     assert filters[f"{prefix}/+/data"] == [(f"{prefix}/n1/data", b"once", False)]
     assert hub.metrics.value("mqtt_messages_received") == 2
     await peer.close()
@@ -185,8 +187,8 @@ async def test_a_later_run_unsubscribes_what_the_session_kept_from_an_earlier_on
     peer = await PahoPeer().connect(port_of(hub_mqtt_url))
     await peer.publish(f"{prefix}/n1/data", b"1")
     await peer.publish(f"{prefix}/n1/end", b"2")
-    await wait_until(lambda: len(received) >= 2, what="the messages")
+    await wait_until(lambda: len(received) >= 2, message="the messages")
     await peer.publish(f"{prefix}/n1/end", b"3")  # ordered after any duplicate of the first message
-    await wait_until(lambda: received[-1][1] == b"3", what="the last message")
+    await wait_until(lambda: received[-1][1] == b"3", message="the last message")
     assert [payload for _, payload, _ in received] == [b"1", b"2", b"3"]
     await peer.close()

@@ -10,7 +10,7 @@ import pytest
 from hub.core.const import EVENT_NODE_STATUS_CHANGED
 from hub.core.hub import Hub
 from hub.plugins.presence import DATA_PRESENCE, PresenceTracker
-from hub.testing.clock import FakeClock
+from hub.testing import FakeClock
 
 T0 = 1_700_000_000.0
 
@@ -59,12 +59,7 @@ MakeFleet = Callable[..., Awaitable[Fleet]]
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def make_fleet(hub_factory, clock: FakeClock) -> MakeFleet:
+def make_fleet(hub_factory, hub_clock: FakeClock) -> MakeFleet:
     """``await make_fleet(presence={...}, plugins=[...])``: a started hub with presence and a fake clock.
 
     ``check_interval`` defaults to a minute so the background task never runs during a test: tests
@@ -74,8 +69,8 @@ def make_fleet(hub_factory, clock: FakeClock) -> MakeFleet:
     async def factory(presence: dict[str, Any] | None = None, plugins=(), **kwargs: Any) -> Fleet:
         section = {"check_interval": 60, **(presence or {})}
         hub = await hub_factory(
-            {"presence": section}, builtins=("hub.plugins.presence",), plugins=plugins, clock=clock, **kwargs
+            {"presence": section}, builtins=("hub.plugins.presence",), plugins=plugins, clock=hub_clock, **kwargs
         )
-        return Fleet(hub, clock)
+        return Fleet(hub, hub_clock)
 
     return factory

@@ -12,22 +12,22 @@ DEAD = "aa:bb:cc:00:01:03"
 BUILTINS = ("hub.plugins.storage", "hub.plugins.presence")
 
 
-async def test_status_survives_a_restart_with_sqlite(hub_factory, clock, tmp_path):
+async def test_status_survives_a_restart_with_sqlite(hub_factory, hub_clock, tmp_path):
     config = {"hub": {"data_dir": str(tmp_path / "data")}, "presence": {"check_interval": 60, "initial_timeout": 90}}
-    first = await hub_factory(config, builtins=BUILTINS, clock=clock)
+    first = await hub_factory(config, builtins=BUILTINS, clock=hub_clock)
     registry = first.registry
-    t0 = clock.now
+    t0 = hub_clock.now
     for node_id, at in ((QUIET, t0 - 80), (ALIVE, t0 - 2), (DEAD, t0 - 30)):
-        clock.now = at
+        hub_clock.now = at
         node = registry.get_or_register(node_id)
         registry.ensure_entity(node, "temperature")
         registry.report_states(node, {"temperature": 20.0}, at)
     registry.report_availability(registry.get(DEAD), False, ts=t0 - 20)
-    clock.now = t0
+    hub_clock.now = t0
     await first.async_stop()
 
-    clock.now = t0 + 5  # the hub was down for 5 s
-    second = await hub_factory(config, builtins=BUILTINS, clock=clock)
+    hub_clock.now = t0 + 5  # the hub was down for 5 s
+    second = await hub_factory(config, builtins=BUILTINS, clock=hub_clock)
     restored = {n.node_id: (n.status, n.status_reason, n.last_seen) for n in second.registry}
     assert restored == {
         QUIET: (STATUS_ONLINE, "message", t0 - 80),

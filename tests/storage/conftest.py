@@ -10,7 +10,7 @@ import pytest
 from storage_helpers import STORAGE, Store
 
 from hub.core.hub import Hub
-from hub.testing.clock import FakeClock
+from hub.testing import FakeClock
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -28,22 +28,17 @@ async def store(db_url: str) -> AsyncIterator[Store]:
     await store.engine.dispose()
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 StorageHub = Callable[..., Awaitable[Hub]]
 
 
 @pytest.fixture
-def storage_hub(hub_factory, db_url: str, clock: FakeClock) -> StorageHub:
+def storage_hub(hub_factory, db_url: str, hub_clock: FakeClock) -> StorageHub:
     """``await storage_hub(batch_size=…, …)``: a started hub with only storage, on ``db_url``, fake clock."""
 
     async def factory(role: str | None = None, start: bool = True, **storage: Any) -> Hub:
         extra = {"role": role} if role is not None else {}
         return await hub_factory(
-            {"storage": {"db_url": db_url, **storage}}, builtins=STORAGE, clock=clock, start=start, **extra
+            {"storage": {"db_url": db_url, **storage}}, builtins=STORAGE, clock=hub_clock, start=start, **extra
         )
 
     return factory

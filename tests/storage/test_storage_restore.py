@@ -6,10 +6,10 @@ from storage_helpers import NODE_A, NODE_B, T0, Store, committed, report
 
 from hub.core.const import REASON_LWT, REASON_MESSAGE, STATUS_OFFLINE, STATUS_ONLINE
 from hub.core.roles import ROLE_CLI
-from hub.testing.clock import FakeClock
+from hub.testing import FakeClock
 
 
-async def test_restart_restores_nodes_status_entities_and_last_states(storage_hub, clock: FakeClock):
+async def test_restart_restores_nodes_status_entities_and_last_states(storage_hub, hub_clock: FakeClock):
     hub = await storage_hub()
     registry = hub.registry
     node = registry.get_or_register(NODE_A, name="Greenhouse", ts=T0 - 100)
@@ -24,7 +24,7 @@ async def test_restart_restores_nodes_status_entities_and_last_states(storage_hu
     registry.set_status(other, STATUS_OFFLINE, REASON_LWT, ts=T0 + 7)
     await hub.async_stop()
 
-    clock.now = T0 + 3600
+    hub_clock.now = T0 + 3600
     restarted = await storage_hub()
     a = restarted.registry.get(NODE_A)
     assert a is not None

@@ -7,7 +7,7 @@ from storage_helpers import NODE_A, NODE_B, T0, Store, committed, report
 
 from hub.core.const import REASON_LWT, REASON_MESSAGE, REASON_TIMEOUT, STATUS_OFFLINE, STATUS_ONLINE
 from hub.core.errors import ServiceValidationError
-from hub.testing.clock import FakeClock
+from hub.testing import FakeClock
 
 DAY = 86400.0
 
@@ -106,9 +106,9 @@ async def test_status_history_is_recorded_newest_first(storage_hub, store: Store
     assert await store.all("SELECT status, status_reason, status_since FROM nodes") == [("offline", "timeout", T0 + 30)]
 
 
-async def test_purge_deletes_only_rows_older_than_keep_days(storage_hub, store: Store, clock: FakeClock):
+async def test_purge_deletes_only_rows_older_than_keep_days(storage_hub, store: Store, hub_clock: FakeClock):
     hub = await storage_hub(keep_days=30, purge_chunk=100, batch_size=10_000)
-    clock.now = T0 + 40 * DAY
+    hub_clock.now = T0 + 40 * DAY
     for i in range(250):  # 250 old rows: three chunks of 100
         report(hub, NODE_A, {"temperature": 1.0}, T0 + i)
     for i in range(20):
@@ -130,10 +130,10 @@ async def test_purge_deletes_only_rows_older_than_keep_days(storage_hub, store: 
     assert (await hub.services.call("storage", "purge", {"keep_days": 0.5}))["telemetry"] == 30
 
 
-async def test_keep_days_zero_keeps_everything(storage_hub, store: Store, clock: FakeClock):
+async def test_keep_days_zero_keeps_everything(storage_hub, store: Store, hub_clock: FakeClock):
     hub = await storage_hub(keep_days=0)
     report(hub, NODE_A, {"temperature": 1.0}, T0)
     await committed(hub)
-    clock.now = T0 + 1000 * DAY
+    hub_clock.now = T0 + 1000 * DAY
     assert await hub.services.call("storage", "purge", {}) == {"deleted": 0, "telemetry": 0, "status_history": 0}
     assert await store.scalar("SELECT count(*) FROM telemetry") == 1

@@ -13,6 +13,7 @@ from storage_helpers import NODE_A, NODE_B, T0, Store, committed, report
 
 from hub.core.errors import HubError, StorageOverloaded, StorageUnavailable
 from hub.plugins.storage.schema import telemetry
+from hub.testing import wait_until
 
 
 async def test_nodes_entities_and_telemetry_are_stored(storage_hub, store: Store):
@@ -103,11 +104,7 @@ async def test_failed_write_is_retried_without_losing_the_batch(storage_hub, sto
     try:
         report(hub, NODE_A, {"temperature": 21.0}, T0 + 1)
         barrier = hub.durability.barrier()
-        for _ in range(100):
-            if hub.metrics.value("write_errors") >= 1:
-                break
-            await asyncio.sleep(0.02)
-        assert hub.metrics.value("write_errors") >= 1
+        await wait_until(lambda: hub.metrics.value("write_errors") >= 1, message="a failed write")
         report(hub, NODE_A, {"temperature": 22.0}, T0 + 2)  # keeps accumulating meanwhile
         assert not barrier.done()
     finally:

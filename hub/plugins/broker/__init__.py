@@ -11,7 +11,7 @@ commands).  ``broker:`` in config.yaml::
 
 Binding a non-loopback address without users is a config error: no anonymous
 broker on the LAN.  A port that is taken makes ``hub run`` exit 1 with how to
-use the broker already listening there (a :class:`~hub.core.errors.StartupError`,
+use the broker already listening there (a :class:`~hub.StartupError`,
 which the plugin manager does not isolate: a hub without its broker would only
 pretend to run).
 
@@ -32,10 +32,7 @@ from typing import Any
 
 import voluptuous as vol
 
-from hub import Manifest, hookimpl
-from hub.core.addresses import is_loopback
-from hub.core.const import DATA_BROKER_URL
-from hub.core.hub import Hub, HubState
+from hub import DATA_BROKER_URL, Hub, HubKey, HubState, Manifest, hookimpl, is_loopback
 
 from .embedded import EmbeddedBroker
 
@@ -43,7 +40,7 @@ _LOGGER = logging.getLogger(__name__)
 
 MANIFEST = Manifest(name="broker", sections=("broker",))
 
-DATA_BROKER = "broker"
+DATA_BROKER: HubKey[EmbeddedBroker] = HubKey("broker.embedded")
 """Key of the running :class:`EmbeddedBroker` in ``hub.data``."""
 
 
@@ -101,7 +98,7 @@ async def hub_start(hub: Hub) -> None:
 @hookimpl
 async def hub_shutdown(hub: Hub) -> None:
     """Close the broker (the mqtt plugin disconnected in ``hub_stop``)."""
-    broker: EmbeddedBroker | None = hub.data.pop(DATA_BROKER, None)
+    broker = hub.data.pop(DATA_BROKER, None)
     if broker is not None:
         await broker.stop()
     handler_logger = logging.getLogger(_AMQTT_HANDLER_LOGGER)

@@ -29,8 +29,7 @@ from amqtt.broker import Broker
 from amqtt.errors import BrokerError
 from argon2 import PasswordHasher
 
-from hub.core.addresses import url_host
-from hub.core.errors import StartupError
+from hub import StartupError, url_host
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -16,9 +16,7 @@ from typing import Any
 
 import voluptuous as vol
 
-from hub import Manifest, hookimpl
-from hub.core.errors import StartupError
-from hub.core.hub import Hub
+from hub import Hub, HubKey, Manifest, StartupError, hookimpl
 
 from .auth.store import AuthStoreError
 from .cli import register_commands
@@ -30,7 +28,7 @@ __all__ = ["DATA_SERVER", "MANIFEST", "PRINCIPAL_KEY"]
 
 MANIFEST = Manifest(name="http", sections=(SECTION,))
 
-DATA_SERVER = "http.server"
+DATA_SERVER: HubKey[HttpServer] = HubKey("http.server")
 """Hub.data key of the running :class:`~.server.HttpServer` (for tests and diagnostics)."""
 
 

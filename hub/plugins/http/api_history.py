@@ -13,8 +13,7 @@ from typing import Any
 import voluptuous as vol
 from aiohttp import web
 
-from hub.core.errors import ServiceValidationError, StorageUnavailable
-from hub.core.hub import Hub
+from hub import Hub, ServiceValidationError, StorageUnavailable
 
 from .api_nodes import find_node
 from .errors import BadRequest, NotFound, ServiceUnavailable

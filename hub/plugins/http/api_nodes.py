@@ -13,11 +13,7 @@ from typing import Any
 import voluptuous as vol
 from aiohttp import web
 
-from hub.core.const import STATUS_OFFLINE, STATUS_ONLINE, STATUS_UNKNOWN
-from hub.core.errors import InvalidMac
-from hub.core.hub import Hub
-from hub.core.mac import normalize_mac
-from hub.core.registry import Node
+from hub import STATUS_OFFLINE, STATUS_ONLINE, STATUS_UNKNOWN, Hub, InvalidMac, Node, normalize_mac
 
 from .errors import BadRequest, NotFound
 from .middleware import SERVER_KEY

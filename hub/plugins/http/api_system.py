@@ -17,9 +17,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from yarl import URL
 
-from hub import __version__
-from hub.core.const import DATA_BROKER_URL
-from hub.core.hub import Hub, HubState
+from hub import DATA_BROKER_URL, Hub, HubState, __version__
 
 from .metrics import summarize
 from .middleware import SERVER_KEY

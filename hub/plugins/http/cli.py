@@ -15,8 +15,7 @@ import sys
 import time
 from typing import Any
 
-from hub import ROLE_CLI
-from hub.core.bootstrap import build_hub
+from hub import ROLE_CLI, build_hub
 
 from .auth.manager import AuthManager
 from .auth.passwords import check_password_policy, check_username

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import orjson
 from aiohttp import web
 
-from hub.core.errors import HubError
+from hub import HubError
 
 
 class ApiError(HubError):

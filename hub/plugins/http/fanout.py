@@ -18,8 +18,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from hub.core.events import MATCH_ALL, Event, EventBus
-from hub.core.metrics import Metrics
+from hub import MATCH_ALL, Event, EventBus, Metrics
 
 
 class Sink(Protocol):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.web_middlewares import Handler
 
-from hub.core.errors import StorageUnavailable
+from hub import StorageUnavailable
 
 from .errors import ApiError, Banned, Unauthorized, error_response, retry_after
 from .remote import client_address

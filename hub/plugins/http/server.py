@@ -17,11 +17,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractResource, AbstractRoute
 
-from hub import __version__
-from hub.core.addresses import is_loopback, url_host
-from hub.core.const import DATA_HTTP_URL
-from hub.core.errors import StartupError
-from hub.core.hub import Hub
+from hub import DATA_HTTP_URL, Hub, StartupError, __version__, is_loopback, url_host
 
 from . import api_auth, api_history, api_nodes, api_system, metrics, openapi, websocket
 from .auth.guard import LoginGuard

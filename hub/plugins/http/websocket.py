@@ -31,11 +31,7 @@ import orjson
 import voluptuous as vol
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from hub import __version__
-from hub.core.errors import InvalidMac
-from hub.core.events import MATCH_ALL
-from hub.core.hub import Hub
-from hub.core.mac import normalize_mac
+from hub import MATCH_ALL, Hub, InvalidMac, __version__, normalize_mac
 
 from .api_nodes import STATUSES, node_list
 from .auth.manager import AuthManager, Principal

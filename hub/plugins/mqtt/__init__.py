@@ -25,7 +25,7 @@ What it guarantees, and what that needs:
   in memory, inside the hub process: messages published while the hub is down
   are not kept.  That, and throughput, is why real deployments use Mosquitto.
 
-The transport is ``hub.data["mqtt"]`` (an :class:`~.transport.MqttTransport`).
+The transport is ``hub.data[DATA_MQTT]`` (an :class:`~.transport.MqttTransport`).
 Logs never contain the broker's credentials: only ``mqtt[s]://host:port``.
 """
 
@@ -34,10 +34,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from hub import Manifest, hookimpl
-from hub.core.const import DATA_BROKER_URL
-from hub.core.errors import StartupError
-from hub.core.hub import Hub
+from hub import DATA_BROKER_URL, Hub, HubKey, Manifest, StartupError, hookimpl
 
 from .config import CONFIG_SCHEMA, PROTOCOL_5, PROTOCOL_311, BrokerUrl, default_client_id
 from .filters import SubscriptionLedger
@@ -48,7 +45,7 @@ _LOGGER = logging.getLogger(__name__)
 MANIFEST = Manifest(name="mqtt", after=("broker",), sections=("mqtt",))
 """After broker: the embedded broker listens before this connects to it (when ``mqtt: broker:`` is unset)."""
 
-DATA_MQTT = "mqtt"
+DATA_MQTT: HubKey[MqttTransport] = HubKey("mqtt.transport")
 """Key of the running :class:`MqttTransport` in ``hub.data``."""
 
 SUBSCRIPTIONS_FILE = "mqtt-subscriptions.json"
@@ -92,6 +89,6 @@ async def hub_start(hub: Hub) -> None:
 @hookimpl
 async def hub_stop(hub: Hub) -> None:
     """Stop intake; in-flight messages get their commit and PUBACK (bounded by ``stop_timeout``); disconnect."""
-    transport: MqttTransport | None = hub.data.get(DATA_MQTT)
+    transport = hub.data.get(DATA_MQTT)
     if transport is not None:
         await transport.stop()

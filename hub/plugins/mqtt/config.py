@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 import voluptuous as vol
 
-from hub.core.errors import InvalidBrokerUrl
+from hub import InvalidBrokerUrl
 
 PROTOCOL_5 = "5"
 PROTOCOL_311 = "3.1.1"

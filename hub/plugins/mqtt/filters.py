@@ -26,7 +26,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from hub.core.messages import validate_filter
+from hub import validate_filter
 
 _LOGGER = logging.getLogger(__name__)
 

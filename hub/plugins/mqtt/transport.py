@@ -30,9 +30,15 @@ from gmqtt import Subscription
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 from gmqtt.mqtt.handler import MQTTConnectError
 
-from hub.core.const import EVENT_TRANSPORT_CONNECTED, EVENT_TRANSPORT_DISCONNECTED
-from hub.core.errors import HubError, HubStateError, StartupError
-from hub.core.ratelimit import RateLimitedLogger
+from hub import (
+    EVENT_TRANSPORT_CONNECTED,
+    EVENT_TRANSPORT_DISCONNECTED,
+    HubError,
+    HubStateError,
+    RateLimitedLogger,
+    StartupError,
+    TransportData,
+)
 
 from .backoff import Backoff
 from .client import HubMqttClient
@@ -40,9 +46,12 @@ from .config import PROTOCOL_5, BrokerUrl, ssl_context
 from .filters import SubscriptionLedger, cover
 
 if TYPE_CHECKING:
-    from hub.core.hub import Hub
+    from hub import Hub
 
 _LOGGER = logging.getLogger(__name__)
+
+_MQTT: TransportData = {"transport": "mqtt"}
+"""The data of this transport's connected/disconnected events (listeners treat event data as read-only)."""
 
 PERMANENT_REFUSALS = frozenset({2, 4, 5, 133, 134, 135, 138, 140})
 """CONNACK codes no retry can fix: identifier rejected, bad credentials, not authorised, banned, bad auth method."""
@@ -246,7 +255,7 @@ class MqttTransport:
         if not session_present:
             self._broker_filters = {}
         self._subscribe(first=first, session_present=bool(session_present))
-        self._hub.bus.fire(EVENT_TRANSPORT_CONNECTED, {"transport": "mqtt"})
+        self._hub.bus.fire(EVENT_TRANSPORT_CONNECTED, _MQTT)
         _LOGGER.info(
             "Connected to the MQTT broker %s (%s, client id %r, %s session)",
             self._url.display,
@@ -266,7 +275,7 @@ class MqttTransport:
             _LOGGER.info("Disconnected from the MQTT broker %s", self._url.display)
         else:
             _LOGGER.warning("Lost the connection to the MQTT broker %s; reconnecting", self._url.display)
-            self._hub.bus.fire(EVENT_TRANSPORT_DISCONNECTED, {"transport": "mqtt"})
+            self._hub.bus.fire(EVENT_TRANSPORT_DISCONNECTED, _MQTT)
 
     def _on_subscribe(self, client: HubMqttClient, mid: int, granted: tuple[int, ...], properties: dict) -> None:
         for subscription in client.subscriptions:

@@ -24,7 +24,7 @@ spare, so a typical 10–60 s node never flaps while presence is still learning
 it.  A node whose connection drops is faster still: its LWT marks it offline
 the moment the broker notices (1.5 x its keepalive).
 
-The tracker is in ``hub.data["presence"]`` (tests drive its ``check(now)``
+The tracker is in ``hub.data[DATA_PRESENCE]`` (tests drive its ``check(now)``
 with a fake clock).
 """
 
@@ -34,8 +34,7 @@ from typing import Any
 
 import voluptuous as vol
 
-from hub import Manifest, hookimpl
-from hub.core.hub import Hub
+from hub import Hub, HubKey, Manifest, hookimpl
 
 from .tracker import PresenceTracker
 
@@ -43,7 +42,7 @@ MANIFEST = Manifest(name="presence", after=("storage", "mqtt"), sections=("prese
 """After storage: it takes stock of the restored fleet at set-up.  After mqtt: it judges silence only while
 the transport listens, starting once it is connected and stopping before it stops taking messages."""
 
-DATA_PRESENCE = "presence"
+DATA_PRESENCE: HubKey[PresenceTracker] = HubKey("presence.tracker")
 """Key of the :class:`PresenceTracker` in ``hub.data``."""
 
 
@@ -85,7 +84,7 @@ def hub_setup(hub: Hub) -> None:
 @hookimpl
 def hub_start(hub: Hub) -> None:
     """Start judging silence, in roles that take input (a one-off CLI command hears nothing)."""
-    tracker: PresenceTracker | None = hub.data.get(DATA_PRESENCE)
+    tracker = hub.data.get(DATA_PRESENCE)
     if tracker is None or not hub.role.takes_input:
         return
     tracker.start_checking(hub.create_task)
@@ -94,7 +93,7 @@ def hub_start(hub: Hub) -> None:
 @hookimpl
 def hub_stop(hub: Hub) -> None:
     """Stop the silence check before transports disconnect: a deaf hub must not time the fleet out."""
-    tracker: PresenceTracker | None = hub.data.get(DATA_PRESENCE)
+    tracker = hub.data.get(DATA_PRESENCE)
     if tracker is not None:
         tracker.stop()
 

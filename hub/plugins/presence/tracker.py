@@ -1,6 +1,6 @@
 """The presence tracker: decides when a node is online or offline, and why.
 
-Rules (reasons from :mod:`hub.core.const`):
+Rules (reasons from :mod:`hub`):
 
 * **online** (``message``) on any message: every ``state_reported`` and every
   ``availability_reported`` with ``online=True``;
@@ -53,7 +53,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from hub.core.const import (
+from hub import (
     EVENT_AVAILABILITY_REPORTED,
     EVENT_NODE_REMOVED,
     EVENT_NODE_STATUS_CHANGED,
@@ -65,11 +65,18 @@ from hub.core.const import (
     REASON_TIMEOUT,
     STATUS_OFFLINE,
     STATUS_ONLINE,
+    AvailabilityReportedData,
+    Event,
+    EventBus,
+    Metrics,
+    Node,
+    NodeRegistry,
+    NodeRemovedData,
+    NodeStatusChangedData,
+    RateLimitedLogger,
+    StateReportedData,
+    TransportData,
 )
-from hub.core.events import Event, EventBus
-from hub.core.metrics import Metrics
-from hub.core.ratelimit import RateLimitedLogger
-from hub.core.registry import Node, NodeRegistry
 
 from .interval import BURST_WINDOW, IntervalLearner
 
@@ -246,13 +253,13 @@ class PresenceTracker:
         heapq.heappush(self._heap, (due, node.node_id))
 
     # --- listeners (hot path) ------------------------------------------------------------
-    def _on_state_reported(self, event: Event) -> None:
+    def _on_state_reported(self, event: Event[StateReportedData]) -> None:
         node = self._registry.get(event.data["node_id"])
         if node is not None:
             last = node.last_seen
             self._heard(node, event.time_fired if last is None else last)
 
-    def _on_availability(self, event: Event) -> None:
+    def _on_availability(self, event: Event[AvailabilityReportedData]) -> None:
         data = event.data
         node = self._registry.get(data["node_id"])
         if node is None:
@@ -297,12 +304,12 @@ class PresenceTracker:
             self._schedule(node, state)
 
     # --- transport outages ---------------------------------------------------------------
-    def _on_transport_lost(self, event: Event) -> None:
+    def _on_transport_lost(self, event: Event[TransportData]) -> None:
         if self._deaf_since is None:
             self._deaf_since = event.time_fired
             _LOGGER.warning("No message transport: offline detection paused until it reconnects")
 
-    def _on_transport_back(self, event: Event) -> None:
+    def _on_transport_back(self, event: Event[TransportData]) -> None:
         deaf_since, self._deaf_since = self._deaf_since, None
         if deaf_since is None:
             return
@@ -316,7 +323,7 @@ class PresenceTracker:
         _LOGGER.info("Message transport back after %.0f s: offline detection resumed", outage)
 
     # --- metrics --------------------------------------------------------------------------
-    def _on_status_changed(self, event: Event) -> None:
+    def _on_status_changed(self, event: Event[NodeStatusChangedData]) -> None:
         data = event.data
         for status, delta in ((data["old"], -1), (data["new"], 1)):
             if status == STATUS_ONLINE:
@@ -329,7 +336,7 @@ class PresenceTracker:
             counter = self._changes[reason] = self._changes_counter.labels(reason)
         counter.inc()
 
-    def _on_node_removed(self, event: Event) -> None:
+    def _on_node_removed(self, event: Event[NodeRemovedData]) -> None:
         self._nodes.pop(event.data["node_id"], None)
         self._recount()
 

@@ -18,22 +18,22 @@ What it does for the hub (details in each module):
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hub import Manifest, hookimpl
+from hub import HubKey, Manifest, hookimpl
 
 from .cli import add_revision_arguments, db_revision, db_upgrade
 from .config import CONFIG_SCHEMA
 from .runtime import Storage
 
 if TYPE_CHECKING:
-    from hub.core.hub import Hub
+    from hub import Hub
 
 MANIFEST = Manifest(name="storage", sections=("storage",))
 
-_STORAGES: weakref.WeakKeyDictionary[Hub, Storage] = weakref.WeakKeyDictionary()
+DATA_STORAGE: HubKey[Storage] = HubKey("storage.runtime")
+"""Key of this hub's :class:`~.runtime.Storage` in ``hub.data`` (private to the plugin)."""
 
 
 @hookimpl
@@ -60,13 +60,13 @@ async def hub_setup(hub: Hub) -> None:
     that set up after storage."""
     storage = Storage(hub)
     await storage.setup()
-    _STORAGES[hub] = storage
+    hub.data[DATA_STORAGE] = storage
 
 
 @hookimpl
 def hub_start(hub: Hub) -> None:
     """Start background retention."""
-    storage = _STORAGES.get(hub)
+    storage = hub.data.get(DATA_STORAGE)
     if storage is not None:
         storage.start()
 
@@ -74,6 +74,6 @@ def hub_start(hub: Hub) -> None:
 @hookimpl
 async def hub_shutdown(hub: Hub) -> None:
     """After the plugins that come after storage: commit everything accepted before the stop, then close."""
-    storage = _STORAGES.pop(hub, None)
+    storage = hub.data.pop(DATA_STORAGE, None)
     if storage is not None:
         await storage.shutdown()

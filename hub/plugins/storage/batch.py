@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hub.core.registry import Node, NodeRegistry
+from hub import Node, NodeRegistry
 
 from .jsoncodec import clean_text, dumps
 

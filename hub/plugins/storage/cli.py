@@ -10,9 +10,7 @@ from alembic import command
 from alembic.util import CommandError
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub import ROLE_CLI
-from hub.core.bootstrap import build_hub
-from hub.core.errors import MigrationError
+from hub import ROLE_CLI, MigrationError, build_hub
 
 from .config import resolve_db_url
 from .engine import create_engine

@@ -1,8 +1,8 @@
 """The database as other plugins and storage's own services see it: errors that mean "unreachable" become
-:class:`~hub.core.errors.StorageUnavailable`, so callers handle one HubError instead of driver exceptions.
+:class:`~hub.StorageUnavailable`, so callers handle one HubError instead of driver exceptions.
 
 :class:`SharedDatabase` is what storage puts at ``hub.data[DATA_DATABASE]``
-(the contract is :class:`hub.core.database.Database`).  Errors of the caller's
+(the contract is :class:`hub.Database`).  Errors of the caller's
 own SQL (a constraint violated, a syntax error) pass through unchanged.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hub.core.errors import StorageUnavailable
+from hub import StorageUnavailable
 
 _SQLITE_UNAVAILABLE = {5, 6, 7, 10, 13, 14}
 """SQLite's primary result codes BUSY, LOCKED, NOMEM, IOERR, FULL, CANTOPEN (its syntax errors share their class)."""

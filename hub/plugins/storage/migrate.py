@@ -29,7 +29,7 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.core.errors import MigrationError
+from hub import MigrationError
 
 from .schema import metadata as core_metadata
 

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import MetaData
 
-from hub.core.errors import MigrationError
+from hub import MigrationError
 
 from .migrate import CORE, Migrations
 
 if TYPE_CHECKING:
-    from hub.core.plugins.manager import PluginManager
+    from hub import PluginManager
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 """Short enough for ``alembic_version_<name>`` to fit PostgreSQL's 63-character identifiers, and never quoted."""

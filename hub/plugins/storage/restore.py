@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.core.registry import Entity, Node
+from hub import Entity, Node
 
 from .schema import entities, nodes, telemetry
 

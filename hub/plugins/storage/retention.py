@@ -18,7 +18,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.core.ratelimit import RateLimitedLogger
+from hub import RateLimitedLogger
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """One hub's storage: the engine, the batch writer, retention and services, set up and torn down together.
 
-A database that cannot be opened at setup is a :class:`~hub.core.errors.StartupError`:
+A database that cannot be opened at setup is a :class:`~hub.StartupError`:
 the hub must not run (and acknowledge messages) without the store it promised.  So
 is a plugin's migration that fails: that plugin would run against tables that are
 not there.
@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.core.const import DATA_DATABASE
-from hub.core.errors import MigrationError, StartupError
+from hub import DATA_DATABASE, MigrationError, StartupError
 
 from . import restore, services
 from .config import resolve_db_url
@@ -31,7 +30,7 @@ from .sink_sqlite import SqliteSink
 from .writer import BatchWriter
 
 if TYPE_CHECKING:
-    from hub.core.hub import Hub
+    from hub import Hub
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 import voluptuous as vol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.core.services import ServiceRegistry
+from hub import ServiceRegistry
 
 from . import queries
 from .database import unavailable_as_error
@@ -71,7 +71,7 @@ PURGE_SCHEMA = vol.Schema({vol.Optional("keep_days"): vol.All(vol.Coerce(float),
 def register(services: ServiceRegistry, engine: AsyncEngine, retention: Retention) -> list[Callable[[], None]]:
     """Register the storage services; returns their unregister functions.
 
-    A database that cannot be reached makes a call raise :class:`~hub.core.errors.StorageUnavailable`.
+    A database that cannot be reached makes a call raise :class:`~hub.StorageUnavailable`.
     """
 
     async def history(data: dict[str, Any]) -> dict[str, Any]:

@@ -17,14 +17,14 @@ Failure and memory:
 * Readings held in memory (open batch plus the one being written) never
   exceed ``max_pending``.  A reading beyond that is refused: counted in
   ``hub_storage_dropped_rows_total{reason="overload"}``, and its message's
-  barrier fails (:class:`~hub.core.errors.StorageOverloaded`) so the transport does
+  barrier fails (:class:`~hub.StorageOverloaded`) so the transport does
   not acknowledge it and the broker redelivers it later.  Normally the
   broker's in-flight window stops delivery long before (callers just wait
   for the commit); ``max_pending`` is the safety net for when it does not
   (see :data:`~.config.DEFAULT_MAX_PENDING`).
 * At shutdown the writer flushes everything, retrying for up to
   ``shutdown_timeout`` seconds; whatever is still uncommitted then fails its
-  futures with :class:`~hub.core.errors.StorageUnavailable`.
+  futures with :class:`~hub.StorageUnavailable`.
 """
 
 from __future__ import annotations
@@ -36,22 +36,29 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from hub.core.const import (
+from hub import (
     EVENT_ENTITY_REGISTERED,
     EVENT_NODE_REGISTERED,
     EVENT_NODE_REMOVED,
     EVENT_NODE_STATUS_CHANGED,
     EVENT_NODE_UPDATED,
     EVENT_STATE_REPORTED,
+    EntityRegisteredData,
+    Event,
+    NodeRegisteredData,
+    NodeRemovedData,
+    NodeStatusChangedData,
+    NodeUpdatedData,
+    RateLimitedLogger,
+    StateReportedData,
+    StorageOverloaded,
+    StorageUnavailable,
 )
-from hub.core.errors import StorageOverloaded, StorageUnavailable
-from hub.core.events import Event
-from hub.core.ratelimit import RateLimitedLogger
 
 from .batch import Batch, Sink, WritePlan, WriteResult, build_plan
 
 if TYPE_CHECKING:
-    from hub.core.hub import Hub
+    from hub import Hub
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -181,7 +188,7 @@ class BatchWriter:
         return None if inflight is None else inflight.commit_future()
 
     # --- listeners (sync, inline on the event bus) -------------------------------------
-    def _on_state_reported(self, event: Event) -> None:
+    def _on_state_reported(self, event: Event[StateReportedData]) -> None:
         data = event.data
         batch = self._open
         rows = batch.rows
@@ -195,25 +202,25 @@ class BatchWriter:
         elif count == self._batch_size:
             self._kick.set()
 
-    def _on_node_changed(self, event: Event) -> None:
+    def _on_node_changed(self, event: Event[NodeRegisteredData] | Event[NodeUpdatedData]) -> None:
         batch = self._open
         batch.dirty.add(event.data["node_id"])
         self._touch(batch)
 
-    def _on_node_removed(self, event: Event) -> None:
+    def _on_node_removed(self, event: Event[NodeRemovedData]) -> None:
         batch = self._open
         node_id = event.data["node_id"]
         batch.forget_node(node_id)
         batch.removed.add(node_id)
         self._touch(batch)
 
-    def _on_entity_registered(self, event: Event) -> None:
+    def _on_entity_registered(self, event: Event[EntityRegisteredData]) -> None:
         batch = self._open
         entity = event.data["entity"]
         batch.entities[(event.data["node_id"], entity["key"])] = entity
         self._touch(batch)
 
-    def _on_status_changed(self, event: Event) -> None:
+    def _on_status_changed(self, event: Event[NodeStatusChangedData]) -> None:
         batch = self._open
         data = event.data
         batch.status.append((data["node_id"], data["ts"], data["old"], data["new"], data["reason"]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hub import Manifest, hookimpl
+from hub import HubKey, Manifest, hookimpl
 
 from .config import CONFIG_SCHEMA, SECTION
 from .shell import PAGE_PATHS, STATIC_DIR, AppShell
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 MANIFEST = Manifest(name="dashboard", requires=("http",), sections=(SECTION,))
 """The pages are served by the built-in http plugin: without it there is no dashboard."""
 
-DATA_SHELL = "dashboard.shell"
+DATA_SHELL: HubKey[AppShell] = HubKey("dashboard.shell")
 """Hub.data key of the :class:`~.shell.AppShell` (shared by the two hooks of one server start)."""
 
 

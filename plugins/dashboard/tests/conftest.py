@@ -26,9 +26,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from dashboard_testing import unavailable
 
-from hub.core.const import DATA_HTTP_URL
+from hub import DATA_HTTP_URL
+from hub.testing import create_user_and_token, unavailable
 
 CHROMIUM_ENV = "HUB_TEST_CHROMIUM"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
@@ -100,9 +100,6 @@ async def browser(chromium: str) -> AsyncIterator[Any]:
 async def _make_dashboard(hub_factory: Any, hub_mqtt_url: str, *, owner: bool = True, **extra: Any) -> Any:
     from dashboard_testing import OWNER, OWNER_PASSWORD, Dashboard
 
-    from hub.plugins.http.auth.manager import AuthManager
-    from hub.plugins.http.auth.store import AuthStore
-
     config = {
         "mqtt": {
             "broker": hub_mqtt_url,
@@ -115,12 +112,12 @@ async def _make_dashboard(hub_factory: Any, hub_mqtt_url: str, *, owner: bool = 
     }
     # Both plugins load the way `hub run` loads them: as installed distributions (entry points).
     hub = await hub_factory(config, builtins=BUILTINS, entry_points=True, start=False)
-    if owner:  # as `hub user create` would, before start, so no onboarding link is made
-        await AuthManager(AuthStore.in_dir(hub.data_dir), hub.clock).create_user(OWNER, OWNER_PASSWORD)
+    # As `hub user create` would, before start, so no onboarding link is made.
+    user = await create_user_and_token(hub, OWNER, OWNER_PASSWORD) if owner else None
     await hub.async_start()
     assert not hub.plugins.failed, hub.plugins.failed
     assert {"esp32_node", "dashboard"} <= set(hub.plugins.info), "install plugins/esp32_node and plugins/dashboard"
-    return Dashboard(hub, hub.data[DATA_HTTP_URL], hub_mqtt_url, aiohttp.ClientSession())
+    return Dashboard(hub, hub.data[DATA_HTTP_URL], hub_mqtt_url, aiohttp.ClientSession(), user)
 
 
 @pytest.fixture

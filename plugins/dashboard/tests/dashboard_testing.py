@@ -7,33 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import orjson
 import paho.mqtt.client as paho
-import pytest
 from hub_esp32_node.simulator import BrokerAddress, FleetStats, SimulatedNode
 
 from hub import Hub
-from hub.plugins.http import DATA_SERVER
-from hub.plugins.http.server import HttpServer
-from hub.testing.pytest_plugin import REQUIRE_ENV, services_required
+from hub.testing import TEST_PASSWORD, UserToken, unavailable, wait_until
 
 OWNER = "owner"
-OWNER_PASSWORD = "correct horse battery staple"
+OWNER_PASSWORD = TEST_PASSWORD
 TIMEOUT = 10_000
 """Milliseconds a browser expectation may take (live updates arrive within a second here)."""
-
-
-def unavailable(reason: str) -> None:
-    """Skip the test (or module) for a missing browser piece; fail instead under ``HUB_REQUIRE_SERVICES=1``."""
-    if services_required():
-        pytest.fail(f"{reason} ({REQUIRE_ENV}=1)", pytrace=False)
-    pytest.skip(f"{reason}; set {REQUIRE_ENV}=1 to make this fail", allow_module_level=True)
 
 
 def require_playwright() -> None:
@@ -54,34 +42,22 @@ def node_id(mac: str) -> str:
     return mac.lower()
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` (on the hub's side) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 @dataclass
 class Dashboard:
-    """A running hub with the dashboard, its URL, a client session, and the simulated nodes of one test."""
+    """A running hub with the dashboard, its URL, a client session, and the simulated nodes of one test.
+
+    ``owner`` is the owner account and its long-lived API token (None for a hub still waiting for onboarding).
+    """
 
     hub: Hub
     url: str
     hub_mqtt_url: str
     session: aiohttp.ClientSession
+    owner: UserToken | None = None
     nodes: list[SimulatedNode] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     macs: set[str] = field(default_factory=set)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def server(self) -> HttpServer:
-        return self.hub.data[DATA_SERVER]
 
     # --- simulated nodes -------------------------------------------------------------------
     async def start_node(self, interval: float = 0.4) -> SimulatedNode:
@@ -91,7 +67,7 @@ class Dashboard:
         node = SimulatedNode(mac, BrokerAddress.from_url(self.hub_mqtt_url), FleetStats(), interval=interval, seed=1)
         self.nodes.append(node)
         self.tasks.append(asyncio.create_task(node.run(self.stop)))
-        await wait_for(lambda: self.hub.registry.get(node_id(mac)), what=f"node {mac} registered")
+        await wait_until(lambda: self.hub.registry.get(node_id(mac)), message=f"node {mac} registered")
         return node
 
     async def publish(self, mac: str, leaf: str, payloads: list[bytes | str], *, retain: bool = False) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import orjson
-from dashboard_testing import TIMEOUT, node_id, random_mac, require_playwright, row, sign_in, wait_for
+from dashboard_testing import TIMEOUT, node_id, random_mac, require_playwright, row, sign_in
 
 require_playwright()
 
 from playwright.async_api import expect
 
-from hub.core.const import STATUS_OFFLINE
+from hub import STATUS_OFFLINE
+from hub.plugins.http import DATA_SERVER
+from hub.testing import wait_until
 
 XSS = '<img src=x onerror="window.__xss=1;alert(1)">'
 
@@ -49,7 +51,7 @@ async def test_nodes_appear_live_and_go_offline_when_their_simulator_dies(page, 
 async def test_a_node_named_with_markup_renders_as_text(page, dashboard) -> None:
     mac = random_mac()
     await dashboard.publish(mac, "data", [orjson.dumps({"temperature": 21.5, "location": XSS})])
-    await wait_for(lambda: dashboard.hub.registry.get(node_id(mac)), what="node registered")
+    await wait_until(lambda: dashboard.hub.registry.get(node_id(mac)), message="node registered")
     token = (await dashboard.login())["access_token"]
     status, body = await dashboard.call(
         "PATCH", f"/api/nodes/{node_id(mac)}", token=token, json={"name": XSS, "description": f"see {XSS}"}
@@ -70,12 +72,13 @@ async def test_a_node_named_with_markup_renders_as_text(page, dashboard) -> None
 
 async def test_reconnects_and_reloads_the_fleet_after_the_socket_drops(page, dashboard) -> None:
     await sign_in(page)
-    websockets = dashboard.server.websockets
-    await wait_for(lambda: websockets.connections, what="the dashboard's WebSocket")
+    # Fault injection: only the http plugin can drop a client, so this reaches into its WebSocket hub.
+    websockets = dashboard.hub.data[DATA_SERVER].websockets
+    await wait_until(lambda: websockets.connections, message="the dashboard's WebSocket")
     for connection in list(websockets.connections):  # as the hub does to a client too slow to keep up
         connection.close_soon(1008, "too slow")
     await expect(page.locator(".connection")).to_have_text("Reconnecting…", timeout=TIMEOUT)
-    await wait_for(lambda: not websockets.connections, what="the WebSocket to close")
+    await wait_until(lambda: not websockets.connections, message="the WebSocket to close")
     # A node registers while the dashboard is disconnected: its event is missed, the reload finds it.
     mac = random_mac()
     dashboard.hub.registry.get_or_register(node_id(mac), name="registered-while-away")
@@ -109,13 +112,12 @@ async def _expect_counts_match(page, dashboard) -> None:
         by_status = dashboard.hub.registry.count_by_status()
         return by_status.get("online", 0), by_status.get("offline", 0)
 
-    for _ in range(50):
+    async def shown_equal_counts() -> bool:
         online, offline = counts()
         shown = (
             await page.locator('button[data-filter="online"] .stat-count').text_content(),
             await page.locator('button[data-filter="offline"] .stat-count').text_content(),
         )
-        if shown == (str(online), str(offline)) and counts() == (online, offline):
-            return
-        await page.wait_for_timeout(100)
-    raise AssertionError(f"counts on the page {shown} != the hub's {counts()}")
+        return shown == (str(online), str(offline)) and counts() == (online, offline)
+
+    await wait_until(shown_equal_counts, message="the status counts on the page to equal the hub's", interval=0.1)

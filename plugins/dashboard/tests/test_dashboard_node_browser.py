@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from urllib.parse import parse_qs, urlsplit
 
-from dashboard_testing import TIMEOUT, node_id, random_mac, require_playwright, sign_in, wait_for
+from dashboard_testing import TIMEOUT, node_id, random_mac, require_playwright, sign_in
 
 require_playwright()
 
 from playwright.async_api import expect
+
+from hub.testing import wait_until
 
 CHART = ".chart[data-key='temperature']"
 
@@ -20,9 +22,9 @@ async def _node_with_history(dashboard, minutes: int = 60) -> str:
     now = time.time()
     readings = [(now - 60 * (minutes - i), {"temperature": 20 + (i % 10) / 2, "humidity": 50}) for i in range(minutes)]
     await dashboard.publish_readings(mac, readings)
-    await wait_for(
+    await wait_until(
         lambda: (n := dashboard.hub.registry.get(node_id(mac))) and n.entities["temperature"].last_reported,
-        what="the readings to arrive",
+        message="the readings to arrive",
     )
     return mac
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 
-from dashboard_testing import random_mac, require_playwright, sign_in, wait_for
+from dashboard_testing import random_mac, require_playwright, sign_in
 
 require_playwright()
 
 from playwright.async_api import expect
+
+from hub.testing import wait_until
 
 
 async def test_system_page_shows_rates_rejects_storage_broker_and_plugins(page, dashboard) -> None:
@@ -16,12 +18,12 @@ async def test_system_page_shows_rates_rejects_storage_broker_and_plugins(page, 
     mac = random_mac()
     await dashboard.publish(mac, "data", [b"{not json", b"[1, 2]"])
     metrics = dashboard.hub.metrics
-    await wait_for(
+    await wait_until(
         lambda: (
             metrics.value("messages_rejected", reason="not_json")
             and metrics.value("messages_rejected", reason="not_object")
         ),
-        what="the rejections to be counted",
+        message="the rejections to be counted",
     )
     await sign_in(page, "/system")
     rejects = page.locator("[data-card='rejected-by-reason']")

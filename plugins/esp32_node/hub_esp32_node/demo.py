@@ -16,8 +16,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from hub import Event, normalize_mac
-from hub.core.const import DATA_BROKER_URL, EVENT_AVAILABILITY_REPORTED
+from hub import DATA_BROKER_URL, EVENT_AVAILABILITY_REPORTED, AvailabilityReportedData, Event, HubKey, normalize_mac
 
 from .config import SECTION
 from .simulator import Fleet
@@ -27,8 +26,8 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
-DEMO_DATA_KEY = "esp32_node.demo"
-"""Where this plugin keeps its running demo in ``hub.data`` (private to the plugin)."""
+DEMO_DATA_KEY: HubKey[tuple[Fleet, asyncio.Task[None]]] = HubKey("esp32_node.demo")
+"""Where this plugin keeps its running demo (the fleet and its task) in ``hub.data`` (private to the plugin)."""
 STOP_TIMEOUT = 10.0
 OFFLINE_GRACE = 3.0
 """Seconds to wait, at stop, for the hub to receive the demo nodes' ``offline``."""
@@ -78,7 +77,7 @@ async def stop_demo(hub: Hub) -> None:
     pending = {normalize_mac(node.mac) for node in fleet.nodes if node.connected}
     all_offline = asyncio.Event()
 
-    def heard(event: Event) -> None:
+    def heard(event: Event[AvailabilityReportedData]) -> None:
         if not event.data["online"]:
             pending.discard(event.data["node_id"])
             if not pending:

@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from hub import Event, Node, Rejections, normalize_mac
-from hub.core.const import EVENT_NODE_REMOVED
+from hub import EVENT_NODE_REMOVED, Event, Node, NodeRemovedData, Rejections, normalize_mac
 
 from .contract import (
     DATA_LEVEL,
@@ -266,7 +265,7 @@ class Esp32Ingest:
             self._key_roles[key] = role
         return role
 
-    def _forget(self, event: Event) -> None:
+    def _forget(self, event: Event[NodeRemovedData]) -> None:
         """A removed node must re-register on its next message, not live on in the route cache."""
         node_id = event.data["node_id"]
         for topic in [t for t, route in self._routes.items() if route.node.node_id == node_id]:

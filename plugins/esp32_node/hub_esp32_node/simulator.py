@@ -32,7 +32,7 @@ import orjson
 from gmqtt import Client, Message, MQTTConnectError
 from gmqtt.mqtt.constants import MQTTv311
 
-from hub.core.ratelimit import RateLimitedLogger
+from hub import RateLimitedLogger
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -10,18 +10,13 @@ import pytest
 from esp32_testing import Recorder
 
 from hub import MATCH_ALL, Hub
-from hub.testing.clock import FakeClock
+from hub.testing import FakeClock
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-async def hub(hub_factory: Any, clock: FakeClock) -> AsyncIterator[Hub]:
+async def hub(hub_factory: Any, hub_clock: FakeClock) -> AsyncIterator[Hub]:
     """A started hub with no built-ins and this plugin; fails the test if any handler raised."""
-    hub = await hub_factory(builtins=(), plugins=[(hub_esp32_node.plugin, "esp32_node")], clock=clock)
+    hub = await hub_factory(builtins=(), plugins=[(hub_esp32_node.plugin, "esp32_node")], clock=hub_clock)
     assert "esp32_node" in hub.plugins.info, hub.plugins.failed
     yield hub
     assert hub.messages.handler_errors == 0, "a handler raised into the router"

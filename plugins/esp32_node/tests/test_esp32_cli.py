@@ -9,15 +9,22 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
 import pytest
 from hub_esp32_node.simulator import node_macs
 
-from hub.core.cli import main
-
 pytestmark = pytest.mark.mosquitto
+
+HUB = str(Path(sys.executable).with_name("hub"))
+"""The ``hub`` command installed beside this Python, run as a user would."""
+
+
+def run_hub(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``hub ARGS…`` to completion; its exit code, stdout and stderr."""
+    return subprocess.run([HUB, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 @pytest.fixture
@@ -36,28 +43,24 @@ def seed(hub_mqtt_url: str) -> Iterator[int]:
     client.loop_stop()
 
 
-def test_simulate_runs_for_a_duration_and_prints_a_summary(
-    hub_mqtt_url: str, seed: int, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code = main(
-        [
-            "simulate",
-            "--broker",
-            hub_mqtt_url,
-            "--nodes",
-            "2",
-            "--interval",
-            "0.25",
-            "--duration",
-            "1.5",
-            "--seed",
-            str(seed),
-            "--qos",
-            "0",
-        ]
+def test_simulate_runs_for_a_duration_and_prints_a_summary(hub_mqtt_url: str, seed: int) -> None:
+    done = run_hub(
+        "simulate",
+        "--broker",
+        hub_mqtt_url,
+        "--nodes",
+        "2",
+        "--interval",
+        "0.25",
+        "--duration",
+        "1.5",
+        "--seed",
+        str(seed),
+        "--qos",
+        "0",
     )
-    out = capsys.readouterr().out
-    assert code == 0
+    out = done.stdout
+    assert done.returncode == 0, done.stderr
     assert "Simulating 2 ESP32 node(s)" in out and "QoS 0" in out
     summary = out.strip().splitlines()[-1]
     assert summary.startswith("Stopped after") and "by 2 node(s)" in summary and "0 failed connects" in summary
@@ -68,9 +71,7 @@ def test_simulate_runs_for_a_duration_and_prints_a_summary(
 def test_ctrl_c_stops_cleanly(hub_mqtt_url: str, seed: int) -> None:
     process = subprocess.Popen(
         [
-            sys.executable,
-            "-c",
-            "from hub.core.cli import main; raise SystemExit(main())",
+            HUB,
             "simulate",
             "--broker",
             hub_mqtt_url,
@@ -97,12 +98,13 @@ def test_ctrl_c_stops_cleanly(hub_mqtt_url: str, seed: int) -> None:
     assert out.strip().splitlines()[-1].startswith("Stopped after")
 
 
-def test_unreachable_broker_is_a_clear_error(capsys: pytest.CaptureFixture[str], hub_mqtt_url: str) -> None:
-    code = main(["simulate", "--broker", "mqtt://127.0.0.1:1", "--nodes", "1", "--duration", "1"])
-    assert code == 1
-    assert "cannot reach the MQTT broker at 127.0.0.1:1" in capsys.readouterr().err
+def test_unreachable_broker_is_a_clear_error(hub_mqtt_url: str) -> None:
+    done = run_hub("simulate", "--broker", "mqtt://127.0.0.1:1", "--nodes", "1", "--duration", "1")
+    assert done.returncode == 1
+    assert "cannot reach the MQTT broker at 127.0.0.1:1" in done.stderr
 
 
-def test_bad_broker_url_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["simulate", "--broker", "http://127.0.0.1", "--duration", "1"]) == 2
-    assert "expected mqtt://" in capsys.readouterr().err
+def test_bad_broker_url_is_a_usage_error() -> None:
+    done = run_hub("simulate", "--broker", "http://127.0.0.1", "--duration", "1")
+    assert done.returncode == 2
+    assert "expected mqtt://" in done.stderr

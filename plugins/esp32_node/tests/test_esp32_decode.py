@@ -11,15 +11,15 @@ import pytest
 from esp32_testing import NOW, Recorder
 from hub_esp32_node.entities import describe
 
-from hub import Hub
-from hub.core.const import (
+from hub import (
     EVENT_AVAILABILITY_REPORTED,
     EVENT_ENTITY_REGISTERED,
     EVENT_NODE_REGISTERED,
     EVENT_NODE_UPDATED,
     EVENT_STATE_REPORTED,
+    Hub,
 )
-from hub.testing.clock import FakeClock
+from hub.testing import FakeClock
 
 MAC = "AA:BB:CC:DD:EE:FF"
 NODE_ID = "aa:bb:cc:dd:ee:ff"
@@ -76,9 +76,9 @@ async def test_example_telemetry_registers_node_entities_and_attributes(hub: Hub
     assert len(events.of(EVENT_NODE_REGISTERED)) == 1
 
 
-async def test_repeated_messages_register_nothing_new(hub: Hub, events: Recorder, clock: FakeClock) -> None:
+async def test_repeated_messages_register_nothing_new(hub: Hub, events: Recorder, hub_clock: FakeClock) -> None:
     send(hub, EXAMPLE)
-    clock.now += 5
+    hub_clock.now += 5
     send(hub, {**EXAMPLE, "temperature": 25.6, "timestamp": 1677610005})
 
     assert len(events.of(EVENT_NODE_REGISTERED)) == 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,21 +21,10 @@ import pytest
 from esp32_testing import Recorder, random_mac
 from hub_esp32_node.simulator import BrokerAddress, FleetStats, SimulatedNode, node_macs
 
-from hub import MATCH_ALL, Hub, normalize_mac
-from hub.core.const import EVENT_AVAILABILITY_REPORTED, EVENT_STATE_REPORTED
+from hub import EVENT_AVAILABILITY_REPORTED, EVENT_STATE_REPORTED, MATCH_ALL, Hub, normalize_mac
+from hub.testing import wait_until
 
 pytestmark = pytest.mark.mosquitto
-
-
-async def wait_for(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll until ``condition()`` is truthy; fail the test after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (result := condition()):
-        if loop.time() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.02)
-    return result
 
 
 @pytest.fixture
@@ -95,7 +84,7 @@ async def test_paho_telemetry_and_status_register_the_node(
     node_id = normalize_mac(mac)
     # The retained status also proves the subscription is in place: it arrives whenever that happens.
     await publisher.publish(f"devices/{mac}/status", b"online", retain=True)
-    await wait_for(lambda: hub.registry.get(node_id))
+    await wait_until(lambda: hub.registry.get(node_id), message="the node registered")
 
     telemetry = {
         "timestamp": 1677610000,
@@ -116,7 +105,7 @@ async def test_paho_telemetry_and_status_register_the_node(
     def mine(kind: str) -> list[dict]:
         return [e for e in events.of(kind) if e["node_id"] == node_id]
 
-    await wait_for(lambda: len(mine(EVENT_AVAILABILITY_REPORTED)) >= 2)
+    await wait_until(lambda: len(mine(EVENT_AVAILABILITY_REPORTED)) >= 2, message="online and offline reported")
     node = hub.registry.get(node_id)
     assert node is not None and node.name == f"esp32-{node_id[9:].replace(':', '')}"
     assert set(node.entities) == {"temperature", "humidity", "uptime", "free_heap", "wifi_rssi"}
@@ -137,16 +126,19 @@ async def test_simulated_node_power_loss_reaches_the_hub_as_offline(
     node_id = normalize_mac(node.mac)
     publisher.clean_up_retained(node.status_topic)
     assert await node.power_on()
-    await wait_for(lambda: hub.registry.get(node_id))
+    await wait_until(lambda: hub.registry.get(node_id), message="the node registered")
     for _ in range(3):
         assert await node.publish_telemetry()
-    await wait_for(lambda: len([e for e in events.of(EVENT_STATE_REPORTED) if e["node_id"] == node_id]) == 3)
+    await wait_until(
+        lambda: len([e for e in events.of(EVENT_STATE_REPORTED) if e["node_id"] == node_id]) == 3,
+        message="three readings reported",
+    )
     node.power_loss()
 
     def availability() -> list[bool]:
         return [e["online"] for e in events.of(EVENT_AVAILABILITY_REPORTED) if e["node_id"] == node_id]
 
-    await wait_for(lambda: availability() == [True, False])
+    await wait_until(lambda: availability() == [True, False], message="online, then the Last Will")
     registered = hub.registry.get(node_id)
     assert registered is not None and {"temperature", "humidity", "uptime"} <= set(registered.entities)
     assert registered.firmware_version == "1.4.2"
@@ -185,8 +177,16 @@ async def test_demo_fleet_registers_reports_loses_power_and_comes_back(
         return [e["online"] for e in events.of(EVENT_AVAILABILITY_REPORTED) if e["node_id"] == node_id]
 
     # Some node loses power (the broker's LWT says offline) and boots again (its birth says online).
-    await wait_for(lambda: any(availability(n)[:3] == [True, False, True] for n in node_ids), timeout=15)
-    await wait_for(lambda: {e["node_id"] for e in events.of(EVENT_STATE_REPORTED)} == node_ids)
+    await wait_until(
+        lambda: any(availability(n)[:3] == [True, False, True] for n in node_ids),
+        timeout=15,
+        message="a node losing power and coming back",
+    )
+    await wait_until(
+        # <=: the shared broker may carry other tests' nodes too
+        lambda: node_ids <= {e["node_id"] for e in events.of(EVENT_STATE_REPORTED)},
+        message="readings from every node",
+    )
     assert node_ids <= {node.node_id for node in hub.registry}  # the shared broker may hold others' retained
     assert all("temperature" in hub.registry.get(n).entities for n in node_ids)  # type: ignore[union-attr]
     assert hub.messages.handler_errors == 0

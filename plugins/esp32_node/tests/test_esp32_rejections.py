@@ -11,8 +11,7 @@ from esp32_testing import Recorder
 from hub_esp32_node.contract import MAX_DEPTH, MAX_KEYS, MAX_PAYLOAD
 from hub_esp32_node.ingest import Esp32Ingest
 
-from hub import Hub
-from hub.core.const import EVENT_STATE_REPORTED
+from hub import EVENT_STATE_REPORTED, Hub
 
 MAC = "AA:BB:CC:DD:EE:FF"
 REASONS = (

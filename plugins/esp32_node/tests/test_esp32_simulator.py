@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import threading
 import uuid
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -17,6 +15,7 @@ from gmqtt.mqtt.constants import MQTTv50
 from hub_esp32_node.simulator import BrokerAddress, Fleet, FleetStats, SimulatedNode, node_macs
 
 from hub import normalize_mac
+from hub.testing import wait_until
 
 
 class Observer:
@@ -57,15 +56,6 @@ def observer(hub_mqtt_url: str) -> Iterator[Observer]:
     observer.close()
 
 
-async def eventually(condition: Any, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            pytest.fail("condition not met in time")
-        await asyncio.sleep(0.02)
-
-
 def test_macs_are_deterministic_distinct_and_valid() -> None:
     macs = node_macs(7, 50)
     assert macs == node_macs(7, 50)
@@ -88,9 +78,15 @@ async def test_three_nodes_birth_report_and_stop_gracefully(hub_mqtt_url: str, o
 
     await fleet.run(duration=2.0)
 
-    await eventually(lambda: sum(len(observer.of(n.data_topic)) for n in fleet.nodes) == fleet.stats.sent)
+    await wait_until(
+        lambda: sum(len(observer.of(n.data_topic)) for n in fleet.nodes) == fleet.stats.sent,
+        message="every telemetry message at the observer",
+    )
     # Birth, then the graceful goodbye (published just before DISCONNECT, so it may still be on its way).
-    await eventually(lambda: all(observer.of(n.status_topic) == [b"online", b"offline"] for n in fleet.nodes))
+    await wait_until(
+        lambda: all(observer.of(n.status_topic) == [b"online", b"offline"] for n in fleet.nodes),
+        message="online then offline from every node",
+    )
     for node in fleet.nodes:
         reports = [orjson.loads(p) for p in observer.of(node.data_topic)]
         assert len(reports) >= 5
@@ -108,23 +104,25 @@ async def test_power_loss_makes_the_broker_publish_the_retained_lwt(hub_mqtt_url
     observer.watch(node.topic_mac)
     assert await node.power_on()
     assert await node.publish_telemetry()
-    await eventually(lambda: len(observer.of(node.data_topic)) == 1)
+    await wait_until(lambda: len(observer.of(node.data_topic)) == 1, message="the first telemetry")
 
     node.power_loss()
 
-    await eventually(lambda: observer.of(node.status_topic) == [b"online", b"offline"])
+    await wait_until(lambda: observer.of(node.status_topic) == [b"online", b"offline"], message="online then offline")
     assert not node.connected
     # The Will was retained: a subscriber arriving now (a hub starting up) learns the node is offline.
     late = Observer(hub_mqtt_url)
     try:
         late.watch(node.topic_mac)
-        await eventually(lambda: late.messages == [(node.status_topic, b"offline", True)])
+        await wait_until(
+            lambda: late.messages == [(node.status_topic, b"offline", True)], message="the retained Last Will"
+        )
     finally:
         late.close()
     # Power back: a fresh boot, seq and uptime from zero, a new birth.
     assert await node.power_on()
     assert await node.publish_telemetry()
-    await eventually(lambda: len(observer.of(node.data_topic)) == 2)
+    await wait_until(lambda: len(observer.of(node.data_topic)) == 2, message="the second telemetry")
     assert orjson.loads(observer.of(node.data_topic)[1])["seq"] == 1
     assert observer.of(node.status_topic)[-1] == b"online"
     await node.stop()
@@ -143,7 +141,7 @@ async def test_burst_past_the_brokers_receive_maximum_waits_instead_of_failing(
     assert await node.power_on()
     for _ in range(300):
         assert await node.publish_telemetry()
-    await eventually(lambda: len(observer.of(node.data_topic)) == 300)
+    await wait_until(lambda: len(observer.of(node.data_topic)) == 300, message="all 300 messages at the observer")
     await node.stop()
 
     assert stats.throttled > 0

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from esp32_testing import NOW, Recorder
 
-from hub import Hub
-from hub.core.const import EVENT_AVAILABILITY_REPORTED, EVENT_NODE_REGISTERED
+from hub import EVENT_AVAILABILITY_REPORTED, EVENT_NODE_REGISTERED, Hub
 
 MAC = "A4:CF:12:01:02:03"
 NODE_ID = "a4:cf:12:01:02:03"

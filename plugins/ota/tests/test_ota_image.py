@@ -13,7 +13,7 @@ from hub_ota.errors import InvalidFirmware, UnknownChip
 from hub_ota.image import ImageValidator, validate_image
 from ota_images import DRAM_ADDRESS, DROM_ADDRESS, app_description, build_image, checksum_offset, rehash
 
-from hub.core.errors import HubError
+from hub import HubError
 
 
 def refusal(data: bytes, target: str | None = "esp32") -> str:

@@ -3,37 +3,53 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
+import hub_ota.plugin
 import pytest
-from hub_ota.config import CONFIG_SCHEMA, firmware_dir
+from hub_ota.config import firmware_dir
 
-from hub.core.cli import main
-from hub.core.config import validate_config
-from hub.core.errors import ConfigError
+from hub import ConfigError
+from hub.testing import make_hub
+
+HUB = str(Path(sys.executable).with_name("hub"))
+"""The ``hub`` command installed beside this Python, run as a user would."""
 
 
-def test_hub_plugins_lists_ota(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("HUB_LOAD_PLUGINS", "ota")
-    assert main(["plugins", "--json"]) == 0
-    listing = json.loads(capsys.readouterr().out)
+def run_hub(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``hub ARGS…`` with only this plugin loaded; its exit code, stdout and stderr."""
+    env = {**os.environ, "HUB_LOAD_PLUGINS": "ota"}
+    return subprocess.run([HUB, *args], capture_output=True, text=True, timeout=60, check=False, env=env)
+
+
+def ota_section(tmp_path: Path, section: Any = None) -> dict[str, Any]:
+    """The validated ``ota:`` section of a hub with only this plugin (``ConfigError`` if invalid)."""
+    config = {"hub": {"data_dir": str(tmp_path)}, **({} if section is None else {"ota": section})}
+    return make_hub(config, builtins=(), plugins=[(hub_ota.plugin, "ota")]).config["ota"]
+
+
+def test_hub_plugins_lists_ota() -> None:
+    done = run_hub("plugins", "--json")
+    assert done.returncode == 0, done.stderr
+    listing = json.loads(done.stdout)
     ota = next(row for row in listing["loaded"] if row["name"] == "ota")
     assert ota["source"] == "hub-ota" and "hub_config_schema" in ota["hooks"]
     assert "ota" not in listing["failed"]
 
 
-def test_check_config_accepts_an_ota_section(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("HUB_LOAD_PLUGINS", "ota")
+def test_check_config_accepts_an_ota_section(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text("ota:\n  max_image_size: 2097152\n  firmware_dir: images\n")
-    assert main(["check-config", "-c", str(config)]) == 0, capsys.readouterr().err
+    done = run_hub("check-config", "-c", str(config))
+    assert done.returncode == 0, done.stderr
 
 
-def test_empty_section_gives_the_defaults() -> None:
-    config = validate_config({}, {"ota": CONFIG_SCHEMA})
-    assert config["ota"] == {"max_image_size": 4 * 1024 * 1024, "firmware_dir": "firmware"}
+def test_empty_section_gives_the_defaults(tmp_path: Path) -> None:
+    assert ota_section(tmp_path) == {"max_image_size": 4 * 1024 * 1024, "firmware_dir": "firmware"}
 
 
 @pytest.mark.parametrize(
@@ -46,13 +62,13 @@ def test_empty_section_gives_the_defaults() -> None:
         (1.5e6, "whole number of bytes"),
     ],
 )
-def test_bad_size_limit(value: object, problem: str) -> None:
+def test_bad_size_limit(tmp_path: Path, value: object, problem: str) -> None:
     with pytest.raises(ConfigError) as err:
-        validate_config({"ota": {"max_image_size": value}}, {"ota": CONFIG_SCHEMA})
+        ota_section(tmp_path, {"max_image_size": value})
     assert problem in "\n".join(err.value.messages)
 
 
 def test_firmware_dir_is_under_the_data_dir_unless_absolute(tmp_path: Path) -> None:
-    section = validate_config({}, {"ota": CONFIG_SCHEMA})["ota"]
+    section = ota_section(tmp_path)
     assert firmware_dir(section, tmp_path) == tmp_path / "firmware"
     assert firmware_dir({"firmware_dir": "/srv/firmware"}, tmp_path) == Path("/srv/firmware")

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from hub.core.metrics import Metrics
+from hub import Metrics
 
 from ..errors import Banned, TooManyRequests, retry_after
 

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import voluptuous as vol
 
-from hub.core.errors import HubError
+from hub import HubError
 
 FILE_NAME = "auth.json"
 FORMAT_VERSION = 1
