@@ -21,6 +21,7 @@ from .event_types import (
     NoEventData,
     StateChangedData,
     StateReportedData,
+    CommandUpdatedData,
     TransportData,
 )
 from .keys import HubKey
@@ -46,6 +47,9 @@ EVENT_AVAILABILITY_REPORTED: Final[EventType[AvailabilityReportedData]] = EventT
 """A node (or its broker, via LWT) said it is online or offline. data: node_id, online, ts."""
 EVENT_NODE_STATUS_CHANGED: Final[EventType[NodeStatusChangedData]] = EventType("node_status_changed")
 """Presence decided a node's status changed. data: node_id, old, new, reason, ts."""
+
+EVENT_COMMAND_UPDATED: Final[EventType[CommandUpdatedData]] = EventType("command_updated")
+"""A command was created or changed status. data: command (Command.as_dict())."""
 
 EVENT_TRANSPORT_CONNECTED: Final[EventType[TransportData]] = EventType("transport_connected")
 """A message transport (re)connected to its broker. data: transport (e.g. ``mqtt``)."""
