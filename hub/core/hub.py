@@ -113,7 +113,7 @@ class Hub:
             async with asyncio.timeout(timeout):
                 await self.plugins.call_async("hub_setup", hub=self)
                 await self.plugins.call_async("hub_start", hub=self)
-                if self.role != ROLE_CLI:
+                if self.role.takes_input:  # the process that holds the transports sends
                     await self.commands.async_start()
         except TimeoutError:
             raise StartupError(f"plugins did not finish starting within {timeout:.0f} s") from None

@@ -11,6 +11,7 @@ import asyncio
 import pytest
 import voluptuous as vol
 
+from hub import Manifest
 from hub.core.commands import (
     ACKNOWLEDGED,
     CANCELLED,
@@ -34,6 +35,8 @@ OTHER = "aa:00:00:00:00:02"
 
 class FakeIntegration:
     """Delivers by recording; ``down`` makes every send fail as a transport without a broker does."""
+
+    MANIFEST = Manifest(name="fake")
 
     def __init__(self) -> None:
         self.sent: list[Command] = []

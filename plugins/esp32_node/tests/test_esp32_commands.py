@@ -19,7 +19,8 @@ import pytest
 import voluptuous as vol
 
 import hub_esp32_node.plugin
-from hub import Hub, hookimpl
+from hub import Hub, Manifest, hookimpl
+from hub.core import cli
 from hub.core.const import DATA_HTTP_URL, STATUS_OFFLINE, STATUS_ONLINE
 from hub.plugins.http.auth.manager import AuthManager
 from hub.plugins.http.auth.store import AuthStore
@@ -34,6 +35,8 @@ BUILTINS = ("hub.plugins.storage", "hub.plugins.mqtt", "hub.plugins.presence", "
 
 class RelayActions:
     """A third-party plugin adding an action the simulated firmware does not implement."""
+
+    MANIFEST = Manifest(name="relays")
 
     @hookimpl
     def hub_setup(self, hub: Hub) -> None:
@@ -257,3 +260,25 @@ async def test_cancel_a_queued_command(setup: Setup) -> None:
     assert status == 409 and again["error"]["code"] == "already_done"
     status, missing = await setup.call("GET", f"/api/commands/{'0' * 32}")
     assert status == 404
+
+
+async def test_hub_command_cli_prints_each_stage_and_exits_by_the_verdict(setup: Setup, capsys) -> None:
+    hub = await setup.start_hub()
+    node = await setup.node()
+    url = hub.data[DATA_HTTP_URL]
+    argv = ["command", MAC, "STATUS_REQUEST", "--url", url, "--token", setup.token]
+    assert await asyncio.to_thread(cli.main, argv) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[-1] for line in out.splitlines()[:-1]] == [
+        "queued",
+        "sent",
+        "delivered",
+        "acknowledged",
+        "succeeded",
+    ]
+    assert out.splitlines()[-1].endswith(" succeeded")
+    argv = ["command", MAC, "RELAY_CONTROL", "relay=2", "state=true", "--url", url, "--token", setup.token]
+    assert await asyncio.to_thread(cli.main, argv) == 1
+    assert "failed: unknown action RELAY_CONTROL" in capsys.readouterr().out
+    assert await asyncio.to_thread(cli.main, ["command", MAC, "REBOOT", "--url", url, "--token", "wrong"]) == 1
+    assert node.commands.executed == ["STATUS_REQUEST", "RELAY_CONTROL"]
