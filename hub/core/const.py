@@ -12,6 +12,7 @@ from typing import Final
 from .database import Database
 from .event_types import (
     AvailabilityReportedData,
+    CommandUpdatedData,
     EntityRegisteredData,
     EventType,
     NodeRegisteredData,
@@ -21,7 +22,6 @@ from .event_types import (
     NoEventData,
     StateChangedData,
     StateReportedData,
-    CommandUpdatedData,
     TransportData,
 )
 from .keys import HubKey

@@ -24,9 +24,10 @@ from hub.core.commands import (
     SUCCEEDED,
     Command,
 )
-from hub.core.const import EVENT_COMMAND_UPDATED, STATUS_OFFLINE, STATUS_ONLINE, REASON_MESSAGE
+from hub.core.const import EVENT_COMMAND_UPDATED, REASON_MESSAGE, STATUS_OFFLINE, STATUS_ONLINE
 from hub.core.errors import CommandNotFound, CommandRejected, HubError
 from hub.core.plugins.hookspecs import hookimpl
+from hub.testing import wait_until
 from hub.testing.clock import FakeClock
 
 NODE = "aa:00:00:00:00:01"
@@ -82,12 +83,11 @@ async def hub(hub_factory, integration, clock):
 
 
 async def wait_status(hub, command_id: str, status: str) -> Command:
-    async def poll() -> Command:
-        while (command := hub.commands.get(command_id)).status != status:
-            await asyncio.sleep(0.005)
-        return command
+    def reached() -> Command | None:
+        command = hub.commands.get(command_id)
+        return command if command.status == status else None
 
-    return await asyncio.wait_for(poll(), 5)
+    return await wait_until(reached, timeout=5, message=f"command {status}")
 
 
 async def test_a_command_goes_queued_sent_delivered_acknowledged_succeeded(hub, integration):

@@ -14,6 +14,7 @@ from typing import Any
 import voluptuous as vol
 from aiohttp import web
 
+from hub import CommandNotFound, CommandRejected
 from hub.core.commands import (
     DEFAULT_PRIORITY,
     DEFAULT_TTL,
@@ -24,10 +25,8 @@ from hub.core.commands import (
     OFFLINE_QUEUE,
     STATUSES,
 )
-from hub.core.errors import CommandNotFound, CommandRejected
 
 from .api_history import call_storage
-
 from .api_nodes import find_node
 from .errors import ApiError, BadRequest, Conflict, NotFound
 from .middleware import SERVER_KEY

@@ -19,9 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from hub.core.addresses import url_host
-from hub.core.bootstrap import build_hub
-from hub.core.roles import ROLE_CLI
+from hub import ROLE_CLI, build_hub, url_host
 
 from .config import DEFAULT_HOST
 

@@ -19,11 +19,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub import Event
-from hub.core.commands import PENDING, Command
-from hub.core.const import EVENT_COMMAND_UPDATED
-from hub.core.events import EventBus
-from hub.core.ratelimit import RateLimitedLogger
+from hub import EVENT_COMMAND_UPDATED, Command, Event, EventBus, RateLimitedLogger
+from hub.core.commands import PENDING
 
 from .schema import commands
 

@@ -11,7 +11,6 @@ import voluptuous as vol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub import ServiceRegistry
-
 from hub.core.commands import STATUSES
 
 from . import queries

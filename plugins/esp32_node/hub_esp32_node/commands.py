@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from hub import Node, Rejections
-from hub.core.commands import Command
+from hub import Command, Node, Rejections
 
 from .contract import (
     MAX_PAYLOAD,

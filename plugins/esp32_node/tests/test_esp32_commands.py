@@ -7,25 +7,23 @@ between tests, and the hub runs with storage on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import hub_esp32_node.plugin
 import orjson
 import pytest
 import voluptuous as vol
+from hub_esp32_node.simulator import BrokerAddress, FleetStats, SimulatedNode
 
-import hub_esp32_node.plugin
 from hub import Hub, Manifest, hookimpl
 from hub.core import cli
 from hub.core.const import DATA_HTTP_URL, STATUS_OFFLINE, STATUS_ONLINE
-from hub.plugins.http.auth.manager import AuthManager
-from hub.plugins.http.auth.store import AuthStore
+from hub.testing import create_user_and_token, wait_until
 from hub.testing.mosquitto import PrivateMosquitto
-from hub_esp32_node.simulator import BrokerAddress, FleetStats, SimulatedNode
 
 pytestmark = pytest.mark.mosquitto
 
@@ -70,10 +68,8 @@ class Setup:
         }
         plugins = [(hub_esp32_node.plugin, "esp32_node"), (RelayActions(), "relays")]
         self.hub = await self._hub_factory(config, builtins=BUILTINS, plugins=plugins, start=False)
-        auth = AuthManager(AuthStore.in_dir(self.hub.data_dir), time.time)
-        if auth.store.user_by_name("owner") is None:
-            await auth.create_user("owner", "correct horse battery staple")
-        _, self.token = auth.create_long_lived(auth.store.user_by_name("owner"), "tests", None)
+        if not self.token:  # the first start makes the owner; a restarted hub keeps them
+            self.token = (await create_user_and_token(self.hub)).token
         await self.hub.async_start()
         return self.hub
 
@@ -82,7 +78,7 @@ class Setup:
         assert await node.power_on()
         self.nodes.append(node)
         assert await node.publish_telemetry()
-        await until(lambda: self.hub.registry.get(MAC) is not None and self.hub.registry.get(MAC).status == "online")
+        await until(lambda: (node := self.hub.registry.get(MAC)) is not None and node.status == STATUS_ONLINE)
         return node
 
     async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
@@ -104,7 +100,7 @@ class Setup:
             assert code == 200, body
             return body if body["status"] == status else None
 
-        return await until_async(check)
+        return await wait_until(check, timeout=20, message=f"command {command_id} {status}")
 
     async def close(self) -> None:
         """Nodes, then the hub (before its database and broker go away), then the client."""
@@ -117,22 +113,8 @@ class Setup:
             await self.session.close()
 
 
-async def until(condition: Any, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.02)
-    return result
-
-
-async def until_async(check: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while (result := await check()) is None:
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.05)
-    return result
+async def until(condition: Any) -> Any:
+    return await wait_until(condition, timeout=15, message="the simulated node and the hub agree")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
