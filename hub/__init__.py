@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from hub.core.addresses import is_loopback, url_host
 from hub.core.bootstrap import build_hub
+from hub.core.commands import Command, CommandManager, Deliverer
 from hub.core.const import (
     DATA_BROKER_URL,
     DATA_DATABASE,
     DATA_HTTP_URL,
     EVENT_AVAILABILITY_REPORTED,
+    EVENT_COMMAND_UPDATED,
     EVENT_ENTITY_REGISTERED,
     EVENT_HUB_STARTED,
     EVENT_HUB_STOPPING,
@@ -38,6 +40,8 @@ from hub.core.const import (
 from hub.core.database import Database
 from hub.core.durability import Durability
 from hub.core.errors import (
+    CommandNotFound,
+    CommandRejected,
     ConfigError,
     HubError,
     HubStateError,
@@ -52,6 +56,7 @@ from hub.core.errors import (
 )
 from hub.core.event_types import (
     AvailabilityReportedData,
+    CommandUpdatedData,
     EntityRegisteredData,
     EventType,
     NodeRegisteredData,
@@ -107,6 +112,10 @@ __all__ = [
     "Metrics",
     "HubData",
     "HubKey",
+    # commands to nodes
+    "CommandManager",
+    "Command",
+    "Deliverer",
     # helpers for integrations
     "normalize_mac",
     "Rejections",
@@ -125,6 +134,8 @@ __all__ = [
     "StorageUnavailable",
     "StorageOverloaded",
     "MigrationError",
+    "CommandRejected",
+    "CommandNotFound",
     # events and their data
     "EventType",
     "EVENT_HUB_STARTED",
@@ -137,6 +148,7 @@ __all__ = [
     "EVENT_STATE_CHANGED",
     "EVENT_AVAILABILITY_REPORTED",
     "EVENT_NODE_STATUS_CHANGED",
+    "EVENT_COMMAND_UPDATED",
     "EVENT_TRANSPORT_CONNECTED",
     "EVENT_TRANSPORT_DISCONNECTED",
     "NoEventData",
@@ -148,6 +160,7 @@ __all__ = [
     "StateChangedData",
     "AvailabilityReportedData",
     "NodeStatusChangedData",
+    "CommandUpdatedData",
     "TransportData",
     # node statuses and why they change
     "STATUS_UNKNOWN",

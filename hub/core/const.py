@@ -12,6 +12,7 @@ from typing import Final
 from .database import Database
 from .event_types import (
     AvailabilityReportedData,
+    CommandUpdatedData,
     EntityRegisteredData,
     EventType,
     NodeRegisteredData,
@@ -46,6 +47,9 @@ EVENT_AVAILABILITY_REPORTED: Final[EventType[AvailabilityReportedData]] = EventT
 """A node (or its broker, via LWT) said it is online or offline. data: node_id, online, ts."""
 EVENT_NODE_STATUS_CHANGED: Final[EventType[NodeStatusChangedData]] = EventType("node_status_changed")
 """Presence decided a node's status changed. data: node_id, old, new, reason, ts."""
+
+EVENT_COMMAND_UPDATED: Final[EventType[CommandUpdatedData]] = EventType("command_updated")
+"""A command was created or changed status. data: command (Command.as_dict())."""
 
 EVENT_TRANSPORT_CONNECTED: Final[EventType[TransportData]] = EventType("transport_connected")
 """A message transport (re)connected to its broker. data: transport (e.g. ``mqtt``)."""

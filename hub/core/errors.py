@@ -57,3 +57,15 @@ class MigrationError(HubError):
 
 class InvalidBrokerUrl(HubError, ValueError):
     """A broker URL that is not ``mqtt[s]://[user[:password]@]host[:port]`` (the message never repeats a password)."""
+
+
+class CommandRejected(HubError):
+    """A command was refused before anything was stored or sent; ``code`` says why (e.g. ``invalid_params``)."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class CommandNotFound(HubError, LookupError):
+    """No command has that id."""

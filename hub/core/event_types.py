@@ -113,6 +113,13 @@ class NodeStatusChangedData(TypedDict):
     ts: float
 
 
+class CommandUpdatedData(TypedDict):
+    """``command_updated``: a command was created or moved to another status."""
+
+    command: dict[str, Any]
+    """``Command.as_dict()``: id, node_id, action, params, priority, ttl, created, expires, sender, status, …"""
+
+
 class TransportData(TypedDict):
     """``transport_connected``, ``transport_disconnected``: a message transport gained or lost its broker."""
 

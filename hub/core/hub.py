@@ -2,7 +2,7 @@
 
 A plugin sees the hub as: ``config`` (validated sections), ``bus`` (events),
 ``registry`` (nodes and entities), ``services`` (named operations),
-``messages`` (topic subscriptions and publishing), ``durability`` (the
+``messages`` (topic subscriptions and publishing), ``commands`` (commands to nodes and their lifecycle), ``durability`` (the
 commit barrier between storage and transports), ``metrics`` (Prometheus),
 ``data`` (shared state under typed keys, see :mod:`hub.core.keys`),
 ``role`` (what this process may do, see :mod:`hub.core.roles`) and
@@ -29,6 +29,7 @@ from typing import Any
 
 from hub.core.plugins.manager import PluginManager
 
+from .commands import CommandManager
 from .const import EVENT_HUB_STARTED, EVENT_HUB_STOPPING
 from .durability import Durability
 from .errors import HubStateError, StartupError
@@ -88,6 +89,7 @@ class Hub:
         self.services = ServiceRegistry()
         self.messages = MessageRouter()
         self.durability = Durability()
+        self.commands = CommandManager(self.bus, self.registry, clock)
         self.metrics = Metrics()
         self.data = HubData()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -111,6 +113,8 @@ class Hub:
             async with asyncio.timeout(timeout):
                 await self.plugins.call_async("hub_setup", hub=self)
                 await self.plugins.call_async("hub_start", hub=self)
+                if self.role.takes_input:  # the process that holds the transports sends
+                    await self.commands.async_start()
         except TimeoutError:
             raise StartupError(f"plugins did not finish starting within {timeout:.0f} s") from None
         self.state = HubState.RUNNING
@@ -128,6 +132,7 @@ class Hub:
         self.state = HubState.STOPPING
         stopping: NoEventData = {}
         self.bus.fire(EVENT_HUB_STOPPING, stopping)
+        await self.commands.async_stop()
         for phase in ("hub_stop", "hub_shutdown"):
             try:
                 async with asyncio.timeout(timeout):

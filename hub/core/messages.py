@@ -32,8 +32,11 @@ MessageHandler = Callable[[str, bytes, bool], None]
 class Transport(Protocol):
     """What a transport plugin hands the router so plugins can publish and subscribe."""
 
-    async def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        """Send one message; raise if it cannot be handed to the broker."""
+    async def publish(self, topic: str, payload: bytes, qos: int, retain: bool, confirm: bool = False) -> None:
+        """Send one message; raise if it cannot be handed to the broker.
+
+        With ``confirm`` return only once the broker acknowledged it (MQTT PUBACK, AMQP confirm).
+        """
 
     def subscribe(self, topic_filter: str, qos: int) -> None:
         """Make the broker deliver ``topic_filter`` (called for filters added while connected)."""
@@ -109,12 +112,21 @@ class MessageRouter:
 
         return unsubscribe
 
-    async def publish(self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False) -> None:
-        """Publish through the active transport; HubStateError when none is connected."""
+    async def publish(
+        self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False, confirm: bool = False
+    ) -> None:
+        """Publish through the active transport; HubStateError when none is connected.
+
+        ``confirm`` (QoS 1): return once the broker acknowledged the message, which is what
+        "delivered" means for a command.
+        """
         if self._transport is None:
             raise HubStateError("no message transport is running (is the mqtt plugin loaded?)")
         data = payload.encode() if isinstance(payload, str) else payload
-        await self._transport.publish(topic, data, qos, retain)
+        if confirm:
+            await self._transport.publish(topic, data, qos, retain, confirm=True)
+        else:
+            await self._transport.publish(topic, data, qos, retain)
 
     # --- transports ----------------------------------------------------------------
     def attach(self, transport: Transport) -> Callable[[], None]:

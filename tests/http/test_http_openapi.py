@@ -88,7 +88,10 @@ def _run_schemathesis(document: dict[str, Any], base_url: str, token: str) -> li
 
 async def test_schemathesis_finds_no_server_errors(make_api) -> None:
     # A huge ban threshold: generated sign-ins fail by the hundred and must not ban the test itself.
-    api: Api = await make_api({"login_attempts_threshold": 1_000_000})
+    # Storage too, so the history and command endpoints answer from a real database.
+    api: Api = await make_api(
+        {"login_attempts_threshold": 1_000_000}, builtins=("hub.plugins.storage", "hub.plugins.http")
+    )
     registry = api.hub.registry
     node = registry.get_or_register(MAC, name="probe")
     registry.ensure_entity(node, "temperature")

@@ -20,6 +20,7 @@ from hub import Hub, HubKey, Manifest, StartupError, hookimpl
 
 from .auth.store import AuthStoreError
 from .cli import register_commands
+from .command_cli import register_command
 from .config import CONFIG_SCHEMA, SECTION, port
 from .routes import PRINCIPAL_KEY
 from .server import HttpServer
@@ -40,8 +41,9 @@ def hub_config_schema() -> dict[str, Any]:
 
 @hookimpl
 def hub_cli_commands(register: Callable[..., None]) -> None:
-    """``hub user create|password|delete|list`` and ``hub token create|list|revoke``."""
+    """``hub user create|password|delete|list``, ``hub token create|list|revoke`` and ``hub command``."""
     register_commands(register)
+    register_command(register)
 
 
 @hookimpl

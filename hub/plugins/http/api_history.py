@@ -48,7 +48,7 @@ async def call_storage(hub: Hub, name: str, data: dict[str, Any]) -> Any:
     """Call ``storage.<name>``; 503 when storage is not loaded, unavailable or fails, 400 if it rejects the data."""
     if not hub.services.has("storage", name):
         raise ServiceUnavailable(
-            f"history needs the storage plugin, which is not loaded (no storage.{name} service)",
+            f"this endpoint needs the storage plugin, which is not loaded (no storage.{name} service)",
             code="storage_unavailable",
         )
     try:

@@ -35,7 +35,37 @@ _TOKEN_INFO = {
     "current": {"type": "boolean", "description": "the token this request was made with"},
 }
 
+_COMMAND_STATUS = {
+    "type": "string",
+    "enum": ["queued", "sent", "delivered", "acknowledged", "succeeded", "failed", "expired", "cancelled"],
+}
+
 SCHEMAS: dict[str, Any] = {
+    "Command": _obj(
+        {
+            "id": _STR,
+            "node_id": _STR,
+            "action": _STR,
+            "params": {"type": "object"},
+            "priority": _INT,
+            "ttl": _NUM,
+            "created": _NUM,
+            "expires": _NUM,
+            "sender": _STR,
+            "offline_policy": {"type": "string", "enum": ["queue", "refuse"]},
+            "status": _COMMAND_STATUS,
+            "updated": _NUM,
+            "detail": _NULL_STR,
+            "history": {
+                "type": "array",
+                "items": _obj({"status": _COMMAND_STATUS, "ts": _NUM, "detail": _NULL_STR}),
+            },
+        }
+    ),
+    "CommandList": _obj({"commands": {"type": "array", "items": _ref("Command")}}),
+    "ActionList": _obj(
+        {"actions": {"type": "array", "items": _obj({"name": _STR, "description": _STR, "owner": _STR})}}
+    ),
     "Error": _obj(
         {
             "error": _obj(

@@ -19,7 +19,7 @@ from aiohttp.web_urldispatcher import AbstractResource, AbstractRoute
 
 from hub import DATA_HTTP_URL, Hub, StartupError, __version__, is_loopback, url_host
 
-from . import api_auth, api_history, api_nodes, api_system, metrics, openapi, websocket
+from . import api_auth, api_commands, api_history, api_nodes, api_system, metrics, openapi, websocket
 from .auth.guard import LoginGuard
 from .auth.manager import AuthManager
 from .auth.onboarding import Onboarding
@@ -62,7 +62,7 @@ class HttpServer:
         self.app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY)
         self.app[SERVER_KEY] = self
         self.app.on_shutdown.append(self._on_shutdown)
-        for module in (api_auth, api_nodes, api_history, api_system, websocket, metrics, openapi):
+        for module in (api_auth, api_nodes, api_commands, api_history, api_system, websocket, metrics, openapi):
             for route in module.ROUTES:
                 self.add(route)
 

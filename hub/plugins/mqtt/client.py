@@ -45,6 +45,9 @@ class HubMqttClient(gmqtt.Client):
         self._package_handler._handle_qos_1_publish_packet = self._handle_qos_1_publish_packet
         self._acks: list[bytes] = []
         self._acks_connection: Any = None
+        self._handle_puback = self._package_handler._handle_puback_packet
+        self._package_handler._handle_puback_packet = self._handle_puback_packet
+        self._confirmations: dict[int, asyncio.Future[None]] = {}
 
     @property
     def protocol_version(self) -> int:
@@ -67,6 +70,30 @@ class HubMqttClient(gmqtt.Client):
         :meth:`acknowledge` when their commit completes.
         """
         self.on_qos1_message(mid, print_topic, packet, properties)
+
+    def publish_confirmed(self, topic: str, payload: bytes, *, retain: bool = False) -> asyncio.Future[None]:
+        """Publish at QoS 1; the future resolves when the broker's PUBACK for it arrives.
+
+        gmqtt's ``publish`` hides the packet id, which is what a PUBACK names; this is its body
+        (hand to the connection, keep for resending) with the id kept.  A message the broker
+        never acknowledges (the connection dropped) leaves its future pending: callers bound
+        the wait.
+        """
+        mid, package = self._connection.publish(gmqtt.Message(topic, payload, qos=1, retain=retain))
+        self._persistent_storage.push_message(mid, package)
+        future = asyncio.get_running_loop().create_future()
+        stale = self._confirmations.pop(mid, None)
+        if stale is not None and not stale.done():
+            stale.set_exception(ConnectionError("the broker never acknowledged the message"))
+        self._confirmations[mid] = future
+        return future
+
+    def _handle_puback_packet(self, cmd: int, packet: bytes) -> None:
+        """gmqtt's PUBACK handling, plus resolving the future of a :meth:`publish_confirmed` message."""
+        self._handle_puback(cmd, packet)
+        future = self._confirmations.pop(int.from_bytes(packet[:2], "big"), None)
+        if future is not None and not future.done():
+            future.set_result(None)
 
     def acknowledge(self, mids: list[int]) -> None:
         """Queue PUBACKs for ``mids`` on the current connection (written together at the loop's next turn)."""

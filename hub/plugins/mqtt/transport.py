@@ -59,6 +59,10 @@ PERMANENT_REFUSALS = frozenset({2, 4, 5, 133, 134, 135, 138, 140})
 _VERSION_NAMES = {MQTTv50: "MQTT 5", MQTTv311: "MQTT 3.1.1"}
 
 
+CONFIRM_TIMEOUT = 10.0
+"""Seconds a confirmed publish waits for the broker's PUBACK."""
+
+
 class MqttTransport:
     """The hub's connection to one MQTT broker; attached to ``hub.messages`` as its transport."""
 
@@ -381,20 +385,31 @@ class MqttTransport:
         if todo or stale:
             self._ledger.save(set(target))
 
-    async def publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        """Hand one message to the broker connection (QoS 0 or 1); HubStateError while disconnected."""
+    async def publish(self, topic: str, payload: bytes, qos: int, retain: bool, confirm: bool = False) -> None:
+        """Hand one message to the broker connection (QoS 0 or 1); HubStateError while disconnected.
+
+        With ``confirm`` (QoS 1 only) it returns once the broker acknowledged the message (PUBACK),
+        and raises TimeoutError when no acknowledgement came within ``CONFIRM_TIMEOUT``.
+        """
         if not topic or "+" in topic or "#" in topic:
             raise ValueError(f"cannot publish to {topic!r}: a topic is not empty and has no wildcards")
         if qos not in (0, 1):
             raise ValueError(f"qos must be 0 or 1, not {qos!r}")
+        if confirm and qos != 1:
+            raise ValueError("only a QoS 1 message is acknowledged by the broker")
         if not self.connected:
             raise HubStateError(f"not connected to the MQTT broker {self._url.display}: cannot publish to {topic!r}")
         try:
-            self._client.publish(topic, payload, qos=qos, retain=retain)
+            if not confirm:
+                self._client.publish(topic, payload, qos=qos, retain=retain)
+                return
+            acknowledged = self._client.publish_confirmed(topic, payload, retain=retain)
         except OverflowError as err:
             raise HubError(
                 f"cannot publish to {topic!r}: the broker's in-flight window for the hub's QoS 1 messages is full"
             ) from err
+        async with asyncio.timeout(CONFIRM_TIMEOUT):
+            await acknowledged
 
 
 class _AckGroup:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from hub import DATA_DATABASE, MigrationError, StartupError
 
 from . import restore, services
+from .commands import CommandStore
 from .config import resolve_db_url
 from .database import SharedDatabase
 from .engine import create_engine, sqlite_problem
@@ -51,6 +52,7 @@ class Storage:
         self._retention_task: asyncio.Task[None] | None = None
         self._unregister: list[Callable[[], None]] = []
         self._database: SharedDatabase | None = None
+        self._commands: CommandStore | None = None
 
     async def setup(self) -> None:
         """Migrate the core's and the plugins' tables, restore the registry, start the writer, share the database."""
@@ -62,6 +64,8 @@ class Storage:
             await upgrade(self.engine)
             await upgrade_plugins(self.engine, owners)
             restored = await restore.load(self.engine)
+            self._commands = CommandStore(self.engine, hub.bus)
+            pending_commands = await self._commands.load_pending()
         except MigrationError as err:
             await self.engine.dispose()
             raise StartupError(f"storage: {err}") from err
@@ -74,6 +78,8 @@ class Storage:
             await self.engine.dispose()
             raise
         hub.registry.restore(restored.nodes)
+        hub.commands.restore(pending_commands)
+        self._commands.start()
         sink = PostgresSink(self.engine) if self.engine.dialect.name == "postgresql" else SqliteSink(self.engine)
         self._writer = BatchWriter(
             hub,
@@ -94,7 +100,7 @@ class Storage:
             clock=hub.clock,
             on_deleted=purged.inc,
         )
-        self._unregister = services.register(hub.services, self.engine, self._retention)
+        self._unregister = services.register(hub.services, self.engine, self._retention, self._commands)
         self._database = hub.data[DATA_DATABASE] = SharedDatabase(self.engine)
         _LOGGER.info(
             "Storage: %s, %d node(s) restored", self.url.render_as_string(hide_password=True), len(restored.nodes)
@@ -121,4 +127,6 @@ class Storage:
                 del self._hub.data[DATA_DATABASE]
         if self._writer is not None:
             await self._writer.close(self._config["shutdown_timeout"])
+        if self._commands is not None:
+            await self._commands.close()
         await self.engine.dispose()

@@ -88,3 +88,24 @@ status_history = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Index("ix_status_history_node_ts", "node_ref", "ts"),
 )
+
+commands = sa.Table(
+    "commands",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("node_id", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("params", JSON_TYPE, nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("ttl", sa.Double, nullable=False),
+    sa.Column("created", sa.Double, nullable=False),
+    sa.Column("sender", sa.Text, nullable=False),
+    sa.Column("offline_policy", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("updated", sa.Double, nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("history", JSON_TYPE, nullable=False),
+    sa.Index("ix_commands_node_created", "node_id", "created"),
+    sa.Index("ix_commands_status", "status"),
+)
+"""One row per command, rewritten at each status change; ``history`` holds every step (commands are few)."""

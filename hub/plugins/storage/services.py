@@ -1,5 +1,5 @@
 """The services storage offers other plugins and the web API: ``storage.history``, ``storage.status_history``,
-``storage.purge``.  The data shapes here are a contract (the web API builds on them)."""
+``storage.purge``, ``storage.commands``, ``storage.command``.  The data shapes here are a contract (the web API builds on them)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import voluptuous as vol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub import ServiceRegistry
+from hub.core.commands import STATUSES
 
 from . import queries
+from .commands import CommandStore
 from .database import unavailable_as_error
 from .retention import Retention
 
@@ -68,7 +70,24 @@ PURGE_SCHEMA = vol.Schema({vol.Optional("keep_days"): vol.All(vol.Coerce(float),
 """``storage.purge``: {keep_days?} -> {deleted, telemetry, status_history} (row counts)."""
 
 
-def register(services: ServiceRegistry, engine: AsyncEngine, retention: Retention) -> list[Callable[[], None]]:
+COMMANDS_SCHEMA = vol.Schema(
+    {
+        vol.Optional("node_id"): vol.All(str, vol.Length(min=1, max=100)),
+        vol.Optional("status"): vol.In(STATUSES),
+        vol.Optional("before"): _finite,
+        vol.Optional("limit", default=100): vol.All(vol.Coerce(int), vol.Range(min=1, max=1000)),
+    }
+)
+"""``storage.commands``: {node_id?, status?, before?, limit=100} -> [command], newest first
+(the shape of ``Command.as_dict``; page with ``before`` = the last one's ``created``)."""
+
+COMMAND_SCHEMA = vol.Schema({vol.Required("id"): vol.All(str, vol.Length(min=1, max=64))})
+"""``storage.command``: {id} -> command or None."""
+
+
+def register(
+    services: ServiceRegistry, engine: AsyncEngine, retention: Retention, commands: CommandStore
+) -> list[Callable[[], None]]:
     """Register the storage services; returns their unregister functions.
 
     A database that cannot be reached makes a call raise :class:`~hub.StorageUnavailable`.
@@ -93,8 +112,20 @@ def register(services: ServiceRegistry, engine: AsyncEngine, retention: Retentio
         with unavailable_as_error("storage.purge"):
             return await retention.purge(data.get("keep_days"))
 
+    async def list_commands(data: dict[str, Any]) -> list[dict[str, Any]]:
+        """Stored commands, newest first."""
+        with unavailable_as_error("storage.commands"):
+            return await commands.query(**data)
+
+    async def get_command(data: dict[str, Any]) -> dict[str, Any] | None:
+        """One stored command, or None."""
+        with unavailable_as_error("storage.command"):
+            return await commands.get(data["id"])
+
     return [
         services.register(DOMAIN, "history", history, HISTORY_SCHEMA),
         services.register(DOMAIN, "status_history", status_history, STATUS_HISTORY_SCHEMA),
         services.register(DOMAIN, "purge", purge, PURGE_SCHEMA),
+        services.register(DOMAIN, "commands", list_commands, COMMANDS_SCHEMA),
+        services.register(DOMAIN, "command", get_command, COMMAND_SCHEMA),
     ]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from hub import Manifest, hookimpl
 
 from . import cli
+from .commands import ACK_FILTER, Esp32Commands
 from .config import CONFIG_SCHEMA, SECTION
 from .contract import DATA_FILTER, STATUS_FILTER
 from .demo import start_demo, stop_demo
@@ -33,10 +34,13 @@ def hub_config_schema() -> dict[str, Any]:
 
 @hookimpl
 def hub_setup(hub: Hub) -> None:
-    """Subscribe the contract's topics (QoS 1) with the synchronous hot-path handlers."""
+    """Subscribe the contract's topics (QoS 1) with the synchronous hot-path handlers; deliver commands."""
     ingest = Esp32Ingest(hub)
     hub.messages.subscribe(DATA_FILTER, ingest.handle_data, qos=1)
     hub.messages.subscribe(STATUS_FILTER, ingest.handle_status, qos=1)
+    commands = Esp32Commands(hub)
+    hub.messages.subscribe(ACK_FILTER, commands.handle_ack, qos=1)
+    hub.commands.add_deliverer("esp32_node", commands)
 
 
 @hookimpl

@@ -34,6 +34,8 @@ from gmqtt.mqtt.constants import MQTTv311
 
 from hub import RateLimitedLogger
 
+from .sim_commands import CommandExecutor
+
 _LOGGER = logging.getLogger(__name__)
 
 FIRMWARE_VERSION = "1.4.2"
@@ -157,6 +159,11 @@ class SimulatedNode:
         self.name = "esp32-" + mac.replace(":", "")[6:].lower()
         self.data_topic = f"devices/{self.topic_mac}/data"
         self.status_topic = f"devices/{self.topic_mac}/status"
+        self.commands_topic = f"devices/{self.topic_mac}/commands"
+        self.ack_topic = f"devices/{self.topic_mac}/ack"
+        self.firmware_version = FIRMWARE_VERSION
+        self.commands = CommandExecutor(self)
+        self.reboots = 0
         self._broker = broker
         self._stats = stats
         self._interval = interval
@@ -186,6 +193,7 @@ class SimulatedNode:
                 will_message=Message(self.status_topic, b"offline", qos=1, retain=True),
             )
             client.on_connect = self._on_connect
+            client.on_message = self._on_message
             if self._broker.username:
                 client.set_auth_credentials(self._broker.username, self._broker.password)
             try:
@@ -218,6 +226,21 @@ class SimulatedNode:
     def _on_connect(self, client: Client, flags: int, rc: int, properties: Any) -> None:
         # Birth on every (re)connect, as firmware does: the broker may have restarted without its retained store.
         client.publish(self.status_topic, b"online", qos=1, retain=True)
+        client.subscribe(self.commands_topic, qos=1)
+
+    def _on_message(self, client: Client, topic: str, payload: bytes, qos: int, properties: Any) -> int:
+        if topic == self.commands_topic:
+            self.commands.on_message(topic, payload)
+        return 0
+
+    async def reboot(self, *, firmware_version: str | None = None, downtime: float = 0.5) -> None:
+        """Restart as firmware does after REBOOT or an update: ``offline``, DISCONNECT, boot, connect."""
+        self.reboots += 1
+        await self.stop()
+        if firmware_version is not None:
+            self.firmware_version = firmware_version
+        await asyncio.sleep(downtime)
+        await self.power_on()
 
     def power_loss(self) -> None:
         """Cut the connection without DISCONNECT, so the broker publishes the Will (``offline``)."""
@@ -252,7 +275,7 @@ class SimulatedNode:
             **self._sensors.step(),
             "uptime": int(time.monotonic() - self._booted),
             "status": "online",
-            "firmware_version": FIRMWARE_VERSION,
+            "firmware_version": self.firmware_version,
             "mac_address": self.mac,
         }
         return orjson.dumps(message)
@@ -268,6 +291,11 @@ class SimulatedNode:
             return True
         self._stats.skipped += 1
         return False
+
+    async def publish(self, topic: str, payload: bytes, qos: int) -> bool:
+        """Publish on the current connection; False while there is none."""
+        client = self._client
+        return client is not None and await self._publish(client, topic, payload, qos)
 
     async def _publish(self, client: Client, topic: str, payload: bytes, qos: int, retain: bool = False) -> bool:
         # The flow-control window: past the broker's receive maximum gmqtt raises OverflowError
@@ -311,6 +339,7 @@ class SimulatedNode:
                 if await _sleep_unless(stop, self.next_delay()):
                     return
         finally:
+            await self.commands.close()
             await self.stop()
 
 
