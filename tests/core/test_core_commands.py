@@ -253,3 +253,33 @@ async def test_restored_queued_commands_are_sent_after_start(hub_factory, clock)
     await hub.async_start()
     await wait_status(hub, stored.id, DELIVERED)
     assert integration.sent[0].id == stored.id
+
+
+async def test_a_delivered_command_without_any_answer_is_sent_again_with_the_same_id(hub, integration):
+    hub.commands.answer_timeout = 0.05
+    command = hub.commands.submit(NODE, "REBOOT", sender="alice")
+    await wait_until(lambda: len(integration.sent) >= 2, timeout=5, message="a second delivery")
+    assert {sent.id for sent in integration.sent} == {command.id}
+    assert any(detail and detail.startswith("sent again") for _s, _t, detail in command.history)
+    hub.commands.acknowledge(NODE, command.id, "ok")
+    assert command.status == SUCCEEDED
+    sent = len(integration.sent)
+    await asyncio.sleep(0.2)
+    assert len(integration.sent) == sent  # answered: nothing more goes out
+
+
+async def test_resending_stops_after_the_limit(hub, integration):
+    hub.commands.answer_timeout = 0.02
+    command = hub.commands.submit(NODE, "REBOOT", sender="alice")
+    await wait_until(lambda: len(integration.sent) == 4, timeout=5, message="the first send and 3 resends")
+    await asyncio.sleep(0.2)
+    assert len(integration.sent) == 4 and command.status == DELIVERED
+
+
+async def test_an_answered_command_is_not_sent_again(hub, integration):
+    hub.commands.answer_timeout = 0.05
+    command = hub.commands.submit(NODE, "REBOOT", sender="alice")
+    await wait_status(hub, command.id, DELIVERED)
+    hub.commands.acknowledge(NODE, command.id, "received")
+    await asyncio.sleep(0.2)
+    assert len(integration.sent) == 1 and command.status == ACKNOWLEDGED

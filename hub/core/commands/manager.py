@@ -58,6 +58,12 @@ SEND_WORKERS = 8
 """Commands being handed to transports at once (each waits for its broker acknowledgement)."""
 RETRY_DELAY = 1.0
 """Seconds before a command the transport could not publish is tried again."""
+ANSWER_TIMEOUT = 15.0
+"""Seconds after delivery without any answer from the node before the command is sent again.
+
+A node with a clean session that was reconnecting when the broker took the command never
+receives it; sending the same ``message_id`` again is safe, since a node executes an id once."""
+MAX_RESENDS = 3
 RECENT_DONE = 2_000
 """Finished commands kept in memory for quick lookups; older ones are read from storage."""
 
@@ -96,6 +102,10 @@ class CommandManager:
         self._pending: dict[str, Command] = {}
         self._recent: OrderedDict[str, Command] = OrderedDict()
         self._ready: asyncio.PriorityQueue[tuple[int, float, int, str]] | None = None
+        self.answer_timeout = ANSWER_TIMEOUT
+        self._resends: dict[str, int] = {}
+        """Pending commands sent again for want of an answer, and how often; also marks a resend as due."""
+        self._resend_due: set[str] = set()
         self._waiting: dict[str, list[str]] = {}
         """Queued commands parked until their (offline) node comes back, by node id."""
         self._deadlines: list[tuple[float, str]] = []
@@ -239,6 +249,8 @@ class CommandManager:
         for command in self._pending.values():
             if command.status == QUEUED:
                 self._enqueue(command)
+            elif command.status in (SENT, DELIVERED):  # restored without an answer: ask again if none comes
+                self._await_answer(command)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._send_loop(), name=f"commands-send-{n}") for n in range(SEND_WORKERS)]
         self._arm_expiry()
@@ -285,8 +297,9 @@ class CommandManager:
             return
         for command_id in self._waiting.pop(event.data["node_id"], ()):
             command = self._pending.get(command_id)
-            if command is not None and command.status == QUEUED and self._ready is not None:
-                self._enqueue(command)
+            if command is not None and self._ready is not None:
+                if command.status == QUEUED or command_id in self._resend_due:
+                    self._enqueue(command)
 
     async def _send_loop(self) -> None:
         assert self._ready is not None
@@ -294,7 +307,9 @@ class CommandManager:
         while True:
             *_, command_id = await ready.get()
             command = self._pending.get(command_id)
-            if command is None or command.status != QUEUED:
+            resend = command_id in self._resend_due
+            self._resend_due.discard(command_id)
+            if command is None or (command.status not in (SENT, DELIVERED) if resend else command.status != QUEUED):
                 continue
             if self._clock() >= command.expires:
                 self._move(command, EXPIRED, "the TTL ran out before it could be sent")
@@ -305,9 +320,11 @@ class CommandManager:
                 self._move(command, FAILED, "the node or its integration is gone")
                 continue
             if node.status == STATUS_OFFLINE:
+                if resend:
+                    self._resend_due.add(command.id)
                 self._waiting.setdefault(node.node_id, []).append(command.id)
                 continue
-            await self._send(command, node, deliverer)
+            await (self._send_again(command, node, deliverer) if resend else self._send(command, node, deliverer))
 
     async def _send(self, command: Command, node: Node, deliverer: Deliverer) -> None:
         self._move(command, SENT)
@@ -321,6 +338,31 @@ class CommandManager:
                 asyncio.get_running_loop().call_later(RETRY_DELAY, self._requeue, command.id)
             return
         self._move(command, DELIVERED)
+        self._await_answer(command)
+
+    async def _send_again(self, command: Command, node: Node, deliverer: Deliverer) -> None:
+        try:
+            await deliverer.deliver(command, node)
+        except (HubError, OSError, TimeoutError) as err:
+            self._log.warning("send", "Command %s to %s not sent again: %s", command.action, node.node_id, err)
+        else:
+            self._note(command, f"sent again: no answer within {self.answer_timeout:g} s")
+        self._await_answer(command)
+
+    def _await_answer(self, command: Command) -> None:
+        """Send the command again if the node has not answered at all within ``answer_timeout``."""
+        if self._resends.get(command.id, 0) < MAX_RESENDS and self._running:
+            asyncio.get_running_loop().call_later(self.answer_timeout, self._answer_overdue, command.id)
+
+    def _answer_overdue(self, command_id: str) -> None:
+        command = self._pending.get(command_id)
+        if command is None or command.status not in (SENT, DELIVERED) or self._ready is None:
+            return
+        if self._clock() + 1.0 >= command.expires:
+            return  # it expires before a resend could be answered
+        self._resends[command_id] = self._resends.get(command_id, 0) + 1
+        self._resend_due.add(command_id)
+        self._enqueue(command)
 
     def _requeue(self, command_id: str) -> None:
         command = self._pending.get(command_id)
@@ -350,6 +392,12 @@ class CommandManager:
         command.history.append((QUEUED, command.updated, "not sent: retrying"))
         self._announce(command)
 
+    def _note(self, command: Command, detail: str) -> None:
+        """Record something that happened to a command without changing its status."""
+        command.updated = self._clock()
+        command.history.append((command.status, command.updated, detail))
+        self._announce(command)
+
     def _move(self, command: Command, status: str, detail: str | None = None) -> None:
         if not can_move(command.status, status):
             return
@@ -364,6 +412,8 @@ class CommandManager:
 
     def _finish(self, command: Command) -> None:
         self._pending.pop(command.id, None)
+        self._resends.pop(command.id, None)
+        self._resend_due.discard(command.id)
         self._recent[command.id] = command
         while len(self._recent) > RECENT_DONE:
             self._recent.popitem(last=False)

@@ -78,7 +78,8 @@ class CommandStore:
             try:
                 await self.flush()
             except SQLAlchemyError as err:
-                self._log.warning("write", "Could not store command updates, retrying: %s", err)
+                reason = getattr(err, "orig", None) or err  # the driver's words, not every bound row
+                self._log.warning("write", "Could not store command updates, retrying: %s", reason)
                 self._kick.set()
                 await asyncio.sleep(RETRY_DELAY)
 
