@@ -18,6 +18,8 @@ import voluptuous as vol
 
 from hub import Hub, HubKey, Manifest, StartupError, hookimpl
 
+from .audit import MIGRATIONS
+from .audit import metadata as audit_metadata
 from .auth.store import AuthStoreError
 from .cli import register_commands
 from .command_cli import register_command
@@ -27,7 +29,9 @@ from .server import HttpServer
 
 __all__ = ["DATA_SERVER", "MANIFEST", "PRINCIPAL_KEY"]
 
-MANIFEST = Manifest(name="http", sections=(SECTION,))
+MANIFEST = Manifest(name="http", after=("storage",), sections=(SECTION,))
+"""After storage: the API reads the restored fleet and storage's services, and stops serving before storage's
+final flush (so the audit trail's last records are written)."""
 
 DATA_SERVER: HubKey[HttpServer] = HubKey("http.server")
 """Hub.data key of the running :class:`~.server.HttpServer` (for tests and diagnostics)."""
@@ -44,6 +48,12 @@ def hub_cli_commands(register: Callable[..., None]) -> None:
     """``hub user create|password|delete|list``, ``hub token create|list|revoke`` and ``hub command``."""
     register_commands(register)
     register_command(register)
+
+
+@hookimpl
+def hub_db_migrations(register: Callable[..., None]) -> None:
+    """The ``http_audit`` table of the audit trail."""
+    register("http", MIGRATIONS, audit_metadata)
 
 
 @hookimpl

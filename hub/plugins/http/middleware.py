@@ -67,6 +67,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         _LOGGER.exception("Unhandled error in %s %s", request.method, request.path)
         response = error_response(500, "internal_error", "internal server error (see the hub's log)")
     server.count_response(response.status)
+    principal = request.get(PRINCIPAL_KEY)
+    if principal is None:
+        server.audit.record(request, response.status, None, None)
+    else:
+        server.audit.record(request, response.status, principal.user.username, principal.root_id)
     return response
 
 

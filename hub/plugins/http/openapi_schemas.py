@@ -62,6 +62,25 @@ SCHEMAS: dict[str, Any] = {
             },
         }
     ),
+    "AuditList": _obj(
+        {
+            "records": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "id": _INT,
+                        "ts": _NUM,
+                        "username": _NULL_STR,
+                        "token_id": _NULL_STR,
+                        "method": _STR,
+                        "path": _STR,
+                        "status": _INT,
+                        "remote": _STR,
+                    }
+                ),
+            }
+        }
+    ),
     "CommandList": _obj({"commands": {"type": "array", "items": _ref("Command")}}),
     "ActionList": _obj(
         {"actions": {"type": "array", "items": _obj({"name": _STR, "description": _STR, "owner": _STR})}}

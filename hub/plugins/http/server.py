@@ -19,7 +19,8 @@ from aiohttp.web_urldispatcher import AbstractResource, AbstractRoute
 
 from hub import DATA_HTTP_URL, Hub, StartupError, __version__, is_loopback, url_host
 
-from . import api_auth, api_commands, api_history, api_nodes, api_system, metrics, openapi, websocket
+from . import api_audit, api_auth, api_commands, api_history, api_nodes, api_system, metrics, openapi, websocket
+from .audit import AuditTrail
 from .auth.guard import LoginGuard
 from .auth.manager import AuthManager
 from .auth.onboarding import Onboarding
@@ -61,8 +62,19 @@ class HttpServer:
         self._runner: web.AppRunner | None = None
         self.app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY)
         self.app[SERVER_KEY] = self
+        self.audit = AuditTrail(hub)
         self.app.on_shutdown.append(self._on_shutdown)
-        for module in (api_auth, api_nodes, api_commands, api_history, api_system, websocket, metrics, openapi):
+        for module in (
+            api_auth,
+            api_audit,
+            api_nodes,
+            api_commands,
+            api_history,
+            api_system,
+            websocket,
+            metrics,
+            openapi,
+        ):
             for route in module.ROUTES:
                 self.add(route)
 
@@ -100,6 +112,7 @@ class HttpServer:
     # --- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         """Collect plugin routes, listen, and announce the URL (and the onboarding link if needed)."""
+        self.audit.start()
         await self.hub.plugins.call_async("hub_http_routes", hub=self.hub, register=self.add_route)
         await self.hub.plugins.call_async("hub_http_static", hub=self.hub, register=self.add_static)
         host, port = self.config["host"], self.config["port"]
@@ -137,6 +150,7 @@ class HttpServer:
             await self._runner.cleanup()
             self._runner = None
         self.hub.data.pop(DATA_HTTP_URL, None)
+        await self.audit.close()
 
     async def _on_shutdown(self, _app: web.Application) -> None:
         await self.websockets.close_all()
