@@ -22,9 +22,9 @@ import orjson
 import paho.mqtt.client as paho
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
 from esphome_messages import EsphomeNode, Message
 from esphome_testing import Recorder
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub import MATCH_ALL, Hub
 from hub.core.const import EVENT_STATE_REPORTED, REASON_LWT, STATUS_OFFLINE, STATUS_ONLINE
