@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from hub import ROLE_CLI, hookimpl
+from hub import Manifest, hookimpl
 from hub.core.ratelimit import RateLimitedLogger
 
 from .config import CONFIG_SCHEMA, SECTION
@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from hub import Hub
 
 _LOGGER = logging.getLogger(__name__)
+
+MANIFEST = Manifest(name="esphome", after=("storage",), sections=(SECTION,))
+"""Needs no other plugin (any transport feeding ``hub.messages`` will do).  After storage, when it is loaded:
+``hub_setup`` rewires the entities storage restored."""
 
 DATA_INGEST = "esphome.ingest"
 """hub.data key of this hub's :class:`DiscoveryIngest` (private to the plugin and its tests)."""
@@ -53,8 +57,8 @@ def hub_setup(hub: Hub) -> None:
 
 @hookimpl
 def hub_start(hub: Hub) -> None:
-    """Start the ``expire_after`` check (not in the cli role)."""
-    if hub.role != ROLE_CLI:
+    """Start the ``expire_after`` check (only where the hub takes input)."""
+    if hub.role.takes_input:
         hub.create_task(_expire_loop(hub, hub.data[DATA_INGEST]), name="esphome-expiry")
 
 

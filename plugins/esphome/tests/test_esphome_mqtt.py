@@ -163,7 +163,13 @@ async def test_a_stock_esphome_node_over_mqtt(
     registered = await wait_for(lambda: hub.registry.get(node.node_id))
     await wait_for(lambda: len(registered.entities) == 6)
     temperature = registered.entities["sensor.temperature"]
-    await wait_for(lambda: temperature.state == 21.4 and registered.entities["switch.relay"].state is False)
+    # Every retained state in: each state topic is subscribed (a fresh state published now reaches the hub).
+    await wait_for(
+        lambda: (
+            (temperature.state, registered.entities["sensor.humidity"].state, registered.entities["switch.relay"].state)
+            == (21.4, 48.0, False)
+        )
+    )
     assert temperature.attributes["restored"] is True
     assert (temperature.unit, temperature.device_class, temperature.state_class) == ("°C", "temperature", "measurement")
     assert registered.entities["sensor.humidity"].unit == "%"
