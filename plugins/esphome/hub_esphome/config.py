@@ -23,7 +23,11 @@ CONFIG_SCHEMA: Final = vol.Schema(
     {
         vol.Optional("discovery_prefix", default=DEFAULT_PREFIX): _prefix,
         vol.Optional("device_info", default=True): bool,
+        vol.Optional("firmware_dir", default="firmware/esphome"): str,
+        vol.Optional("executable", default=None): vol.Any(None, str),
     }
 )
 """``discovery_prefix``: where Home Assistant discovery configs are read (ESPHome's ``mqtt: discovery_prefix``).
-``device_info``: also read ESPHome's ``esphome/discover/<name>`` (IP, version, board, MAC)."""
+``device_info``: also read ESPHome's ``esphome/discover/<name>`` (IP, version, board, MAC).
+``firmware_dir``: the node YAMLs (relative to the working directory).  ``executable``: the ``esphome`` command
+(default: ``esphome`` on PATH)."""

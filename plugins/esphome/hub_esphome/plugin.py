@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hub import Manifest, hookimpl
 from hub.core.ratelimit import RateLimitedLogger
 
+from . import cli
 from .config import CONFIG_SCHEMA, SECTION
 from .contract import ESPHOME_DISCOVER_FILTER, discovery_filters
 from .ingest import DiscoveryIngest
@@ -39,6 +41,12 @@ EXPIRY_INTERVAL = 1.0
 def hub_config_schema() -> dict[str, Any]:
     """The ``esphome:`` section."""
     return {SECTION: CONFIG_SCHEMA}
+
+
+@hookimpl
+def hub_cli_commands(register: Callable[..., None]) -> None:
+    """``hub esphome new|validate|list``."""
+    cli.register_commands(register)
 
 
 @hookimpl
