@@ -35,10 +35,9 @@ from urllib.parse import urlsplit
 import hub_esphome.plugin
 import paho.mqtt.client as paho
 
-from hub import Event, Hub
+from hub import EVENT_ENTITY_REGISTERED, EVENT_STATE_CHANGED, Event, Hub
 from hub.core.bootstrap import config_schemas, load_plugins
 from hub.core.config import CORE_SCHEMA, validate_config
-from hub.core.const import EVENT_ENTITY_REGISTERED, EVENT_STATE_CHANGED
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins" / "esphome" / "tests"))
 from esphome_messages import EsphomeNode  # the test suite's ESPHome message builder

@@ -120,7 +120,7 @@ async def test_a_burst_of_topics_added_while_running_is_subscribed_in_one_go(hub
         await peer.publish(topic, b"1", retain=True)
     hub = await start_hub(hub_factory, hub_mqtt_url, unique("hub"), {})
     received = [collect(hub, topic) for topic in topics]
-    await wait_until(lambda: all(received), what="the retained message of every topic")
+    await wait_until(lambda: all(received), message="the retained message of every topic")
     assert sum(map(len, received)) == 300
     for topic in topics:
         await peer.publish(topic, b"", retain=True)

@@ -17,8 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hub import ROLE_CLI
-from hub.core.bootstrap import build_hub
+from hub import ROLE_CLI, build_hub
 
 from .config import SECTION
 from .firmware import TEMPLATES, FirmwareError, NodeFile, find_executable, new_node, node_files

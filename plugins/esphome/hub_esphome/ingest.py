@@ -27,9 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from hub import Event, Node, Rejections
-from hub.core.const import EVENT_NODE_REMOVED
-from hub.core.ratelimit import RateLimitedLogger
+from hub import EVENT_NODE_REMOVED, Event, Node, NodeRemovedData, RateLimitedLogger, Rejections
 
 from .abbreviations import expand
 from .contract import (
@@ -244,7 +242,7 @@ class DiscoveryIngest:
             self._registry.remove_entity(record.node, config.key)
         self._entities_gauge.set(len(self._records))
 
-    def _forget_node(self, event: Event) -> None:
+    def _forget_node(self, event: Event[NodeRemovedData]) -> None:
         """An operator removed the node: drop its records (the registry already forgot its entities)."""
         node_id = event.data["node_id"]
         for discovery_id in [d for d, record in self._records.items() if record.node.node_id == node_id]:

@@ -14,8 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hub import Manifest, hookimpl
-from hub.core.ratelimit import RateLimitedLogger
+from hub import HubKey, Manifest, RateLimitedLogger, hookimpl
 
 from . import cli
 from .config import CONFIG_SCHEMA, SECTION
@@ -31,7 +30,7 @@ MANIFEST = Manifest(name="esphome", after=("storage",), sections=(SECTION,))
 """Needs no other plugin (any transport feeding ``hub.messages`` will do).  After storage, when it is loaded:
 ``hub_setup`` rewires the entities storage restored."""
 
-DATA_INGEST = "esphome.ingest"
+DATA_INGEST: HubKey[DiscoveryIngest] = HubKey("esphome.ingest")
 """hub.data key of this hub's :class:`DiscoveryIngest` (private to the plugin and its tests)."""
 EXPIRY_INTERVAL = 1.0
 """Seconds between checks of ``expire_after``."""

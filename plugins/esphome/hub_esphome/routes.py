@@ -34,8 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from hub import Entity, Node, Rejections
-from hub.core.const import EVENT_STATE_CHANGED
+from hub import EVENT_STATE_CHANGED, Entity, Node, Rejections, StateChangedData
 
 from .contract import MAX_STATE_BYTES, REJECT_BAD_STATE, REJECT_TOO_LARGE
 from .discovery import Availability, EntityConfig
@@ -311,10 +310,14 @@ class Routes:
         entity.state = value
         entity.last_changed = ts
         if self._bus.has_listeners(EVENT_STATE_CHANGED):
-            self._bus.fire(
-                EVENT_STATE_CHANGED,
-                {"node_id": node.node_id, "key": entity.key, "old_state": old, "new_state": value, "ts": ts},
-            )
+            changed: StateChangedData = {
+                "node_id": node.node_id,
+                "key": entity.key,
+                "old_state": old,
+                "new_state": value,
+                "ts": ts,
+            }
+            self._bus.fire(EVENT_STATE_CHANGED, changed)
 
     # --- expire_after ---------------------------------------------------------------------
     def expire(self, now: float) -> int:

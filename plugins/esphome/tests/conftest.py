@@ -10,7 +10,7 @@ import pytest
 from esphome_testing import Recorder
 
 from hub import MATCH_ALL, Hub
-from hub.testing.clock import FakeClock
+from hub.testing import FakeClock
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from esphome_testing import feed
 from hub_esphome.firmware import read_node
 
 from hub.core.cli import main
-from hub.testing.pytest_plugin import services_required
+from hub.testing import services_required
 
 FIRMWARE = Path(__file__).resolve().parents[3] / "firmware" / "esphome"
 

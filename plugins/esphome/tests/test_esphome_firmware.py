@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from hub_esphome.abbreviations import ABBREVIATIONS, DEVICE_ABBREVIATIONS
 
-from hub.testing.pytest_plugin import services_required
+from hub.testing import services_required
 
 pytestmark = pytest.mark.esphome
 

@@ -5,15 +5,10 @@ from __future__ import annotations
 import orjson
 from esphome_messages import EsphomeNode, fnv1_hash
 from esphome_testing import Recorder, feed
+from hub_esphome.plugin import DATA_INGEST
 
-from hub import Hub
-from hub.core.const import (
-    EVENT_AVAILABILITY_REPORTED,
-    EVENT_ENTITY_REMOVED,
-    EVENT_STATE_CHANGED,
-    EVENT_STATE_REPORTED,
-)
-from hub.testing.clock import FakeClock
+from hub import EVENT_AVAILABILITY_REPORTED, EVENT_ENTITY_REMOVED, EVENT_STATE_CHANGED, EVENT_STATE_REPORTED, Hub
+from hub.testing import FakeClock
 
 
 def climate(**kwargs: str) -> EsphomeNode:
@@ -218,7 +213,7 @@ async def test_expire_after_sets_the_state_unknown(hub: Hub, clock: FakeClock, e
     feed(hub, node.state("sensor", "temperature", "20.0"))
     entity = hub.registry.get(node.node_id).entities["sensor.temperature"]  # type: ignore[union-attr]
     assert entity.attributes["expire_after"] == 60.0
-    ingest = hub.data["esphome.ingest"]
+    ingest = hub.data[DATA_INGEST]
     clock.advance(59)
     assert ingest.routes.expire(clock.now) == 0
     clock.advance(2)

@@ -26,21 +26,10 @@ from esphome_messages import EsphomeNode, Message
 from esphome_testing import Recorder
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from hub import MATCH_ALL, Hub
-from hub.core.const import EVENT_STATE_REPORTED, REASON_LWT, STATUS_OFFLINE, STATUS_ONLINE
+from hub import EVENT_STATE_REPORTED, MATCH_ALL, REASON_LWT, STATUS_OFFLINE, STATUS_ONLINE, Hub
+from hub.testing import wait_until
 
 pytestmark = pytest.mark.mosquitto
-
-
-async def wait_for(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll until ``condition()`` is truthy; fail the test after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (result := condition()):
-        if loop.time() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        await asyncio.sleep(0.02)
-    return result
 
 
 class Device:
@@ -160,11 +149,11 @@ async def test_a_stock_esphome_node_over_mqtt(
     await device.send(*node.climate_node())
 
     # Retained discovery arrives whenever the hub subscribed; the retained states once it subscribed their topics.
-    registered = await wait_for(lambda: hub.registry.get(node.node_id))
-    await wait_for(lambda: len(registered.entities) == 6)
+    registered = await wait_until(lambda: hub.registry.get(node.node_id))
+    await wait_until(lambda: len(registered.entities) == 6)
     temperature = registered.entities["sensor.temperature"]
     # Every retained state in: each state topic is subscribed (a fresh state published now reaches the hub).
-    await wait_for(
+    await wait_until(
         lambda: (
             (temperature.state, registered.entities["sensor.humidity"].state, registered.entities["switch.relay"].state)
             == (21.4, 48.0, False)
@@ -173,15 +162,15 @@ async def test_a_stock_esphome_node_over_mqtt(
     assert temperature.attributes["restored"] is True
     assert (temperature.unit, temperature.device_class, temperature.state_class) == ("°C", "temperature", "measurement")
     assert registered.entities["sensor.humidity"].unit == "%"
-    await wait_for(lambda: registered.attributes.get("esphome_version") == "2026.10.0")
+    await wait_until(lambda: registered.attributes.get("esphome_version") == "2026.10.0")
     assert registered.name == "Climate" and registered.attributes["ip"] == "127.0.0.1"
-    await wait_for(lambda: registered.status == STATUS_ONLINE)  # the retained birth
+    await wait_until(lambda: registered.status == STATUS_ONLINE)  # the retained birth
 
     # Fresh readings, as ESPHome publishes them (retained, so the hub sees them live: retain flag off).
     await device.send(node.state("sensor", "temperature", "22.5", retained=True))
     await device.send(node.state("sensor", "humidity", "nan", retained=True))
     await device.send(node.state("switch", "relay", "ON", retained=True))
-    await wait_for(lambda: registered.entities["switch.relay"].state is True)
+    await wait_until(lambda: registered.entities["switch.relay"].state is True)
     assert temperature.state == 22.5 and "restored" not in temperature.attributes
     reported = [e["states"] for e in events.of(EVENT_STATE_REPORTED) if e["node_id"] == node.node_id]
     assert reported == [{"sensor.temperature": 22.5}, {"sensor.humidity": None}, {"switch.relay": True}]
@@ -197,7 +186,7 @@ async def test_a_stock_esphome_node_over_mqtt(
 
     # An empty retained config removes the entity, from the registry and from storage.
     await device.send(node.remove("switch", "relay"))
-    await wait_for(lambda: "switch.relay" not in registered.entities)
+    await wait_until(lambda: "switch.relay" not in registered.entities)
     await hub.durability.wait_committed()
     assert await entity_keys(db_url, node.node_id) == {
         "sensor.temperature",
@@ -209,7 +198,7 @@ async def test_a_stock_esphome_node_over_mqtt(
 
     # Power loss: the broker publishes the Will, presence marks the node offline at once.
     device.power_loss()
-    await wait_for(lambda: registered.status == STATUS_OFFLINE)
+    await wait_until(lambda: registered.status == STATUS_OFFLINE)
     assert registered.status_reason == REASON_LWT
     assert registered.entities["binary_sensor.status"].state is False
     assert published == []  # the plugin only listens: never homeassistant/status, nothing at all
@@ -242,12 +231,12 @@ async def test_a_tasmota_plug_next_to_the_esphome_node(
         (f"{prefix}/sensor/{mac}_ENERGY_Power/config", orjson.dumps(config), True),
     )
     node_id = ":".join(mac[i : i + 2] for i in range(0, 12, 2)).lower()
-    registered = await wait_for(lambda: hub.registry.get(node_id))
-    power = await wait_for(lambda: registered.entities.get(f"sensor.{mac}_ENERGY_Power"))
+    registered = await wait_until(lambda: hub.registry.get(node_id))
+    power = await wait_until(lambda: registered.entities.get(f"sensor.{mac}_ENERGY_Power"))
     assert (power.unit, power.device_class, registered.firmware_version) == ("W", "power", "14.3.0")
-    await wait_for(lambda: registered.status == STATUS_ONLINE)  # the retained LWT topic says Online
+    await wait_until(lambda: registered.status == STATUS_ONLINE)  # the retained LWT topic says Online
     # The tele message is not retained, so the hub must listen first: the retained "Online" proved it does.
     await plug.send((f"tele/{name}/SENSOR", b'{"Time":"2026-01-01T00:00:00","ENERGY":{"Power":41.5}}', False))
-    await wait_for(lambda: power.state == 41.5)
+    await wait_until(lambda: power.state == 41.5)
     plug.power_loss()
-    await wait_for(lambda: registered.status == STATUS_OFFLINE)
+    await wait_until(lambda: registered.status == STATUS_OFFLINE)

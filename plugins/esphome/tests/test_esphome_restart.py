@@ -14,12 +14,12 @@ import hub_esphome.plugin
 from esphome_messages import EsphomeNode
 from esphome_testing import Recorder, feed
 
-from hub import MATCH_ALL
-from hub.core.const import (
+from hub import (
     EVENT_AVAILABILITY_REPORTED,
     EVENT_ENTITY_REGISTERED,
     EVENT_ENTITY_REMOVED,
     EVENT_STATE_REPORTED,
+    MATCH_ALL,
 )
 
 
