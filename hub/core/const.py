@@ -14,6 +14,7 @@ from .event_types import (
     AvailabilityReportedData,
     CommandUpdatedData,
     EntityRegisteredData,
+    EntityRemovedData,
     EventType,
     NodeRegisteredData,
     NodeRemovedData,
@@ -39,6 +40,8 @@ EVENT_NODE_REMOVED: Final[EventType[NodeRemovedData]] = EventType("node_removed"
 """An operator deleted the node. data: node_id."""
 EVENT_ENTITY_REGISTERED: Final[EventType[EntityRegisteredData]] = EventType("entity_registered")
 """A node gained an entity. data: node_id, entity (Entity.as_dict())."""
+EVENT_ENTITY_REMOVED: Final[EventType[EntityRemovedData]] = EventType("entity_removed")
+"""A node lost an entity (e.g. its discovery config was withdrawn). data: node_id, key."""
 EVENT_STATE_REPORTED: Final[EventType[StateReportedData]] = EventType("state_reported")
 """A node reported readings, changed or not; one per message. data: node_id, ts, states {key: value}, dedupe."""
 EVENT_STATE_CHANGED: Final[EventType[StateChangedData]] = EventType("state_changed")

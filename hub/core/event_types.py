@@ -70,6 +70,13 @@ class EntityRegisteredData(TypedDict):
     """``Entity.as_dict()``."""
 
 
+class EntityRemovedData(TypedDict):
+    """``entity_removed``: a node lost an entity."""
+
+    node_id: str
+    key: str
+
+
 class StateReportedData(TypedDict):
     """``state_reported``: one message's readings, changed or not."""
 

@@ -68,13 +68,15 @@ def topic_matches(levels: list[str], topic_levels: list[str]) -> bool:
 
 
 class _Subscription:
-    __slots__ = ("exact", "handler", "levels", "qos", "topic_filter")
+    __slots__ = ("exact", "handler", "levels", "qos", "seq", "topic_filter")
 
-    def __init__(self, topic_filter: str, handler: MessageHandler, qos: int) -> None:
+    def __init__(self, topic_filter: str, handler: MessageHandler, qos: int, seq: int) -> None:
         self.topic_filter = topic_filter
         self.levels = validate_filter(topic_filter)
         self.handler = handler
         self.qos = qos
+        self.seq = seq
+        """Subscription order: the handlers of one message run in the order they subscribed."""
         self.exact = "+" not in self.levels and "#" not in self.levels
 
 
@@ -83,6 +85,10 @@ class MessageRouter:
 
     def __init__(self) -> None:
         self._subscriptions: tuple[_Subscription, ...] = ()
+        self._exact: dict[str, tuple[_Subscription, ...]] = {}
+        """Subscriptions without wildcards by topic: plugins may hold thousands (one per device topic)."""
+        self._wildcards: tuple[_Subscription, ...] = ()
+        self._seq = 0
         self._route_cache: dict[str, tuple[_Subscription, ...]] = {}
         self._transport: Transport | None = None
         self._log = RateLimitedLogger(_LOGGER)
@@ -100,17 +106,40 @@ class MessageRouter:
         """
         if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(type(handler).__call__):
             raise TypeError(f"message handlers must be plain functions, not coroutines: {handler!r}")
-        subscription = _Subscription(topic_filter, handler, qos)
+        self._seq += 1
+        subscription = _Subscription(topic_filter, handler, qos, self._seq)
         self._subscriptions = (*self._subscriptions, subscription)
-        self._route_cache.clear()
+        self._index(subscription, add=True)
         if self._transport is not None:
             self._transport.subscribe(topic_filter, qos)
 
         def unsubscribe() -> None:
-            self._subscriptions = tuple(s for s in self._subscriptions if s is not subscription)
-            self._route_cache.clear()
+            if subscription in self._subscriptions:
+                self._subscriptions = tuple(s for s in self._subscriptions if s is not subscription)
+                self._index(subscription, add=False)
 
         return unsubscribe
+
+    def _index(self, subscription: _Subscription, *, add: bool) -> None:
+        """Keep the exact/wildcard indexes and the route cache in step with one subscription coming or going.
+
+        An exact filter can only change the route of its own topic, so only that
+        cache entry goes; a wildcard may change any, so the cache is cleared.
+        """
+        topic_filter = subscription.topic_filter
+        if subscription.exact:
+            current = self._exact.get(topic_filter, ())
+            updated = (*current, subscription) if add else tuple(s for s in current if s is not subscription)
+            if updated:
+                self._exact[topic_filter] = updated
+            else:
+                self._exact.pop(topic_filter, None)
+            self._route_cache.pop(topic_filter, None)
+        else:
+            self._wildcards = (
+                (*self._wildcards, subscription) if add else tuple(s for s in self._wildcards if s is not subscription)
+            )
+            self._route_cache.clear()
 
     async def publish(
         self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False, confirm: bool = False
@@ -170,17 +199,17 @@ class MessageRouter:
 
     def _match(self, topic: str) -> tuple[_Subscription, ...]:
         """The subscriptions matching ``topic``, remembered: a fleet publishes on the same topics over and over."""
-        topic_levels = topic.split("/")
-        matching = tuple(
-            subscription
-            for subscription in self._subscriptions
-            if (
-                subscription.topic_filter == topic
-                if subscription.exact
-                else topic_matches(subscription.levels, topic_levels)
-            )
-        )
+        matching = self._exact.get(topic, ())
+        if self._wildcards:
+            topic_levels = topic.split("/")
+            wild = tuple(s for s in self._wildcards if topic_matches(s.levels, topic_levels))
+            if wild:
+                matching = tuple(sorted((*matching, *wild), key=_by_seq)) if matching else wild
         if len(self._route_cache) >= ROUTE_CACHE_SIZE:
             self._route_cache.clear()  # bounded: a flood of distinct (bad) topics costs matching, never memory
         self._route_cache[topic] = matching
         return matching
+
+
+def _by_seq(subscription: _Subscription) -> int:
+    return subscription.seq

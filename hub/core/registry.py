@@ -25,6 +25,7 @@ from typing import Any
 from .const import (
     EVENT_AVAILABILITY_REPORTED,
     EVENT_ENTITY_REGISTERED,
+    EVENT_ENTITY_REMOVED,
     EVENT_NODE_REGISTERED,
     EVENT_NODE_REMOVED,
     EVENT_NODE_STATUS_CHANGED,
@@ -36,6 +37,7 @@ from .const import (
 from .event_types import (
     AvailabilityReportedData,
     EntityRegisteredData,
+    EntityRemovedData,
     NodeRegisteredData,
     NodeRemovedData,
     NodeStatusChangedData,
@@ -217,6 +219,14 @@ class NodeRegistry:
         registered: EntityRegisteredData = {"node_id": node.node_id, "entity": entity.as_dict()}
         self._bus.fire(EVENT_ENTITY_REGISTERED, registered)
         return entity
+
+    def remove_entity(self, node: Node, key: str) -> bool:
+        """Forget the node's entity ``key`` (storage deletes its row, its readings stay); True if it existed."""
+        if node.entities.pop(key, None) is None:
+            return False
+        removed: EntityRemovedData = {"node_id": node.node_id, "key": key}
+        self._bus.fire(EVENT_ENTITY_REMOVED, removed)
+        return True
 
     def report_states(
         self,

@@ -97,6 +97,31 @@ def test_unsubscribe():
     assert router.filters() == {}
 
 
+def test_handlers_run_in_subscription_order_across_plain_and_wildcard_filters():
+    router = MessageRouter()
+    calls = []
+    router.subscribe("a/+", lambda *m: calls.append("wild-1"))
+    router.dispatch("a/b", b"")  # cached with the wildcard alone
+    router.subscribe("a/b", lambda *m: calls.append("exact"))
+    router.subscribe("a/#", lambda *m: calls.append("wild-2"))
+    router.subscribe("a/b", lambda *m: calls.append("exact-2"))
+    calls.clear()
+    assert router.dispatch("a/b", b"") == 4
+    assert calls == ["wild-1", "exact", "wild-2", "exact-2"]
+
+
+def test_plain_topic_subscriptions_come_and_go_without_disturbing_others():
+    router = MessageRouter()
+    got = []
+    unsubscribes = [router.subscribe(f"n/{i}/s", lambda t, p, r: got.append(t)) for i in range(100)]
+    for i in range(100):
+        router.dispatch(f"n/{i}/s", b"")
+    unsubscribes[7]()
+    unsubscribes[7]()  # twice is harmless
+    assert router.dispatch("n/7/s", b"") == 0 and router.dispatch("n/8/s", b"") == 1
+    assert len(got) == 101 and "n/7/s" not in router.filters() and router.unmatched == 1
+
+
 def test_filters_keep_the_highest_qos():
     router = MessageRouter()
     router.subscribe("a/#", lambda *a: None, qos=0)

@@ -9,6 +9,7 @@ import pytest
 from hub.core.const import (
     EVENT_AVAILABILITY_REPORTED,
     EVENT_ENTITY_REGISTERED,
+    EVENT_ENTITY_REMOVED,
     EVENT_NODE_REGISTERED,
     EVENT_NODE_REMOVED,
     EVENT_NODE_STATUS_CHANGED,
@@ -85,6 +86,17 @@ def test_entity_registered_once_with_metadata(env):
     assert [e["entity"]["key"] for e in events[EVENT_ENTITY_REGISTERED]] == ["free_heap"]
     relay = registry.ensure_entity(node, "relay", "switch", name="Pump")
     assert (relay.platform, relay.name) == ("switch", "Pump")
+
+
+def test_entity_removed_once(env):
+    registry, events, _ = env
+    node = registry.get_or_register(N1)
+    registry.ensure_entity(node, "relay", "switch")
+    assert registry.remove_entity(node, "relay")
+    assert not registry.remove_entity(node, "relay")
+    assert "relay" not in node.entities
+    assert events[EVENT_ENTITY_REMOVED] == [{"node_id": N1, "key": "relay"}]
+    assert registry.ensure_entity(node, "relay", "switch") is not None  # may come back
 
 
 def test_state_reported_every_message_state_changed_only_on_change(env):

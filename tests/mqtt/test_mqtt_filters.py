@@ -19,6 +19,13 @@ def test_partial_overlaps_merge_into_the_narrowest_common_filter_with_the_highes
     assert cover({"x/+": 0, "+/y": 1, "z": 1}) == {"+/+": 1, "z": 1}
 
 
+def test_plain_topics_are_kept_or_folded_into_the_wildcard_covering_them() -> None:
+    topics = {f"dev/n{number}/state": number % 2 for number in range(1000)}
+    assert cover({**topics, "dev/+/state": 0}) == {"dev/+/state": 1}
+    assert cover({**topics, "other/#": 0}) == {**topics, "other/#": 0}
+    assert cover({"a/b": 1, "a/+": 0, "a": 0}) == {"a": 0, "a/+": 1}
+
+
 def test_system_topics_are_not_swallowed_by_a_leading_wildcard() -> None:
     assert cover({"$SYS/#": 0, "#": 1}) == {"#": 1, "$SYS/#": 0}
 

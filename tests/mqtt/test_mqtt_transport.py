@@ -110,6 +110,23 @@ async def test_filters_added_while_running_are_subscribed(hub_factory, hub_mqtt_
     await peer.close()
 
 
+async def test_a_burst_of_topics_added_while_running_is_subscribed_in_one_go(hub_factory, hub_mqtt_url) -> None:
+    """A discovery plugin adds hundreds of topics at once: more than the broker's in-flight window (20) allows
+    SUBSCRIBE packets for, so they must go out together.  Retained messages prove each subscription."""
+    prefix = unique("t")
+    topics = [f"{prefix}/n{number}/state" for number in range(300)]
+    peer = await PahoPeer().connect(port_of(hub_mqtt_url))
+    for topic in topics:
+        await peer.publish(topic, b"1", retain=True)
+    hub = await start_hub(hub_factory, hub_mqtt_url, unique("hub"), {})
+    received = [collect(hub, topic) for topic in topics]
+    await wait_until(lambda: all(received), message="the retained message of every topic")
+    assert sum(map(len, received)) == 300
+    for topic in topics:
+        await peer.publish(topic, b"", retain=True)
+    await peer.close()
+
+
 async def test_messages_published_while_the_hub_is_down_arrive_after_restart(hub_factory, hub_mqtt_url) -> None:
     topic_filter, client_id = f"{unique('t')}/+/data", unique("hub")
     first = await start_hub(hub_factory, hub_mqtt_url, client_id, {topic_filter: []})

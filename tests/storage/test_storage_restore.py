@@ -102,3 +102,33 @@ async def test_last_seen_written_at_most_every_few_seconds_but_exactly_at_shutdo
     hub.registry.report_states(node, {"temperature": 4.0}, T0 + 7, received=T0 + 7)
     await hub.async_stop()
     assert await store.scalar("SELECT last_seen FROM nodes") == T0 + 7
+
+
+async def test_entity_removal_is_persisted_and_readings_stay(storage_hub, store: Store):
+    hub = await storage_hub()
+    report(hub, NODE_A, {"temperature": 20.0, "humidity": 40}, T0)
+    await committed(hub)
+    node = hub.registry.get(NODE_A)
+    assert hub.registry.remove_entity(node, "humidity")
+    assert not hub.registry.remove_entity(node, "humidity")
+    await hub.async_stop()
+
+    assert await store.all("SELECT key FROM entities") == [("temperature",)]
+    assert await store.scalar("SELECT count(*) FROM telemetry") == 1
+    restarted = await storage_hub()
+    assert set(restarted.registry.get(NODE_A).entities) == {"temperature"}
+
+
+async def test_entity_removed_and_registered_again_in_one_batch(storage_hub, store: Store):
+    hub = await storage_hub(flush_interval=5)
+    report(hub, NODE_A, {"temperature": 20.0}, T0)
+    await hub.async_stop()  # committed: the entity row exists
+    hub = await storage_hub(flush_interval=5)
+    registry = hub.registry
+    node = registry.get(NODE_A)
+    registry.remove_entity(node, "temperature")
+    registry.ensure_entity(node, "temperature", unit="K")  # the same key comes back, changed
+    registry.ensure_entity(node, "humidity")
+    registry.remove_entity(node, "humidity")  # registered and removed within the batch: never written
+    await hub.async_stop()
+    assert await store.all("SELECT key, unit FROM entities") == [("temperature", "K")]

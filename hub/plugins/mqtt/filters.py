@@ -77,7 +77,30 @@ def _generalize(a: list[str], b: list[str]) -> list[str]:
 
 
 def cover(filters: Mapping[str, int]) -> dict[str, int]:
-    """Non-overlapping filters matching everything ``filters`` match, each with the highest QoS it stands for."""
+    """Non-overlapping filters matching everything ``filters`` match, each with the highest QoS it stands for.
+
+    Wildcard filters are merged pairwise (few, quadratic); a filter without
+    wildcards (a plain topic, possibly one of thousands a discovery plugin
+    subscribes) can only overlap a wildcard filter that covers it, so each is
+    checked against the merged wildcards alone and kept or folded into its cover.
+    """
+    wildcards = {f: q for f, q in filters.items() if "+" in f or "#" in f}
+    merged = _merge(wildcards)
+    levels = {name: validate_filter(name) for name in merged}
+    for topic_filter, level in filters.items():
+        if topic_filter in wildcards:
+            continue
+        topic_levels = validate_filter(topic_filter)
+        covering = next((name for name, cover_levels in levels.items() if _covers(cover_levels, topic_levels)), None)
+        if covering is None:
+            merged[topic_filter] = level
+        else:
+            merged[covering] = max(merged[covering], level)
+    return {name: merged[name] for name in sorted(merged)}
+
+
+def _merge(filters: Mapping[str, int]) -> dict[str, int]:
+    """The non-overlapping cover of (wildcard) filters, by merging overlapping pairs until none overlap."""
     result = {topic_filter: validate_filter(topic_filter) for topic_filter in filters}
     qos = dict(filters)
     merged = True
@@ -98,7 +121,7 @@ def cover(filters: Mapping[str, int]) -> dict[str, int]:
                 break
             if merged:
                 break
-    return {name: qos[name] for name in sorted(result)}
+    return {name: qos[name] for name in result}
 
 
 class SubscriptionLedger:

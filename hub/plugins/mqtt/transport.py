@@ -58,6 +58,9 @@ PERMANENT_REFUSALS = frozenset({2, 4, 5, 133, 134, 135, 138, 140})
 
 _VERSION_NAMES = {MQTTv50: "MQTT 5", MQTTv311: "MQTT 3.1.1"}
 
+SUBSCRIBE_RETRY = 0.1
+"""Seconds before subscribing again when the broker's in-flight window had no packet id free."""
+
 
 CONFIRM_TIMEOUT = 10.0
 """Seconds a confirmed publish waits for the broker's PUBACK."""
@@ -109,6 +112,7 @@ class MqttTransport:
         self._accepting = True
         self._stopping = False
         self._broker_filters: dict[str, int] = {}
+        self._subscribe_pending = False
         self._supervisor: asyncio.Task[None] | None = None
         self._detach = hub.messages.attach(self)
         self._log = RateLimitedLogger(_LOGGER)
@@ -357,7 +361,17 @@ class MqttTransport:
 
     # --- Transport (what hub.messages calls) -------------------------------------------
     def subscribe(self, topic_filter: str, qos: int) -> None:
-        """A plugin subscribed while the hub runs: ask the broker now (or on the next connection)."""
+        """A plugin subscribed while the hub runs: ask the broker soon (or on the next connection).
+
+        Filters added within one turn of the event loop (a burst of discovery
+        configs, each adding its topics) go to the broker in one SUBSCRIBE.
+        """
+        if self.connected and not self._subscribe_pending:
+            self._subscribe_pending = True
+            asyncio.get_running_loop().call_soon(self._subscribe_added)
+
+    def _subscribe_added(self) -> None:
+        self._subscribe_pending = False
         if self.connected:
             self._subscribe(first=False, session_present=True)
 
@@ -373,14 +387,25 @@ class MqttTransport:
         if first and session_present:
             stale |= self._ledger.load() - set(target)
         client = self._client
-        if todo:
-            # MQTT 5: retained messages only for subscriptions the session does not have yet, so
-            # resubscribing after a restart does not replay every retained status.
-            retain_handling = 1 if self._version == MQTTv50 else 0
-            client.subscriptions = [sub for sub in client.subscriptions if sub.topic not in todo]
-            client.subscribe([Subscription(f, qos=q, retain_handling_options=retain_handling) for f, q in todo.items()])
-        if stale:
-            client.unsubscribe(sorted(stale))
+        try:
+            if todo:
+                # MQTT 5: retained messages only for subscriptions the session does not have yet, so
+                # resubscribing after a restart does not replay every retained status.
+                retain_handling = 1 if self._version == MQTTv50 else 0
+                client.subscriptions = [sub for sub in client.subscriptions if sub.topic not in todo]
+                client.subscribe(
+                    [Subscription(f, qos=q, retain_handling_options=retain_handling) for f, q in todo.items()]
+                )
+            if stale:
+                client.unsubscribe(sorted(stale))
+        except OverflowError:
+            # Every packet id the broker allows in flight (its receive maximum) is taken by our unacknowledged
+            # packets: ask again shortly, with whatever has been added meanwhile.
+            self._log.warning("subscribe", "MQTT in-flight window full: subscribing again shortly")
+            if not self._subscribe_pending:
+                self._subscribe_pending = True
+                asyncio.get_running_loop().call_later(SUBSCRIBE_RETRY, self._subscribe_added)
+            return
         self._broker_filters = dict(target)
         if todo or stale:
             self._ledger.save(set(target))

@@ -4,8 +4,8 @@ A batch collects, in event order, everything the registry announced: new and
 changed nodes, new entities, readings, status changes, removals.  Sealing it
 turns that into a :class:`WritePlan` synchronously (no ``await``, so the
 node snapshots are consistent) and in the order a transaction must apply it:
-removals first, then node rows (so every later row can reference them), then
-entities, ``last_seen``, telemetry and status history.
+removals first (nodes, then entities), then node rows (so every later row can
+reference them), then entities, ``last_seen``, telemetry and status history.
 
 Each batch owns the future that the durability barrier hands to transports;
 see :class:`Batch.barrier`.
@@ -50,13 +50,26 @@ _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 class Batch:
     """Everything handed to storage since the previous batch was sealed, and the future of its commit."""
 
-    __slots__ = ("dirty", "entities", "force_seen", "future", "opened", "overflow", "removed", "rows", "status")
+    __slots__ = (
+        "dirty",
+        "entities",
+        "force_seen",
+        "future",
+        "opened",
+        "overflow",
+        "removed",
+        "removed_entities",
+        "rows",
+        "status",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.rows: list[Row] = []
         self.dirty: set[str] = set()
         """Nodes whose whole row must be (re)written: new, updated or status changed."""
         self.entities: dict[tuple[str, str], dict[str, Any]] = {}
+        self.removed_entities: set[tuple[str, str]] = set()
+        """(node_id, key) of entities to delete; applied before ``entities``, so remove-then-register keeps one."""
         self.status: list[StatusRow] = []
         self.removed: set[str] = set()
         self.force_seen: set[str] = set()
@@ -96,6 +109,7 @@ class Batch:
         self.dirty.discard(node_id)
         self.force_seen.discard(node_id)
         self.entities = {key: value for key, value in self.entities.items() if key[0] != node_id}
+        self.removed_entities = {key for key in self.removed_entities if key[0] != node_id}
         self.status = [row for row in self.status if row[0] != node_id]
 
     def resolve(self) -> None:
@@ -115,6 +129,7 @@ class WritePlan:
     """One transaction's worth of writes, in the order they must be applied."""
 
     removed: list[str] = field(default_factory=list)
+    removed_entities: list[tuple[str, str]] = field(default_factory=list)
     nodes: list[NodeRow] = field(default_factory=list)
     entities: list[EntityRow] = field(default_factory=list)
     last_seen: list[tuple[str, float]] = field(default_factory=list)
@@ -152,7 +167,11 @@ def build_plan(
     persisted_seen: Mapping[str, float],
 ) -> WritePlan:
     """Turn a sealed batch into a plan; synchronous, so every node snapshot is taken at the same instant."""
-    plan = WritePlan(removed=sorted(batch.removed), status=[_clean_status(row) for row in batch.status])
+    plan = WritePlan(
+        removed=sorted(batch.removed),
+        removed_entities=sorted(batch.removed_entities),
+        status=[_clean_status(row) for row in batch.status],
+    )
     plan.rows, plan.invalid_rows = _prepare_rows(batch.rows)
     row_nodes = {row[0] for row in plan.rows}
     referenced = row_nodes | {key[0] for key in batch.entities} | {row[0] for row in batch.status}

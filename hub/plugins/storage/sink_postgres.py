@@ -22,6 +22,10 @@ from .batch import TelemetryRecord, WritePlan, WriteResult, telemetry_records
 
 _DELETE_TELEMETRY = "DELETE FROM telemetry WHERE node_ref IN (SELECT id FROM nodes WHERE node_id = ANY($1::text[]))"
 _DELETE_NODES = "DELETE FROM nodes WHERE node_id = ANY($1::text[])"  # entities, status_history: ON DELETE CASCADE
+_DELETE_ENTITIES = """
+DELETE FROM entities USING nodes, unnest($1::text[], $2::text[]) AS u(n, k)
+WHERE entities.node_ref = nodes.id AND nodes.node_id = u.n AND entities.key = u.k
+"""
 _UPSERT_NODES = """
 INSERT INTO nodes (node_id, name, description, status, status_reason, status_since, first_seen, last_seen,
                    firmware_version, attributes)
@@ -78,6 +82,8 @@ class PostgresSink:
                 if plan.removed:
                     await db.execute(_DELETE_TELEMETRY, plan.removed)
                     await db.execute(_DELETE_NODES, plan.removed)
+                if plan.removed_entities:
+                    await db.execute(_DELETE_ENTITIES, *_columns(plan.removed_entities, 2))
                 new_ids: dict[str, int] = {}
                 if plan.nodes:
                     records = await db.fetch(_UPSERT_NODES, *_columns(plan.nodes, 10))

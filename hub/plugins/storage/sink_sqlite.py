@@ -35,6 +35,11 @@ _DELETE_TELEMETRY = (
     f"DELETE FROM telemetry WHERE node_ref IN (SELECT id FROM nodes WHERE node_id IN (SELECT value FROM {_ROWS}))"
 )
 _DELETE_NODES = f"DELETE FROM nodes WHERE node_id IN (SELECT value FROM {_ROWS})"  # entities, status: CASCADE
+_DELETE_ENTITIES = f"""
+DELETE FROM entities WHERE (node_ref, key) IN (
+    SELECT nodes.id, {_field(1)} FROM {_ROWS} JOIN nodes ON nodes.node_id = {_field(0)}
+)
+"""
 _UPSERT_NODES = f"""
 INSERT INTO nodes (node_id, name, description, status, status_reason, status_since, first_seen, last_seen,
                    firmware_version, attributes)
@@ -94,6 +99,8 @@ async def _apply(db: aiosqlite.Connection, plan: WritePlan, ids: dict[str, int])
     if plan.removed:
         await _run(db, _DELETE_TELEMETRY, plan.removed)
         await _run(db, _DELETE_NODES, plan.removed)
+    if plan.removed_entities:
+        await _run(db, _DELETE_ENTITIES, plan.removed_entities)
     new_ids: dict[str, int] = {}
     if plan.nodes:
         await _run(db, _UPSERT_NODES, plan.nodes)

@@ -38,12 +38,14 @@ from typing import TYPE_CHECKING
 
 from hub import (
     EVENT_ENTITY_REGISTERED,
+    EVENT_ENTITY_REMOVED,
     EVENT_NODE_REGISTERED,
     EVENT_NODE_REMOVED,
     EVENT_NODE_STATUS_CHANGED,
     EVENT_NODE_UPDATED,
     EVENT_STATE_REPORTED,
     EntityRegisteredData,
+    EntityRemovedData,
     Event,
     NodeRegisteredData,
     NodeRemovedData,
@@ -129,6 +131,7 @@ class BatchWriter:
             bus.listen(EVENT_NODE_UPDATED, self._on_node_changed),
             bus.listen(EVENT_NODE_REMOVED, self._on_node_removed),
             bus.listen(EVENT_ENTITY_REGISTERED, self._on_entity_registered),
+            bus.listen(EVENT_ENTITY_REMOVED, self._on_entity_removed),
             bus.listen(EVENT_NODE_STATUS_CHANGED, self._on_status_changed),
         ]
         self._withdraw = self._hub.durability.set_provider(self.barrier)
@@ -218,6 +221,13 @@ class BatchWriter:
         batch = self._open
         entity = event.data["entity"]
         batch.entities[(event.data["node_id"], entity["key"])] = entity
+        self._touch(batch)
+
+    def _on_entity_removed(self, event: Event[EntityRemovedData]) -> None:
+        batch = self._open
+        key = (event.data["node_id"], event.data["key"])
+        batch.entities.pop(key, None)
+        batch.removed_entities.add(key)
         self._touch(batch)
 
     def _on_status_changed(self, event: Event[NodeStatusChangedData]) -> None:

@@ -1,0 +1,242 @@
+"""End to end over the real Mosquitto: paho-mqtt plays a stock ESPHome node (and a Tasmota plug), into a hub with
+storage and presence.
+
+The node is a paho client with ESPHome's Last Will (``<node>/status`` ``offline``,
+retained), publishing exactly what ESPHome publishes when it connects (see
+esphome_messages.py) at QoS 0 with retain, as ESPHome does.  Its power loss is a
+dropped socket, so the broker publishes the Will.  Each test uses its own
+discovery prefix and node name, and clears every retained message it left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import hub_esphome.plugin
+import orjson
+import paho.mqtt.client as paho
+import pytest
+import sqlalchemy as sa
+from esphome_messages import EsphomeNode, Message
+from esphome_testing import Recorder
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from hub import EVENT_STATE_REPORTED, MATCH_ALL, REASON_LWT, STATUS_OFFLINE, STATUS_ONLINE, Hub
+from hub.testing import wait_until
+
+pytestmark = pytest.mark.mosquitto
+
+
+class Device:
+    """A paho-mqtt connection playing one device, with a retained Last Will; clears what it retained."""
+
+    def __init__(self, url: str, will: tuple[str, bytes] | None = None) -> None:
+        parts = urlsplit(url)
+        self._address = (parts.hostname or "127.0.0.1", parts.port or 1883)
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"esphome-test-{uuid.uuid4().hex[:12]}")
+        if will is not None:
+            self.client.will_set(will[0], will[1], qos=0, retain=True)
+        self.client.connect(*self._address)
+        self.client.loop_start()
+        self.retained: set[str] = set()
+
+    async def send(self, *messages: Message) -> None:
+        """Publish like ESPHome does (QoS 0, retained as given) and wait until each left the client."""
+        for topic, payload, retained in messages:
+            if retained:
+                self.retained.add(topic)
+            info = self.client.publish(topic, payload, qos=0, retain=retained)
+            await asyncio.to_thread(info.wait_for_publish, 5)
+
+    def power_loss(self) -> None:
+        """Drop the connection without DISCONNECT: the broker publishes the Will."""
+        sock = self.client.socket()
+        self.client.loop_stop()
+        if sock is not None:
+            sock.close()
+
+    def clean_up(self) -> None:
+        cleaner = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"esphome-clean-{uuid.uuid4().hex[:12]}")
+        cleaner.connect(*self._address)
+        cleaner.loop_start()
+        for topic in self.retained:
+            cleaner.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+        cleaner.disconnect()
+        cleaner.loop_stop()
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def devices(hub_mqtt_url: str) -> Iterator[Callable[..., Device]]:
+    made: list[Device] = []
+
+    def make(will: tuple[str, bytes] | None = None) -> Device:
+        device = Device(hub_mqtt_url, will)
+        made.append(device)
+        return device
+
+    yield make
+    for device in made:
+        device.clean_up()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    return request.getfixturevalue("hub_postgres_url")
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"hubtest-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def mqtt_hub(
+    db_url: str, hub_mqtt_url: str, hub_factory: Any, prefix: str
+) -> AsyncIterator[tuple[Hub, Recorder, list[str]]]:
+    """The hub, its events, and the topics it published.  ``db_url`` comes first: torn down after the hub."""
+    hub = await hub_factory(
+        {
+            "mqtt": {"broker": hub_mqtt_url, "client_id": f"hub-esphome-{uuid.uuid4().hex[:12]}", "session_expiry": 0},
+            "storage": {"db_url": db_url, "flush_interval": 0.05},
+            "esphome": {"discovery_prefix": prefix},
+        },
+        builtins=("hub.plugins.storage", "hub.plugins.mqtt", "hub.plugins.presence"),
+        plugins=[(hub_esphome.plugin, "esphome")],
+    )
+    assert {"mqtt", "storage", "presence", "esphome"} <= set(hub.plugins.info), hub.plugins.failed
+    recorder = Recorder()
+    hub.bus.listen(MATCH_ALL, recorder)
+    published: list[str] = []
+    publish = hub.messages.publish
+
+    async def recording(topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False) -> None:
+        published.append(topic)
+        await publish(topic, payload, qos=qos, retain=retain)
+
+    hub.messages.publish = recording  # type: ignore[method-assign]
+    yield hub, recorder, published
+    assert hub.messages.handler_errors == 0
+
+
+async def entity_keys(db_url: str, node_id: str) -> set[str]:
+    engine = create_async_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.text("SELECT e.key FROM entities e JOIN nodes n ON n.id = e.node_ref WHERE n.node_id = :n"),
+                {"n": node_id},
+            )
+            return {row[0] for row in rows}
+    finally:
+        await engine.dispose()
+
+
+async def test_a_stock_esphome_node_over_mqtt(
+    mqtt_hub: tuple[Hub, Recorder, list[str]], devices: Callable[..., Device], prefix: str, db_url: str
+) -> None:
+    hub, events, published = mqtt_hub
+    node = EsphomeNode(f"climate-{uuid.uuid4().hex[:6]}", friendly_name="Climate", prefix=prefix)
+    device = devices(will=(node.status_topic, b"offline"))
+    await device.send(*node.climate_node())
+
+    # Retained discovery arrives whenever the hub subscribed; the retained states once it subscribed their topics.
+    registered = await wait_until(lambda: hub.registry.get(node.node_id))
+    await wait_until(lambda: len(registered.entities) == 6)
+    temperature = registered.entities["sensor.temperature"]
+    # Every retained state in: each state topic is subscribed (a fresh state published now reaches the hub).
+    await wait_until(
+        lambda: (
+            (temperature.state, registered.entities["sensor.humidity"].state, registered.entities["switch.relay"].state)
+            == (21.4, 48.0, False)
+        )
+    )
+    assert temperature.attributes["restored"] is True
+    assert (temperature.unit, temperature.device_class, temperature.state_class) == ("°C", "temperature", "measurement")
+    assert registered.entities["sensor.humidity"].unit == "%"
+    await wait_until(lambda: registered.attributes.get("esphome_version") == "2026.10.0")
+    assert registered.name == "Climate" and registered.attributes["ip"] == "127.0.0.1"
+    await wait_until(lambda: registered.status == STATUS_ONLINE)  # the retained birth
+
+    # Fresh readings, as ESPHome publishes them (retained, so the hub sees them live: retain flag off).
+    await device.send(node.state("sensor", "temperature", "22.5", retained=True))
+    await device.send(node.state("sensor", "humidity", "nan", retained=True))
+    await device.send(node.state("switch", "relay", "ON", retained=True))
+    await wait_until(lambda: registered.entities["switch.relay"].state is True)
+    assert temperature.state == 22.5 and "restored" not in temperature.attributes
+    reported = [e["states"] for e in events.of(EVENT_STATE_REPORTED) if e["node_id"] == node.node_id]
+    assert reported == [{"sensor.temperature": 22.5}, {"sensor.humidity": None}, {"switch.relay": True}]
+    await hub.durability.wait_committed()
+    now = hub.clock()
+    history = await hub.services.call(
+        "storage", "history", {"node_id": node.node_id, "key": "sensor.temperature", "start": now - 60, "end": now + 1}
+    )
+    assert [(b["min"], b["count"]) for b in history["buckets"]] == [(22.5, 1)]  # the restored 21.4 is not a reading
+
+    # Each state and availability topic subscribed once: status, temperature, humidity, relay, update.
+    assert hub.metrics.value("esphome_topic_subscriptions") == 5
+
+    # An empty retained config removes the entity, from the registry and from storage.
+    await device.send(node.remove("switch", "relay"))
+    await wait_until(lambda: "switch.relay" not in registered.entities)
+    await hub.durability.wait_committed()
+    assert await entity_keys(db_url, node.node_id) == {
+        "sensor.temperature",
+        "sensor.humidity",
+        "binary_sensor.status",
+        "button.restart",
+        "update.firmware",
+    }
+
+    # Power loss: the broker publishes the Will, presence marks the node offline at once.
+    device.power_loss()
+    await wait_until(lambda: registered.status == STATUS_OFFLINE)
+    assert registered.status_reason == REASON_LWT
+    assert registered.entities["binary_sensor.status"].state is False
+    assert published == []  # the plugin only listens: never homeassistant/status, nothing at all
+
+
+async def test_a_tasmota_plug_next_to_the_esphome_node(
+    mqtt_hub: tuple[Hub, Recorder, list[str]], devices: Callable[..., Device], prefix: str
+) -> None:
+    hub, _events, _published = mqtt_hub
+    name = f"tasmota_{uuid.uuid4().hex[:6].upper()}"
+    mac = "A4CF12" + uuid.uuid4().hex[:6].upper()
+    lwt = f"tele/{name}/LWT"
+    config = {
+        "name": "Plug Energy Power",
+        "stat_t": f"tele/{name}/SENSOR",
+        "avty_t": lwt,
+        "pl_avail": "Online",
+        "pl_not_avail": "Offline",
+        "uniq_id": f"{mac}_ENERGY_Power",
+        "dev": {"ids": [mac], "name": "Plug", "mdl": "Sonoff S31", "sw": "14.3.0", "mf": "Tasmota"},
+        "unit_of_meas": "W",
+        "dev_cla": "power",
+        "stat_cla": "measurement",
+        "frc_upd": True,
+        "val_tpl": "{{value_json['ENERGY']['Power']}}",
+    }
+    plug = devices(will=(lwt, b"Offline"))
+    await plug.send(
+        (lwt, b"Online", True),
+        (f"{prefix}/sensor/{mac}_ENERGY_Power/config", orjson.dumps(config), True),
+    )
+    node_id = ":".join(mac[i : i + 2] for i in range(0, 12, 2)).lower()
+    registered = await wait_until(lambda: hub.registry.get(node_id))
+    power = await wait_until(lambda: registered.entities.get(f"sensor.{mac}_ENERGY_Power"))
+    assert (power.unit, power.device_class, registered.firmware_version) == ("W", "power", "14.3.0")
+    await wait_until(lambda: registered.status == STATUS_ONLINE)  # the retained LWT topic says Online
+    # The tele message is not retained, so the hub must listen first: the retained "Online" proved it does.
+    await plug.send((f"tele/{name}/SENSOR", b'{"Time":"2026-01-01T00:00:00","ENERGY":{"Power":41.5}}', False))
+    await wait_until(lambda: power.state == 41.5)
+    plug.power_loss()
+    await wait_until(lambda: registered.status == STATUS_OFFLINE)
