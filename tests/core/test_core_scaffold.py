@@ -59,12 +59,12 @@ def test_invalid_names_are_refused(name: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["hub", "storage", "mqtt", "http"])
 def test_the_cores_and_the_builtins_names_are_refused(name: str, tmp_path: Path) -> None:
-    with pytest.raises(ScaffoldError, match=f"a plugin named '{name}' already exists"):
+    with pytest.raises(ScaffoldError, match=f"a plugin named '{name}' is already built in or installed"):
         new_plugin(name, tmp_path)
 
 
 def test_an_installed_plugins_name_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ScaffoldError, match="a plugin named 'esp32_node' already exists"):
+    with pytest.raises(ScaffoldError, match="a plugin named 'esp32_node' is already built in or installed"):
         new_plugin("esp32-node", tmp_path, taken=["esp32_node"])
 
 

@@ -73,7 +73,8 @@ def new_plugin(name: str, parent: Path, description: str | None = None, taken: I
     names = PluginNames.of(name)
     if names.name in RESERVED_NAMES or names.name in set(taken):
         raise ScaffoldError(
-            f"a plugin named {names.name!r} already exists (built in or installed): choose another name"
+            f"a plugin named {names.name!r} is already built in or installed (hub plugins lists it): "
+            "choose another name, or uninstall that one first"
         )
     description = description or f"hub plugin: {names.name}"
     if any(ord(char) < 32 for char in description):
