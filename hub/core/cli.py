@@ -1,6 +1,6 @@
 """The ``hub`` command line.
 
-The core offers ``run``, ``check-config``, ``plugins`` and ``nodes``; plugins
+The core offers ``run``, ``check-config``, ``plugins``, ``nodes`` and ``plugin new``; plugins
 add their own through the ``hub_cli_commands`` hook (storage adds ``db
 upgrade``, the ESP32 plugin ``simulate``).  Every subcommand takes ``-c FILE``
 (default ``./config.yaml``): a file named with ``-c`` must exist, while a
@@ -30,6 +30,7 @@ from .bootstrap import build_hub, configure_logging, load_plugins
 from .errors import ConfigError, StartupError
 from .hub import Hub, freeze_startup_heap
 from .roles import ROLE_CLI
+from .scaffold import ScaffoldError, new_plugin
 
 DEFAULT_CONFIG = "config.yaml"
 
@@ -98,6 +99,7 @@ def build_parser(plugins: PluginManager) -> argparse.ArgumentParser:
     register("check-config", _cmd_check_config, "validate the config file and exit 0 (valid) or 1")
     register("plugins", _cmd_plugins, "list loaded plugins with version and hooks", _json_argument)
     register("nodes", _cmd_nodes, "list known nodes with status, last seen and entity count", _json_argument)
+    register("plugin new", _cmd_plugin_new, "write a new plugin distribution (hub-NAME/) to start from", _new_arguments)
     plugins.call_sync("hub_cli_commands", register=register)
     return parser
 
@@ -122,6 +124,27 @@ async def _cmd_run(args: argparse.Namespace) -> int:
             await hub.plugins.call_async("hub_demo", hub=hub, nodes=args.demo)
 
     await hub.async_run(after_start=after_start)
+    return 0
+
+
+def _new_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help="the plugin's name: lower case, words joined by - or _")
+    parser.add_argument("--dir", type=Path, default=Path("."), help="where to create hub-NAME/ (default: here)")
+    parser.add_argument("--description", help="one line for pyproject.toml and the README")
+
+
+def _cmd_plugin_new(args: argparse.Namespace) -> int:
+    """Write hub-NAME/ and say what to do next; an invalid or taken name or a non-empty target exits 1."""
+    plugins: PluginManager = args.plugins
+    try:
+        target = new_plugin(args.name, args.dir, args.description, taken=[*plugins.info, *plugins.failed])
+    except ScaffoldError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"Wrote {target}/:")
+    for path in sorted(path for path in target.rglob("*") if path.is_file()):
+        print(f"  {path.relative_to(target)}")
+    print(f"Next (in the hub's environment):\n  cd {target}\n  pip install -e '.[test]'\n  pytest\n  hub plugins")
     return 0
 
 
