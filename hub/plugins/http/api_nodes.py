@@ -41,6 +41,7 @@ STATUSES = (STATUS_ONLINE, STATUS_OFFLINE, STATUS_UNKNOWN)
 
 
 def area_value(value: Any) -> str | None:
+    """An area as the registry stores it (None: no area), or vol.Invalid saying what is wrong."""
     try:
         return normalize_area(value)
     except ValueError as err:
@@ -48,6 +49,7 @@ def area_value(value: Any) -> str | None:
 
 
 def tag_list(value: Any) -> list[str]:
+    """A list of tags as the registry stores them; more than MAX_TAGS given is refused even with duplicates."""
     if not isinstance(value, list):
         raise vol.Invalid("expected a list of tags")
     if len(value) > MAX_TAGS:
@@ -64,6 +66,7 @@ def tag_filter(value: Any) -> list[str]:
 
 
 def area_filter(value: Any) -> str:
+    """An area to select by (null is not one)."""
     area = area_value(value)
     if area is None:
         raise vol.Invalid("expected an area")
