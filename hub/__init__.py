@@ -48,6 +48,7 @@ from hub.core.errors import (
     HubStateError,
     InvalidBrokerUrl,
     InvalidMac,
+    InvalidTarget,
     MigrationError,
     ServiceNotFound,
     ServiceValidationError,
@@ -73,6 +74,7 @@ from hub.core.event_types import (
 from hub.core.events import MATCH_ALL, Event, EventBus
 from hub.core.hub import Hub, HubState
 from hub.core.keys import HubData, HubKey
+from hub.core.labels import MAX_AREA_LENGTH, MAX_TAG_LENGTH, MAX_TAGS, normalize_area, normalize_tags
 from hub.core.mac import normalize_mac
 from hub.core.messages import MessageRouter, Transport, validate_filter
 from hub.core.metrics import Metrics
@@ -84,6 +86,7 @@ from hub.core.registry import Entity, Node, NodeRegistry
 from hub.core.rejections import Rejections
 from hub.core.roles import ROLE_ALL, ROLE_CLI, ROLES, Role
 from hub.core.services import ServiceRegistry
+from hub.core.targets import Target, select_nodes
 from hub.version import __version__
 
 __all__ = [
@@ -118,6 +121,14 @@ __all__ = [
     "CommandManager",
     "Command",
     "Deliverer",
+    # areas, tags and targets
+    "Target",
+    "select_nodes",
+    "normalize_area",
+    "normalize_tags",
+    "MAX_TAGS",
+    "MAX_TAG_LENGTH",
+    "MAX_AREA_LENGTH",
     # helpers for integrations
     "normalize_mac",
     "Rejections",
@@ -138,6 +149,7 @@ __all__ = [
     "MigrationError",
     "CommandRejected",
     "CommandNotFound",
+    "InvalidTarget",
     # events and their data
     "EventType",
     "EVENT_HUB_STARTED",

@@ -98,7 +98,7 @@ def build_parser(plugins: PluginManager) -> argparse.ArgumentParser:
     register("run", _cmd_run, "run the hub", lambda sub: _run_arguments(sub, plugins))
     register("check-config", _cmd_check_config, "validate the config file and exit 0 (valid) or 1")
     register("plugins", _cmd_plugins, "list loaded plugins with version and hooks", _json_argument)
-    register("nodes", _cmd_nodes, "list known nodes with status, last seen and entity count", _json_argument)
+    register("nodes", _cmd_nodes, "list known nodes with status, last seen, entity count and area", _json_argument)
     register("plugin new", _cmd_plugin_new, "write a new plugin distribution (hub-NAME/) to start from", _new_arguments)
     plugins.call_sync("hub_cli_commands", register=register)
     return parser
@@ -200,6 +200,8 @@ async def _cmd_nodes(args: argparse.Namespace) -> int:
                 "last_seen": node.last_seen,
                 "entities": len(node.entities),
                 "firmware_version": node.firmware_version,
+                "area": node.area,
+                "tags": list(node.tags),
             }
             for node in nodes
         ]
@@ -208,11 +210,12 @@ async def _cmd_nodes(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'NODE':<18} {'NAME':<24} {'STATUS':<8} {'LAST SEEN':<12} ENTITIES")
+    print(f"{'NODE':<18} {'NAME':<24} {'STATUS':<8} {'LAST SEEN':<12} {'ENTITIES':<8} AREA")
     now = time.time()
     for row in rows:
         seen = _ago(now - row["last_seen"]) if row["last_seen"] else "never"
-        print(f"{row['node_id']:<18} {row['name'][:24]:<24} {row['status']:<8} {seen:<12} {row['entities']}")
+        area = row["area"] or "-"
+        print(f"{row['node_id']:<18} {row['name'][:24]:<24} {row['status']:<8} {seen:<12} {row['entities']:<8} {area}")
     print(f"{len(rows)} node(s)")
     return 0
 

@@ -69,3 +69,11 @@ class CommandRejected(HubError):
 
 class CommandNotFound(HubError, LookupError):
     """No command has that id."""
+
+
+class InvalidTarget(HubError, ValueError):
+    """A target (:func:`hub.select_nodes`) that cannot be resolved; ``code``: ``invalid_target``, ``node_not_found``."""
+
+    def __init__(self, message: str, *, code: str = "invalid_target") -> None:
+        super().__init__(message)
+        self.code = code

@@ -45,15 +45,16 @@ class NodeRegisteredData(TypedDict):
 
     node_id: str
     node: dict[str, Any]
-    """``Node.as_dict()``, with its entities."""
+    """``Node.as_dict()``, with its entities (and its ``area`` and ``tags``)."""
 
 
 class NodeUpdatedData(TypedDict):
-    """``node_updated``: name, description, firmware or attributes changed."""
+    """``node_updated``: name, description, firmware, area, tags or attributes changed."""
 
     node_id: str
     changes: dict[str, Any]
-    """``{field: new value}``; for ``attributes`` only the attributes that changed."""
+    """``{field: new value}``: ``area`` is a str or None, ``tags`` the node's whole new list; for ``attributes``
+    only the attributes that changed."""
 
 
 class NodeRemovedData(TypedDict):

@@ -30,6 +30,7 @@ from typing import Any
 from hub.core.plugins.manager import PluginManager
 
 from .commands import CommandManager
+from .config import apply_node_config
 from .const import EVENT_HUB_STARTED, EVENT_HUB_STOPPING
 from .durability import Durability
 from .errors import HubStateError, StartupError
@@ -112,6 +113,7 @@ class Hub:
         try:
             async with asyncio.timeout(timeout):
                 await self.plugins.call_async("hub_setup", hub=self)
+                apply_node_config(self.registry, self.config.get("nodes") or {})  # storage restored the registry
                 await self.plugins.call_async("hub_start", hub=self)
                 if self.role.takes_input:  # the process that holds the transports sends
                     await self.commands.async_start()

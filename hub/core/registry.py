@@ -46,6 +46,7 @@ from .event_types import (
     StateReportedData,
 )
 from .events import EventBus
+from .labels import normalize_area, normalize_tags
 
 
 @dataclass(slots=True)
@@ -82,6 +83,10 @@ class Node:
     last_seen: float | None = None
     firmware_version: str | None = None
     description: str = ""
+    area: str | None = None
+    """Where the node is (one area, e.g. ``greenhouse 2``); see :mod:`hub.core.labels` for the spelling rules."""
+    tags: list[str] = field(default_factory=list)
+    """What the node is (e.g. ``beta``, ``relay-board``): lower-case, sorted, at most 32."""
     attributes: dict[str, Any] = field(default_factory=dict)
     entities: dict[str, Entity] = field(default_factory=dict)
 
@@ -97,6 +102,8 @@ class Node:
             "last_seen": self.last_seen,
             "firmware_version": self.firmware_version,
             "description": self.description,
+            "area": self.area,
+            "tags": list(self.tags),
             "attributes": dict(self.attributes),
         }
         if entities:
@@ -104,7 +111,7 @@ class Node:
         return data
 
 
-UPDATABLE_FIELDS = frozenset({"name", "description", "firmware_version", "attributes"})
+UPDATABLE_FIELDS = frozenset({"name", "description", "firmware_version", "area", "tags", "attributes"})
 
 
 class NodeRegistry:
@@ -153,14 +160,20 @@ class NodeRegistry:
         return node
 
     def update_node(self, node: Node, **changes: Any) -> dict[str, Any]:
-        """Change descriptive fields (name, description, firmware_version, attributes); returns what changed.
+        """Change name, description, firmware_version, area, tags and/or attributes; returns what changed.
 
-        ``attributes`` is merged into the existing ones.  Fires ``node_updated`` only when
+        ``attributes`` is merged into the existing ones; ``tags`` replaces the node's tags.
+        ``area`` (None: no area) and ``tags`` are normalised (:mod:`hub.core.labels`) and a
+        bad one raises ValueError before anything changes.  Fires ``node_updated`` only when
         something really changed, so a node that repeats its firmware version costs nothing.
         """
         unknown = set(changes) - UPDATABLE_FIELDS
         if unknown:
             raise ValueError(f"cannot update node fields: {', '.join(sorted(unknown))}")
+        if "area" in changes:
+            changes["area"] = normalize_area(changes["area"])
+        if "tags" in changes:
+            changes["tags"] = normalize_tags(changes["tags"])
         changed: dict[str, Any] = {}
         for key, value in changes.items():
             if key == "attributes":
@@ -170,7 +183,7 @@ class NodeRegistry:
                     changed["attributes"] = delta
             elif getattr(node, key) != value:
                 setattr(node, key, value)
-                changed[key] = value
+                changed[key] = list(value) if key == "tags" else value
         if changed:
             updated: NodeUpdatedData = {"node_id": node.node_id, "changes": changed}
             self._bus.fire(EVENT_NODE_UPDATED, updated)

@@ -12,7 +12,7 @@ from typing import Any
 
 from hub import ROLE_ALL, Hub, Role
 from hub.core.bootstrap import load_plugins
-from hub.core.config import CORE_SCHEMA, validate_config
+from hub.core.config import CORE_SCHEMAS, validate_config
 from hub.core.plugins.discovery import BUILTIN_PLUGINS
 from hub.core.plugins.sections import config_schemas
 
@@ -34,6 +34,6 @@ def make_hub(
     manager = load_plugins(builtins, entry_point_plugins=entry_points)
     for plugin, name in plugins:
         manager.register(plugin, name)
-    validated = validate_config(dict(config or {}), {"hub": CORE_SCHEMA, **config_schemas(manager)})
+    validated = validate_config(dict(config or {}), {**CORE_SCHEMAS, **config_schemas(manager)})
     extra = {"clock": clock} if clock is not None else {}
     return Hub(validated, manager, role=role, **extra)

@@ -225,3 +225,52 @@ def test_as_dict(env):
     assert "entities" not in node.as_dict(entities=False)
     data["attributes"]["x"] = 1
     assert node.attributes == {}  # a copy
+
+
+def test_area_and_tags_are_normalised_and_fire_node_updated(env):
+    registry, events, _ = env
+    node = registry.get_or_register(N1)
+    assert (node.area, node.tags) == (None, [])
+    changed = registry.update_node(node, area="  Greenhouse   2 ", tags=["Beta", " relay-board ", "beta"])
+    assert changed == {"area": "Greenhouse 2", "tags": ["beta", "relay-board"]}
+    assert (node.area, node.tags) == ("Greenhouse 2", ["beta", "relay-board"])
+    assert events[EVENT_NODE_UPDATED][-1] == {"node_id": N1, "changes": changed}
+    changed["tags"].append("x")  # the event holds a copy, not the node's list
+    assert node.tags == ["beta", "relay-board"]
+    assert registry.update_node(node, area="Greenhouse 2", tags=["relay-board", "BETA"]) == {}
+    assert len(events[EVENT_NODE_UPDATED]) == 1
+    assert registry.update_node(node, area=None, tags=[]) == {"area": None, "tags": []}
+    data = node.as_dict(entities=False)
+    assert (data["area"], data["tags"]) == (None, [])
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"area": ""},
+        {"area": "   "},
+        {"area": "x" * 101},
+        {"area": 7},
+        {"area": "bell\x07"},
+        {"tags": "beta"},
+        {"tags": [""]},
+        {"tags": ["a,b"]},
+        {"tags": ["x" * 41]},
+        {"tags": [3]},
+        {"tags": [f"t{i}" for i in range(33)]},
+    ],
+)
+def test_bad_area_or_tags_change_nothing(env, changes):
+    registry, events, _ = env
+    node = registry.get_or_register(N1)
+    with pytest.raises(ValueError):
+        registry.update_node(node, name="renamed", **changes)
+    assert (node.name, node.area, node.tags) == (N1, None, [])
+    assert events[EVENT_NODE_UPDATED] == []
+
+
+def test_limits_are_inclusive(env):
+    registry, _, _ = env
+    node = registry.get_or_register(N1)
+    registry.update_node(node, area="a" * 100, tags=[*(f"t{i}" for i in range(31)), "y" * 40])
+    assert len(node.area) == 100 and len(node.tags) == 32 and "y" * 40 in node.tags

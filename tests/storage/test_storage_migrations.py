@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,16 @@ async def test_unusable_sqlite_path_stops_the_hub_from_starting(hub_factory, tmp
     blocker.write_text("not a folder")
     with pytest.raises(StartupError, match="cannot open"):
         await hub_factory({"storage": {"db_url": f"sqlite:///{blocker}/sub/hub.db"}}, builtins=STORAGE)
+
+
+async def test_0003_adds_area_and_tags_to_existing_nodes(store: Store):
+    async with store.engine.begin() as conn:
+        await conn.run_sync(lambda sync: command.upgrade(alembic_config(connection=sync), "0002"))
+    await store.execute(
+        "INSERT INTO nodes (node_id, name, description, status, attributes) VALUES ('n1', 'old', '', 'unknown', '{}')"
+    )
+    assert await upgrade(store.engine) == ("0002", head_revision())
+    rows = await store.all("SELECT node_id, area, tags FROM nodes")
+    tags = rows[0][2] if store.dialect == "postgresql" else json.loads(rows[0][2])  # JSONB comes back decoded
+    assert (rows[0][0], rows[0][1], tags) == ("n1", None, [])
+    assert await _diff(store) == []

@@ -132,3 +132,36 @@ async def test_entity_removed_and_registered_again_in_one_batch(storage_hub, sto
     registry.remove_entity(node, "humidity")  # registered and removed within the batch: never written
     await hub.async_stop()
     assert await store.all("SELECT key, unit FROM entities") == [("temperature", "K")]
+
+
+async def test_area_and_tags_survive_a_restart(storage_hub, store: Store):
+    hub = await storage_hub()
+    registry = hub.registry
+    a = registry.get_or_register(NODE_A, ts=T0)
+    registry.update_node(a, area="Greenhouse 2", tags=["beta", "relay-board"])
+    registry.get_or_register(NODE_B, ts=T0)  # never given any: no area, no tags
+    await hub.async_stop()
+
+    restarted = await storage_hub()
+    a, b = restarted.registry.get(NODE_A), restarted.registry.get(NODE_B)
+    assert (a.area, a.tags) == ("Greenhouse 2", ["beta", "relay-board"])
+    assert (b.area, b.tags) == (None, [])
+    restarted.registry.update_node(a, area=None, tags=["canary"])
+    await restarted.async_stop()
+    assert await store.all("SELECT node_id, area FROM nodes ORDER BY node_id") == [(NODE_A, None), (NODE_B, None)]
+
+    again = await storage_hub()
+    a = again.registry.get(NODE_A)
+    assert (a.area, a.tags) == (None, ["canary"])
+
+
+async def test_tags_written_by_hand_are_normalised_or_dropped_at_restore(storage_hub, store: Store):
+    hub = await storage_hub()
+    hub.registry.get_or_register(NODE_A, ts=T0)
+    hub.registry.get_or_register(NODE_B, ts=T0)
+    await hub.async_stop()
+    await store.execute("UPDATE nodes SET tags = :tags WHERE node_id = :node", tags='["Beta", 7, "beta"]', node=NODE_A)
+    await store.execute("UPDATE nodes SET tags = :tags WHERE node_id = :node", tags='{"not": "a list"}', node=NODE_B)
+    restarted = await storage_hub()
+    assert restarted.registry.get(NODE_A).tags == ["beta"]
+    assert restarted.registry.get(NODE_B).tags == []

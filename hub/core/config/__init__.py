@@ -9,6 +9,7 @@ from typing import Any
 import voluptuous as vol
 
 from .loader import load_config_file, load_yaml
+from .nodes import NODES_SCHEMA, apply_node_config
 from .validation import SectionSchemas, validate_config
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -22,15 +23,18 @@ CORE_SCHEMA = vol.Schema(
 )
 """The core's own section, ``hub:``: the instance name, where it keeps data, how much it logs."""
 
+CORE_SCHEMAS = {"hub": CORE_SCHEMA, "nodes": NODES_SCHEMA}
+"""The sections the core owns: ``hub:`` and ``nodes:`` (nodes known in advance, :mod:`.nodes`)."""
+
 
 def load_config(path: Path, schemas: SectionSchemas, *, failed_plugins: Collection[str] = ()) -> dict[str, Any]:
-    """Read and validate ``path`` against the core section plus every plugin's; ConfigError on problems.
+    """Read and validate ``path`` against the core's sections plus every plugin's; ConfigError on problems.
 
     A missing file is an empty config (the embedded defaults), so ``hub run`` works on a fresh
     machine.  ``hub.data_dir`` comes back absolute, relative to the config file's folder.
     """
     raw = load_config_file(path) if path.exists() else {}
-    config = validate_config(raw, {"hub": CORE_SCHEMA, **schemas}, file_label=path.name, failed_plugins=failed_plugins)
+    config = validate_config(raw, {**CORE_SCHEMAS, **schemas}, file_label=path.name, failed_plugins=failed_plugins)
     data_dir = Path(config["hub"]["data_dir"]).expanduser()
     if not data_dir.is_absolute():
         data_dir = path.resolve().parent / data_dir
@@ -38,4 +42,4 @@ def load_config(path: Path, schemas: SectionSchemas, *, failed_plugins: Collecti
     return config
 
 
-__all__ = ["CORE_SCHEMA", "load_config", "load_yaml", "validate_config"]
+__all__ = ["CORE_SCHEMA", "CORE_SCHEMAS", "apply_node_config", "load_config", "load_yaml", "validate_config"]

@@ -1,7 +1,7 @@
 """Which plugin owns which config.yaml section: the schemas to validate against, and the conflicts that stop the hub.
 
 Each section has one owner.  Two plugins claiming one section, a plugin
-claiming the core's ``hub:``, a plugin returning a schema for a section its
+claiming one of the core's (``hub:``, ``nodes:``), a plugin returning a schema for a section its
 manifest does not declare, or declaring one it gives no schema for: each is a
 :class:`~hub.core.errors.ConfigError` naming the plugins, before anything
 starts, so ``hub check-config`` reports it too.  Silently letting one schema
@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from hub.core.config import CORE_SCHEMAS
 from hub.core.errors import ConfigError
 
 from .manager import PluginManager
 
-CORE_SECTIONS = ("hub",)
+CORE_SECTIONS = tuple(CORE_SCHEMAS)
 """Sections the core itself owns."""
 
 

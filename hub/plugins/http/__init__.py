@@ -5,7 +5,8 @@ the port.  The server starts in ``hub_start`` and stops in ``hub_stop``, only in
 roles that serve HTTP (not for one-off CLI commands).  Plugins add pages, API
 routes and static files through the ``hub_http_routes`` and ``hub_http_static``
 hooks.  Users and
-tokens are managed with ``hub user …`` and ``hub token …`` (see :mod:`.cli`).
+tokens are managed with ``hub user …`` and ``hub token …`` (see :mod:`.cli`); ``hub command`` and
+``hub node set`` use the running hub's API (:mod:`.api_client`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .auth.store import AuthStoreError
 from .cli import register_commands
 from .command_cli import register_command
 from .config import CONFIG_SCHEMA, SECTION, port
+from .node_cli import register_node_command
 from .routes import PRINCIPAL_KEY
 from .server import HttpServer
 
@@ -45,9 +47,10 @@ def hub_config_schema() -> dict[str, Any]:
 
 @hookimpl
 def hub_cli_commands(register: Callable[..., None]) -> None:
-    """``hub user create|password|delete|list``, ``hub token create|list|revoke`` and ``hub command``."""
+    """``hub user …``, ``hub token …``, ``hub command`` and ``hub node set``."""
     register_commands(register)
     register_command(register)
+    register_node_command(register)
 
 
 @hookimpl

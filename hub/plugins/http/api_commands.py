@@ -68,12 +68,14 @@ LIST_QUERY = vol.Schema(
 GET_QUERY = vol.Schema({vol.Optional("wait"): vol.All(vol.Coerce(float), vol.Range(min=0, max=MAX_WAIT))})
 
 
-def _sender(request: web.Request) -> str:
+def sender_of(request: web.Request) -> str:
+    """Who sends a command (or cancels one): the signed-in user."""
     principal = request[PRINCIPAL_KEY]
     return principal.user.username
 
 
-def _rejected(err: CommandRejected) -> ApiError:
+def rejection(err: CommandRejected) -> ApiError:
+    """The API error for a command ``hub.commands`` refused."""
     return _REJECTION_STATUS.get(err.code, BadRequest)(str(err), code=err.code)
 
 
@@ -87,13 +89,13 @@ async def create_command(request: web.Request) -> web.Response:
             node.node_id,
             body["action"],
             body["params"],
-            sender=_sender(request),
+            sender=sender_of(request),
             priority=body["priority"],
             ttl=body["ttl"],
             offline_policy=body["offline_policy"],
         )
     except CommandRejected as err:
-        raise _rejected(err) from None
+        raise rejection(err) from None
     return json_response(command.as_dict(), status=201)
 
 
@@ -126,7 +128,7 @@ async def cancel_command(request: web.Request) -> web.Response:
     """Withdraw a command that has no verdict yet (one already sent may still have reached the node)."""
     hub = request.app[SERVER_KEY].hub
     try:
-        command = hub.commands.cancel(request.match_info["command_id"], by=_sender(request))
+        command = hub.commands.cancel(request.match_info["command_id"], by=sender_of(request))
     except CommandNotFound as err:
         raise NotFound(str(err), code="command_not_found") from None
     except CommandRejected as err:
@@ -142,6 +144,14 @@ async def list_actions(request: web.Request) -> web.Response:
 
 
 _NODE_ID = path("node_id", "node id (for ESP32 nodes the MAC, in any common spelling)")
+COMMAND_PROPERTIES = {
+    "action": {"type": "string", "minLength": 1, "maxLength": 64},
+    "params": {"type": "object"},
+    "priority": {"type": "integer", "minimum": MIN_PRIORITY, "maximum": MAX_PRIORITY},
+    "ttl": {"type": "number", "minimum": 1, "maximum": MAX_TTL},
+    "offline_policy": {"type": "string", "enum": list(OFFLINE_POLICIES)},
+}
+"""The OpenAPI properties of a command body (:data:`COMMAND_BODY`)."""
 _COMMAND_ID = path("command_id", "the command's id")
 
 ROUTES = [
@@ -156,13 +166,7 @@ ROUTES = [
             body={
                 "type": "object",
                 "required": ["action"],
-                "properties": {
-                    "action": {"type": "string", "minLength": 1, "maxLength": 64},
-                    "params": {"type": "object"},
-                    "priority": {"type": "integer", "minimum": MIN_PRIORITY, "maximum": MAX_PRIORITY},
-                    "ttl": {"type": "number", "minimum": 1, "maximum": MAX_TTL},
-                    "offline_policy": {"type": "string", "enum": list(OFFLINE_POLICIES)},
-                },
+                "properties": COMMAND_PROPERTIES,
                 "additionalProperties": False,
             },
             ok=ref("Command"),

@@ -1,19 +1,35 @@
-"""``/api/nodes``: list and filter the fleet, a node with its entities, rename/describe, delete.
+"""``/api/nodes``: list and filter the fleet, a node with its entities, rename/describe/place/tag, delete.
 
 Reads come straight from the in-memory registry (no database round trip);
 changes go through the registry, whose events storage persists and the
-WebSocket streams.
+WebSocket streams.  Areas and tags are normalised by the registry
+(:func:`hub.normalize_area`, :func:`hub.normalize_tags`); filtering by them
+uses :func:`hub.select_nodes`, so a filter and a command target select alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import voluptuous as vol
 from aiohttp import web
 
-from hub import STATUS_OFFLINE, STATUS_ONLINE, STATUS_UNKNOWN, Hub, InvalidMac, Node, normalize_mac
+from hub import (
+    MAX_AREA_LENGTH,
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    STATUS_OFFLINE,
+    STATUS_ONLINE,
+    STATUS_UNKNOWN,
+    Hub,
+    InvalidMac,
+    Node,
+    Target,
+    normalize_area,
+    normalize_mac,
+    normalize_tags,
+    select_nodes,
+)
 
 from .errors import BadRequest, NotFound
 from .middleware import SERVER_KEY
@@ -23,8 +39,58 @@ from .validation import json_response, read_json, read_query, text
 
 STATUSES = (STATUS_ONLINE, STATUS_OFFLINE, STATUS_UNKNOWN)
 
-LIST_QUERY = vol.Schema({vol.Optional("status"): vol.In(STATUSES), vol.Optional("q"): text(100, strip=False)})
-PATCH_BODY = vol.Schema({vol.Optional("name"): text(100, min_length=1), vol.Optional("description"): text(1000)})
+
+def area_value(value: Any) -> str | None:
+    """An area as the registry stores it (None: no area), or vol.Invalid saying what is wrong."""
+    try:
+        return normalize_area(value)
+    except ValueError as err:
+        raise vol.Invalid(str(err)) from None
+
+
+def tag_list(value: Any) -> list[str]:
+    """A list of tags as the registry stores them; more than MAX_TAGS given is refused even with duplicates."""
+    if not isinstance(value, list):
+        raise vol.Invalid("expected a list of tags")
+    if len(value) > MAX_TAGS:
+        raise vol.Invalid(f"at most {MAX_TAGS} tags")
+    try:
+        return normalize_tags(value)
+    except ValueError as err:
+        raise vol.Invalid(str(err)) from None
+
+
+def tag_filter(value: Any) -> list[str]:
+    """``beta,relay-board`` (a query string; a list over the WebSocket) → the tags a node must all carry."""
+    return tag_list(value.split(",") if isinstance(value, str) else value)
+
+
+def area_filter(value: Any) -> str:
+    """An area to select by (null is not one)."""
+    area = area_value(value)
+    if area is None:
+        raise vol.Invalid("expected an area")
+    return area
+
+
+NODE_FILTERS = {
+    vol.Optional("status"): vol.In(STATUSES),
+    vol.Optional("q"): text(100, strip=False),
+    vol.Optional("area"): area_filter,
+    vol.Optional("tag"): tag_filter,
+}
+"""What ``GET /api/nodes`` and the WebSocket's ``get_nodes`` filter by."""
+LIST_QUERY = vol.Schema(NODE_FILTERS)
+PATCH_BODY = vol.Schema(
+    {
+        vol.Optional("name"): text(100, min_length=1),
+        vol.Optional("description"): text(1000),
+        vol.Optional("area"): area_value,
+        vol.Optional("tags"): tag_list,
+        vol.Optional("add_tags"): tag_list,
+        vol.Optional("remove_tags"): tag_list,
+    }
+)
 
 
 def find_node(hub: Hub, node_id: str) -> Node:
@@ -40,9 +106,19 @@ def find_node(hub: Hub, node_id: str) -> Node:
     return node
 
 
-def filter_nodes(nodes: Iterable[Node], status: str | None = None, q: str | None = None) -> list[Node]:
-    """Nodes in ``status`` whose name or id contains ``q`` (case-insensitive), sorted by name."""
-    needle = q.casefold() if q else None
+def filter_nodes(hub: Hub, filters: dict[str, Any]) -> list[Node]:
+    """Nodes matching every filter given (validated by :data:`NODE_FILTERS`), sorted by name.
+
+    ``status``; ``q``: name or id contains it (case-insensitive); ``area`` and ``tag``: as a command target.
+    """
+    target: Target = {}
+    if "area" in filters:
+        target["area"] = filters["area"]
+    if "tag" in filters:
+        target["tags"] = filters["tag"]
+    nodes = select_nodes(hub.registry, target) if target else list(hub.registry)
+    status = filters.get("status")
+    needle = filters["q"].casefold() if filters.get("q") else None
     selected = [
         node
         for node in nodes
@@ -52,9 +128,9 @@ def filter_nodes(nodes: Iterable[Node], status: str | None = None, q: str | None
     return sorted(selected, key=lambda node: (node.name.casefold(), node.node_id))
 
 
-def node_list(hub: Hub, status: str | None = None, q: str | None = None) -> dict[str, Any]:
+def node_list(hub: Hub, filters: dict[str, Any]) -> dict[str, Any]:
     """The body of ``GET /api/nodes`` (also the WebSocket's ``get_nodes`` result)."""
-    nodes = filter_nodes(hub.registry, status, q)
+    nodes = filter_nodes(hub, filters)
     return {
         "nodes": [node.as_dict() for node in nodes],
         "counts": hub.registry.count_by_status(),
@@ -64,8 +140,7 @@ def node_list(hub: Hub, status: str | None = None, q: str | None = None) -> dict
 
 async def list_nodes(request: web.Request) -> web.Response:
     """Every node (with entities and current states), optionally filtered."""
-    params = read_query(request, LIST_QUERY)
-    return json_response(node_list(request.app[SERVER_KEY].hub, params.get("status"), params.get("q")))
+    return json_response(node_list(request.app[SERVER_KEY].hub, read_query(request, LIST_QUERY)))
 
 
 async def get_node(request: web.Request) -> web.Response:
@@ -74,13 +149,21 @@ async def get_node(request: web.Request) -> web.Response:
 
 
 async def patch_node(request: web.Request) -> web.Response:
-    """Rename or describe a node."""
+    """Rename, describe, place (area) or tag a node; ``add_tags``/``remove_tags`` change tags in place."""
     hub = request.app[SERVER_KEY].hub
     node = find_node(hub, request.match_info["node_id"])
     changes = await read_json(request, PATCH_BODY)
     if not changes:
-        raise BadRequest("give at least one of: name, description")
-    hub.registry.update_node(node, **changes)
+        raise BadRequest("give at least one of: name, description, area, tags, add_tags, remove_tags")
+    added, removed = changes.pop("add_tags", None), changes.pop("remove_tags", None)
+    if added is not None or removed is not None:
+        if "tags" in changes:
+            raise BadRequest("give either tags (the whole list) or add_tags/remove_tags, not both")
+        changes["tags"] = sorted((set(node.tags) | set(added or ())) - set(removed or ()))
+    try:
+        hub.registry.update_node(node, **changes)
+    except ValueError as err:  # e.g. more than MAX_TAGS once the added ones are counted
+        raise BadRequest(str(err)) from None
     return json_response(node.as_dict())
 
 
@@ -93,6 +176,12 @@ async def delete_node(request: web.Request) -> web.Response:
 
 
 _NODE_ID = path("node_id", "node id (for ESP32 nodes the MAC, in any common spelling)")
+AREA_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_AREA_LENGTH}
+TAGS_SCHEMA = {
+    "type": "array",
+    "maxItems": MAX_TAGS,
+    "items": {"type": "string", "minLength": 1, "maxLength": MAX_TAG_LENGTH},
+}
 
 ROUTES = [
     Route(
@@ -105,6 +194,12 @@ ROUTES = [
             params=[
                 query("status", {"type": "string", "enum": list(STATUSES)}, "only nodes in this status"),
                 query("q", {"type": "string", "maxLength": 100}, "name or id contains this (case-insensitive)"),
+                query("area", AREA_SCHEMA, "only nodes in this area (case-insensitive)"),
+                query(
+                    "tag",
+                    {"type": "string", "minLength": 1, "maxLength": MAX_TAGS * (MAX_TAG_LENGTH + 1)},
+                    "only nodes with this tag; several separated by commas: nodes with all of them",
+                ),
             ],
             ok=ref("NodeList"),
         ),
@@ -117,7 +212,7 @@ ROUTES = [
         "/api/nodes/{node_id}",
         patch_node,
         doc=operation(
-            "Rename or describe a node",
+            "Rename, describe, place or tag a node",
             tag="nodes",
             params=[_NODE_ID],
             body={
@@ -126,6 +221,10 @@ ROUTES = [
                 "properties": {
                     "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"},
                     "description": {"type": "string", "maxLength": 1000},
+                    "area": {**AREA_SCHEMA, "nullable": True, "description": "null: no area"},
+                    "tags": {**TAGS_SCHEMA, "description": "the node's tags (replaces them)"},
+                    "add_tags": {**TAGS_SCHEMA, "description": "tags to add (not with tags)"},
+                    "remove_tags": {**TAGS_SCHEMA, "description": "tags to remove (not with tags)"},
                 },
                 "additionalProperties": False,
             },

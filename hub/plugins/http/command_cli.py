@@ -1,29 +1,23 @@
 """``hub command NODE ACTION [key=value …]``: send a command through the running hub's API and follow it.
 
-It is an API client like any other: it needs a long-lived token (``--token`` or
-``HUB_TOKEN``; make one with ``hub token create --name cli``) and finds the hub
-at the address config.yaml's ``http:`` section gives (or ``--url``).  Each
-status the command reaches is printed as it happens; the exit code is 0 when
-the node reports success, 1 for any other verdict or an error, so scripts can
-rely on it.
+It is an API client like any other (token and address: :mod:`.api_client`).
+Each status the command reaches is printed as it happens; the exit code is 0
+when the node reports success, 1 for any other verdict or an error, so scripts
+can rely on it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from typing import Any
 
 import aiohttp
 
-from hub import ROLE_CLI, build_hub, url_host
+from .api_client import ClientProblem, add_client_arguments, api_error, fail, hub_url, session
 
-from .config import DEFAULT_HOST
-
-TOKEN_ENV = "HUB_TOKEN"
 POLL_WAIT = 5.0
 """Seconds each request waits for the verdict before the status is printed again."""
 
@@ -42,46 +36,24 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
     return params
 
 
-def _hub_url(args: argparse.Namespace) -> str:
-    if args.url:
-        return args.url.rstrip("/")
-    config = build_hub(args.config, role=ROLE_CLI, plugins=args.plugins).config.get("http", {})
-    scheme = "https" if config.get("ssl_certificate") else "http"
-    host = config.get("host", DEFAULT_HOST)
-    if host in ("0.0.0.0", "::"):
-        host = "127.0.0.1"
-    return f"{scheme}://{url_host(host)}:{config.get('port')}"
-
-
 async def _command(args: argparse.Namespace) -> int:
-    token = args.token or os.environ.get(TOKEN_ENV)
-    if not token:
-        print(
-            f"error: give --token or set {TOKEN_ENV} (create one with `hub token create --name cli`)", file=sys.stderr
-        )
-        return 1
     try:
         params = parse_params(args.params)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    body = {"action": args.action, "params": params, "priority": args.priority, "offline_policy": args.offline}
-    if args.ttl is not None:
-        body["ttl"] = args.ttl
-    url = _hub_url(args)
-    headers = {"Authorization": f"Bearer {token}"}
-    try:
-        async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=POLL_WAIT + 30)) as http:
-            async with http.post(f"{url}/api/nodes/{args.node}/commands", json=body) as response:
-                answer = await response.json(content_type=None)
-                if response.status != 201:
-                    message = (answer or {}).get("error", {}).get("message", f"HTTP {response.status}")
-                    print(f"error: {message}", file=sys.stderr)
-                    return 1
-            return await _follow(http, url, answer, args.json)
-    except aiohttp.ClientError as err:
-        print(f"error: cannot reach the hub at {url}: {err}", file=sys.stderr)
-        return 1
+        url = hub_url(args)
+        async with session(args, timeout=POLL_WAIT + 30) as http:
+            body = {"action": args.action, "params": params, "priority": args.priority, "offline_policy": args.offline}
+            if args.ttl is not None:
+                body["ttl"] = args.ttl
+            try:
+                async with http.post(f"{url}/api/nodes/{args.node}/commands", json=body) as response:
+                    answer = await response.json(content_type=None)
+                    if response.status != 201:
+                        raise api_error(response.status, answer)
+                return await _follow(http, url, answer, args.json)
+            except aiohttp.ClientError as err:
+                raise ClientProblem(f"cannot reach the hub at {url}: {err}") from None
+    except (ValueError, ClientProblem) as err:
+        return fail(err)
 
 
 async def _follow(http: aiohttp.ClientSession, url: str, command: dict[str, Any], as_json: bool) -> int:
@@ -115,8 +87,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--priority", type=int, default=5, help="0-10 (default 5)")
     parser.add_argument("--ttl", type=float, help="seconds the command stays valid (default 300)")
     parser.add_argument("--offline", choices=("queue", "refuse"), default="queue", help="if the node is offline")
-    parser.add_argument("--token", help=f"an API token (default: ${TOKEN_ENV})")
-    parser.add_argument("--url", help="the hub's address (default: from config.yaml's http section)")
+    add_client_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the final command as JSON")
 
 

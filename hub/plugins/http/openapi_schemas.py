@@ -23,6 +23,7 @@ _NULL_STR = {"type": "string", "nullable": True}
 _NULL_NUM = {"type": "number", "nullable": True}
 _ANY = {"nullable": True, "description": "any JSON value"}
 _COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
+_GROUP_COUNTS = {"total": _INT, "online": _INT, "offline": _INT, "unknown": _INT}
 
 _TOKEN_INFO = {
     "id": _STR,
@@ -82,6 +83,16 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "CommandList": _obj({"commands": {"type": "array", "items": _ref("Command")}}),
+    "BulkCommands": _obj(
+        {
+            "commands": {"type": "array", "items": _ref("Command"), "description": "one per node that took it"},
+            "refused": {
+                "type": "array",
+                "items": _obj({"node_id": _STR, "code": _STR, "message": _STR}),
+                "description": "selected nodes that cannot take it (e.g. not_commandable, node_offline)",
+            },
+        }
+    ),
     "ActionList": _obj(
         {"actions": {"type": "array", "items": _obj({"name": _STR, "description": _STR, "owner": _STR})}}
     ),
@@ -120,8 +131,17 @@ SCHEMAS: dict[str, Any] = {
             "last_seen": _NULL_NUM,
             "firmware_version": _NULL_STR,
             "description": _STR,
+            "area": _NULL_STR,
+            "tags": {"type": "array", "items": _STR},
             "attributes": {"type": "object"},
             "entities": {"type": "array", "items": _ref("Entity")},
+        }
+    ),
+    "Areas": _obj(
+        {
+            "areas": {"type": "array", "items": _obj({"area": _STR, **_GROUP_COUNTS})},
+            "no_area": _obj(_GROUP_COUNTS),
+            "tags": {"type": "array", "items": _obj({"tag": _STR, **_GROUP_COUNTS})},
         }
     ),
     "NodeList": _obj(

@@ -19,7 +19,19 @@ from aiohttp.web_urldispatcher import AbstractResource, AbstractRoute
 
 from hub import DATA_HTTP_URL, Hub, StartupError, __version__, is_loopback, url_host
 
-from . import api_audit, api_auth, api_commands, api_history, api_nodes, api_system, metrics, openapi, websocket
+from . import (
+    api_areas,
+    api_audit,
+    api_auth,
+    api_bulk_commands,
+    api_commands,
+    api_history,
+    api_nodes,
+    api_system,
+    metrics,
+    openapi,
+    websocket,
+)
 from .audit import AuditTrail
 from .auth.guard import LoginGuard
 from .auth.manager import AuthManager
@@ -68,7 +80,9 @@ class HttpServer:
             api_auth,
             api_audit,
             api_nodes,
+            api_areas,
             api_commands,
+            api_bulk_commands,
             api_history,
             api_system,
             websocket,

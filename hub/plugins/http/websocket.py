@@ -8,7 +8,7 @@ Server ``{"type": "auth_required"}`` → client ``{"type": "auth", "access_token
 Commands: ``ping`` (→ ``pong``), ``subscribe_events`` (``event_type`` default
 ``*``, optional ``node_id``; then ``{"id": n, "type": "event", "event": …}``),
 ``unsubscribe_events`` (``subscription``: the id of the subscribe), ``get_nodes``
-(optional ``status``, ``q``), ``get_node`` (``node_id``).
+(optional ``status``, ``q``, ``area``, ``tag``), ``get_node`` (``node_id``).
 
 Every outgoing message goes through one bounded queue per client, drained by
 one writer task per client.  A client that does not read fast enough to keep
@@ -33,7 +33,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from hub import MATCH_ALL, Hub, InvalidMac, __version__, normalize_mac
 
-from .api_nodes import STATUSES, node_list
+from .api_nodes import NODE_FILTERS, node_list
 from .auth.manager import AuthManager, Principal
 from .errors import ApiError, NotFound, Unauthorized
 from .fanout import EventFanout, Subscription
@@ -303,7 +303,7 @@ class WsConnection:
 
     def get_nodes(self, msg_id: int, data: dict[str, Any]) -> None:
         """What ``GET /api/nodes`` returns."""
-        self._result(msg_id, node_list(self._wshub.hub, data.get("status"), data.get("q")))
+        self._result(msg_id, node_list(self._wshub.hub, data))
 
     def get_node(self, msg_id: int, data: dict[str, Any]) -> None:
         """What ``GET /api/nodes/{node_id}`` returns."""
@@ -325,7 +325,7 @@ COMMANDS: dict[str, tuple[vol.Schema, CommandHandler]] = {
     ),
     "unsubscribe_events": (vol.Schema({vol.Required("subscription"): _MESSAGE_ID}), WsConnection.unsubscribe_events),
     "get_nodes": (
-        vol.Schema({vol.Optional("status"): vol.In(STATUSES), vol.Optional("q"): text(100, strip=False)}),
+        vol.Schema(NODE_FILTERS),
         WsConnection.get_nodes,
     ),
     "get_node": (vol.Schema({vol.Required("node_id"): _node_id}), WsConnection.get_node),

@@ -28,8 +28,11 @@ Row = tuple[str, float, dict[str, Any], int | None]
 """One ``state_reported`` message as it arrives: node_id, ts, states, dedupe."""
 PreparedRow = tuple[str, float, str, int | None]
 """A validated row with its states serialized once: node_id, ts, states JSON, dedupe."""
-NodeRow = tuple[str, str, str, str, str | None, float | None, float | None, float | None, str | None, str]
-"""node_id, name, description, status, status_reason, status_since, first_seen, last_seen, firmware, attributes JSON."""
+NodeRow = tuple[
+    str, str, str, str, str | None, float | None, float | None, float | None, str | None, str, str | None, str
+]
+"""node_id, name, description, status, status_reason, status_since, first_seen, last_seen, firmware, attributes JSON,
+area, tags JSON."""
 EntityRow = tuple[str, str, str, str, str | None, str | None, str | None, str]
 """node_id, key, platform, name, unit, device_class, state_class, attributes JSON."""
 StatusRow = tuple[str, float, str, str, str | None]
@@ -248,6 +251,8 @@ def _node_row(node: Node) -> NodeRow:
         node.last_seen,
         clean_text(node.firmware_version),
         dumps(node.attributes),
+        clean_text(node.area),
+        dumps(node.tags),
     )
 
 

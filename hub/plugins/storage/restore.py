@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub import Entity, Node
+from hub import Entity, Node, normalize_tags
 
 from .schema import entities, nodes, telemetry
 
@@ -37,6 +37,16 @@ def _latest_readings_query() -> sa.Select:
     )
 
 
+def _tags(stored: object) -> list[str]:
+    """The stored tags, re-normalised: a row edited by hand (or by an older hub) must not poison the registry."""
+    if not isinstance(stored, list):
+        return []
+    try:
+        return normalize_tags(tag for tag in stored if isinstance(tag, str))
+    except ValueError:
+        return []
+
+
 async def load(engine: AsyncEngine) -> Restored:
     """Read every node with its entities, and set each entity's state from its node's newest reading."""
     async with engine.connect() as conn:
@@ -58,6 +68,8 @@ async def load(engine: AsyncEngine) -> Restored:
             firmware_version=row["firmware_version"],
             description=row["description"],
             attributes=dict(row["attributes"] or {}),
+            area=row["area"],
+            tags=_tags(row["tags"]),
         )
         by_ref[row["id"]] = node
         ids[node.node_id] = row["id"]

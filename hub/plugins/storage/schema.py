@@ -44,6 +44,8 @@ nodes = sa.Table(
     sa.Column("last_seen", sa.Double),
     sa.Column("firmware_version", sa.Text),
     sa.Column("attributes", JSON_TYPE, nullable=False),
+    sa.Column("area", sa.Text),
+    sa.Column("tags", JSON_TYPE, nullable=False, server_default=sa.text("'[]'")),
 )
 
 entities = sa.Table(

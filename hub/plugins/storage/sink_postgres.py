@@ -28,15 +28,16 @@ WHERE entities.node_ref = nodes.id AND nodes.node_id = u.n AND entities.key = u.
 """
 _UPSERT_NODES = """
 INSERT INTO nodes (node_id, name, description, status, status_reason, status_since, first_seen, last_seen,
-                   firmware_version, attributes)
-SELECT n, na, d, s, sr, ss, fs, ls, fw, a::jsonb
+                   firmware_version, attributes, area, tags)
+SELECT n, na, d, s, sr, ss, fs, ls, fw, a::jsonb, ar, tg::jsonb
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::float8[], $8::float8[],
-            $9::text[], $10::text[]) AS u(n, na, d, s, sr, ss, fs, ls, fw, a)
+            $9::text[], $10::text[], $11::text[], $12::text[]) AS u(n, na, d, s, sr, ss, fs, ls, fw, a, ar, tg)
 ON CONFLICT (node_id) DO UPDATE SET
     name = EXCLUDED.name, description = EXCLUDED.description, status = EXCLUDED.status,
     status_reason = EXCLUDED.status_reason, status_since = EXCLUDED.status_since,
     first_seen = COALESCE(nodes.first_seen, EXCLUDED.first_seen), last_seen = EXCLUDED.last_seen,
-    firmware_version = EXCLUDED.firmware_version, attributes = EXCLUDED.attributes
+    firmware_version = EXCLUDED.firmware_version, attributes = EXCLUDED.attributes,
+    area = EXCLUDED.area, tags = EXCLUDED.tags
 RETURNING id, node_id
 """
 _UPSERT_ENTITIES = """
@@ -86,7 +87,7 @@ class PostgresSink:
                     await db.execute(_DELETE_ENTITIES, *_columns(plan.removed_entities, 2))
                 new_ids: dict[str, int] = {}
                 if plan.nodes:
-                    records = await db.fetch(_UPSERT_NODES, *_columns(plan.nodes, 10))
+                    records = await db.fetch(_UPSERT_NODES, *_columns(plan.nodes, 12))
                     new_ids = {record["node_id"]: record["id"] for record in records}
                 if plan.entities:
                     await db.execute(_UPSERT_ENTITIES, *_columns(plan.entities, 8))

@@ -42,13 +42,14 @@ DELETE FROM entities WHERE (node_ref, key) IN (
 """
 _UPSERT_NODES = f"""
 INSERT INTO nodes (node_id, name, description, status, status_reason, status_since, first_seen, last_seen,
-                   firmware_version, attributes)
-SELECT {", ".join(_field(i) for i in range(10))} FROM {_ROWS} WHERE true
+                   firmware_version, attributes, area, tags)
+SELECT {", ".join(_field(i) for i in range(12))} FROM {_ROWS} WHERE true
 ON CONFLICT (node_id) DO UPDATE SET
     name = excluded.name, description = excluded.description, status = excluded.status,
     status_reason = excluded.status_reason, status_since = excluded.status_since,
     first_seen = COALESCE(nodes.first_seen, excluded.first_seen), last_seen = excluded.last_seen,
-    firmware_version = excluded.firmware_version, attributes = excluded.attributes
+    firmware_version = excluded.firmware_version, attributes = excluded.attributes,
+    area = excluded.area, tags = excluded.tags
 """
 _SELECT_IDS = f"SELECT node_id, id FROM nodes WHERE node_id IN (SELECT value FROM {_ROWS})"
 _UPSERT_ENTITIES = f"""
