@@ -94,7 +94,19 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "ActionList": _obj(
-        {"actions": {"type": "array", "items": _obj({"name": _STR, "description": _STR, "owner": _STR})}}
+        {
+            "actions": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "name": _STR,
+                        "description": _STR,
+                        "owner": _STR,
+                        "params": {"type": "array", "items": _obj({"name": _STR, "required": _BOOL})},
+                    }
+                ),
+            }
+        }
     ),
     "Error": _obj(
         {

@@ -10,6 +10,7 @@
 import { api, errorMessage, isSignedOut } from "../api.js";
 import { h, link, notice, replace, setText, statusBadge, updateStatusBadge } from "../dom.js";
 import { formatAgo, formatDateTime, formatDuration, formatTime, formatValue, serverNow } from "../format.js";
+import { NodeCommands } from "../node-commands.js";
 import { openEditor } from "../node-editor.js";
 import { NodeHistory } from "../node-history.js";
 import { applyEvent, displayStatus, fromApi, NODE_EVENTS } from "../nodes.js";
@@ -75,9 +76,9 @@ export function mount(main, { params: [nodeId], socket, setTitle }) {
     h("h2", null, "Attributes"),
     h("table", { class: "table kv" }, attributes),
   );
-  // Commands and firmware updates (the commands/OTA issue) plug in here: their sections go into this
-  // slot, which stays hidden while empty.
-  const extensions = h("div", { class: "node-extensions", dataset: { slot: "node-actions" }, hidden: true });
+  // Commands (and, with the OTA work, firmware updates) go into this slot.
+  const commands = new NodeCommands(nodeId, socket);
+  const extensions = h("div", { class: "node-extensions", dataset: { slot: "node-actions" } }, commands.element);
   const body = h(
     "div",
     { class: "node-page", hidden: true },
@@ -85,8 +86,8 @@ export function mount(main, { params: [nodeId], socket, setTitle }) {
     editor,
     infoCard,
     h("section", null, h("h2", null, "Readings"), readings),
-    history.element,
     extensions,
+    history.element,
     h(
       "section",
       { class: "card" },
@@ -299,5 +300,6 @@ export function mount(main, { params: [nodeId], socket, setTitle }) {
     unready();
     for (const unsubscribe of unsubscribes) unsubscribe();
     history.destroy();
+    commands.destroy();
   };
 }
