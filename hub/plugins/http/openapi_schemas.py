@@ -229,6 +229,16 @@ SCHEMAS: dict[str, Any] = {
             "messages": {"type": "object"},
             "storage": {"type": "object"},
             "broker": {"type": "object"},
+            "series": _obj(
+                {
+                    "interval": _NUM,
+                    "t": {"type": "array", "items": _NUM},
+                    **{
+                        name: {"type": "array", "items": _NULL_NUM}
+                        for name in ("received_per_second", "rejected_per_second", "rows_per_second", "batch_seconds")
+                    },
+                }
+            ),
             "websocket": _obj({"clients": _INT, "slow_disconnects": _INT, "messages_dropped": _INT}),
             "events": {"type": "object"},
             "plugins": {"type": "object"},
