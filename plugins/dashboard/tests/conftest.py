@@ -147,8 +147,9 @@ async def new_page(browser: Any) -> AsyncIterator[Any]:
     """Factory: ``await new_page(dashboard)`` → a page in a fresh browser context with the hub as base URL.
 
     Every page records JavaScript errors, dialogs (``page.dialogs``; an ``alert`` from injected
-    markup would land there) and Content-Security-Policy violations; a test fails if the app
-    threw or broke its own policy.
+    markup would land there), console errors and Content-Security-Policy violations; a test fails
+    if the app threw, logged an error (a failed request included) or broke its own policy.  A test
+    that provokes an error on purpose lists a substring of it in ``page.expected_console``.
     """
     contexts: list[Any] = []
     pages: list[Any] = []
@@ -166,10 +167,14 @@ async def new_page(browser: Any) -> AsyncIterator[Any]:
 
         page.on("dialog", on_dialog)
         page.on("pageerror", lambda error: page.errors.append(str(error)))
-        page.on(
-            "console",
-            lambda msg: page.errors.append(msg.text) if "Content Security Policy" in msg.text else None,
-        )
+        page.expected_console = []  # substrings of console errors a test provokes on purpose (e.g. a 401)
+
+        def on_console(msg: Any) -> None:
+            if msg.type == "error" or "Content Security Policy" in msg.text:
+                if not any(expected in msg.text for expected in page.expected_console):
+                    page.errors.append(f"console {msg.type}: {msg.text}")
+
+        page.on("console", on_console)
         pages.append(page)
         return page
 

@@ -14,6 +14,7 @@ from playwright.async_api import expect
 
 
 async def test_refused_without_a_token(page, dashboard) -> None:
+    page.expected_console.append("status of 401")  # the tokenless request is refused, on purpose
     await page.goto("/")
     await page.wait_for_url("**/signin")
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
@@ -34,6 +35,7 @@ async def test_refused_without_a_token(page, dashboard) -> None:
 
 
 async def test_sign_in_lands_on_next_and_sign_out_ends_the_session(page, dashboard) -> None:
+    page.expected_console += ["status of 401", "status of 429"]  # a wrong password, then throttled: on purpose
     await page.goto("/system")
     await page.wait_for_url("**/signin?next=%2Fsystem")
     await page.get_by_label("Username").fill(OWNER)
@@ -61,6 +63,7 @@ async def test_sign_in_lands_on_next_and_sign_out_ends_the_session(page, dashboa
 
 
 async def test_an_expired_access_token_is_refreshed_and_a_revoked_session_signs_out(page, dashboard) -> None:
+    page.expected_console.append("status of 401")  # expired and revoked tokens are refused, on purpose
     await sign_in(page)
     # An access token the hub does not know (as after a hub restart, or expiry): one refresh, no sign-in.
     old = await page.evaluate("JSON.parse(sessionStorage.getItem('hub.session')).access_token")

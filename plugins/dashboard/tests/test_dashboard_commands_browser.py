@@ -43,6 +43,7 @@ async def test_a_failing_plugin_action_shows_the_nodes_reason(page, dashboard) -
         "Switch relay N on or off.",
         owner="relays",
     )
+    page.expected_console.append("status of 400")  # bad params are refused, on purpose
     node = await dashboard.start_node(interval=2)
     await sign_in(page, f"/nodes/{node_id(node.mac)}")
     await page.get_by_label("Action", exact=True).select_option("RELAY_CONTROL")

@@ -69,6 +69,7 @@ async def test_range_picker_asks_for_each_range(page, dashboard) -> None:
 
 
 async def test_rename_and_describe_a_node(page, dashboard) -> None:
+    page.expected_console.append("status of 400")  # a blank name is refused, on purpose
     mac = await _node_with_history(dashboard, minutes=2)
     await sign_in(page, f"/nodes/{node_id(mac)}")
     await page.get_by_role("button", name="Edit").click()

@@ -18,7 +18,7 @@ const HEIGHT = 220;
 let uPlotLoading = null;
 const liveCharts = new Set();
 
-function loadUPlot() {
+export function loadUPlot() {
   if (!uPlotLoading) {
     uPlotLoading = new Promise((resolve, reject) => {
       const script = document.createElement("script");
@@ -34,11 +34,28 @@ function loadUPlot() {
   return uPlotLoading;
 }
 
-window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+/** Redraw every open chart in the current theme's colours (the theme or the system's preference changed). */
+export function recolorCharts() {
   for (const chart of liveCharts) chart.rebuild();
-});
+}
+window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", recolorCharts);
+document.addEventListener("hub:theme", recolorCharts);
 
-function colors(el) {
+/**
+ * uPlot hook: when the cursor is not on the chart, the legend shows the latest values instead of "—".
+ * `series` is the index of the series whose last non-null value picks the point.
+ */
+export function latestLegend(series) {
+  return (u) => {
+    if (u.legend.idx !== null && u.legend.idx !== undefined) return;
+    const values = u.data[series] || [];
+    let i = values.length - 1;
+    while (i >= 0 && (values[i] === null || values[i] === undefined)) i -= 1;
+    if (i >= 0) u.setLegend({ idx: i }, false);
+  };
+}
+
+export function colors(el) {
   const style = getComputedStyle(el);
   const get = (name) => style.getPropertyValue(name).trim();
   return {
@@ -145,6 +162,7 @@ export class HistoryChart {
     if (this.plot) {
       this.plot.setData(this.data, false);
       this.plot.setScale("x", { min: this.start, max: this.end });
+      if (!(this.plot.cursor.left >= 0)) this.plot.setLegend({ idx: null }); // not hovering: the newest values
     }
   }
 
@@ -171,6 +189,7 @@ export class HistoryChart {
     if (this.plot) {
       this.plot.setData(this.data, false);
       this.plot.setScale("x", { min: this.start, max: this.end });
+      if (!(this.plot.cursor.left >= 0)) this.plot.setLegend({ idx: null });
       return;
     }
     const c = colors(this.root);
@@ -201,6 +220,7 @@ export class HistoryChart {
         ],
         cursor: { points: { size: 6 } },
         legend: { live: true },
+        hooks: { setLegend: [latestLegend(2)] },
       },
       this.data,
       this.root,

@@ -26,7 +26,6 @@ export const COMMAND_LABELS = {
   expired: "Expired",
   cancelled: "Cancelled",
 };
-const ICONS = { succeeded: "✓", failed: "✕", expired: "⌛", cancelled: "⊘" };
 const CONFIRM = { REBOOT: "Reboot this node? It goes offline for a few seconds." };
 
 /** `STATUS_REQUEST` → `Status request`. */
@@ -35,13 +34,13 @@ export function actionLabel(name) {
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
 
-/** A command's status as a badge: an icon (a spinner while pending) and the word. */
+/** A command's status as a badge: an icon (CSS: a spinner while pending, ✓ ✕ …) and the word. */
 export function commandBadge(status) {
   const pending = PENDING.has(status);
   return h(
     "span",
     { class: `badge cmd-${status}${pending ? " cmd-pending" : ""}` },
-    h("span", { class: "cmd-icon", "aria-hidden": "true" }, pending ? "" : (ICONS[status] ?? "")),
+    h("span", { class: "cmd-icon", "aria-hidden": "true" }),
     h("span", { class: "cmd-label" }, COMMAND_LABELS[status] ?? status),
   );
 }
