@@ -33,6 +33,7 @@ _TOKEN_INFO = {
     "created": _NUM,
     "expires": _NULL_NUM,
     "last_used": _NULL_NUM,
+    "address": {"type": "string", "nullable": True, "description": "where a session signed in or last renewed from"},
     "current": {"type": "boolean", "description": "the token this request was made with"},
 }
 

@@ -7,6 +7,7 @@
  * `ctx` carries the route parameters, the shared {@link HubSocket}, `navigate`
  * and `setTitle`.
  */
+import "./theme.js";
 import { api, isSignedOut } from "./api.js";
 import { isSignedIn, onSignedOut, signOut } from "./auth.js";
 import { h, link, replace } from "./dom.js";
@@ -17,6 +18,7 @@ import * as signin from "./pages/signin.js";
 import * as system from "./pages/system.js";
 import * as tokens from "./pages/tokens.js";
 import { HubSocket } from "./socket.js";
+import { setTheme, THEMES, themeChoice } from "./theme.js";
 
 const ROUTES = [
   { pattern: /^\/$/, page: fleet, nav: "fleet" },
@@ -107,6 +109,12 @@ function buildFrame() {
   );
   const connection = h("span", { class: "connection", role: "status", "aria-live": "polite" });
   const user = h("span", { class: "user" });
+  const theme = h(
+    "select",
+    { class: "theme-select", "aria-label": "Theme", onchange: (event) => setTheme(event.target.value) },
+    THEMES.map(([key, label]) => h("option", { value: key }, label)),
+  );
+  theme.value = themeChoice();
   const signOutButton = h("button", { type: "button", class: "button subtle", onclick: doSignOut }, "Sign out");
   const header = h(
     "header",
@@ -116,7 +124,7 @@ function buildFrame() {
       { class: "topbar-inner" },
       link("/", { class: "brand" }, h("span", { class: "brand-mark", "aria-hidden": "true" }), "hub"),
       nav,
-      h("div", { class: "topbar-end" }, connection, user, signOutButton),
+      h("div", { class: "topbar-end" }, connection, theme, user, signOutButton),
     ),
   );
   const main = h("main", { class: "content", id: "main" });

@@ -10,7 +10,7 @@
  *
  * uPlot (vendor/, MIT) is loaded on the first chart only, so the sign-in and
  * fleet pages never download it.  Colours come from CSS custom properties and
- * charts are redrawn when the system switches between light and dark.
+ * charts are redrawn when the theme changes (`hub:theme`, from theme.js).
  */
 import { BYTE_STEPS, DURATION_STEPS, formatDateTime, formatValue, tickLabels } from "./format.js";
 
@@ -38,7 +38,6 @@ export function loadUPlot() {
 export function recolorCharts() {
   for (const chart of liveCharts) chart.rebuild();
 }
-window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", recolorCharts);
 document.addEventListener("hub:theme", recolorCharts);
 
 /**

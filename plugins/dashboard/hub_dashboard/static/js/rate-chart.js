@@ -12,9 +12,6 @@ const charts = new Set();
 document.addEventListener("hub:theme", () => {
   for (const chart of charts) chart.rebuild();
 });
-window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
-  for (const chart of charts) chart.rebuild();
-});
 
 export class RateChart {
   /**
