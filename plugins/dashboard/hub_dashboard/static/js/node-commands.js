@@ -69,17 +69,17 @@ export class NodeCommands {
     );
     this.table = h(
       "table",
-      { class: "table commands", hidden: true },
+      { class: "table commands cards", hidden: true },
       h(
         "thead",
         null,
         h(
           "tr",
           null,
-          h("th", null, "Sent"),
           h("th", null, "Action"),
           h("th", null, "Status"),
           h("th", null, "Detail"),
+          h("th", null, "Sent"),
           h("th", { class: "col-sender" }, "By"),
           h("th", null, h("span", { class: "visually-hidden" }, "Cancel")),
         ),
@@ -278,15 +278,14 @@ export class NodeCommands {
   }
 
   createRow(command) {
-    const sent = h("td", { class: "nowrap", title: formatDateTime(command.created) });
-    const status = h("td", { class: "cmd-status" });
-    const detail = h("td", { class: "cmd-detail" });
+    const sent = h("td", { class: "nowrap", title: formatDateTime(command.created), dataset: { label: "Sent" } });
+    const status = h("td", { class: "cmd-status", dataset: { label: "Status" } });
+    const detail = h("td", { class: "cmd-detail", dataset: { label: "Detail" } });
     const actions = h("td", { class: "actions-cell" });
     const params = Object.keys(command.params || {}).length ? JSON.stringify(command.params) : "";
     const tr = h(
       "tr",
       { dataset: { commandId: command.id, created: String(command.created) } },
-      sent,
       h(
         "td",
         null,
@@ -295,7 +294,8 @@ export class NodeCommands {
       ),
       status,
       detail,
-      h("td", { class: "muted col-sender" }, command.sender || "—"),
+      sent,
+      h("td", { class: "muted col-sender", dataset: { label: "By" } }, command.sender || "—"),
       actions,
     );
     return { tr, sent, status, detail, actions, statusShown: null };

@@ -14,6 +14,13 @@ import { formatAgo, formatDateTime, formatDuration, formatValue, serverNow } fro
 import { applyEvent, compactId, displayStatus, fromApi, keyReadings, NODE_EVENTS } from "../nodes.js";
 
 const MAX_ROWS = 500;
+const SORT_KEY = "hub.fleet.sort";
+const SORTS = [
+  ["name", "Name"],
+  ["status", "Status (problems first)"],
+  ["last_seen", "Last seen (silent first)"],
+];
+const STATUS_ORDER = { offline: 0, stale: 1, unknown: 2, online: 3 };
 const FILTERS = [
   ["all", "All"],
   ["online", "Online"],
@@ -27,6 +34,7 @@ export function mount(main, { socket, setTitle }) {
   const params = new URLSearchParams(location.search);
   let filter = FILTERS.some(([key]) => key === params.get("status")) ? params.get("status") : "all";
   let query = params.get("q") || "";
+  let sort = SORTS.some(([key]) => key === localStorage.getItem(SORT_KEY)) ? localStorage.getItem(SORT_KEY) : "name";
   const nodes = new Map();
   const rows = new Map();
   const dirty = new Set();
@@ -47,7 +55,8 @@ export function mount(main, { socket, setTitle }) {
         class: `stat stat-${key}`,
         dataset: { filter: key },
         "aria-pressed": String(key === filter),
-        onclick: () => setFilter(key),
+        // Pressing the active card again clears the filter.
+        onclick: () => setFilter(key === filter ? "all" : key),
       },
       count,
       h("span", { class: "stat-label" }, label),
@@ -61,6 +70,20 @@ export function mount(main, { socket, setTitle }) {
     value: query,
     maxlength: 100,
   });
+  const sortSelect = h(
+    "select",
+    {
+      id: "fleet-sort",
+      onchange: () => {
+        sort = sortSelect.value;
+        localStorage.setItem(SORT_KEY, sort);
+        structural = true;
+        schedule();
+      },
+    },
+    SORTS.map(([key, label]) => h("option", { value: key }, label)),
+  );
+  sortSelect.value = sort;
   let searchTimer = 0;
   search.addEventListener("input", () => {
     clearTimeout(searchTimer);
@@ -93,7 +116,17 @@ export function mount(main, { socket, setTitle }) {
   const below = h("div", { class: "table-foot" });
   replace(
     main,
-    h("div", { class: "page-head" }, h("h1", null, "Fleet"), search),
+    h(
+      "div",
+      { class: "page-head" },
+      h("h1", null, "Fleet"),
+      h(
+        "div",
+        { class: "fleet-tools" },
+        search,
+        h("label", { class: "sort" }, h("span", null, "Sort by"), sortSelect),
+      ),
+    ),
     h("div", { class: "stats", role: "group", "aria-label": "Filter by status" }, filterButtons),
     h("section", { class: "card table-card" }, table, below),
   );
@@ -101,6 +134,10 @@ export function mount(main, { socket, setTitle }) {
   // --- model -------------------------------------------------------------------------------
   function matches(node) {
     if (filter !== "all" && displayStatus(node) !== filter) return false;
+    return matchesQuery(node);
+  }
+
+  function matchesQuery(node) {
     if (!query) return true;
     const needle = query.toLowerCase();
     if (node.name.toLowerCase().includes(needle) || node.node_id.includes(needle)) return true;
@@ -113,6 +150,14 @@ export function mount(main, { socket, setTitle }) {
       a.name.localeCompare(b.name, undefined, { sensitivity: "base", numeric: true }) ||
       a.node_id.localeCompare(b.node_id)
     );
+  }
+
+  function comparator() {
+    if (sort === "status") {
+      return (a, b) => STATUS_ORDER[displayStatus(a)] - STATUS_ORDER[displayStatus(b)] || byName(a, b);
+    }
+    if (sort === "last_seen") return (a, b) => (a.last_seen ?? 0) - (b.last_seen ?? 0) || byName(a, b);
+    return byName;
   }
 
   function onEvent(event) {
@@ -128,6 +173,7 @@ export function mount(main, { socket, setTitle }) {
       if (!node) return;
       const before = displayStatus(node);
       const touched = applyEvent(node, event);
+      // Sorted by last seen, the order moves with every reading: the 1-s ticker re-sorts instead.
       if (displayStatus(node) !== before || (touched === "info" && "name" in event.data.changes)) structural = true;
       dirty.add(id);
     }
@@ -169,7 +215,7 @@ export function mount(main, { socket, setTitle }) {
   }
 
   function rebuild() {
-    const selected = [...nodes.values()].filter(matches).sort(byName);
+    const selected = [...nodes.values()].filter(matches).sort(comparator());
     const next = selected.slice(0, MAX_ROWS);
     const keep = new Set(next.map((node) => node.node_id));
     for (const id of rows.keys()) if (!keep.has(id)) rows.delete(id);
@@ -189,17 +235,31 @@ export function mount(main, { socket, setTitle }) {
     if (!nodes.size) {
       replace(below, notice("No nodes yet. Nodes appear here, live, as soon as they report to the hub."));
     } else if (!selected.length) {
-      replace(
-        below,
-        notice("No node matches this filter. "),
-        h("button", { type: "button", class: "button subtle", onclick: clearFilters }, "Show all nodes"),
-      );
+      replace(below, emptyMessage());
     } else if (selected.length > next.length) {
       replace(below, notice(`Showing ${next.length} of ${selected.length} nodes. Search to narrow the list.`));
     } else {
       replace(below);
     }
     table.hidden = !next.length;
+  }
+
+  /** Why the list is empty, and the one click that shows something. */
+  function emptyMessage() {
+    const label = FILTERS.find(([key]) => key === filter)[1].toLowerCase();
+    const button = (text, onclick) => h("button", { type: "button", class: "button subtle", onclick }, text);
+    if (filter !== "all" && query) {
+      let elsewhere = 0;
+      for (const node of nodes.values()) if (matchesQuery(node)) elsewhere += 1;
+      return elsewhere
+        ? [
+            notice(`No ${label} node matches “${query}”; ${elsewhere} in other statuses do.`),
+            button("Show all statuses", () => setFilter("all")),
+          ]
+        : [notice(`No node matches “${query}”.`), button("Clear search", clearSearch)];
+    }
+    if (query) return [notice(`No node matches “${query}”.`), button("Clear search", clearSearch)];
+    return [notice(`No ${label} nodes right now.`), button("Show all nodes", () => setFilter("all"))];
   }
 
   function createRow(node) {
@@ -239,7 +299,15 @@ export function mount(main, { socket, setTitle }) {
       row.readingsKey = key;
       replace(
         row.readings,
-        readings.map((entity, i) => h("span", { class: "reading", title: entity.name || entity.key }, texts[i])),
+        readings.map((entity, i) =>
+          h(
+            "span",
+            { class: "reading" },
+            h("span", { class: "reading-label" }, entity.name || entity.key),
+            " ",
+            h("span", { class: "reading-value" }, texts[i]),
+          ),
+        ),
       );
     }
   }
@@ -260,10 +328,13 @@ export function mount(main, { socket, setTitle }) {
     schedule();
   }
 
-  function clearFilters() {
+  function clearSearch() {
     search.value = "";
     query = "";
-    setFilter("all");
+    syncUrl();
+    structural = true;
+    schedule();
+    search.focus();
   }
 
   function syncUrl() {
@@ -279,12 +350,22 @@ export function mount(main, { socket, setTitle }) {
   const unready = socket.onReady(load);
   // Ages tick every second; "stale" depends on the clock too, so filters and counts are redone.
   const ticker = setInterval(() => {
-    if (filter === "stale" || filter === "online") structural = true;
+    if (filter === "stale" || filter === "online" || sort !== "name") structural = true;
     else for (const id of rows.keys()) dirty.add(id);
     schedule();
   }, 1000);
 
+  // "/" jumps to the search box, as on many sites.
+  const onKey = (event) => {
+    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest && event.target.closest("input, textarea, select")) return;
+    event.preventDefault();
+    search.focus();
+  };
+  document.addEventListener("keydown", onKey);
+
   return () => {
+    document.removeEventListener("keydown", onKey);
     clearInterval(ticker);
     clearTimeout(searchTimer);
     cancelAnimationFrame(frame);
