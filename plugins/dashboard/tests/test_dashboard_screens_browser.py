@@ -28,7 +28,9 @@ from playwright.async_api import expect
 from hub.testing import wait_until
 
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
-SCREENSHOTS = Path(os.environ.get("HUB_SCREENSHOTS") or Path(__file__).resolve().parents[3] / "test-artifacts/screenshots")
+SCREENSHOTS = Path(
+    os.environ.get("HUB_SCREENSHOTS") or Path(__file__).resolve().parents[3] / "test-artifacts/screenshots"
+)
 SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 SERIOUS = ("serious", "critical")
 
@@ -52,7 +54,10 @@ async def _fleet_with_history(dashboard) -> str:
     now = time.time()
     await dashboard.publish_readings(
         mac,
-        [(now - 60 * (120 - i), {"temperature": 20 + (i % 10) / 2, "humidity": 50, "free_heap": 150000}) for i in range(120)],
+        [
+            (now - 60 * (120 - i), {"temperature": 20 + (i % 10) / 2, "humidity": 50, "free_heap": 150000})
+            for i in range(120)
+        ],
     )
     await wait_until(lambda: dashboard.hub.registry.get(node_id(mac)), message="the node with history registered")
     return node_id(mac)

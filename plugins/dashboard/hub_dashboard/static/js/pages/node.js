@@ -272,6 +272,10 @@ export function mount(main, { params: [nodeId], socket, setTitle }) {
       renderStatus();
     } else if (touched === "status") {
       renderStatus();
+      history.timeline.addChange(
+        { ts: event.data.ts, old: event.data.old, new: event.data.new },
+        displayStatus(node),
+      );
       statusRows.prepend(
         statusRow({ ts: event.data.ts, old: event.data.old, new: event.data.new, reason: event.data.reason }),
       );
