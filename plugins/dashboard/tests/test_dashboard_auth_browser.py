@@ -12,6 +12,8 @@ require_playwright()
 
 from playwright.async_api import expect
 
+from hub.testing import wait_until
+
 
 async def test_refused_without_a_token(page, dashboard) -> None:
     page.expected_console.append("status of 401")  # the tokenless request is refused, on purpose
@@ -104,7 +106,12 @@ async def test_keep_me_signed_in_survives_a_new_tab(page, dashboard, new_page) -
 async def test_onboarding_link_creates_the_owner(make_dashboard, new_page, caplog) -> None:
     caplog.set_level(logging.WARNING)
     dashboard = await make_dashboard(owner=False)
-    (link,) = [m for r in caplog.records for m in re.findall(r"http://\S+/onboarding#token=\S+", r.getMessage())]
+
+    def links() -> list[str]:
+        return [m for r in caplog.records for m in re.findall(r"http://\S+/onboarding#token=\S+", r.getMessage())]
+
+    await wait_until(links, message="the onboarding link, printed once start-up is quiet")
+    (link,) = links()
     page = await new_page(dashboard)
     await page.goto("/signin")
     await expect(page.locator(".callout")).to_contain_text("no owner account yet")
