@@ -101,7 +101,7 @@ async def test_a_silent_node_turns_stale_before_presence_times_it_out(make_dashb
     await expect(row(page, mac)).to_be_visible()
     await page.locator('button[data-filter="all"]').click()
     await dashboard.publish(mac, "data", [orjson.dumps({"temperature": 20.75})])  # it speaks: fresh again
-    await expect(row(page, mac).locator(".reading").first).to_have_text("20.75 °C", timeout=TIMEOUT)
+    await expect(row(page, mac).locator(".reading").first).to_have_text("Temperature 20.75 °C", timeout=TIMEOUT)
     await expect(row(page, mac).locator(".badge")).to_have_text("Online")
 
 
@@ -121,3 +121,69 @@ async def _expect_counts_match(page, dashboard) -> None:
         return shown == (str(online), str(offline)) and counts() == (online, offline)
 
     await wait_until(shown_equal_counts, message="the status counts on the page to equal the hub's", interval=0.1)
+
+
+async def test_sort_filter_toggle_and_search_messages(page, dashboard) -> None:
+    live = await dashboard.start_node(interval=1)
+    silent = random_mac()
+    await dashboard.publish(silent, "data", [orjson.dumps({"temperature": 19, "pressure": 1013.25})])
+    await sign_in(page)
+    await expect(row(page, silent).locator(".badge")).to_have_text("Offline", timeout=TIMEOUT)
+    # Chips say what they are: the same position can be hPa on one row and KiB on another.
+    await expect(row(page, silent).locator(".reading .reading-label")).to_have_text(["Temperature", "Pressure"])
+
+    await page.get_by_label("Sort by").select_option("status")
+    first = page.locator("tbody tr").first
+    await expect(first).to_have_attribute("data-node-id", node_id(silent))  # problems first
+    await page.reload()
+    await expect(page.get_by_label("Sort by")).to_have_value("status")  # remembered
+    await expect(page.locator("tbody tr").first).to_have_attribute("data-node-id", node_id(silent))
+    await page.get_by_label("Sort by").select_option("last_seen")
+    await expect(page.locator("tbody tr").first).to_have_attribute("data-node-id", node_id(silent))  # silent first
+
+    offline = page.locator('button[data-filter="offline"]')
+    await offline.click()
+    await expect(offline).to_have_attribute("aria-pressed", "true")
+    await expect(row(page, live.mac)).to_have_count(0)
+    await offline.click()  # the active card again: the filter is cleared
+    await expect(page.locator('button[data-filter="all"]')).to_have_attribute("aria-pressed", "true")
+    await expect(row(page, live.mac)).to_be_visible()
+
+    await offline.click()
+    await page.get_by_label("Search nodes by name or MAC").fill(live.mac.replace(":", "")[-6:])
+    await expect(page.locator(".table-foot")).to_contain_text("No offline node matches")
+    await expect(page.locator(".table-foot")).to_contain_text("1 in other statuses do")
+    await page.get_by_role("button", name="Show all statuses").click()
+    await expect(row(page, live.mac)).to_be_visible()
+    await page.get_by_label("Search nodes by name or MAC").fill("no-such-node")
+    await expect(page.locator(".table-foot")).to_contain_text("No node matches “no-such-node”.")
+    await page.get_by_role("button", name="Clear search").click()
+    await expect(page.get_by_label("Search nodes by name or MAC")).to_be_focused()
+    await expect(page.locator("tbody tr")).to_have_count(2, timeout=TIMEOUT)
+
+
+async def test_keyboard_only(page, dashboard) -> None:
+    node = await dashboard.start_node(interval=1)
+    await sign_in(page)
+    await expect(row(page, node.mac)).to_be_visible(timeout=TIMEOUT)
+    await page.keyboard.press("/")  # jump to search
+    await expect(page.get_by_label("Search nodes by name or MAC")).to_be_focused()
+    await page.keyboard.type(node.mac[-5:])
+    await expect(page.locator("tbody tr")).to_have_count(1, timeout=TIMEOUT)
+    # Tab to the node's link and follow it with Enter; focus lands on the new page's content.
+    link = row(page, node.mac).locator(".node-name")
+    for _ in range(20):
+        if await link.evaluate("el => el === document.activeElement"):
+            break
+        await page.keyboard.press("Tab")
+    await expect(link).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("h1.node-title")).to_have_text(node.name, timeout=TIMEOUT)
+    await expect(page.locator("main")).to_be_focused()
+    # The skip link is the first stop of the page and takes focus past the header.
+    await page.reload()
+    await expect(page.locator("h1.node-title")).to_have_text(node.name, timeout=TIMEOUT)
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("main")).to_be_focused()

@@ -141,7 +141,7 @@ export function mount(main, { setTitle }) {
         facts([
           ["Name", s.hub.name],
           ["Version", s.hub.version],
-          ["State", s.hub.state],
+          ["State", s.hub.state.charAt(0).toUpperCase() + s.hub.state.slice(1)],
           ["Uptime", formatDuration(s.hub.uptime_seconds)],
           ["WebSocket clients", count(s.websocket.clients)],
           ["Slow clients dropped", count(s.websocket.slow_disconnects)],
