@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 from dashboard_testing import TIMEOUT, node_id, random_mac, require_playwright, row, sign_in
 
@@ -187,3 +189,21 @@ async def test_keyboard_only(page, dashboard) -> None:
     await expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     await page.keyboard.press("Enter")
     await expect(page.locator("main")).to_be_focused()
+
+
+async def test_a_big_fleet_draws_only_the_rows_on_screen(page, dashboard) -> None:
+    registry = dashboard.hub.registry
+    for i in range(3000):
+        node = registry.get_or_register(f"02:ee:00:00:{i // 256:02x}:{i % 256:02x}", name=f"bulk-{i:04d}")
+        registry.ensure_entity(node, "temperature", unit="°C", device_class="temperature")
+        registry.report_states(node, {"temperature": 20 + i % 10}, time.time())
+    await sign_in(page)
+    drawn = page.locator("table.fleet tbody tr[data-node-id]")
+    await expect(drawn.first).to_contain_text("bulk-0000", timeout=TIMEOUT)
+    assert await drawn.count() < 100  # of 3,000
+    # The page is as tall as the whole list, and scrolling to the end draws the last rows.
+    await page.evaluate("() => window.scrollTo(0, document.documentElement.scrollHeight)")
+    await expect(page.locator("tr[data-node-id='02:ee:00:00:0b:b7']")).to_be_visible(timeout=TIMEOUT)  # bulk-2999
+    assert await drawn.count() < 100
+    await page.get_by_label("Search nodes by name or MAC").fill("bulk-1234")
+    await expect(drawn).to_have_count(1)

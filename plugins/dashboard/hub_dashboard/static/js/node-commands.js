@@ -214,6 +214,7 @@ export class NodeCommands {
       const command = await api("POST", path, { body: { action, params } });
       this.lastSent = command.id;
       this.upsert(command);
+      this.showLatest(); // its events may have come first: show the newest we know
     } catch (err) {
       if (!isSignedOut(err)) this.showError(errorMessage(err));
     }
@@ -271,10 +272,15 @@ export class NodeCommands {
     this.updateRow(row, command);
     this.table.hidden = false;
     replace(this.historyNote);
-    if (command.id === this.lastSent) {
-      const detail = command.detail ? `: ${command.detail}` : "";
-      setText(this.latest, `${actionLabel(command.action)}: ${COMMAND_LABELS[command.status]}${detail}`);
-    }
+    if (command.id === this.lastSent) this.showLatest();
+  }
+
+  /** The status of the command sent last from this page, said to screen readers too (role=status). */
+  showLatest() {
+    const command = this.commands.get(this.lastSent);
+    if (!command) return;
+    const detail = command.detail ? `: ${command.detail}` : "";
+    setText(this.latest, `${actionLabel(command.action)}: ${COMMAND_LABELS[command.status]}${detail}`);
   }
 
   createRow(command) {

@@ -5,15 +5,17 @@
  * The list is loaded over the WebSocket (`get_nodes`) after subscribing, so no
  * event can fall between the snapshot and the stream, and reloaded after every
  * reconnect.  Events only change the model; the table is redrawn at most once
- * per animation frame and only in the rows that changed, so a busy fleet costs
- * the browser little.  At most {@link MAX_ROWS} rows are drawn; search narrows
- * bigger fleets.  Filter and search live in the URL (`?status=&q=`).
+ * per animation frame and only in the rows that changed, and only the rows near
+ * the window exist at all (virtual-rows.js), so a fleet of 10,000 busy nodes
+ * costs the browser little.  Filter and search live in the URL (`?status=&q=`),
+ * the sort order in localStorage.
  */
 import { h, link, nodePath, notice, replace, setText, statusBadge, updateStatusBadge } from "../dom.js";
 import { formatAgo, formatDateTime, formatDuration, formatValue, serverNow } from "../format.js";
 import { applyEvent, compactId, displayStatus, fromApi, keyReadings, NODE_EVENTS } from "../nodes.js";
+import { VirtualRows } from "../virtual-rows.js";
 
-const MAX_ROWS = 500;
+const collator = new Intl.Collator(undefined, { sensitivity: "base", numeric: true });
 const SORT_KEY = "hub.fleet.sort";
 const SORTS = [
   ["name", "Name"],
@@ -36,12 +38,10 @@ export function mount(main, { socket, setTitle }) {
   let query = params.get("q") || "";
   let sort = SORTS.some(([key]) => key === localStorage.getItem(SORT_KEY)) ? localStorage.getItem(SORT_KEY) : "name";
   const nodes = new Map();
-  const rows = new Map();
   const dirty = new Set();
   let loaded = false;
   let structural = true;
   let frame = 0;
-  let visible = [];
 
   // --- skeleton ----------------------------------------------------------------------------
   const countEls = new Map();
@@ -114,6 +114,12 @@ export function mount(main, { socket, setTitle }) {
     tbody,
   );
   const below = h("div", { class: "table-foot" });
+  const list = new VirtualRows(tbody, {
+    columns: 5,
+    create: createRow,
+    update: updateRow,
+    key: (node) => node.node_id,
+  });
   replace(
     main,
     h(
@@ -146,10 +152,7 @@ export function mount(main, { socket, setTitle }) {
   }
 
   function byName(a, b) {
-    return (
-      a.name.localeCompare(b.name, undefined, { sensitivity: "base", numeric: true }) ||
-      a.node_id.localeCompare(b.node_id)
-    );
+    return collator.compare(a.name, b.name) || (a.node_id < b.node_id ? -1 : a.node_id > b.node_id ? 1 : 0);
   }
 
   function comparator() {
@@ -205,10 +208,7 @@ export function mount(main, { socket, setTitle }) {
       structural = false;
       rebuild();
     } else {
-      for (const id of dirty) {
-        const row = rows.get(id);
-        if (row) updateRow(row, nodes.get(id));
-      }
+      list.refresh(dirty);
     }
     dirty.clear();
     updateCounts();
@@ -216,32 +216,15 @@ export function mount(main, { socket, setTitle }) {
 
   function rebuild() {
     const selected = [...nodes.values()].filter(matches).sort(comparator());
-    const next = selected.slice(0, MAX_ROWS);
-    const keep = new Set(next.map((node) => node.node_id));
-    for (const id of rows.keys()) if (!keep.has(id)) rows.delete(id);
-    const order = next.map((node) => {
-      let row = rows.get(node.node_id);
-      if (!row) {
-        row = createRow(node);
-        rows.set(node.node_id, row);
-      }
-      updateRow(row, node);
-      return row.tr;
-    });
-    if (order.length !== visible.length || order.some((tr, i) => tr !== visible[i])) {
-      tbody.replaceChildren(...order);
-      visible = order;
-    }
+    table.hidden = !selected.length;
+    list.setItems(selected);
     if (!nodes.size) {
       replace(below, notice("No nodes yet. Nodes appear here, live, as soon as they report to the hub."));
     } else if (!selected.length) {
       replace(below, emptyMessage());
-    } else if (selected.length > next.length) {
-      replace(below, notice(`Showing ${next.length} of ${selected.length} nodes. Search to narrow the list.`));
     } else {
       replace(below);
     }
-    table.hidden = !next.length;
   }
 
   /** Why the list is empty, and the one click that shows something. */
@@ -351,7 +334,7 @@ export function mount(main, { socket, setTitle }) {
   // Ages tick every second; "stale" depends on the clock too, so filters and counts are redone.
   const ticker = setInterval(() => {
     if (filter === "stale" || filter === "online" || sort !== "name") structural = true;
-    else for (const id of rows.keys()) dirty.add(id);
+    else for (const id of list.drawnKeys) dirty.add(id);
     schedule();
   }, 1000);
 
@@ -366,6 +349,7 @@ export function mount(main, { socket, setTitle }) {
 
   return () => {
     document.removeEventListener("keydown", onKey);
+    list.destroy();
     clearInterval(ticker);
     clearTimeout(searchTimer);
     cancelAnimationFrame(frame);
