@@ -79,7 +79,7 @@ function gapThreshold(times, width) {
 }
 
 /** Room for the longest y-axis label (uPlot draws 12 px labels; about 7 px a character). */
-function axisWidth(u, values) {
+export function axisWidth(u, values) {
   if (!values || !values.length) return 40;
   return Math.ceil(Math.max(...values.map((v) => String(v).length)) * 7 + 20);
 }

@@ -3,7 +3,7 @@
  * 5-second samples from `GET /api/system` (`series`), redrawn whenever the page asks again.
  * The legend shows the newest value unless the cursor is on the chart.
  */
-import { colors, latestLegend, loadUPlot } from "./chart.js";
+import { axisWidth, colors, latestLegend, loadUPlot } from "./chart.js";
 import { formatDateTime } from "./format.js";
 
 const HEIGHT = 140;
@@ -61,7 +61,7 @@ export class RateChart {
         ],
         axes: [
           axis,
-          { ...axis, size: 56, values: (u, splits) => splits.map((v) => this.format(v)) },
+          { ...axis, size: axisWidth, values: (u, splits) => splits.map((v) => this.format(v)) },
         ],
         cursor: { points: { size: 6 } },
         legend: { live: true },

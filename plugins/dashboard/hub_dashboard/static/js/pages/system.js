@@ -40,6 +40,7 @@ export function mount(main, { setTitle }) {
   const grid = h("div", { class: "system-grid" });
   const plugins = h("section", { class: "card wide-card" });
   const status = h("div");
+  const collecting = notice("The hub samples every 5 s: the charts fill in from the first minute.");
   const rates = CHARTS.map(([key, label, format]) => {
     const root = h("div", { class: "rate-chart", dataset: { series: key } });
     const card = h("div", { class: "card chart-card" }, h("h3", null, label), root);
@@ -53,6 +54,7 @@ export function mount(main, { setTitle }) {
       "section",
       { "aria-labelledby": "last-hour" },
       h("h2", { id: "last-hour" }, "Last hour"),
+      collecting,
       h("div", { class: "rate-charts" }, rates.map((r) => r.card)),
     ),
     grid,
@@ -76,6 +78,7 @@ export function mount(main, { setTitle }) {
 
   function render(s) {
     for (const { key, chart } of rates) chart.set(s.series.t, s.series[key]);
+    collecting.hidden = s.series.t.length > 1;
     const examples = s.messages.rejected_examples || {};
     const rejected = Object.entries(s.messages.rejected_by_reason).sort((a, b) => b[1] - a[1]);
     const batch = s.storage.batch_seconds;
@@ -92,7 +95,7 @@ export function mount(main, { setTitle }) {
         rejected.length
           ? h(
               "table",
-              { class: "table kv" },
+              { class: "table reasons" },
               h(
                 "tbody",
                 null,
