@@ -137,6 +137,21 @@ async def make_dashboard(hub_factory: Any, hub_mqtt_url: str) -> AsyncIterator[A
 
 
 @pytest.fixture
+async def private_dashboard(hub_factory: Any, tmp_path: Path) -> AsyncIterator[Any]:
+    """A dashboard hub on its own Mosquitto: no other test's nodes in its fleet (stable screenshots)."""
+    from hub.testing.mosquitto import PrivateMosquitto
+
+    with PrivateMosquitto(tmp_path / "mosquitto") as broker:
+        dashboard = await _make_dashboard(hub_factory, broker.url)
+        try:
+            yield dashboard
+        finally:
+            await dashboard.close()
+            await dashboard.session.close()
+            await dashboard.hub.async_stop()
+
+
+@pytest.fixture
 async def dashboard(make_dashboard: Any) -> Any:
     """A running hub with the dashboard and an owner account."""
     return await make_dashboard()

@@ -81,7 +81,8 @@ async def _check(page, name: str, suffix: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("size", "scheme"), [("desktop", "light"), ("phone", "light"), ("desktop", "dark")])
-async def test_every_page_fits_is_accessible_and_is_captured(new_page, dashboard, size, scheme) -> None:
+async def test_every_page_fits_is_accessible_and_is_captured(new_page, private_dashboard, size, scheme) -> None:
+    dashboard = private_dashboard
     node = await _fleet_with_history(dashboard)
     page = await new_page(dashboard, viewport=SIZES[size], color_scheme=scheme)
     suffix = size if scheme == "light" else f"{size}-{scheme}"
