@@ -32,8 +32,8 @@ from . import (
     openapi,
     websocket,
 )
-from .audit import AuditTrail
 from .announce import OnboardingAnnouncer, onboarding_message
+from .audit import AuditTrail
 from .auth.guard import LoginGuard
 from .auth.manager import AuthManager
 from .auth.onboarding import Onboarding

@@ -226,3 +226,40 @@ async def test_a_big_fleet_draws_only_the_rows_on_screen(page, dashboard) -> Non
     assert await drawn.count() < 100
     await page.get_by_label("Search nodes by name or MAC").fill("bulk-1234")
     await expect(drawn).to_have_count(1)
+
+
+async def test_group_by_area_with_counts_and_set_the_area_on_the_node_page(page, dashboard) -> None:
+    registry = dashboard.hub.registry
+    macs = [(await dashboard.start_node(interval=1)).mac for _ in range(3)]  # they keep reporting: online
+    area = f"greenhouse {macs[0][-2:]}"  # this test's own area on the shared broker
+    for mac in macs[:2]:
+        registry.update_node(registry.get(node_id(mac)), area=area, tags=["beta"])
+    await sign_in(page)
+    await page.get_by_label("Group by area").check()
+    heading = page.locator(f"tr.area-row[data-area='{area}']")
+    await expect(heading).to_contain_text("2 online · 0 stale · 0 offline", timeout=TIMEOUT)
+    # The area's nodes follow its heading.
+    order = await page.evaluate(
+        """area => [...document.querySelectorAll('tbody tr')].map(tr => tr.dataset.area ?? tr.dataset.nodeId)""",
+        area,
+    )
+    start = order.index(area)
+    assert set(order[start + 1 : start + 3]) == {node_id(m) for m in macs[:2]}
+    await page.reload()
+    await expect(page.get_by_label("Group by area")).to_be_checked()  # remembered
+
+    # Search finds an area's nodes by its name; the third node joins the area from its page.
+    await page.get_by_label("Search nodes by name or MAC").fill(area)
+    await expect(page.locator("tbody tr[data-node-id]")).to_have_count(2)
+    await page.get_by_label("Search nodes by name or MAC").fill("")
+    await row(page, macs[2]).locator(".node-name").click()
+    await page.get_by_role("button", name="Edit").click()
+    await page.get_by_label("Area").fill(area)
+    await page.get_by_label("Tags").fill("beta, relay-board")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.locator(".facts .area-name")).to_have_text(area)
+    await expect(page.locator(".facts .tag")).to_have_text(["beta", "relay-board"])
+    node = registry.get(node_id(macs[2]))
+    assert (node.area, node.tags) == (area, ["beta", "relay-board"])
+    await page.get_by_role("link", name="← Fleet").click()
+    await expect(page.locator(f"tr.area-row[data-area='{area}']")).to_contain_text("3 online", timeout=TIMEOUT)

@@ -14,9 +14,11 @@ import { h, link, nodePath, notice, replace, setText, statusBadge, updateStatusB
 import { formatAgo, formatDateTime, formatDuration, formatValue, serverNow } from "../format.js";
 import { applyEvent, compactId, displayStatus, fromApi, keyReadings, NODE_EVENTS } from "../nodes.js";
 import { VirtualRows } from "../virtual-rows.js";
+import { createAreaRow, itemKey, updateAreaRow, withAreaHeadings } from "../fleet-areas.js";
 
 const collator = new Intl.Collator(undefined, { sensitivity: "base", numeric: true });
 const SORT_KEY = "hub.fleet.sort";
+const GROUP_KEY = "hub.fleet.group";
 const SORTS = [
   ["name", "Name"],
   ["status", "Status (problems first)"],
@@ -36,6 +38,7 @@ export function mount(main, { socket, setTitle }) {
   const params = new URLSearchParams(location.search);
   let filter = FILTERS.some(([key]) => key === params.get("status")) ? params.get("status") : "all";
   let query = params.get("q") || "";
+  let grouped = localStorage.getItem(GROUP_KEY) === "area";
   let sort = SORTS.some(([key]) => key === localStorage.getItem(SORT_KEY)) ? localStorage.getItem(SORT_KEY) : "name";
   const nodes = new Map();
   const dirty = new Set();
@@ -65,7 +68,7 @@ export function mount(main, { socket, setTitle }) {
   const search = h("input", {
     type: "search",
     class: "search",
-    placeholder: "Search name or MAC",
+    placeholder: "Search name, MAC, area, tag",
     "aria-label": "Search nodes by name or MAC",
     value: query,
     maxlength: 100,
@@ -116,9 +119,20 @@ export function mount(main, { socket, setTitle }) {
   const below = h("div", { class: "table-foot" });
   const list = new VirtualRows(tbody, {
     columns: 5,
-    create: createRow,
-    update: updateRow,
-    key: (node) => node.node_id,
+    create: (item) => (item.heading ? createAreaRow(item) : createRow(item)),
+    update: (row, item) => (item.heading ? updateAreaRow(row, item) : updateRow(row, item)),
+    key: itemKey,
+  });
+  const groupBox = h("input", {
+    type: "checkbox",
+    id: "fleet-group",
+    checked: grouped,
+    onchange: () => {
+      grouped = groupBox.checked;
+      localStorage.setItem(GROUP_KEY, grouped ? "area" : "none");
+      structural = true;
+      schedule();
+    },
   });
   replace(
     main,
@@ -131,6 +145,7 @@ export function mount(main, { socket, setTitle }) {
         { class: "fleet-tools" },
         search,
         h("label", { class: "sort" }, h("span", null, "Sort by"), sortSelect),
+        h("label", { class: "check group-toggle" }, groupBox, "Group by area"),
       ),
     ),
     h("div", { class: "stats", role: "group", "aria-label": "Filter by status" }, filterButtons),
@@ -147,6 +162,8 @@ export function mount(main, { socket, setTitle }) {
     if (!query) return true;
     const needle = query.toLowerCase();
     if (node.name.toLowerCase().includes(needle) || node.node_id.includes(needle)) return true;
+    if (node.area && node.area.toLowerCase().includes(needle)) return true;
+    if (node.tags && node.tags.some((tag) => tag.includes(needle))) return true;
     const compact = compactId(query);
     return compact.length >= 2 && compactId(node.node_id).includes(compact);
   }
@@ -177,7 +194,8 @@ export function mount(main, { socket, setTitle }) {
       const before = displayStatus(node);
       const touched = applyEvent(node, event);
       // Sorted by last seen, the order moves with every reading: the 1-s ticker re-sorts instead.
-      if (displayStatus(node) !== before || (touched === "info" && "name" in event.data.changes)) structural = true;
+      const regrouped = touched === "info" && ("name" in event.data.changes || "area" in event.data.changes);
+      if (displayStatus(node) !== before || regrouped) structural = true;
       dirty.add(id);
     }
     schedule();
@@ -217,7 +235,7 @@ export function mount(main, { socket, setTitle }) {
   function rebuild() {
     const selected = [...nodes.values()].filter(matches).sort(comparator());
     table.hidden = !selected.length;
-    list.setItems(selected);
+    list.setItems(grouped ? withAreaHeadings(selected, nodes.values(), collator) : selected);
     if (!nodes.size) {
       replace(below, notice("No nodes yet. Nodes appear here, live, as soon as they report to the hub."));
     } else if (!selected.length) {
@@ -333,7 +351,7 @@ export function mount(main, { socket, setTitle }) {
   const unready = socket.onReady(load);
   // Ages tick every second; "stale" depends on the clock too, so filters and counts are redone.
   const ticker = setInterval(() => {
-    if (filter === "stale" || filter === "online" || sort !== "name") structural = true;
+    if (filter === "stale" || filter === "online" || sort !== "name" || grouped) structural = true;
     else for (const id of list.drawnKeys) dirty.add(id);
     schedule();
   }, 1000);

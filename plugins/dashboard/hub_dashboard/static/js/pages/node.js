@@ -52,6 +52,7 @@ export function mount(main, { params: [nodeId], socket, setTitle }) {
     lastSeen: h("dd"),
     firstSeen: h("dd"),
     firmware: h("dd"),
+    area: h("dd"),
   };
   const infoCard = h(
     "section",
@@ -64,6 +65,7 @@ export function mount(main, { params: [nodeId], socket, setTitle }) {
       h("div", null, h("dt", null, "Last seen"), info.lastSeen),
       h("div", null, h("dt", null, "First seen"), info.firstSeen),
       h("div", null, h("dt", null, "Firmware"), info.firmware),
+      h("div", null, h("dt", null, "Area and tags"), info.area),
     ),
   );
   const readings = h("div", { class: "tiles" });
@@ -116,6 +118,11 @@ export function mount(main, { params: [nodeId], socket, setTitle }) {
     setText(description, node.description || "No description.");
     description.classList.toggle("muted", !node.description);
     setText(info.firmware, node.firmware_version || "—");
+    replace(
+      info.area,
+      node.area ? h("span", { class: "area-name" }, node.area) : h("span", { class: "muted" }, "No area"),
+      (node.tags || []).map((tag) => [" ", h("span", { class: "tag" }, tag)]),
+    );
     setText(info.firstSeen, formatTime(node.first_seen));
     info.firstSeen.title = formatDateTime(node.first_seen);
     const entries = Object.entries(node.attributes).sort(([a], [b]) => a.localeCompare(b));
