@@ -158,13 +158,16 @@ async def dashboard(make_dashboard: Any) -> Any:
 
 
 @pytest.fixture
-async def new_page(browser: Any) -> AsyncIterator[Any]:
+async def new_page(browser: Any, make_dashboard: Any) -> AsyncIterator[Any]:
     """Factory: ``await new_page(dashboard)`` → a page in a fresh browser context with the hub as base URL.
 
     Every page records JavaScript errors, dialogs (``page.dialogs``; an ``alert`` from injected
     markup would land there), console errors and Content-Security-Policy violations; a test fails
     if the app threw, logged an error (a failed request included) or broke its own policy.  A test
     that provokes an error on purpose lists a substring of it in ``page.expected_console``.
+
+    It depends on ``make_dashboard`` so its pages close before the hubs stop: a page left open on a
+    stopped hub logs refused reconnects, which are no fault of the test.
     """
     contexts: list[Any] = []
     pages: list[Any] = []

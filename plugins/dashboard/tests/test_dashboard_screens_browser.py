@@ -81,7 +81,8 @@ async def _check(page, name: str, suffix: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("size", "scheme"), [("desktop", "light"), ("phone", "light"), ("desktop", "dark")])
-async def test_every_page_fits_is_accessible_and_is_captured(new_page, private_dashboard, size, scheme) -> None:
+async def test_every_page_fits_is_accessible_and_is_captured(private_dashboard, new_page, size, scheme) -> None:
+    # private_dashboard first: set up before new_page, so it stops after the pages are closed.
     dashboard = private_dashboard
     node = await _fleet_with_history(dashboard)
     page = await new_page(dashboard, viewport=SIZES[size], color_scheme=scheme)
