@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import inspect
 import json
+import math
 import os
 import signal
 import sys
@@ -210,21 +211,34 @@ async def _cmd_nodes(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'NODE':<18} {'NAME':<24} {'STATUS':<8} {'LAST SEEN':<12} {'ENTITIES':<8} AREA")
+    print(f"{'NODE':<18} {'NAME':<24} {'STATUS':<8} {'LAST SEEN':<15} {'ENTITIES':<8} AREA")
     now = time.time()
     for row in rows:
         seen = _ago(now - row["last_seen"]) if row["last_seen"] else "never"
         area = row["area"] or "-"
-        print(f"{row['node_id']:<18} {row['name'][:24]:<24} {row['status']:<8} {seen:<12} {row['entities']:<8} {area}")
+        print(f"{row['node_id']:<18} {row['name'][:24]:<24} {row['status']:<8} {seen:<15} {row['entities']:<8} {area}")
     print(f"{len(rows)} node(s)")
     return 0
 
 
+def _duration(seconds: float) -> str:
+    """``59 s``, ``12 min``, ``3 h 5 min``, ``2 d 4 h``: the dashboard's wording (``formatDuration`` in its format.js)."""
+    s = max(0, math.floor(seconds + 0.5))  # JavaScript's Math.round, not Python's round-half-even
+    if s < 60:
+        return f"{s} s"
+    minutes = s // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours = minutes // 60
+    if hours < 24:
+        return f"{hours} h {minutes % 60} min" if minutes % 60 else f"{hours} h"
+    days = hours // 24
+    return f"{days} d {hours % 24} h" if hours % 24 else f"{days} d"
+
+
 def _ago(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit} ago"
-    return f"{int(max(seconds, 0))}s ago"
+    """``just now``, ``12 s ago``, ``7 min ago``: as the dashboard says it (``formatAgo``)."""
+    return "just now" if seconds < 1.5 else f"{_duration(seconds)} ago"
 
 
 __all__ = ["Hub", "build_parser", "main"]

@@ -18,6 +18,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._metrics: dict[str, Counter | Gauge | Histogram] = {}
+        self.rejection_examples: dict[str, dict[str, str | float]] = {}
+        """The last rejected message of each reason (``{"ts", "topic", "detail"}``), kept by
+        :class:`~hub.core.rejections.Rejections` so the system page can show what a reason looks like."""
 
     def counter(self, name: str, documentation: str, labelnames: Sequence[str] = ()) -> Counter:
         """The counter ``hub_<name>_total``."""

@@ -8,6 +8,7 @@ line, whatever contract the bad message came in on.
 from __future__ import annotations
 
 import logging
+import time
 
 from .metrics import Metrics
 from .ratelimit import RateLimitedLogger
@@ -19,6 +20,7 @@ class Rejections:
     def __init__(self, metrics: Metrics, logger: logging.Logger) -> None:
         self._counter = metrics.counter("messages_rejected", "Inbound messages rejected, by reason", ["reason"])
         self._children: dict[str, object] = {}
+        self._examples = metrics.rejection_examples
         self._log = RateLimitedLogger(logger)
 
     def reject(self, reason: str, topic: str, detail: str = "") -> None:
@@ -27,4 +29,5 @@ class Rejections:
         if child is None:
             child = self._children[reason] = self._counter.labels(reason)
         child.inc()  # type: ignore[attr-defined]
+        self._examples[reason] = {"ts": time.time(), "topic": topic[:200], "detail": detail[:200]}
         self._log.warning(reason, "Rejected message on %r: %s%s", topic, reason, f" ({detail})" if detail else "")

@@ -120,3 +120,25 @@ async def test_auth_file_holds_hashes_only_and_is_private(api: Api) -> None:
     assert api.refresh_token.split(".")[2] not in content
     assert OWNER_PASSWORD not in content and "$argon2id$" in content
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+async def test_sessions_are_named_by_browser_and_show_address_and_last_use(api) -> None:
+    phone = (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/17.0 Mobile/15E148 Safari/604.1"
+    )
+    status, session = await api.call(
+        "POST",
+        "/api/auth/login",
+        auth=False,
+        json={"username": OWNER, "password": OWNER_PASSWORD},
+        headers={"User-Agent": phone},
+    )
+    assert status == 200, session
+    api.clock.advance(30)
+    status, body = await api.call("GET", "/api/auth/tokens", token=session["access_token"])
+    assert status == 200
+    [mine] = [t for t in body["tokens"] if t["current"]]
+    assert mine["name"] == "Mobile Safari 17 on iOS (iPhone)"
+    assert mine["address"] == "127.0.0.1"
+    assert mine["last_used"] == api.clock()  # this very request used it

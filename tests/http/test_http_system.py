@@ -27,7 +27,7 @@ async def test_system_reports_rates_rejects_storage_broker_and_plugins(api: Api)
     stats.sample()
     received.inc(600)
     rejections.reject("not_json", "devices/x/data")
-    rejections.reject("not_json", "devices/x/data")
+    rejections.reject("not_json", "devices/y/data", "'{oops' at byte 1")
     rejections.reject("too_large", "devices/x/data")
     for seconds in (0.01, 0.02, 0.03, 0.5):
         batch.observe(seconds)
@@ -39,6 +39,13 @@ async def test_system_reports_rates_rejects_storage_broker_and_plugins(api: Api)
     assert body["messages"]["received_total"] == 600
     assert body["messages"]["received_per_second"] == 10.0
     assert body["messages"]["rejected_by_reason"] == {"not_json": 2, "too_large": 1}
+    example = body["messages"]["rejected_examples"]["not_json"]
+    assert (example["topic"], example["detail"]) == ("devices/y/data", "'{oops' at byte 1")
+    series = body["series"]
+    assert series["interval"] == 5 and len(series["t"]) == 1
+    assert series["received_per_second"] == [10.0] and series["rejected_per_second"] == [0.05]
+    assert series["rows_per_second"] == [None]  # no storage plugin: no such counter
+    assert abs(series["batch_seconds"][0] - 0.14) < 1e-9  # (0.01 + 0.02 + 0.03 + 0.5) / 4
     assert body["storage"]["queue_depth"] == 42 and body["storage"]["batch_seconds"]["count"] == 4
     assert 0.01 <= body["storage"]["batch_seconds"]["p50"] <= 0.05
     assert body["broker"] == {"url": "mqtt://hub@127.0.0.1:1883", "connected": True}

@@ -7,9 +7,12 @@ address (:mod:`.auth.guard`).
 
 from __future__ import annotations
 
+import asyncio
+
 import voluptuous as vol
 from aiohttp import web
 
+from .auth.clients import describe_client
 from .auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, USERNAME_PATTERN, check_username
 from .auth.store import KIND_LONG_LIVED
 from .errors import BadRequest, NotFound
@@ -55,7 +58,8 @@ async def login(request: web.Request) -> web.Response:
     server = request.app[SERVER_KEY]
     body = await read_json(request, LOGIN_BODY)
     address = client_address(request, server.trusted_proxies)
-    return json_response(await server.auth.login(body["username"], body["password"], address))
+    client = await asyncio.to_thread(describe_client, request.headers.get("User-Agent", ""))
+    return json_response(await server.auth.login(body["username"], body["password"], address, client))
 
 
 async def refresh(request: web.Request) -> web.Response:

@@ -139,8 +139,21 @@ async def cancel_command(request: web.Request) -> web.Response:
 async def list_actions(request: web.Request) -> web.Response:
     """The actions commands may carry (built-in and added by plugins)."""
     actions = request.app[SERVER_KEY].hub.commands.actions.list()
-    body = [{"name": a.name, "description": a.description, "owner": a.owner} for a in actions]
+    body = [
+        {"name": a.name, "description": a.description, "owner": a.owner, "params": _param_names(a.schema)}
+        for a in actions
+    ]
     return json_response({"actions": body})
+
+
+def _param_names(schema: vol.Schema) -> list[dict[str, Any]]:
+    """The top-level params of an action's schema, so a client knows which actions need a form."""
+    if not isinstance(schema.schema, dict):
+        return [{"name": "*", "required": False}]  # a custom validator: params are free-form
+    return [
+        {"name": str(key.schema if isinstance(key, vol.Marker) else key), "required": isinstance(key, vol.Required)}
+        for key in schema.schema
+    ]
 
 
 _NODE_ID = path("node_id", "node id (for ESP32 nodes the MAC, in any common spelling)")

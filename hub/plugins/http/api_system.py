@@ -2,7 +2,10 @@
 
 Figures come from the hub's Prometheus registry (the same numbers /metrics
 serves) plus the registry and plugin manager.  Rates are per second over the
-last minute, from totals sampled every few seconds by :class:`SystemStats`.
+last minute, from totals sampled every few seconds by :class:`SystemStats`,
+which also keeps the last hour of those samples as per-interval rates
+(``series``) for the system page's charts: a few columns of 720 numbers, so
+the charts need no database and show the hour before the page was opened.
 The well-known figures (``messages``, ``storage``, ``broker``) are picked
 from the metric names listed below; ``metrics`` carries every ``hub_``
 family, so a plugin's own metrics show up without changes here.
@@ -30,6 +33,9 @@ if TYPE_CHECKING:
 
 SAMPLE_INTERVAL = 5.0
 RATE_WINDOW = 60.0
+SERIES_WINDOW = 3600.0
+SERIES = ("t", "received_per_second", "rejected_per_second", "rows_per_second", "batch_seconds")
+"""The columns of ``series``: time, three counter rates and the mean batch latency of each interval."""
 
 # The metric families the summary reads (first one present wins; a future transport adds its name here).
 MESSAGES_RECEIVED = ("hub_mqtt_messages_received",)
@@ -48,6 +54,8 @@ class SystemStats:
         self.websockets = websockets
         self.started = hub.clock()
         self._samples: deque[tuple[float, dict[str, float]]] = deque()
+        self._series: deque[tuple[float, float | None, float | None, float | None, float | None]] = deque()
+        self._previous: tuple[float, dict[str, float]] | None = None
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -74,6 +82,39 @@ class SystemStats:
         self._samples.append((now, totals))
         while len(self._samples) > 2 and self._samples[0][0] < now - RATE_WINDOW:
             self._samples.popleft()
+        self._extend_series(now, families)
+
+    def _extend_series(self, now: float, families: dict[str, dict[str, Any]]) -> None:
+        """One point of ``series``: each rate and the mean batch latency since the previous sample."""
+        totals = {name: family.get("value", 0.0) for name, family in families.items()}
+        for name in BATCH_SECONDS:
+            if name in families:
+                totals[f"{name}:count"], totals[f"{name}:sum"] = families[name]["count"], families[name]["sum"]
+        previous, self._previous = self._previous, (now, totals)
+        if previous is None or now <= previous[0]:
+            return
+        then, before = previous
+        elapsed = now - then
+
+        def rate(names: tuple[str, ...]) -> float | None:
+            name = next((n for n in names if n in totals), None)
+            return None if name is None else max(0.0, (totals[name] - before.get(name, 0.0)) / elapsed)
+
+        batch = next((n for n in BATCH_SECONDS if f"{n}:count" in totals), None)
+        latency = None
+        if batch is not None:
+            batches = totals[f"{batch}:count"] - before.get(f"{batch}:count", 0.0)
+            if batches > 0:
+                latency = (totals[f"{batch}:sum"] - before.get(f"{batch}:sum", 0.0)) / batches
+        point = (now, rate(MESSAGES_RECEIVED), rate(MESSAGES_REJECTED), rate(ROWS_STORED), latency)
+        self._series.append(point)
+        while self._series and self._series[0][0] < now - SERIES_WINDOW:
+            self._series.popleft()
+
+    def series(self) -> dict[str, Any]:
+        """The last hour of samples as columns (``t`` epoch seconds; rates per second; latency in seconds)."""
+        columns = list(zip(*self._series, strict=True)) if self._series else [()] * len(SERIES)
+        return {"interval": SAMPLE_INTERVAL, **{name: list(column) for name, column in zip(SERIES, columns)}}
 
     def rates(self) -> dict[str, float]:
         """Per-second rate of every counter over the sampled window (empty until two samples exist)."""
@@ -116,6 +157,7 @@ class SystemStats:
                 "received_per_second": rates.get(received_name) if received_name else None,
                 "rejected_total": rejected["value"] if rejected else 0.0,
                 "rejected_by_reason": _by_label(rejected, "reason"),
+                "rejected_examples": dict(hub.metrics.rejection_examples),
             },
             "storage": {
                 "loaded": hub.services.has("storage", "history"),
@@ -128,6 +170,7 @@ class SystemStats:
                 "url": str(URL(broker_url).with_password(None)) if broker_url else None,
                 "connected": bool(connected["value"]) if connected else None,
             },
+            "series": self.series(),
             "websocket": self.websockets.stats(),
             "events": {"listener_errors": dict(hub.bus.errors), "dropped": dict(hub.bus.dropped)},
             "plugins": {

@@ -33,6 +33,7 @@ _TOKEN_INFO = {
     "created": _NUM,
     "expires": _NULL_NUM,
     "last_used": _NULL_NUM,
+    "address": {"type": "string", "nullable": True, "description": "where a session signed in or last renewed from"},
     "current": {"type": "boolean", "description": "the token this request was made with"},
 }
 
@@ -94,7 +95,19 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "ActionList": _obj(
-        {"actions": {"type": "array", "items": _obj({"name": _STR, "description": _STR, "owner": _STR})}}
+        {
+            "actions": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "name": _STR,
+                        "description": _STR,
+                        "owner": _STR,
+                        "params": {"type": "array", "items": _obj({"name": _STR, "required": _BOOL})},
+                    }
+                ),
+            }
+        }
     ),
     "Error": _obj(
         {
@@ -217,6 +230,16 @@ SCHEMAS: dict[str, Any] = {
             "messages": {"type": "object"},
             "storage": {"type": "object"},
             "broker": {"type": "object"},
+            "series": _obj(
+                {
+                    "interval": _NUM,
+                    "t": {"type": "array", "items": _NUM},
+                    **{
+                        name: {"type": "array", "items": _NULL_NUM}
+                        for name in ("received_per_second", "rejected_per_second", "rows_per_second", "batch_seconds")
+                    },
+                }
+            ),
             "websocket": _obj({"clients": _INT, "slow_disconnects": _INT, "messages_dropped": _INT}),
             "events": {"type": "object"},
             "plugins": {"type": "object"},

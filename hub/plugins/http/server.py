@@ -32,6 +32,7 @@ from . import (
     openapi,
     websocket,
 )
+from .announce import OnboardingAnnouncer, onboarding_message
 from .audit import AuditTrail
 from .auth.guard import LoginGuard
 from .auth.manager import AuthManager
@@ -64,6 +65,7 @@ class HttpServer:
             guard=self.guard,
         )
         self.onboarding = Onboarding(self.auth, hub.clock, config["onboarding_link_lifetime"])
+        self._announcer: OnboardingAnnouncer | None = None
         self.websockets = websocket.WebSocketHub(hub, self.auth, config["websocket_queue_size"])
         self.stats = api_system.SystemStats(hub, self.websockets)
         self.routes: list[Route] = []
@@ -160,6 +162,8 @@ class HttpServer:
     async def stop(self) -> None:
         """Close WebSockets, stop listening, finish in-flight requests (5 s at most)."""
         self.stats.stop()
+        if self._announcer is not None:
+            self._announcer.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -185,11 +189,4 @@ class HttpServer:
         if token is None:
             return
         lifetime = int(self.config["onboarding_link_lifetime"] // 60)
-        _LOGGER.warning(
-            "No user exists yet. Create the owner account within %d min at %s/onboarding#token=%s "
-            "(or POST /api/onboarding with this token, or run `hub user create --username NAME`). "
-            "The link works once.",
-            lifetime,
-            self.url,
-            token,
-        )
+        self._announcer = OnboardingAnnouncer(self.hub, onboarding_message(self.url, token, lifetime))

@@ -137,18 +137,37 @@ async def make_dashboard(hub_factory: Any, hub_mqtt_url: str) -> AsyncIterator[A
 
 
 @pytest.fixture
+async def private_dashboard(hub_factory: Any, tmp_path: Path) -> AsyncIterator[Any]:
+    """A dashboard hub on its own Mosquitto: no other test's nodes in its fleet (stable screenshots)."""
+    from hub.testing.mosquitto import PrivateMosquitto
+
+    with PrivateMosquitto(tmp_path / "mosquitto") as broker:
+        dashboard = await _make_dashboard(hub_factory, broker.url)
+        try:
+            yield dashboard
+        finally:
+            await dashboard.close()
+            await dashboard.session.close()
+            await dashboard.hub.async_stop()
+
+
+@pytest.fixture
 async def dashboard(make_dashboard: Any) -> Any:
     """A running hub with the dashboard and an owner account."""
     return await make_dashboard()
 
 
 @pytest.fixture
-async def new_page(browser: Any) -> AsyncIterator[Any]:
+async def new_page(browser: Any, make_dashboard: Any) -> AsyncIterator[Any]:
     """Factory: ``await new_page(dashboard)`` → a page in a fresh browser context with the hub as base URL.
 
     Every page records JavaScript errors, dialogs (``page.dialogs``; an ``alert`` from injected
-    markup would land there) and Content-Security-Policy violations; a test fails if the app
-    threw or broke its own policy.
+    markup would land there), console errors and Content-Security-Policy violations; a test fails
+    if the app threw, logged an error (a failed request included) or broke its own policy.  A test
+    that provokes an error on purpose lists a substring of it in ``page.expected_console``.
+
+    It depends on ``make_dashboard`` so its pages close before the hubs stop: a page left open on a
+    stopped hub logs refused reconnects, which are no fault of the test.
     """
     contexts: list[Any] = []
     pages: list[Any] = []
@@ -166,10 +185,14 @@ async def new_page(browser: Any) -> AsyncIterator[Any]:
 
         page.on("dialog", on_dialog)
         page.on("pageerror", lambda error: page.errors.append(str(error)))
-        page.on(
-            "console",
-            lambda msg: page.errors.append(msg.text) if "Content Security Policy" in msg.text else None,
-        )
+        page.expected_console = []  # substrings of console errors a test provokes on purpose (e.g. a 401)
+
+        def on_console(msg: Any) -> None:
+            if msg.type == "error" or "Content Security Policy" in msg.text:
+                if not any(expected in msg.text for expected in page.expected_console):
+                    page.errors.append(f"console {msg.type}: {msg.text}")
+
+        page.on("console", on_console)
         pages.append(page)
         return page
 

@@ -12,8 +12,11 @@ require_playwright()
 
 from playwright.async_api import expect
 
+from hub.testing import wait_until
+
 
 async def test_refused_without_a_token(page, dashboard) -> None:
+    page.expected_console.append("status of 401")  # the tokenless request is refused, on purpose
     await page.goto("/")
     await page.wait_for_url("**/signin")
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
@@ -34,6 +37,7 @@ async def test_refused_without_a_token(page, dashboard) -> None:
 
 
 async def test_sign_in_lands_on_next_and_sign_out_ends_the_session(page, dashboard) -> None:
+    page.expected_console += ["status of 401", "status of 429"]  # a wrong password, then throttled: on purpose
     await page.goto("/system")
     await page.wait_for_url("**/signin?next=%2Fsystem")
     await page.get_by_label("Username").fill(OWNER)
@@ -61,6 +65,7 @@ async def test_sign_in_lands_on_next_and_sign_out_ends_the_session(page, dashboa
 
 
 async def test_an_expired_access_token_is_refreshed_and_a_revoked_session_signs_out(page, dashboard) -> None:
+    page.expected_console.append("status of 401")  # expired and revoked tokens are refused, on purpose
     await sign_in(page)
     # An access token the hub does not know (as after a hub restart, or expiry): one refresh, no sign-in.
     old = await page.evaluate("JSON.parse(sessionStorage.getItem('hub.session')).access_token")
@@ -101,7 +106,12 @@ async def test_keep_me_signed_in_survives_a_new_tab(page, dashboard, new_page) -
 async def test_onboarding_link_creates_the_owner(make_dashboard, new_page, caplog) -> None:
     caplog.set_level(logging.WARNING)
     dashboard = await make_dashboard(owner=False)
-    (link,) = [m for r in caplog.records for m in re.findall(r"http://\S+/onboarding#token=\S+", r.getMessage())]
+
+    def links() -> list[str]:
+        return [m for r in caplog.records for m in re.findall(r"http://\S+/onboarding#token=\S+", r.getMessage())]
+
+    await wait_until(links, message="the onboarding link, printed once start-up is quiet")
+    (link,) = links()
     page = await new_page(dashboard)
     await page.goto("/signin")
     await expect(page.locator(".callout")).to_contain_text("no owner account yet")

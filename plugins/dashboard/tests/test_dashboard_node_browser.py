@@ -55,7 +55,11 @@ async def test_range_picker_asks_for_each_range(page, dashboard) -> None:
     await sign_in(page, f"/nodes/{node_id(mac)}")
     await expect(page.locator(f"{CHART} canvas")).to_have_count(1)
     for label, seconds, points in (("30 d", 30 * 86400, 360), ("7 d", 7 * 86400, 336), ("24 h", 86400, 288)):
-        async with page.expect_request(lambda r: "/history/temperature?" in r.url) as request_info:
+        # The range asked for (a young node's data is then also asked for over its own age, with fewer points).
+        wanted = f"points={points}"
+        async with page.expect_request(
+            lambda r, w=wanted: "/history/temperature?" in r.url and w in r.url
+        ) as request_info:
             await page.get_by_role("button", name=label).click()
         query = parse_qs(urlsplit((await request_info.value).url).query)
         assert float(query["end"][0]) - float(query["start"][0]) == seconds
@@ -69,6 +73,7 @@ async def test_range_picker_asks_for_each_range(page, dashboard) -> None:
 
 
 async def test_rename_and_describe_a_node(page, dashboard) -> None:
+    page.expected_console.append("status of 400")  # a blank name is refused, on purpose
     mac = await _node_with_history(dashboard, minutes=2)
     await sign_in(page, f"/nodes/{node_id(mac)}")
     await page.get_by_role("button", name="Edit").click()
@@ -87,3 +92,33 @@ async def test_rename_and_describe_a_node(page, dashboard) -> None:
     await page.get_by_role("button", name="Cancel").click()
     await page.get_by_role("link", name="← Fleet").click()
     await expect(page.locator(f'tr[data-node-id="{node_id(mac)}"] .node-name')).to_have_text("greenhouse north")
+
+
+async def test_a_young_node_is_charted_over_its_own_age_with_the_latest_values_in_the_legend(page, dashboard) -> None:
+    mac = await _node_with_history(dashboard, minutes=10)
+    await sign_in(page, f"/nodes/{node_id(mac)}")
+    await expect(page.get_by_role("button", name="24 h")).to_have_attribute("aria-pressed", "true")
+    await expect(page.locator(".notice").filter(has_text="Showing all")).to_contain_text("of data (younger than 24 h)")
+    await page.wait_for_function(
+        "el => el.chart && el.chart.pointCount >= 9", arg=await page.locator(CHART).element_handle()
+    )
+    span = await page.locator(CHART).evaluate("el => el.chart.end - el.chart.start")
+    assert 600 <= span <= 1500  # about the node's age (its first bucket was 5 min wide), not a day
+    # Not hovering: the legend shows the newest bucket, never "—".
+    legend = page.locator(f"{CHART} .u-legend .u-value")
+    await expect(legend.nth(2)).to_have_text("24.5 °C")  # avg of the last reading (minute 9: 20 + 9/2)
+    assert "—" not in await legend.all_inner_texts()
+    await expect(page.locator(".chart-card h3").filter(has_text="Free heap")).to_have_count(0)  # no such reading here
+
+
+async def test_status_timeline_shows_an_outage_live(page, dashboard) -> None:
+    node = await dashboard.start_node(interval=1)
+    await sign_in(page, f"/nodes/{node_id(node.mac)}")
+    strip = page.locator(".timeline-strip")
+    await expect(strip.locator(".timeline-span.status-online")).to_have_count(1)
+    await expect(page.locator(".timeline-summary")).to_contain_text("went offline 0 times")
+
+    node.power_loss()  # the Last Will: offline, drawn without a reload
+    await expect(strip.locator(".timeline-span.status-offline")).to_have_count(1, timeout=TIMEOUT)
+    await expect(page.locator(".timeline-summary")).to_contain_text("went offline once")
+    assert "Online" in await strip.get_attribute("aria-label")

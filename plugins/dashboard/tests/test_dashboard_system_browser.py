@@ -29,6 +29,10 @@ async def test_system_page_shows_rates_rejects_storage_broker_and_plugins(page, 
     rejects = page.locator("[data-card='rejected-by-reason']")
     await expect(rejects.locator("tr", has_text="not_json")).to_contain_text("1")
     await expect(rejects.locator("tr", has_text="not_object")).to_contain_text("1")
+    # In words, with the code for searching logs and what the last one was.
+    await expect(rejects.locator("tr[data-reason='not_json'] .reason")).to_have_text("Not valid JSON")
+    await expect(rejects.locator("tr[data-reason='not_json'] .reject-example")).to_contain_text(f"devices/{mac}/data")
+    await expect(page.locator("[data-card='nodes'] dt").first).to_have_text(re.compile(r"^[A-Z]"))  # "Online"
     await expect(page.locator("[data-card='broker'] .badge")).to_have_text("Connected")
     await expect(page.locator("[data-card='storage'] [data-figure='latency'] .big-value")).to_have_text(
         re.compile(r"^\d[\d.,]* ms$")
@@ -38,3 +42,17 @@ async def test_system_page_shows_rates_rejects_storage_broker_and_plugins(page, 
     for plugin in ("storage", "mqtt", "presence", "http", "esp32_node", "dashboard"):
         await expect(page.locator(f"tr[data-plugin='{plugin}']")).to_be_visible()
     await expect(page.locator("[data-card='nodes'] .big-value")).not_to_have_text("0")
+
+
+async def test_rate_charts_cover_the_last_hour_and_extend(page, dashboard) -> None:
+    await dashboard.start_node(interval=0.2)
+    await sign_in(page, "/system")
+    await expect(page.locator(".rate-chart canvas")).to_have_count(4)
+    received = await page.locator(".rate-chart[data-series='received_per_second']").element_handle()
+    # The hub samples every 5 s and a point needs two samples; the page asks again every 5 s.
+    await page.wait_for_function("el => el.chart && el.chart.pointCount > 0", arg=received, timeout=20_000)
+    before = await received.evaluate("el => el.chart.pointCount")
+    await page.wait_for_function("([el, n]) => el.chart.pointCount > n", arg=[received, before], timeout=20_000)
+    # The legend shows the newest rate when not hovering, never "—".
+    values = await received.eval_on_selector_all(".u-legend .u-value", "cells => cells.map(c => c.textContent)")
+    assert values and "—" not in values

@@ -12,7 +12,8 @@ Telemetry keys:
 * strings, bools, and nested objects/arrays become node attributes; ``null`` is ignored;
 * reserved: ``timestamp``/``ts``/``time`` (when measured), ``seq``/``message_id``
   (make the message deduplicable), ``firmware_version``/``version``/``fw_version``,
-  ``mac_address`` (must agree with the topic) and :data:`TOPIC_MAC_ATTRIBUTE`.
+  ``mac_address`` (must agree with the topic), :data:`TOPIC_MAC_ATTRIBUTE`, and ``status``
+  (ignored: a node's status is the hub's, from the status topic and presence).
 
 Limits protect the hub from a broken or hostile node; every violation is a
 rejection with one of the ``REJECT_*`` reasons below.  A key that does not
@@ -86,6 +87,9 @@ RESERVED_KEYS: dict[str, int] = {
     "fw_version": FIRMWARE,
     "mac_address": MAC,
     TOPIC_MAC_ATTRIBUTE: IGNORED,
+    # The node's status is the hub's word (the status topic, the Last Will, presence timeouts): a "status" in
+    # telemetry would become an attribute that says "online" on a node the hub knows is offline.
+    "status": IGNORED,
 }
 
 _unpack_int64 = struct.Struct(">q").unpack

@@ -274,7 +274,6 @@ class SimulatedNode:
             "seq": self._seq,
             **self._sensors.step(),
             "uptime": int(time.monotonic() - self._booted),
-            "status": "online",
             "firmware_version": self.firmware_version,
             "mac_address": self.mac,
         }

@@ -185,6 +185,20 @@ async def test_bad_commands_are_refused_and_nothing_reaches_the_node(setup: Setu
     assert node.commands.executed == []
 
 
+async def test_actions_say_which_params_they_take(setup: Setup) -> None:
+    await setup.start_hub()
+    status, body = await setup.call("GET", "/api/actions")
+    assert status == 200
+    actions = {action["name"]: action for action in body["actions"]}
+    assert actions["REBOOT"]["params"] == []
+    assert actions["RELAY_CONTROL"]["params"] == [
+        {"name": "relay", "required": True},
+        {"name": "state", "required": True},
+    ]
+    assert actions["RELAY_CONTROL"]["owner"] == "relays"
+    assert {"name": "sha256", "required": False} in actions["FIRMWARE_UPDATE"]["params"]
+
+
 async def test_offline_policies(setup: Setup) -> None:
     hub = await setup.start_hub()
     node = await setup.node()

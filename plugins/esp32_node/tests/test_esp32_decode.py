@@ -65,7 +65,7 @@ async def test_example_telemetry_registers_node_entities_and_attributes(hub: Hub
     assert (node.entities["humidity"].unit, node.entities["humidity"].device_class) == ("%", "humidity")
     assert (node.entities["free_heap"].unit, node.entities["free_heap"].device_class) == ("B", "data_size")
     assert (node.entities["wifi_rssi"].unit, node.entities["wifi_rssi"].device_class) == ("dBm", "signal_strength")
-    assert node.attributes == {"status": "online", "topic_mac": MAC}
+    assert node.attributes == {"topic_mac": MAC}  # "status" is reserved: ignored
     [report] = reported(events)
     assert report == {
         "node_id": NODE_ID,
@@ -83,8 +83,8 @@ async def test_repeated_messages_register_nothing_new(hub: Hub, events: Recorder
 
     assert len(events.of(EVENT_NODE_REGISTERED)) == 1
     assert len(events.of(EVENT_ENTITY_REGISTERED)) == 5
-    # topic_mac and status were set by the first message; the second changes no attribute.
-    assert len(events.of(EVENT_NODE_UPDATED)) == 2
+    # topic_mac was set by the first message ("status" is reserved); the second changes no attribute.
+    assert len(events.of(EVENT_NODE_UPDATED)) == 1
     assert hub.registry.get(NODE_ID).entities["temperature"].state == 25.6  # type: ignore[union-attr]
     assert hub.registry.get(NODE_ID).last_seen == NOW + 5  # type: ignore[union-attr]
 

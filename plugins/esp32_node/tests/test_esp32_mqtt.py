@@ -110,7 +110,7 @@ async def test_paho_telemetry_and_status_register_the_node(
     assert node is not None and node.name == f"esp32-{node_id[9:].replace(':', '')}"
     assert set(node.entities) == {"temperature", "humidity", "uptime", "free_heap", "wifi_rssi"}
     assert node.entities["temperature"].unit == "°C" and node.entities["temperature"].state == 25.5
-    assert node.attributes == {"status": "online", "topic_mac": mac}
+    assert node.attributes == {"topic_mac": mac}  # "status" is reserved: ignored
     assert [r["states"]["temperature"] for r in mine(EVENT_STATE_REPORTED)] == [25.4, 25.5]
     assert [a["online"] for a in mine(EVENT_AVAILABILITY_REPORTED)] == [True, False]
     # >= : other tests may publish garbage to the shared broker meanwhile; what matters is that

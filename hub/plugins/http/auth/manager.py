@@ -111,8 +111,8 @@ class AuthManager:
         self._tokens_removed(removed)
 
     # --- signing in ------------------------------------------------------------------------
-    async def login(self, username: str, password: str, address: str) -> dict[str, Any]:
-        """Check a password; on success a new session (refresh + access token), else Unauthorized."""
+    async def login(self, username: str, password: str, address: str, client: str = "sign-in") -> dict[str, Any]:
+        """Check a password; on success a new session (refresh + access token) named ``client``, else Unauthorized."""
         if self.guard is None:
             ok, user = await self._check_password(username, password)
         else:
@@ -129,7 +129,7 @@ class AuthManager:
             with self.store.transaction() as store:
                 if user.id in store.users:
                     store.users[user.id].password_hash = password_hash
-        return self.start_session(user)
+        return self.start_session(user, client=client, address=address)
 
     async def _check_password(self, username: str, password: str) -> tuple[bool, User | None]:
         self.store.reload_if_changed()
@@ -137,12 +137,24 @@ class AuthManager:
         ok = await async_verify_password(user.password_hash if user else None, password, self._verify_limit)
         return ok, user
 
-    def start_session(self, user: User) -> dict[str, Any]:
-        """A new refresh token and a first access token for ``user`` (after a checked sign-in)."""
+    def start_session(self, user: User, *, client: str = "sign-in", address: str | None = None) -> dict[str, Any]:
+        """A new refresh token and a first access token for ``user`` (after a checked sign-in).
+
+        ``client`` names the session (the browser and system, see :mod:`.clients`) and ``address`` is where
+        it signed in from, so the user can tell their sessions apart.
+        """
         now = self._clock()
         parts, refresh_token = new_token(PREFIX_REFRESH)
         stored = StoredToken(
-            parts.id, user.id, KIND_REFRESH, "sign-in", hash_secret(parts.secret), now, now + self._refresh_lifetime
+            parts.id,
+            user.id,
+            KIND_REFRESH,
+            client,
+            hash_secret(parts.secret),
+            now,
+            now + self._refresh_lifetime,
+            last_used=now,
+            address=address,
         )
         with self.store.transaction() as store:
             self._purge_expired(store, now)
@@ -164,12 +176,14 @@ class AuthManager:
         if stored.expires is not None and stored.expires <= now:
             raise Unauthorized("refresh token expired; sign in again", code="invalid_refresh_token")
         stored.last_used = now
+        stored.address = address
         if stored.expires is not None and now + self._refresh_lifetime - stored.expires >= SLIDE_STEP:
             with self.store.transaction() as store:
                 current = store.tokens.get(stored.id)
                 if current is not None:
                     current.expires = now + self._refresh_lifetime
                     current.last_used = now
+                    current.address = address
         return self._issue_access(stored.user_id, stored.id)
 
     def _issue_access(self, user_id: str, root_id: str) -> dict[str, Any]:
@@ -192,7 +206,9 @@ class AuthManager:
                 if access.expires <= now:
                     raise Unauthorized("access token expired; refresh it", code="token_expired")
                 user = self.store.users.get(access.user_id)
-                if user is not None and access.root_id in self.store.tokens:
+                session = self.store.tokens.get(access.root_id)
+                if user is not None and session is not None:
+                    session.last_used = now  # in memory; written with the session's next change
                     return Principal(user, access.root_id, "access")
         elif parts is not None and parts.prefix == PREFIX_LONG_LIVED:
             stored = self.store.tokens.get(parts.id)

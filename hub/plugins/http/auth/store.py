@@ -64,6 +64,8 @@ class StoredToken:
     created: float
     expires: float | None = None
     last_used: float | None = None
+    address: str | None = None
+    """Where the session signed in or last renewed from (sessions only)."""
 
     def public(self) -> dict[str, Any]:
         """What the API may show (never the hash)."""
@@ -75,6 +77,7 @@ class StoredToken:
             "created": self.created,
             "expires": self.expires,
             "last_used": self.last_used,
+            "address": self.address,
         }
 
 
@@ -101,6 +104,7 @@ _FILE_SCHEMA = vol.Schema(
                 vol.Required("created"): _NUMBER,
                 vol.Optional("expires", default=None): vol.Any(None, _NUMBER),
                 vol.Optional("last_used", default=None): vol.Any(None, _NUMBER),
+                vol.Optional("address", default=None): vol.Any(None, str),
             }
         ],
     }

@@ -7,6 +7,7 @@
  * `ctx` carries the route parameters, the shared {@link HubSocket}, `navigate`
  * and `setTitle`.
  */
+import "./theme.js";
 import { api, isSignedOut } from "./api.js";
 import { isSignedIn, onSignedOut, signOut } from "./auth.js";
 import { h, link, replace } from "./dom.js";
@@ -17,6 +18,7 @@ import * as signin from "./pages/signin.js";
 import * as system from "./pages/system.js";
 import * as tokens from "./pages/tokens.js";
 import { HubSocket } from "./socket.js";
+import { setTheme, THEMES, themeChoice } from "./theme.js";
 
 const ROUTES = [
   { pattern: /^\/$/, page: fleet, nav: "fleet" },
@@ -31,11 +33,13 @@ const socket = new HubSocket();
 let dispose = null;
 let frame = null;
 let signedOutReason = null;
+let moveFocus = false;
 
 /** Go to an app path (pushes a history entry unless `replace`). */
 export function navigate(path, { replace: replaceEntry = false } = {}) {
   if (replaceEntry) history.replaceState(null, "", path);
   else history.pushState(null, "", path);
+  moveFocus = !replaceEntry;
   render();
 }
 
@@ -74,6 +78,9 @@ function render() {
   signedOutReason = null;
   dispose = route.page.mount(main, { params, socket, navigate, setTitle, message });
   window.scrollTo(0, 0);
+  // After following a link, keyboard and screen-reader users go on from the new page's content.
+  if (moveFocus && !route.public) main.focus({ preventScroll: true });
+  moveFocus = false;
 }
 
 function showNotFound() {
@@ -107,7 +114,14 @@ function buildFrame() {
   );
   const connection = h("span", { class: "connection", role: "status", "aria-live": "polite" });
   const user = h("span", { class: "user" });
+  const theme = h(
+    "select",
+    { class: "theme-select", "aria-label": "Theme", onchange: (event) => setTheme(event.target.value) },
+    THEMES.map(([key, label]) => h("option", { value: key }, label)),
+  );
+  theme.value = themeChoice();
   const signOutButton = h("button", { type: "button", class: "button subtle", onclick: doSignOut }, "Sign out");
+  const skip = h("a", { class: "skip-link", href: "#main" }, "Skip to content");
   const header = h(
     "header",
     { class: "topbar" },
@@ -116,11 +130,11 @@ function buildFrame() {
       { class: "topbar-inner" },
       link("/", { class: "brand" }, h("span", { class: "brand-mark", "aria-hidden": "true" }), "hub"),
       nav,
-      h("div", { class: "topbar-end" }, connection, user, signOutButton),
+      h("div", { class: "topbar-end" }, connection, theme, user, signOutButton),
     ),
   );
-  const main = h("main", { class: "content", id: "main" });
-  replace(document.body, header, main);
+  const main = h("main", { class: "content", id: "main", tabindex: "-1" });
+  replace(document.body, skip, header, main);
   const unwatch = socket.onState((state) => {
     connection.className = `connection ${state}`;
     connection.textContent = { online: "Live", connecting: "Connecting…", offline: "Reconnecting…" }[state];
@@ -164,6 +178,7 @@ document.addEventListener("click", (event) => {
   if (!anchor || anchor.target || anchor.hasAttribute("download")) return;
   const url = new URL(anchor.href, location.href);
   if (url.origin !== location.origin || url.pathname.startsWith("/api/") || url.pathname.startsWith("/static/")) return;
+  if (url.hash && url.pathname === location.pathname && url.search === location.search) return; // "#main"
   event.preventDefault();
   if (url.pathname + url.search !== location.pathname + location.search) navigate(url.pathname + url.search + url.hash);
 });

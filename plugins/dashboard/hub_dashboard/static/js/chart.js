@@ -10,7 +10,7 @@
  *
  * uPlot (vendor/, MIT) is loaded on the first chart only, so the sign-in and
  * fleet pages never download it.  Colours come from CSS custom properties and
- * charts are redrawn when the system switches between light and dark.
+ * charts are redrawn when the theme changes (`hub:theme`, from theme.js).
  */
 import { BYTE_STEPS, DURATION_STEPS, formatDateTime, formatValue, tickLabels } from "./format.js";
 
@@ -18,7 +18,7 @@ const HEIGHT = 220;
 let uPlotLoading = null;
 const liveCharts = new Set();
 
-function loadUPlot() {
+export function loadUPlot() {
   if (!uPlotLoading) {
     uPlotLoading = new Promise((resolve, reject) => {
       const script = document.createElement("script");
@@ -34,11 +34,27 @@ function loadUPlot() {
   return uPlotLoading;
 }
 
-window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+/** Redraw every open chart in the current theme's colours (the theme or the system's preference changed). */
+export function recolorCharts() {
   for (const chart of liveCharts) chart.rebuild();
-});
+}
+document.addEventListener("hub:theme", recolorCharts);
 
-function colors(el) {
+/**
+ * uPlot hook: when the cursor is not on the chart, the legend shows the latest values instead of "—".
+ * `series` is the index of the series whose last non-null value picks the point.
+ */
+export function latestLegend(series) {
+  return (u) => {
+    if (u.legend.idx !== null && u.legend.idx !== undefined) return;
+    const values = u.data[series] || [];
+    let i = values.length - 1;
+    while (i >= 0 && (values[i] === null || values[i] === undefined)) i -= 1;
+    if (i >= 0) u.setLegend({ idx: i }, false);
+  };
+}
+
+export function colors(el) {
   const style = getComputedStyle(el);
   const get = (name) => style.getPropertyValue(name).trim();
   return {
@@ -63,7 +79,7 @@ function gapThreshold(times, width) {
 }
 
 /** Room for the longest y-axis label (uPlot draws 12 px labels; about 7 px a character). */
-function axisWidth(u, values) {
+export function axisWidth(u, values) {
   if (!values || !values.length) return 40;
   return Math.ceil(Math.max(...values.map((v) => String(v).length)) * 7 + 20);
 }
@@ -145,6 +161,7 @@ export class HistoryChart {
     if (this.plot) {
       this.plot.setData(this.data, false);
       this.plot.setScale("x", { min: this.start, max: this.end });
+      if (!(this.plot.cursor.left >= 0)) this.plot.setLegend({ idx: null }); // not hovering: the newest values
     }
   }
 
@@ -171,6 +188,7 @@ export class HistoryChart {
     if (this.plot) {
       this.plot.setData(this.data, false);
       this.plot.setScale("x", { min: this.start, max: this.end });
+      if (!(this.plot.cursor.left >= 0)) this.plot.setLegend({ idx: null });
       return;
     }
     const c = colors(this.root);
@@ -201,6 +219,7 @@ export class HistoryChart {
         ],
         cursor: { points: { size: 6 } },
         legend: { live: true },
+        hooks: { setLegend: [latestLegend(2)] },
       },
       this.data,
       this.root,

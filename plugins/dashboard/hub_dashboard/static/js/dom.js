@@ -68,10 +68,17 @@ export function nodePath(nodeId) {
   return `/nodes/${encodeURIComponent(nodeId)}`;
 }
 
-/** A status badge: coloured dot and label. */
-export function statusBadge(status) {
-  const badge = h("span", { class: `badge status-${status}` }, h("span", { class: "dot", "aria-hidden": "true" }));
-  badge.append(STATUS_LABELS[status] ?? status);
+/**
+ * A status badge: an icon whose shape differs per status (so colour is never the only cue; drawn by
+ * CSS, so the badge's text is the word alone) and the word; `label` overrides the word (e.g. "Connected" in the colours of online).
+ */
+export function statusBadge(status, label) {
+  const badge = h(
+    "span",
+    { class: `badge status-${status}` },
+    h("span", { class: "status-icon", "aria-hidden": "true" }),
+  );
+  badge.append(label ?? STATUS_LABELS[status] ?? status);
   return badge;
 }
 
@@ -85,6 +92,7 @@ export function updateStatusBadge(badge, status) {
 }
 
 export const STATUS_LABELS = { online: "Online", offline: "Offline", stale: "Stale", unknown: "Unknown" };
+
 
 /** A small "loading / empty / error" message block. */
 export function notice(text, kind = "muted") {

@@ -1,4 +1,7 @@
-/** The node page's edit form: rename, describe (PATCH), or delete the node (with a second click to confirm). */
+/**
+ * The node page's edit form: rename, describe, place in an area and tag (PATCH), or delete the node
+ * (with a second click to confirm).  Tags are typed comma-separated; the hub normalises them.
+ */
 import { api, errorMessage, isSignedOut } from "./api.js";
 import { h, replace } from "./dom.js";
 
@@ -17,6 +20,24 @@ export function openEditor(container, node, { onSaved, onDeleted, onClose }) {
     maxlength: 1000,
     value: node.description,
   });
+  const area = h("input", {
+    id: "node-area",
+    name: "area",
+    maxlength: 64,
+    value: node.area || "",
+    placeholder: "e.g. greenhouse 2",
+    list: "known-areas",
+  });
+  const tags = h("input", {
+    id: "node-tags",
+    name: "tags",
+    value: (node.tags || []).join(", "),
+    placeholder: "e.g. beta, relay-board",
+  });
+  const areas = h("datalist", { id: "known-areas" });
+  api("GET", "/api/areas")
+    .then((body) => replace(areas, body.areas.map((a) => h("option", { value: a.area }))))
+    .catch(() => {}); // only suggestions
   const save = h("button", { type: "submit", class: "button primary" }, "Save");
   const fail = (err) => {
     if (isSignedOut(err)) return;
@@ -45,6 +66,12 @@ export function openEditor(container, node, { onSaved, onDeleted, onClose }) {
     name,
     h("label", { for: "node-description" }, "Description"),
     text,
+    h("label", { for: "node-area" }, "Area"),
+    area,
+    areas,
+    h("label", { for: "node-tags" }, "Tags"),
+    tags,
+    h("p", { class: "hint" }, "Comma-separated; an empty area takes the node out of its area."),
     error,
     h(
       "div",
@@ -60,7 +87,16 @@ export function openEditor(container, node, { onSaved, onDeleted, onClose }) {
     event.preventDefault();
     save.disabled = true;
     try {
-      onSaved(await api("PATCH", path, { body: { name: name.value.trim(), description: text.value } }));
+      const body = {
+        name: name.value.trim(),
+        description: text.value,
+        area: area.value.trim() || null,
+        tags: tags.value
+          .split(",")
+          .map((tag) => tag.trim())
+          .filter(Boolean),
+      };
+      onSaved(await api("PATCH", path, { body }));
     } catch (err) {
       fail(err);
     } finally {

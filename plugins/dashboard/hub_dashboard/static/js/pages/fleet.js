@@ -5,15 +5,26 @@
  * The list is loaded over the WebSocket (`get_nodes`) after subscribing, so no
  * event can fall between the snapshot and the stream, and reloaded after every
  * reconnect.  Events only change the model; the table is redrawn at most once
- * per animation frame and only in the rows that changed, so a busy fleet costs
- * the browser little.  At most {@link MAX_ROWS} rows are drawn; search narrows
- * bigger fleets.  Filter and search live in the URL (`?status=&q=`).
+ * per animation frame and only in the rows that changed, and only the rows near
+ * the window exist at all (virtual-rows.js), so a fleet of 10,000 busy nodes
+ * costs the browser little.  Filter and search live in the URL (`?status=&q=`),
+ * the sort order in localStorage.
  */
 import { h, link, nodePath, notice, replace, setText, statusBadge, updateStatusBadge } from "../dom.js";
 import { formatAgo, formatDateTime, formatDuration, formatValue, serverNow } from "../format.js";
 import { applyEvent, compactId, displayStatus, fromApi, keyReadings, NODE_EVENTS } from "../nodes.js";
+import { VirtualRows } from "../virtual-rows.js";
+import { createAreaRow, itemKey, updateAreaRow, withAreaHeadings } from "../fleet-areas.js";
 
-const MAX_ROWS = 500;
+const collator = new Intl.Collator(undefined, { sensitivity: "base", numeric: true });
+const SORT_KEY = "hub.fleet.sort";
+const GROUP_KEY = "hub.fleet.group";
+const SORTS = [
+  ["name", "Name"],
+  ["status", "Status (problems first)"],
+  ["last_seen", "Last seen (silent first)"],
+];
+const STATUS_ORDER = { offline: 0, stale: 1, unknown: 2, online: 3 };
 const FILTERS = [
   ["all", "All"],
   ["online", "Online"],
@@ -27,13 +38,13 @@ export function mount(main, { socket, setTitle }) {
   const params = new URLSearchParams(location.search);
   let filter = FILTERS.some(([key]) => key === params.get("status")) ? params.get("status") : "all";
   let query = params.get("q") || "";
+  let grouped = localStorage.getItem(GROUP_KEY) === "area";
+  let sort = SORTS.some(([key]) => key === localStorage.getItem(SORT_KEY)) ? localStorage.getItem(SORT_KEY) : "name";
   const nodes = new Map();
-  const rows = new Map();
   const dirty = new Set();
   let loaded = false;
   let structural = true;
   let frame = 0;
-  let visible = [];
 
   // --- skeleton ----------------------------------------------------------------------------
   const countEls = new Map();
@@ -47,7 +58,8 @@ export function mount(main, { socket, setTitle }) {
         class: `stat stat-${key}`,
         dataset: { filter: key },
         "aria-pressed": String(key === filter),
-        onclick: () => setFilter(key),
+        // Pressing the active card again clears the filter.
+        onclick: () => setFilter(key === filter ? "all" : key),
       },
       count,
       h("span", { class: "stat-label" }, label),
@@ -56,11 +68,25 @@ export function mount(main, { socket, setTitle }) {
   const search = h("input", {
     type: "search",
     class: "search",
-    placeholder: "Search name or MAC",
+    placeholder: "Search name, MAC, area, tag",
     "aria-label": "Search nodes by name or MAC",
     value: query,
     maxlength: 100,
   });
+  const sortSelect = h(
+    "select",
+    {
+      id: "fleet-sort",
+      onchange: () => {
+        sort = sortSelect.value;
+        localStorage.setItem(SORT_KEY, sort);
+        structural = true;
+        schedule();
+      },
+    },
+    SORTS.map(([key, label]) => h("option", { value: key }, label)),
+  );
+  sortSelect.value = sort;
   let searchTimer = 0;
   search.addEventListener("input", () => {
     clearTimeout(searchTimer);
@@ -91,9 +117,37 @@ export function mount(main, { socket, setTitle }) {
     tbody,
   );
   const below = h("div", { class: "table-foot" });
+  const list = new VirtualRows(tbody, {
+    columns: 5,
+    create: (item) => (item.heading ? createAreaRow(item) : createRow(item)),
+    update: (row, item) => (item.heading ? updateAreaRow(row, item) : updateRow(row, item)),
+    key: itemKey,
+  });
+  const groupBox = h("input", {
+    type: "checkbox",
+    id: "fleet-group",
+    checked: grouped,
+    onchange: () => {
+      grouped = groupBox.checked;
+      localStorage.setItem(GROUP_KEY, grouped ? "area" : "none");
+      structural = true;
+      schedule();
+    },
+  });
   replace(
     main,
-    h("div", { class: "page-head" }, h("h1", null, "Fleet"), search),
+    h(
+      "div",
+      { class: "page-head" },
+      h("h1", null, "Fleet"),
+      h(
+        "div",
+        { class: "fleet-tools" },
+        search,
+        h("label", { class: "sort" }, h("span", null, "Sort by"), sortSelect),
+        h("label", { class: "check group-toggle" }, groupBox, "Group by area"),
+      ),
+    ),
     h("div", { class: "stats", role: "group", "aria-label": "Filter by status" }, filterButtons),
     h("section", { class: "card table-card" }, table, below),
   );
@@ -101,18 +155,29 @@ export function mount(main, { socket, setTitle }) {
   // --- model -------------------------------------------------------------------------------
   function matches(node) {
     if (filter !== "all" && displayStatus(node) !== filter) return false;
+    return matchesQuery(node);
+  }
+
+  function matchesQuery(node) {
     if (!query) return true;
     const needle = query.toLowerCase();
     if (node.name.toLowerCase().includes(needle) || node.node_id.includes(needle)) return true;
+    if (node.area && node.area.toLowerCase().includes(needle)) return true;
+    if (node.tags && node.tags.some((tag) => tag.includes(needle))) return true;
     const compact = compactId(query);
     return compact.length >= 2 && compactId(node.node_id).includes(compact);
   }
 
   function byName(a, b) {
-    return (
-      a.name.localeCompare(b.name, undefined, { sensitivity: "base", numeric: true }) ||
-      a.node_id.localeCompare(b.node_id)
-    );
+    return collator.compare(a.name, b.name) || (a.node_id < b.node_id ? -1 : a.node_id > b.node_id ? 1 : 0);
+  }
+
+  function comparator() {
+    if (sort === "status") {
+      return (a, b) => STATUS_ORDER[displayStatus(a)] - STATUS_ORDER[displayStatus(b)] || byName(a, b);
+    }
+    if (sort === "last_seen") return (a, b) => (a.last_seen ?? 0) - (b.last_seen ?? 0) || byName(a, b);
+    return byName;
   }
 
   function onEvent(event) {
@@ -128,7 +193,9 @@ export function mount(main, { socket, setTitle }) {
       if (!node) return;
       const before = displayStatus(node);
       const touched = applyEvent(node, event);
-      if (displayStatus(node) !== before || (touched === "info" && "name" in event.data.changes)) structural = true;
+      // Sorted by last seen, the order moves with every reading: the 1-s ticker re-sorts instead.
+      const regrouped = touched === "info" && ("name" in event.data.changes || "area" in event.data.changes);
+      if (displayStatus(node) !== before || regrouped) structural = true;
       dirty.add(id);
     }
     schedule();
@@ -159,47 +226,41 @@ export function mount(main, { socket, setTitle }) {
       structural = false;
       rebuild();
     } else {
-      for (const id of dirty) {
-        const row = rows.get(id);
-        if (row) updateRow(row, nodes.get(id));
-      }
+      list.refresh(dirty);
     }
     dirty.clear();
     updateCounts();
   }
 
   function rebuild() {
-    const selected = [...nodes.values()].filter(matches).sort(byName);
-    const next = selected.slice(0, MAX_ROWS);
-    const keep = new Set(next.map((node) => node.node_id));
-    for (const id of rows.keys()) if (!keep.has(id)) rows.delete(id);
-    const order = next.map((node) => {
-      let row = rows.get(node.node_id);
-      if (!row) {
-        row = createRow(node);
-        rows.set(node.node_id, row);
-      }
-      updateRow(row, node);
-      return row.tr;
-    });
-    if (order.length !== visible.length || order.some((tr, i) => tr !== visible[i])) {
-      tbody.replaceChildren(...order);
-      visible = order;
-    }
+    const selected = [...nodes.values()].filter(matches).sort(comparator());
+    table.hidden = !selected.length;
+    list.setItems(grouped ? withAreaHeadings(selected, nodes.values(), collator) : selected);
     if (!nodes.size) {
       replace(below, notice("No nodes yet. Nodes appear here, live, as soon as they report to the hub."));
     } else if (!selected.length) {
-      replace(
-        below,
-        notice("No node matches this filter. "),
-        h("button", { type: "button", class: "button subtle", onclick: clearFilters }, "Show all nodes"),
-      );
-    } else if (selected.length > next.length) {
-      replace(below, notice(`Showing ${next.length} of ${selected.length} nodes. Search to narrow the list.`));
+      replace(below, emptyMessage());
     } else {
       replace(below);
     }
-    table.hidden = !next.length;
+  }
+
+  /** Why the list is empty, and the one click that shows something. */
+  function emptyMessage() {
+    const label = FILTERS.find(([key]) => key === filter)[1].toLowerCase();
+    const button = (text, onclick) => h("button", { type: "button", class: "button subtle", onclick }, text);
+    if (filter !== "all" && query) {
+      let elsewhere = 0;
+      for (const node of nodes.values()) if (matchesQuery(node)) elsewhere += 1;
+      return elsewhere
+        ? [
+            notice(`No ${label} node matches “${query}”; ${elsewhere} in other statuses do.`),
+            button("Show all statuses", () => setFilter("all")),
+          ]
+        : [notice(`No node matches “${query}”.`), button("Clear search", clearSearch)];
+    }
+    if (query) return [notice(`No node matches “${query}”.`), button("Clear search", clearSearch)];
+    return [notice(`No ${label} nodes right now.`), button("Show all nodes", () => setFilter("all"))];
   }
 
   function createRow(node) {
@@ -239,7 +300,15 @@ export function mount(main, { socket, setTitle }) {
       row.readingsKey = key;
       replace(
         row.readings,
-        readings.map((entity, i) => h("span", { class: "reading", title: entity.name || entity.key }, texts[i])),
+        readings.map((entity, i) =>
+          h(
+            "span",
+            { class: "reading" },
+            h("span", { class: "reading-label" }, entity.name || entity.key),
+            " ",
+            h("span", { class: "reading-value" }, texts[i]),
+          ),
+        ),
       );
     }
   }
@@ -260,10 +329,13 @@ export function mount(main, { socket, setTitle }) {
     schedule();
   }
 
-  function clearFilters() {
+  function clearSearch() {
     search.value = "";
     query = "";
-    setFilter("all");
+    syncUrl();
+    structural = true;
+    schedule();
+    search.focus();
   }
 
   function syncUrl() {
@@ -279,12 +351,23 @@ export function mount(main, { socket, setTitle }) {
   const unready = socket.onReady(load);
   // Ages tick every second; "stale" depends on the clock too, so filters and counts are redone.
   const ticker = setInterval(() => {
-    if (filter === "stale" || filter === "online") structural = true;
-    else for (const id of rows.keys()) dirty.add(id);
+    if (filter === "stale" || filter === "online" || sort !== "name" || grouped) structural = true;
+    else for (const id of list.drawnKeys) dirty.add(id);
     schedule();
   }, 1000);
 
+  // "/" jumps to the search box, as on many sites.
+  const onKey = (event) => {
+    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest && event.target.closest("input, textarea, select")) return;
+    event.preventDefault();
+    search.focus();
+  };
+  document.addEventListener("keydown", onKey);
+
   return () => {
+    document.removeEventListener("keydown", onKey);
+    list.destroy();
     clearInterval(ticker);
     clearTimeout(searchTimer);
     cancelAnimationFrame(frame);

@@ -10,6 +10,7 @@
 import { api, errorMessage, isSignedOut } from "../api.js";
 import { h, link, notice, replace, setText, statusBadge, updateStatusBadge } from "../dom.js";
 import { formatAgo, formatDateTime, formatDuration, formatTime, formatValue, serverNow } from "../format.js";
+import { NodeCommands } from "../node-commands.js";
 import { openEditor } from "../node-editor.js";
 import { NodeHistory } from "../node-history.js";
 import { applyEvent, displayStatus, fromApi, NODE_EVENTS } from "../nodes.js";
@@ -51,6 +52,7 @@ export function mount(main, { params: [nodeId], socket, setTitle }) {
     lastSeen: h("dd"),
     firstSeen: h("dd"),
     firmware: h("dd"),
+    area: h("dd"),
   };
   const infoCard = h(
     "section",
@@ -63,6 +65,7 @@ export function mount(main, { params: [nodeId], socket, setTitle }) {
       h("div", null, h("dt", null, "Last seen"), info.lastSeen),
       h("div", null, h("dt", null, "First seen"), info.firstSeen),
       h("div", null, h("dt", null, "Firmware"), info.firmware),
+      h("div", null, h("dt", null, "Area and tags"), info.area),
     ),
   );
   const readings = h("div", { class: "tiles" });
@@ -75,9 +78,9 @@ export function mount(main, { params: [nodeId], socket, setTitle }) {
     h("h2", null, "Attributes"),
     h("table", { class: "table kv" }, attributes),
   );
-  // Commands and firmware updates (the commands/OTA issue) plug in here: their sections go into this
-  // slot, which stays hidden while empty.
-  const extensions = h("div", { class: "node-extensions", dataset: { slot: "node-actions" }, hidden: true });
+  // Commands (and, with the OTA work, firmware updates) go into this slot.
+  const commands = new NodeCommands(nodeId, socket);
+  const extensions = h("div", { class: "node-extensions", dataset: { slot: "node-actions" } }, commands.element);
   const body = h(
     "div",
     { class: "node-page", hidden: true },
@@ -85,8 +88,8 @@ export function mount(main, { params: [nodeId], socket, setTitle }) {
     editor,
     infoCard,
     h("section", null, h("h2", null, "Readings"), readings),
-    history.element,
     extensions,
+    history.element,
     h(
       "section",
       { class: "card" },
@@ -115,6 +118,11 @@ export function mount(main, { params: [nodeId], socket, setTitle }) {
     setText(description, node.description || "No description.");
     description.classList.toggle("muted", !node.description);
     setText(info.firmware, node.firmware_version || "—");
+    replace(
+      info.area,
+      node.area ? h("span", { class: "area-name" }, node.area) : h("span", { class: "muted" }, "No area"),
+      (node.tags || []).map((tag) => [" ", h("span", { class: "tag" }, tag)]),
+    );
     setText(info.firstSeen, formatTime(node.first_seen));
     info.firstSeen.title = formatDateTime(node.first_seen);
     const entries = Object.entries(node.attributes).sort(([a], [b]) => a.localeCompare(b));
@@ -271,6 +279,10 @@ export function mount(main, { params: [nodeId], socket, setTitle }) {
       renderStatus();
     } else if (touched === "status") {
       renderStatus();
+      history.timeline.addChange(
+        { ts: event.data.ts, old: event.data.old, new: event.data.new },
+        displayStatus(node),
+      );
       statusRows.prepend(
         statusRow({ ts: event.data.ts, old: event.data.old, new: event.data.new, reason: event.data.reason }),
       );
@@ -299,5 +311,6 @@ export function mount(main, { params: [nodeId], socket, setTitle }) {
     unready();
     for (const unsubscribe of unsubscribes) unsubscribe();
     history.destroy();
+    commands.destroy();
   };
 }

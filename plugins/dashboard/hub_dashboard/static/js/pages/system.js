@@ -1,21 +1,65 @@
 /**
- * How the hub is doing (`GET /api/system`): message rate, rejects by reason,
- * storage latency and queue depth, broker connection, WebSocket clients,
- * plugins.  The hub samples its counters every 5 s, so the page asks again at
- * that pace, and only while it is visible.
+ * How the hub is doing (`GET /api/system`): the last hour of message rate,
+ * rejects, stored rows and batch latency as charts; rejects by reason in words
+ * with the last example; storage, broker, WebSocket clients, plugins.  The hub
+ * samples its counters every 5 s, so the page asks again at that pace (the
+ * charts extend), and only while it is visible.
  */
 import { api, errorMessage, isSignedOut } from "../api.js";
-import { h, notice, replace } from "../dom.js";
-import { formatDuration, formatNumber } from "../format.js";
+import { h, notice, replace, STATUS_LABELS, statusBadge } from "../dom.js";
+import { formatAgo, formatDuration, formatNumber } from "../format.js";
+import { RateChart } from "../rate-chart.js";
 
 const REFRESH_EVERY = 5000;
+
+/** What each reject reason means, for people (the code stays visible for searching logs). */
+const REASONS = {
+  bad_topic: "Unknown topic",
+  bad_mac: "No MAC address in the topic",
+  too_large: "Message too large (over 64 KiB)",
+  not_json: "Not valid JSON",
+  not_object: "Telemetry not a JSON object",
+  too_deep: "Nested too deeply",
+  too_many_keys: "Too many keys (over 128)",
+  bad_key: "Badly named key (the key was skipped)",
+  mac_mismatch: "mac_address differs from the topic",
+  bad_status: "Status neither online nor offline",
+  bad_ack: "Malformed command answer",
+  retained_ack: "Command answer sent retained",
+};
+
+const CHARTS = [
+  ["received_per_second", "Messages / s", (v) => formatNumber(v)],
+  ["rejected_per_second", "Rejects / s", (v) => formatNumber(v)],
+  ["rows_per_second", "Stored rows / s", (v) => formatNumber(v)],
+  ["batch_seconds", "Batch latency", (v) => `${formatNumber(v * 1000)} ms`],
+];
 
 export function mount(main, { setTitle }) {
   setTitle("System");
   const grid = h("div", { class: "system-grid" });
   const plugins = h("section", { class: "card wide-card" });
   const status = h("div");
-  replace(main, h("div", { class: "page-head" }, h("h1", null, "System")), status, grid, plugins);
+  const collecting = notice("The hub samples every 5 s: the charts fill in from the first minute.");
+  const rates = CHARTS.map(([key, label, format]) => {
+    const root = h("div", { class: "rate-chart", dataset: { series: key } });
+    const card = h("div", { class: "card chart-card" }, h("h3", null, label), root);
+    return { key, card, chart: new RateChart(root, { label, format }) };
+  });
+  replace(
+    main,
+    h("div", { class: "page-head" }, h("h1", null, "System")),
+    status,
+    h(
+      "section",
+      { "aria-labelledby": "last-hour" },
+      h("h2", { id: "last-hour" }, "Last hour"),
+      collecting,
+      h("div", { class: "rate-charts" }, rates.map((r) => r.card)),
+    ),
+    grid,
+    plugins,
+  );
   replace(status, notice("Loading…"));
   let timer = 0;
   let alive = true;
@@ -33,6 +77,9 @@ export function mount(main, { setTitle }) {
   }
 
   function render(s) {
+    for (const { key, chart } of rates) chart.set(s.series.t, s.series[key]);
+    collecting.hidden = s.series.t.length > 1;
+    const examples = s.messages.rejected_examples || {};
     const rejected = Object.entries(s.messages.rejected_by_reason).sort((a, b) => b[1] - a[1]);
     const batch = s.storage.batch_seconds;
     replace(
@@ -48,15 +95,22 @@ export function mount(main, { setTitle }) {
         rejected.length
           ? h(
               "table",
-              { class: "table kv" },
+              { class: "table reasons" },
               h(
                 "tbody",
                 null,
                 rejected.map(([reason, n]) =>
                   h(
                     "tr",
-                    null,
-                    h("th", { scope: "row" }, h("code", null, reason)),
+                    { dataset: { reason } },
+                    h(
+                      "th",
+                      { scope: "row" },
+                      h("span", { class: "reason" }, REASONS[reason] ?? reason.replaceAll("_", " ")),
+                      " ",
+                      h("code", { class: "small" }, reason),
+                      example(examples[reason]),
+                    ),
                     h("td", { class: "num" }, count(n)),
                   ),
                 ),
@@ -84,13 +138,13 @@ export function mount(main, { setTitle }) {
       ]),
       card("Nodes", [
         big(count(s.nodes.total), "nodes", "nodes"),
-        facts(Object.entries(s.nodes.by_status).map(([key, n]) => [key, count(n)])),
+        facts(Object.entries(s.nodes.by_status).map(([key, n]) => [STATUS_LABELS[key] ?? key, count(n)])),
       ]),
       card("Hub", [
         facts([
           ["Name", s.hub.name],
           ["Version", s.hub.version],
-          ["State", s.hub.state],
+          ["State", s.hub.state.charAt(0).toUpperCase() + s.hub.state.slice(1)],
           ["Uptime", formatDuration(s.hub.uptime_seconds)],
           ["WebSocket clients", count(s.websocket.clients)],
           ["Slow clients dropped", count(s.websocket.slow_disconnects)],
@@ -158,6 +212,7 @@ export function mount(main, { setTitle }) {
   return () => {
     alive = false;
     clearTimeout(timer);
+    for (const { chart } of rates) chart.destroy();
     document.removeEventListener("visibilitychange", onVisibility);
   };
 }
@@ -201,9 +256,13 @@ function ms(seconds) {
 }
 
 function connection(connected) {
-  if (connected === null || connected === undefined)
-    return h("span", { class: "badge status-unknown" }, h("span", { class: "dot" }), "No MQTT transport");
-  return connected
-    ? h("span", { class: "badge status-online" }, h("span", { class: "dot" }), "Connected")
-    : h("span", { class: "badge status-offline" }, h("span", { class: "dot" }), "Disconnected");
+  if (connected === null || connected === undefined) return statusBadge("unknown", "No MQTT transport");
+  return connected ? statusBadge("online", "Connected") : statusBadge("offline", "Disconnected");
+}
+
+/** The last rejected message of a reason: what it said and when. */
+function example(last) {
+  if (!last) return null;
+  const what = last.detail ? `${last.detail} on ${last.topic}` : last.topic;
+  return h("div", { class: "muted small reject-example" }, `Last: ${what}, ${formatAgo(last.ts)}`);
 }

@@ -5,7 +5,7 @@
 import { api, errorMessage, isSignedOut } from "../api.js";
 import { signOut } from "../auth.js";
 import { h, notice, replace } from "../dom.js";
-import { formatDateTime, formatTime } from "../format.js";
+import { formatAgo, formatDateTime, formatTime } from "../format.js";
 
 export function mount(main, { setTitle, navigate }) {
   setTitle("Tokens");
@@ -58,7 +58,7 @@ export function mount(main, { setTitle, navigate }) {
       h(
         "div",
         { class: "scroll" },
-        h("table", { class: "table tokens", dataset: { kind: "long_lived" } }, head(), longLived),
+        h("table", { class: "table tokens cards", dataset: { kind: "long_lived" } }, head(), longLived),
       ),
       longLivedNote,
     ),
@@ -70,7 +70,7 @@ export function mount(main, { setTitle, navigate }) {
       h(
         "div",
         { class: "scroll" },
-        h("table", { class: "table tokens", dataset: { kind: "refresh" } }, head(), sessions),
+        h("table", { class: "table tokens cards", dataset: { kind: "refresh" } }, head("Browser"), sessions),
       ),
       sessionsNote,
     ),
@@ -127,18 +127,18 @@ export function mount(main, { setTitle, navigate }) {
     value.select();
   }
 
-  function head() {
+  function head(first = "Name") {
     return h(
       "thead",
       null,
       h(
         "tr",
         null,
-        h("th", null, "Name"),
+        h("th", null, first),
         h("th", null, "Created"),
         h("th", null, "Last used"),
         h("th", null, "Expires"),
-        h("th", null, ""),
+        h("th", null, h("span", { class: "visually-hidden" }, "Revoke")),
       ),
     );
   }
@@ -175,13 +175,22 @@ export function mount(main, { setTitle, navigate }) {
       { dataset: { tokenId: token.id } },
       h(
         "td",
-        null,
+        { class: "token-cell" },
         h("span", { class: "token-name" }, token.name || "—"),
         token.current ? h("span", { class: "pill" }, "this browser") : null,
+        token.address ? h("div", { class: "muted small token-address" }, `from ${token.address}`) : null,
       ),
-      h("td", { title: formatDateTime(token.created) }, formatTime(token.created)),
-      h("td", { title: formatDateTime(token.last_used) }, token.last_used ? formatTime(token.last_used) : "never"),
-      h("td", { title: formatDateTime(token.expires) }, token.expires ? formatTime(token.expires) : "never"),
+      h("td", { title: formatDateTime(token.created), dataset: { label: "Created" } }, formatTime(token.created)),
+      h(
+        "td",
+        { class: "last-used", title: formatDateTime(token.last_used), dataset: { label: "Last used" } },
+        token.current ? "now (this browser)" : formatAgo(token.last_used),
+      ),
+      h(
+        "td",
+        { title: formatDateTime(token.expires), dataset: { label: "Expires" } },
+        token.expires ? formatTime(token.expires) : "never",
+      ),
       actions,
     );
   }
