@@ -29,7 +29,8 @@ def run_hub(*args: str) -> subprocess.CompletedProcess[str]:
 def ota_section(tmp_path: Path, section: Any = None) -> dict[str, Any]:
     """The validated ``ota:`` section of a hub with only this plugin (``ConfigError`` if invalid)."""
     config = {"hub": {"data_dir": str(tmp_path)}, **({} if section is None else {"ota": section})}
-    return make_hub(config, builtins=(), plugins=[(hub_ota.plugin, "ota")]).config["ota"]
+    builtins = ("hub.plugins.storage", "hub.plugins.http")  # what ota requires
+    return make_hub(config, builtins=builtins, plugins=[(hub_ota.plugin, "ota")]).config["ota"]
 
 
 def test_hub_plugins_lists_ota() -> None:
