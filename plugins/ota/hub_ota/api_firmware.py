@@ -22,7 +22,7 @@ from .chips import CHIP_IDS
 from .errors import UnknownChip, VersionConflict
 from .image import CHUNK_SIZE
 from .versions import MAX_VERSION_LENGTH, check_version_text
-from .web import ApiError, api, json_response, operation, path_param
+from .web import ApiError, Route, api, json_response, operation, path_param
 
 MAX_FIELD = 256
 """Bytes of a text field (``version``, ``chip``) read at most."""
@@ -61,11 +61,11 @@ class FirmwareApi:
         self._catalogue = catalogue
         self._in_use = in_use
 
-    def routes(self) -> list[tuple[str, str, Any, dict[str, Any]]]:
-        """(method, path, handler, OpenAPI operation) of every route; all need a bearer token."""
+    def routes(self) -> list[Route]:
+        """Every route; all need a bearer token."""
         sha256 = path_param("sha256", "the image's SHA-256 (64 lowercase hex digits)")
         return [
-            (
+            Route(
                 "POST",
                 "/api/ota/firmware",
                 api(self.upload),
@@ -81,7 +81,7 @@ class FirmwareApi:
                     extra_responses={"200": _json("already there", FIRMWARE_SCHEMA)},
                 ),
             ),
-            (
+            Route(
                 "GET",
                 "/api/ota/firmware",
                 api(self.list),
@@ -94,13 +94,13 @@ class FirmwareApi:
                     },
                 ),
             ),
-            (
+            Route(
                 "GET",
                 "/api/ota/firmware/{sha256}",
                 api(self.get),
                 operation("A firmware image", params=[sha256], ok=FIRMWARE_SCHEMA),
             ),
-            (
+            Route(
                 "DELETE",
                 "/api/ota/firmware/{sha256}",
                 api(self.delete),

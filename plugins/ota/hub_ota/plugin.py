@@ -48,13 +48,12 @@ def hub_setup(hub: Hub) -> None:
 
 @hookimpl
 async def hub_start(hub: Hub) -> None:
-    """Housekeeping where maintenance runs: images left without a row by a crash are removed."""
-    if hub.role.runs_maintenance:
-        await hub.data[DATA_OTA].catalogue.reconcile()
+    """Housekeeping where maintenance runs: images left without a row by a crash, expired links."""
+    await hub.data[DATA_OTA].start()
 
 
 @hookimpl
 def hub_http_routes(hub: Hub, register: Callable[..., None]) -> None:
-    """The ``/api/ota/…`` routes, each with its OpenAPI operation."""
-    for method, path, handler, doc in hub.data[DATA_OTA].routes():
-        register(method, path, handler, doc=doc)
+    """The ``/api/ota/…`` routes, each with its OpenAPI operation (download and manifest are public)."""
+    for route in hub.data[DATA_OTA].routes():
+        register(route.method, route.path, route.handler, auth=route.auth, doc=route.doc)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import voluptuous as vol
@@ -21,6 +21,16 @@ from hub import HubError
 from .errors import FirmwareNotFound, FirmwareTooLarge, InvalidFirmware, UnknownChip, UnsafeName, VersionConflict
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Route(NamedTuple):
+    """One endpoint, as the ``hub_http_routes`` hook registers it."""
+
+    method: str
+    path: str
+    handler: Handler
+    doc: dict[str, Any]
+    auth: bool = True
 
 
 class ApiError(HubError):

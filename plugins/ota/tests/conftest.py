@@ -26,10 +26,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def make_client(
     hub_factory: Any, db_url: str, tmp_path: Path
 ) -> AsyncIterator[Callable[..., Awaitable[OtaClient]]]:
-    """Factory: ``await make_client(ota={…})`` → a started hub with storage, http and ota, and an owner's token."""
+    """Factory: ``await make_client(ota={…}, clock=…)`` → a started hub with storage, http and ota, and an owner's
+    token."""
     sessions: list[aiohttp.ClientSession] = []
 
-    async def factory(ota: dict[str, Any] | None = None, **config: Any) -> OtaClient:
+    async def factory(ota: dict[str, Any] | None = None, *, clock: Any = None, **config: Any) -> OtaClient:
         full = {
             "hub": {"data_dir": str(tmp_path / "data")},
             "storage": {"db_url": db_url},
@@ -37,7 +38,7 @@ async def make_client(
             "ota": ota or {},
             **config,
         }
-        hub = await hub_factory(full, builtins=STORAGE_HTTP, plugins=[(hub_ota.plugin, "ota")])
+        hub = await hub_factory(full, builtins=STORAGE_HTTP, plugins=[(hub_ota.plugin, "ota")], clock=clock)
         assert "ota" in hub.plugins.info, hub.plugins.failed
         user = await create_user_and_token(hub)
         session = aiohttp.ClientSession()

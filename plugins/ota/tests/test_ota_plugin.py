@@ -50,7 +50,18 @@ def test_check_config_accepts_an_ota_section(tmp_path: Path) -> None:
 
 
 def test_empty_section_gives_the_defaults(tmp_path: Path) -> None:
-    assert ota_section(tmp_path) == {"max_image_size": 4 * 1024 * 1024, "firmware_dir": "firmware"}
+    assert ota_section(tmp_path) == {
+        "max_image_size": 4 * 1024 * 1024,
+        "firmware_dir": "firmware",
+        "manifest_link_lifetime": 86400.0,
+    }
+
+
+def test_public_url(tmp_path: Path) -> None:
+    assert ota_section(tmp_path, {"public_url": "https://hub.lan:8443/"})["public_url"] == "https://hub.lan:8443"
+    for bad in ("ftp://hub", "hub.lan:8124", "http://hub/?x=1", 8124):
+        with pytest.raises(ConfigError):
+            ota_section(tmp_path, {"public_url": bad})
 
 
 @pytest.mark.parametrize(
