@@ -8,7 +8,7 @@ and ``chip`` (the family it must be built for), in any order.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -57,7 +57,7 @@ UPLOAD_BODY: dict[str, Any] = {
 class FirmwareApi:
     """The firmware routes of one hub; ``in_use`` says why an image may not be deleted (None: it may)."""
 
-    def __init__(self, catalogue: FirmwareCatalogue, in_use: Callable[[str], str | None]) -> None:
+    def __init__(self, catalogue: FirmwareCatalogue, in_use: Callable[[str], Awaitable[str | None]]) -> None:
         self._catalogue = catalogue
         self._in_use = in_use
 
@@ -181,7 +181,7 @@ class FirmwareApi:
         _no_query(request)
         sha256 = request.match_info["sha256"]
         await self._catalogue.get(sha256)
-        reason = self._in_use(sha256)
+        reason = await self._in_use(sha256)
         if reason is not None:
             raise ApiError(409, "firmware_in_use", reason)
         return json_response((await self._catalogue.remove(sha256, by=_actor())).as_dict())

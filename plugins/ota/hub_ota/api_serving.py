@@ -19,7 +19,7 @@ from hub import DATA_HTTP_URL, Hub, InvalidMac, normalize_mac
 
 from .catalogue import Firmware, FirmwareCatalogue
 from .errors import FirmwareNotFound
-from .links import PURPOSE_MANIFEST, DownloadLinks, LinkRefused
+from .links import GROUP_PREFIX, PURPOSE_MANIFEST, DownloadLinks, LinkRefused
 from .manifest import ManifestKeys, manifest_body
 from .store import FirmwareStore
 from .web import ApiError, Route, api, error_response, json_response, operation, path_param, query_param, read_query
@@ -79,7 +79,7 @@ class ServingApi:
         catalogue: FirmwareCatalogue,
         links: DownloadLinks,
         keys: ManifestKeys,
-        assignments: Callable[[], Assignments],
+        assignments: Assignments,
     ) -> None:
         self._hub = hub
         self._store = store
@@ -162,6 +162,8 @@ class ServingApi:
             "Content-Disposition": f'attachment; filename="{link.sha256[:16]}.bin"',
             "Cache-Control": "no-store",
         }
+        if not link.node_id.startswith(GROUP_PREFIX):  # a node's link is spent when the node reports a new version
+            return web.FileResponse(path, chunk_size=DOWNLOAD_CHUNK, headers=headers)
         return _LinkResponse(path, lambda: self._links.complete(link), chunk_size=DOWNLOAD_CHUNK, headers=headers)
 
     # --- manifests -------------------------------------------------------------------------------------------------
@@ -176,7 +178,7 @@ class ServingApi:
         firmware = await self._assigned(kind, name)
         if firmware is None:
             raise ApiError(404, "no_firmware", f"no firmware is released to {kind} {name}")
-        holder = name if kind == NODE else f"group:{name}"
+        holder = name if kind == NODE else f"{GROUP_PREFIX}{name}"
         lifetime = self._section["manifest_link_lifetime"]
         token = await self._links.mint(holder, firmware.sha256, lifetime, purpose=PURPOSE_MANIFEST)
         base = self._section.get("public_url") or str(request.url.origin())
@@ -206,7 +208,7 @@ class ServingApi:
 
     async def _assigned(self, kind: str, name: str) -> Firmware | None:
         """What the rollouts released to the node or group; a node without one keeps what it runs (if catalogued)."""
-        assignments = self._assignments()
+        assignments = self._assignments
         sha256 = await (assignments.for_node(name) if kind == NODE else assignments.for_group(name))
         try:
             if sha256 is not None:
@@ -220,9 +222,9 @@ class ServingApi:
 
 
 class _LinkResponse(web.FileResponse):
-    """aiohttp's file response (ranges, conditional requests, sendfile) that spends its link once it has sent the
-    image's last byte. aiohttp calls :meth:`write_eof` only after the body went out; a client that went away
-    meanwhile leaves the link usable for a ranged resume."""
+    """aiohttp's file response (ranges, conditional requests, sendfile) that spends a group link once it has sent
+    the image's last byte. aiohttp calls :meth:`write_eof` only after the body went out; a client that went away
+    before leaves the link usable for a ranged resume."""
 
     def __init__(self, path: Path, on_complete: Callable[[], Awaitable[None]], **kwargs: Any) -> None:
         super().__init__(path, **kwargs)

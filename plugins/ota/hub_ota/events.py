@@ -19,3 +19,15 @@ class OtaFirmwareChangedData(TypedDict):
 
 
 EVENT_OTA_FIRMWARE_CHANGED: Final[EventType[OtaFirmwareChangedData]] = EventType("ota_firmware_changed")
+
+
+class OtaRolloutUpdatedData(TypedDict):
+    """``ota_rollout_updated``: a rollout's progress, at most a few times a second while it changes."""
+
+    rollout: dict[str, Any]
+    """Its summary: settings, ``status``, ``stage``, ``stage_sizes``, ``counts`` by node status, ``history``, …"""
+    nodes: list[dict[str, Any]]
+    """The nodes whose progress changed since the last event (``node_id``, ``status``, ``attempts``, ``detail``, …)."""
+
+
+EVENT_OTA_ROLLOUT_UPDATED: Final[EventType[OtaRolloutUpdatedData]] = EventType("ota_rollout_updated")

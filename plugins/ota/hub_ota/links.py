@@ -4,10 +4,18 @@ firmware and nothing else can be fetched with what it was given.
 A link is ``/api/ota/download/<token>``, the token 256 random bits. The database keeps only its SHA-256 (a copy of
 the database opens nothing), with the node and image it is for, its expiry and how far its download got.
 
-"Single use" means one download, resumable: the first request binds the link to the client address that made it;
-further requests from that address, ranged ones included, are served until a response has carried the image's
-last byte; then the link is spent (410). A request from another address while it is bound is refused as if the
-link did not exist (404), as is an unknown token; an expired link answers 410 (for a day, then 404).
+"Single use" means one download by one node, resumable. The first request binds the link to the client address
+that made it, and from then on only that address may use it, for the whole image or ranges of it (a node resumes
+a broken download with ``Range: bytes=N-``), until the download is over:
+
+* a node's link is spent once the node reports a new firmware version (it installed something: this download is
+  done), or revoked when its rollout settles the attempt otherwise (failed, cancelled);
+* a group's link (in a group manifest, no node to hear from) is spent once a response has carried the image's
+  last byte.
+
+A server cannot tell that bytes it sent arrived, so a response that carried the last byte does not spend a node's
+link: the node may still resume. An unknown token, or one bound to another address, answers 404; a spent or
+expired link 410 (for a day, then 404).
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ PURPOSE_COMMAND = "command"
 """A link sent in a rollout's FIRMWARE_UPDATE command."""
 PURPOSE_MANIFEST = "manifest"
 """A link handed out in an ESPHome update manifest."""
+GROUP_PREFIX = "group:"
+"""The holder of a group manifest's links: ``group:<name>`` instead of a node id."""
 KEEP_EXPIRED = 86400.0
 """Seconds an expired or spent link is kept, so it answers 410 rather than 404; then :meth:`purge` drops it."""
 TOKEN_BYTES = 32
@@ -111,13 +121,16 @@ class DownloadLinks:
                 )
                 if bound.rowcount == 1:
                     return Link(**{**row._mapping, "client": client, "started": self._clock()})
-                link = Link(**(await conn.execute(sa.select(table).where(table.c.token_hash == digest))).one()._mapping)
+                row = (await conn.execute(sa.select(table).where(table.c.token_hash == digest))).first()
+                if row is None:  # revoked meanwhile
+                    raise LinkRefused(404, "link_not_found", "no such download link")
+                link = Link(**row._mapping)
             if link.client != client:
                 raise LinkRefused(404, "link_not_found", "no such download link")
             return link
 
     async def complete(self, link: Link) -> None:
-        """A response carried the image's last byte: the link is spent."""
+        """The download of ``link`` is over: it is spent."""
         table = links_table
         async with self._database.begin() as conn:
             await conn.execute(
@@ -126,15 +139,27 @@ class DownloadLinks:
                 .values(completed=self._clock())
             )
 
+    async def spend(self, node_id: str) -> int:
+        """The node reported a new firmware version: its links are spent; returns how many."""
+        table = links_table
+        async with self._database.begin() as conn:
+            spent = await conn.execute(
+                sa.update(table)
+                .where(table.c.node_id == node_id, table.c.completed.is_(None))
+                .values(completed=self._clock())
+            )
+            return spent.rowcount
+
     async def revoke(
-        self, *, node_id: str | None = None, rollout_id: str | None = None, sha256: str | None = None
+        self, *, digest: str | None = None, rollout_id: str | None = None, sha256: str | None = None
     ) -> int:
-        """Drop the links not yet spent of a node, a rollout and/or an image (at least one); returns how many."""
-        if node_id is None and rollout_id is None and sha256 is None:
-            raise ValueError("revoke the links of a node, a rollout or an image, not all")
+        """Drop the links not yet spent with this token hash, of a rollout and/or of an image (at least one); returns
+        how many."""
+        if digest is None and rollout_id is None and sha256 is None:
+            raise ValueError("revoke a link, the links of a rollout or of an image, not all")
         table = links_table
         conditions = [table.c.completed.is_(None)]
-        for column, value in ((table.c.node_id, node_id), (table.c.rollout_id, rollout_id), (table.c.sha256, sha256)):
+        for column, value in ((table.c.token_hash, digest), (table.c.rollout_id, rollout_id), (table.c.sha256, sha256)):
             if value is not None:
                 conditions.append(column == value)
         async with self._database.begin() as conn:

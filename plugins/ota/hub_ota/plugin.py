@@ -48,8 +48,16 @@ def hub_setup(hub: Hub) -> None:
 
 @hookimpl
 async def hub_start(hub: Hub) -> None:
-    """Housekeeping where maintenance runs: images left without a row by a crash, expired links."""
+    """Carry on with the active rollouts (where input is taken); housekeeping where maintenance runs."""
     await hub.data[DATA_OTA].start()
+
+
+@hookimpl
+async def hub_stop(hub: Hub) -> None:
+    """Stop the rollouts where they are; the next start carries on."""
+    runtime = hub.data.get(DATA_OTA)
+    if runtime is not None:
+        await runtime.stop()
 
 
 @hookimpl

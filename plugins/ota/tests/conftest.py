@@ -11,7 +11,7 @@ import hub_ota.plugin
 import pytest
 from ota_testing import STORAGE_HTTP, OtaClient
 
-from hub.testing import create_user_and_token
+from hub.testing import PrivateMosquitto, create_user_and_token
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -53,3 +53,14 @@ async def make_client(
 @pytest.fixture
 async def client(make_client: Callable[..., Awaitable[OtaClient]]) -> OtaClient:
     return await make_client()
+
+
+@pytest.fixture
+async def rollout_setup(hub_factory: Any, db_url: str, tmp_path: Path, hub_free_port: int) -> AsyncIterator[Any]:
+    """A hub with every plugin, a private Mosquitto, and room for simulated nodes (see ota_fleet)."""
+    from ota_fleet import RolloutSetup
+
+    with PrivateMosquitto(tmp_path / "mosquitto") as broker:
+        setup = RolloutSetup(broker, hub_factory, db_url, tmp_path / "data", hub_free_port)
+        yield setup
+        await setup.close()
