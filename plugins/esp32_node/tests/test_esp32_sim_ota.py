@@ -31,6 +31,7 @@ async def firmware_url(tmp_path: Path) -> AsyncIterator[str]:
     """A URL serving IMAGE (ranges included), and nothing else."""
     path = tmp_path / "app.bin"
     path.write_bytes(IMAGE)
+
     async def serve(request: web.Request) -> web.FileResponse:
         return web.FileResponse(path)
 

@@ -204,3 +204,43 @@ async def test_a_node_running_an_unknown_version_has_no_manifest(client: OtaClie
     client.hub.registry.update_node(node, firmware_version="0.9.0")
     async with client.session.get(await manifest_url(client, NODE)) as response:
         assert response.status == 404 and (await response.json())["error"]["code"] == "no_firmware"
+
+
+async def test_a_rollout_releases_a_node_without_commands_through_its_manifest(client: OtaClient) -> None:
+    """An ESPHome device polling its manifest: no integration sends it commands; its turn changes its manifest."""
+    await uploaded(client, "1.0.0", seed=1)
+    image, new = await uploaded(client, "2.0.0", seed=2)
+    node = client.hub.registry.get_or_register(NODE)  # no integration owns it: it cannot take commands
+    client.hub.registry.update_node(node, firmware_version="1.0.0")
+    url = await manifest_url(client, NODE)
+
+    async def advertised() -> str:
+        async with client.session.get(url) as response:
+            assert response.status == 200
+            return (await response.json())["version"]
+
+    assert await advertised() == "1.0.0"  # what it runs
+    status, rollout = await client.call(
+        "POST", "/api/ota/rollouts", json={"firmware": "2.0.0", "target": {"nodes": [NODE]}, "node_timeout": 60}
+    )
+    assert status == 201, rollout
+    progress = await wait_until(
+        lambda: (
+            (r := client.hub.data[DATA_OTA].engine.runs.get(rollout["id"]))
+            and r.rollout.nodes[NODE].status == "sending"
+        )
+    )
+    assert progress
+    await wait_until(lambda: advertised_is(advertised, "2.0.0"), message="the manifest offers 2.0.0")
+    async with client.session.get(url) as response:
+        path = (await response.json())["builds"][0]["ota"]["path"]
+    async with client.session.get(path) as response:
+        assert await response.read() == image
+    client.hub.registry.update_node(node, firmware_version="2.0.0")  # it installed it and reported back
+
+    async def completed() -> bool:
+        status, body = await client.call("GET", f"/api/ota/rollouts/{rollout['id']}")
+        return body["status"] == "completed" and body["counts"]["succeeded"] == 1
+
+    await wait_until(completed, message="the rollout completed")
+    assert new["version"] == await advertised()
