@@ -24,10 +24,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 async def make_client(
-    hub_factory: Any, db_url: str, tmp_path: Path
+    db_url: str, hub_factory: Any, tmp_path: Path
 ) -> AsyncIterator[Callable[..., Awaitable[OtaClient]]]:
     """Factory: ``await make_client(ota={…}, clock=…)`` → a started hub with storage, http and ota, and an owner's
-    token."""
+    token. The database comes first, so it is dropped only after the hubs stopped."""
     sessions: list[aiohttp.ClientSession] = []
 
     async def factory(ota: dict[str, Any] | None = None, *, clock: Any = None, **config: Any) -> OtaClient:
@@ -56,7 +56,7 @@ async def client(make_client: Callable[..., Awaitable[OtaClient]]) -> OtaClient:
 
 
 @pytest.fixture
-async def rollout_setup(hub_factory: Any, db_url: str, tmp_path: Path, hub_free_port: int) -> AsyncIterator[Any]:
+async def rollout_setup(db_url: str, hub_factory: Any, tmp_path: Path, hub_free_port: int) -> AsyncIterator[Any]:
     """A hub with every plugin, a private Mosquitto, and room for simulated nodes (see ota_fleet)."""
     from ota_fleet import RolloutSetup
 

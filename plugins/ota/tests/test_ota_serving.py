@@ -224,14 +224,13 @@ async def test_a_rollout_releases_a_node_without_commands_through_its_manifest(c
         "POST", "/api/ota/rollouts", json={"firmware": "2.0.0", "target": {"nodes": [NODE]}, "node_timeout": 60}
     )
     assert status == 201, rollout
-    progress = await wait_until(
-        lambda: (
-            (r := client.hub.data[DATA_OTA].engine.runs.get(rollout["id"]))
-            and r.rollout.nodes[NODE].status == "sending"
-        )
-    )
-    assert progress
-    await wait_until(lambda: advertised_is(advertised, "2.0.0"), message="the manifest offers 2.0.0")
+
+    async def offers_the_new_version() -> bool:
+        return await advertised() == "2.0.0"
+
+    await wait_until(offers_the_new_version, message="the manifest offers 2.0.0 once the node's turn came")
+    status, body = await client.call("GET", f"/api/ota/rollouts/{rollout['id']}")
+    assert body["nodes"][0]["status"] == "sending" and "update manifest" in body["nodes"][0]["detail"]
     async with client.session.get(url) as response:
         path = (await response.json())["builds"][0]["ota"]["path"]
     async with client.session.get(path) as response:
