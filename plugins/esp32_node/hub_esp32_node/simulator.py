@@ -12,6 +12,8 @@ a ``seq`` counter and an epoch ``timestamp``.
 * :meth:`SimulatedNode.power_loss` closes the socket without DISCONNECT, as a
   board losing power does; the broker then publishes the Will.  After power
   returns the node boots afresh: new connection, ``seq`` and ``uptime`` from 0.
+* Commands are executed by :class:`~.sim_commands.CommandExecutor`; after a
+  reboot (REBOOT, an update) the node reports at once, with the version it runs.
 
 MACs are Espressif-looking and derived from a seed, so the same ``--seed``
 gives the same fleet (and a restarted demo does not register new nodes).

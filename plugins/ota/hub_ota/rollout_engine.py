@@ -83,6 +83,8 @@ class RolloutEngine:
         self._unlisten: list[Any] = []
         self._flusher: asyncio.Task[None] | None = None
         self._log = RateLimitedLogger(_LOGGER)
+        self._creating = asyncio.Lock()
+        """One creation at a time, so two cannot both claim a node that is in neither yet."""
 
     @property
     def running(self) -> bool:
@@ -136,6 +138,10 @@ class RolloutEngine:
     # --- operators -----------------------------------------------------------------------------------------------
     async def create(self, body: dict[str, Any], by: str) -> Rollout:
         """A new rollout from a validated ``POST /api/ota/rollouts`` body; it starts at once."""
+        async with self._creating:
+            return await self._create(body, by)
+
+    async def _create(self, body: dict[str, Any], by: str) -> Rollout:
         firmware = await self._catalogue.find(body["firmware"])
         selected = select_nodes(self.hub.registry, body["target"])
         busy = [node.node_id for node in selected if node.node_id in self._node_runs]
