@@ -230,7 +230,7 @@ class RolloutsApi:
     async def get(self, request: web.Request) -> web.Response:
         read_query(request, vol.Schema({}))
         rollout_id = request.match_info["rollout_id"]
-        rollout = self._live(rollout_id) or await self._store.get(rollout_id[:32])
+        rollout = self._live(rollout_id) or await self._stored(rollout_id)
         if rollout is None:
             raise ApiError(404, "rollout_not_found", f"no rollout {rollout_id!r}")
         return json_response(rollout.as_dict())
@@ -245,7 +245,7 @@ class RolloutsApi:
             except InvalidTransition as err:
                 raise ApiError(409, "invalid_transition", str(err)) from None
             if rollout is None:
-                stored = await self._store.get(rollout_id[:32])
+                stored = await self._stored(rollout_id)
                 if stored is None:
                     raise ApiError(404, "rollout_not_found", f"no rollout {rollout_id!r}")
                 raise ApiError(409, "invalid_transition", f"rollout {rollout_id} is already {stored.status}")
@@ -262,6 +262,10 @@ class RolloutsApi:
         if self._engine is None or not self._engine.running:
             raise ApiError(503, "rollouts_unavailable", "rollouts run in the hub process that takes input, not here")
         return self._engine
+
+    async def _stored(self, rollout_id: str) -> Rollout | None:
+        """The rollout from the database; None for an id that cannot be one (ids are 32 hex digits)."""
+        return await self._store.get(rollout_id) if len(rollout_id) == 32 else None
 
     def _live(self, rollout_id: str) -> Rollout | None:
         run = self._engine.runs.get(rollout_id) if self._engine is not None else None
