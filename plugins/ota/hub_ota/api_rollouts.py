@@ -12,13 +12,12 @@ from typing import Any
 import voluptuous as vol
 from aiohttp import web
 
-from hub import current_actor
+from hub import InvalidTarget, current_actor
 
 from .rollout_engine import RolloutEngine, RolloutRefused
 from .rollout_model import CREATE_SCHEMA, NODE_STATUSES, ROLLOUT_STATUSES, SETTINGS, Rollout
 from .rollout_run import InvalidTransition
 from .rollout_store import RolloutStore
-from .targets import InvalidTarget
 from .web import ApiError, Route, api, json_response, operation, path_param, query_param, read_json, read_query
 
 ACTIONS = ("pause", "resume", "cancel")
@@ -209,8 +208,8 @@ class RolloutsApi:
         engine = self._require_engine()
         try:
             rollout = await engine.create(body, current_actor() or "unknown")
-        except InvalidTarget as err:
-            raise ApiError(400, err.code, f"target: {err}") from None
+        except InvalidTarget as err:  # as POST /api/commands answers: a listed node the hub does not know is a 404
+            raise ApiError(404 if err.code == "node_not_found" else 400, err.code, f"target: {err}") from None
         except RolloutRefused as err:
             raise ApiError(409, err.code, str(err)) from None
         return json_response(rollout.as_dict(), status=201)

@@ -38,6 +38,7 @@ from hub import (
     HubError,
     RateLimitedLogger,
     StorageUnavailable,
+    select_nodes,
 )
 
 from .catalogue import FirmwareCatalogue
@@ -47,7 +48,6 @@ from .links import PURPOSE_COMMAND, DownloadLinks, token_hash
 from .rollout_model import ABORTED, FINAL, IN_FLIGHT, PENDING, RUNNING, SETTINGS, SKIPPED, NodeProgress, Rollout
 from .rollout_run import FIRMWARE_UPDATE, InvalidTransition, RolloutRun
 from .rollout_store import RolloutStore
-from .targets import select_nodes
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ LINK_GRACE = 60.0
 
 
 class RolloutRefused(HubError):
-    """A rollout that cannot be created: ``code`` says why (``nodes_busy``, ``nothing_to_update``)."""
+    """A rollout that cannot be created: ``code`` says why (``empty_target``, ``nodes_busy``, ``nothing_to_update``)."""
 
     def __init__(self, message: str, *, code: str) -> None:
         super().__init__(message)
@@ -144,6 +144,8 @@ class RolloutEngine:
     async def _create(self, body: dict[str, Any], by: str) -> Rollout:
         firmware = await self._catalogue.find(body["firmware"])
         selected = select_nodes(self.hub.registry, body["target"])
+        if not selected:
+            raise RolloutRefused("the target selects no node", code="empty_target")
         busy = [node.node_id for node in selected if node.node_id in self._node_runs]
         if busy:
             raise RolloutRefused(f"{len(busy)} nodes are in another active rollout, e.g. {busy[0]}", code="nodes_busy")

@@ -96,7 +96,7 @@ CREATE_SCHEMA = vol.Schema(
         vol.Optional("on_failure", default="pause"): vol.In(ON_FAILURE),
     }
 )
-"""The body of ``POST /api/ota/rollouts`` (the target is checked by :func:`hub_ota.targets.select_nodes`)."""
+"""The body of ``POST /api/ota/rollouts`` (the target is resolved by ``hub.select_nodes``)."""
 
 SETTINGS: Final = (
     "max_failure_ratio",

@@ -184,10 +184,15 @@ async def test_pause_resume_and_the_rules_of_creation(rollout_setup: RolloutSetu
     status, body = await client.call("POST", "/api/ota/rollouts", json={"firmware": NEW, "target": {"nodes": some}})
     assert_error(status, body, 409, "nothing_to_update")
 
+    status, body = await client.call("POST", "/api/ota/rollouts", json={"firmware": NEW, "target": {"tags": ["none"]}})
+    assert_error(status, body, 409, "empty_target")
+    status, body = await client.call(
+        "POST", "/api/ota/rollouts", json={"firmware": NEW, "target": {"nodes": ["24:6f:28:ff:ff:ff"]}}
+    )
+    assert_error(status, body, 404, "node_not_found")
     for bad, code in [
         ({"firmware": NEW, "target": {}}, "invalid_target"),
-        ({"firmware": NEW, "target": {"nodes": ["24:6f:28:ff:ff:ff"]}}, "node_not_found"),
-        ({"firmware": NEW, "target": {"tags": ["beta"]}}, "invalid_target"),
+        ({"firmware": NEW, "target": {"area": 7}}, "invalid_target"),
         ({"firmware": NEW, "target": {"not_version": NEW}, "stages": [10, 50]}, "invalid_request"),
         ({"firmware": NEW, "target": {"not_version": NEW}, "rate": 0}, "invalid_request"),
         ({"firmware": NEW, "target": {"not_version": NEW}, "colour": "red"}, "invalid_request"),

@@ -84,8 +84,12 @@ async def test_a_group_link_is_spent_by_the_response_that_carries_the_last_byte(
     assert status == 206
     status, rest, _ = await fetch(client, path, Range="bytes=10000-")
     assert status == 206 and first + rest == image
-    status, body, _ = await fetch(client, path)
-    assert status == 410 and b"link_used" in body
+
+    async def spent() -> bool:
+        status, body, _ = await fetch(client, path)
+        return status == 410 and b"link_used" in body
+
+    await wait_until(spent, message="the link spent")
 
 
 async def test_a_link_is_bound_to_the_client_that_started_the_download(client: OtaClient) -> None:
@@ -243,3 +247,46 @@ async def test_a_rollout_releases_a_node_without_commands_through_its_manifest(c
 
     await wait_until(completed, message="the rollout completed")
     assert new["version"] == await advertised()
+
+
+async def test_a_group_manifest_offers_what_a_completed_rollout_gave_the_group(client: OtaClient) -> None:
+    image, _ = await uploaded(client, "2.0.0", seed=2)
+    registry = client.hub.registry
+    for node_id in (NODE, OTHER):  # ESPHome devices with the tag, polling the group's manifest
+        registry.update_node(registry.get_or_register(node_id), firmware_version="1.0.0", tags=["greenhouse"])
+    url = (await client.call("GET", "/api/ota/manifest_url/greenhouse"))[1]["url"]
+
+    async def offered() -> tuple[int, dict]:
+        async with client.session.get(url) as response:
+            return response.status, await response.json()
+
+    assert (await offered())[0] == 404  # nothing released to the group yet
+    status, rollout = await client.call(
+        "POST", "/api/ota/rollouts", json={"firmware": "2.0.0", "target": {"tags": ["greenhouse"]}, "rate": 100}
+    )
+    assert status == 201 and rollout["total"] == 2, rollout
+
+    async def both_released() -> bool:
+        _, body = await client.call("GET", f"/api/ota/rollouts/{rollout['id']}")
+        return body["counts"]["sending"] == 2
+
+    await wait_until(both_released, message="both nodes released through their manifests")
+    assert (await offered())[0] == 404  # a group sees it only once the rollout went through
+    for node_id in (NODE, OTHER):
+        registry.update_node(registry.get(node_id), firmware_version="2.0.0")
+
+    async def group_offers_it() -> bool:
+        status, manifest = await offered()
+        return status == 200 and manifest["version"] == "2.0.0"
+
+    await wait_until(group_offers_it, message="the group's manifest offers 2.0.0")
+    _, manifest = await offered()
+    path = manifest["builds"][0]["ota"]["path"]
+    async with client.session.get(path) as response:
+        assert await response.read() == image
+
+    async def spent() -> bool:  # a group's link: spent by the response that carried the last byte
+        async with client.session.get(path) as response:
+            return response.status == 410
+
+    await wait_until(spent, message="the group's link spent")
