@@ -10,6 +10,7 @@ step).
 
 from __future__ import annotations
 
+from hub.core.actor import acting_as, current_actor
 from hub.core.addresses import is_loopback, url_host
 from hub.core.bootstrap import build_hub
 from hub.core.commands import Command, CommandManager, Deliverer
@@ -135,6 +136,8 @@ __all__ = [
     "RateLimitedLogger",
     "is_loopback",
     "url_host",
+    "current_actor",
+    "acting_as",
     # errors
     "HubError",
     "ConfigError",

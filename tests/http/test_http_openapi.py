@@ -25,6 +25,11 @@ from schemathesis.checks import (
 
 from hub.core.const import REASON_MESSAGE, STATUS_ONLINE
 
+try:  # the first-party ota plugin's endpoints (multipart upload included) are checked too when it is installed
+    import hub_ota.plugin as ota_plugin
+except ImportError:
+    ota_plugin = None
+
 MAX_EXAMPLES = 25
 MAC = "aa:bb:cc:dd:ee:01"
 
@@ -94,7 +99,9 @@ async def test_schemathesis_finds_no_server_errors(make_api) -> None:
     # A huge ban threshold: generated sign-ins fail by the hundred and must not ban the test itself.
     # Storage too, so the history and command endpoints answer from a real database.
     api: Api = await make_api(
-        {"login_attempts_threshold": 1_000_000}, builtins=("hub.plugins.storage", "hub.plugins.http")
+        {"login_attempts_threshold": 1_000_000},
+        builtins=("hub.plugins.storage", "hub.plugins.http"),
+        plugins=[(ota_plugin, "ota")] if ota_plugin is not None else [],
     )
     registry = api.hub.registry
     node = registry.get_or_register(MAC, name="probe")

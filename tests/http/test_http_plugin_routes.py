@@ -7,7 +7,7 @@ from pathlib import Path
 from aiohttp import web
 from http_helpers import Api, assert_error
 
-from hub import Manifest
+from hub import Manifest, current_actor
 from hub.core.errors import HubError, StorageUnavailable
 from hub.core.plugins.hookspecs import hookimpl
 from hub.plugins.http import PRINCIPAL_KEY
@@ -28,7 +28,10 @@ class WebPlugin:
             return web.Response(text="<html>sign in</html>", content_type="text/html")
 
         async def whoami(request: web.Request) -> web.Response:
-            return web.json_response({"user": request[PRINCIPAL_KEY].user.username})
+            return web.json_response({"user": request[PRINCIPAL_KEY].user.username, "actor": current_actor()})
+
+        async def public_actor(request: web.Request) -> web.Response:
+            return web.json_response({"actor": current_actor()})
 
         async def missing(request: web.Request) -> web.Response:
             raise NotFound("nothing here", code="widget_not_found")
@@ -38,6 +41,7 @@ class WebPlugin:
 
         register("GET", "/", page, auth=False)
         register("GET", "/api/web/whoami", whoami)
+        register("GET", "/api/web/public_actor", public_actor, auth=False)
         register("GET", "/api/web/offline", offline)
         register(
             "GET",
@@ -64,7 +68,8 @@ async def test_plugin_pages_routes_and_static_files(make_api, tmp_path: Path) ->
     assert status == 200 and "sign in" in text
     status, body = await api.call("GET", "/api/web/whoami", auth=False)
     assert_error(status, body, 401, "missing_token")
-    assert await api.call("GET", "/api/web/whoami") == (200, {"user": "owner"})
+    assert await api.call("GET", "/api/web/whoami") == (200, {"user": "owner", "actor": "owner"})
+    assert await api.call("GET", "/api/web/public_actor") == (200, {"actor": None})  # public: nobody signed in
     status, body = await api.call("GET", "/api/web/missing")
     assert_error(status, body, 404, "widget_not_found")
     assert issubclass(NotFound, HubError)  # one error root across plugin boundaries

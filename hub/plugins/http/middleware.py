@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.web_middlewares import Handler
 
-from hub import StorageUnavailable
+from hub import StorageUnavailable, acting_as
 
 from .errors import ApiError, Banned, Unauthorized, error_response, retry_after
 from .remote import client_address
@@ -84,5 +84,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if remaining:
         raise Banned("too many failed sign-ins from this address; try later", headers=retry_after(remaining))
     if server.requires_auth(request):
-        request[PRINCIPAL_KEY] = server.auth.authenticate(bearer_token(request))
+        principal = server.auth.authenticate(bearer_token(request))
+        request[PRINCIPAL_KEY] = principal
+        with acting_as(principal.user.username):  # plugins' handlers read it with hub.current_actor()
+            return await handler(request)
     return await handler(request)

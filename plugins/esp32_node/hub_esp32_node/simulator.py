@@ -12,6 +12,8 @@ a ``seq`` counter and an epoch ``timestamp``.
 * :meth:`SimulatedNode.power_loss` closes the socket without DISCONNECT, as a
   board losing power does; the broker then publishes the Will.  After power
   returns the node boots afresh: new connection, ``seq`` and ``uptime`` from 0.
+* Commands are executed by :class:`~.sim_commands.CommandExecutor`; after a
+  reboot (REBOOT, an update) the node reports at once, with the version it runs.
 
 MACs are Espressif-looking and derived from a seed, so the same ``--seed``
 gives the same fleet (and a restarted demo does not register new nodes).
@@ -34,7 +36,7 @@ from gmqtt.mqtt.constants import MQTTv311
 
 from hub import RateLimitedLogger
 
-from .sim_commands import CommandExecutor
+from .sim_commands import CommandExecutor, OtaBehaviour
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -152,6 +154,7 @@ class SimulatedNode:
         protocol: int = MQTTv311,
         topic_mac: str | None = None,
         seed: int = 0,
+        ota_behaviour: OtaBehaviour | None = None,
     ) -> None:
         self.mac = mac
         self.topic_mac = topic_mac or mac
@@ -162,6 +165,9 @@ class SimulatedNode:
         self.commands_topic = f"devices/{self.topic_mac}/commands"
         self.ack_topic = f"devices/{self.topic_mac}/ack"
         self.firmware_version = FIRMWARE_VERSION
+        self.ota_behaviour = ota_behaviour or OtaBehaviour()
+        """How it handles FIRMWARE_UPDATE: which share of updates fail, and how (see :class:`OtaBehaviour`)."""
+        self.ota_random = random.Random(f"ota:{seed}:{mac}")
         self.commands = CommandExecutor(self)
         self.reboots = 0
         self._broker = broker
@@ -234,13 +240,15 @@ class SimulatedNode:
         return 0
 
     async def reboot(self, *, firmware_version: str | None = None, downtime: float = 0.5) -> None:
-        """Restart as firmware does after REBOOT or an update: ``offline``, DISCONNECT, boot, connect."""
+        """Restart as firmware does after REBOOT or an update: ``offline``, DISCONNECT, boot, connect, and report
+        at once (with the version it now runs)."""
         self.reboots += 1
         await self.stop()
         if firmware_version is not None:
             self.firmware_version = firmware_version
         await asyncio.sleep(downtime)
-        await self.power_on()
+        if await self.power_on():
+            await self.publish_telemetry()
 
     def power_loss(self) -> None:
         """Cut the connection without DISCONNECT, so the broker publishes the Will (``offline``)."""
@@ -356,6 +364,7 @@ class Fleet:
         protocol: int = MQTTv311,
         outage_chance: float = 0.0,
         outage_seconds: tuple[float, float] = (15.0, 45.0),
+        ota_behaviour: OtaBehaviour | None = None,
     ) -> None:
         broker = BrokerAddress.from_url(broker_url)
         self.stats = FleetStats()
@@ -368,6 +377,7 @@ class Fleet:
                 qos=qos,
                 protocol=protocol,
                 seed=seed,
+                ota_behaviour=ota_behaviour,
                 # Every fourth node spells its MAC the ESPHome way, as real mixed fleets do.
                 topic_mac=mac.replace(":", "").lower() if index % 4 == 3 else mac,
             )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import hub_esp32_node.plugin
 import pytest
-from esp32_testing import Recorder
+from esp32_testing import Observer, Recorder
 
 from hub import MATCH_ALL, Hub
 from hub.testing import FakeClock
@@ -27,3 +27,11 @@ def events(hub: Hub) -> Recorder:
     recorder = Recorder()
     hub.bus.listen(MATCH_ALL, recorder)
     return recorder
+
+
+@pytest.fixture
+def observer(hub_mqtt_url: str) -> Iterator[Observer]:
+    """An independent paho-mqtt subscriber to chosen nodes' topics on the shared broker."""
+    observer = Observer(hub_mqtt_url)
+    yield observer
+    observer.close()

@@ -1,7 +1,7 @@
 """The OTA plugin's errors: each says in one line what is wrong, so an upload can be refused with it as is.
 
 They derive from :class:`hub.HubError` (and a builtin where one fits), so a caller maps them to
-HTTP statuses by class: :class:`InvalidFirmware` 422, :class:`FirmwareTooLarge` 413, :class:`UnsafeName` 400,
+HTTP statuses by class: :class:`InvalidFirmware` 400, :class:`FirmwareTooLarge` 413, :class:`UnsafeName` 400,
 :class:`UnknownChip` 400, :class:`VersionConflict` 409, :class:`FirmwareNotFound` 404.
 """
 

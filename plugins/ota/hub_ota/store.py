@@ -129,6 +129,11 @@ class ImageWriter:
         self._temp = Path(name)
         self._file: BinaryIO | None = os.fdopen(fd, "wb")
 
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        return self._validator.size
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append a chunk; raises (and discards the upload) when it breaks the size limit or the format."""
         if self._file is None:

@@ -29,7 +29,8 @@ def run_hub(*args: str) -> subprocess.CompletedProcess[str]:
 def ota_section(tmp_path: Path, section: Any = None) -> dict[str, Any]:
     """The validated ``ota:`` section of a hub with only this plugin (``ConfigError`` if invalid)."""
     config = {"hub": {"data_dir": str(tmp_path)}, **({} if section is None else {"ota": section})}
-    return make_hub(config, builtins=(), plugins=[(hub_ota.plugin, "ota")]).config["ota"]
+    builtins = ("hub.plugins.storage", "hub.plugins.http")  # what ota requires
+    return make_hub(config, builtins=builtins, plugins=[(hub_ota.plugin, "ota")]).config["ota"]
 
 
 def test_hub_plugins_lists_ota() -> None:
@@ -49,7 +50,18 @@ def test_check_config_accepts_an_ota_section(tmp_path: Path) -> None:
 
 
 def test_empty_section_gives_the_defaults(tmp_path: Path) -> None:
-    assert ota_section(tmp_path) == {"max_image_size": 4 * 1024 * 1024, "firmware_dir": "firmware"}
+    assert ota_section(tmp_path) == {
+        "max_image_size": 4 * 1024 * 1024,
+        "firmware_dir": "firmware",
+        "manifest_link_lifetime": 86400.0,
+    }
+
+
+def test_public_url(tmp_path: Path) -> None:
+    assert ota_section(tmp_path, {"public_url": "https://hub.lan:8443/"})["public_url"] == "https://hub.lan:8443"
+    for bad in ("ftp://hub", "hub.lan:8124", "http://hub/?x=1", 8124):
+        with pytest.raises(ConfigError):
+            ota_section(tmp_path, {"public_url": bad})
 
 
 @pytest.mark.parametrize(

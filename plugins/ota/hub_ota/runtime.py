@@ -1,0 +1,106 @@
+"""One hub's OTA pieces, built in ``hub_setup`` and kept under ``hub.data[DATA_OTA]``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from hub import DATA_DATABASE, EVENT_NODE_UPDATED, Event, Hub, NodeUpdatedData, StorageUnavailable
+
+from .api_firmware import FirmwareApi
+from .api_rollouts import RolloutsApi
+from .api_serving import ServingApi
+from .catalogue import FirmwareCatalogue
+from .config import SECTION, firmware_dir
+from .links import DownloadLinks
+from .manifest import ManifestKeys
+from .rollout_engine import RolloutEngine
+from .rollout_store import RolloutStore
+from .store import FirmwareStore
+from .web import Route
+
+_LOGGER = logging.getLogger(__name__)
+
+PURGE_INTERVAL = 600.0
+"""Seconds between two purges of long-expired download links."""
+
+
+class _Released:
+    """What the rollouts released, as the manifests ask it."""
+
+    def __init__(self, store: RolloutStore) -> None:
+        self._store = store
+
+    async def for_node(self, node_id: str) -> str | None:
+        return await self._store.released_to_node(node_id)
+
+    async def for_group(self, group: str) -> str | None:
+        return await self._store.released_to_group(group)
+
+
+class OtaRuntime:
+    """The store, the catalogue, the download links, the rollouts and the HTTP routes of one hub.
+
+    The rollout engine exists only in roles that take input (it sends commands); elsewhere the rollout routes
+    read the database and refuse changes.
+    """
+
+    def __init__(self, hub: Hub) -> None:
+        section = hub.config[SECTION]
+        self.hub = hub
+        database = hub.data[DATA_DATABASE]
+        self.store = FirmwareStore(firmware_dir(section, hub.data_dir), max_size=section["max_image_size"])
+        self.catalogue = FirmwareCatalogue(database, self.store, hub.bus, hub.clock)
+        self.links = DownloadLinks(database, hub.clock)
+        self.keys = ManifestKeys(hub.data_dir)
+        self.rollouts = RolloutStore(database)
+        self.engine = RolloutEngine(hub, self.rollouts, self.catalogue, self.links) if hub.role.takes_input else None
+        self._apis = (
+            FirmwareApi(self.catalogue, self._firmware_in_use),
+            ServingApi(hub, self.store, self.catalogue, self.links, self.keys, _Released(self.rollouts)),
+            RolloutsApi(self.rollouts, self.engine),
+        )
+
+    def routes(self) -> list[Route]:
+        """Every route of the plugin."""
+        return [route for api in self._apis for route in api.routes()]
+
+    async def start(self) -> None:
+        """Spend a node's links when it reports a new version; carry on with the active rollouts; housekeeping where
+        maintenance runs (orphaned image files, expired links every few minutes)."""
+        self.hub.bus.listen(EVENT_NODE_UPDATED, self._on_node_updated)
+        if self.engine is not None:
+            await self.engine.start()
+        if self.hub.role.runs_maintenance:
+            await self.catalogue.reconcile()
+            self.hub.create_task(self._purge_links(), "ota-purge-links")
+
+    async def stop(self) -> None:
+        """Stop the rollouts where they are (written down, to carry on at the next start)."""
+        if self.engine is not None:
+            await self.engine.stop()
+
+    async def _purge_links(self) -> None:
+        while True:
+            try:
+                purged = await self.links.purge()
+            except StorageUnavailable as err:
+                _LOGGER.warning("Cannot purge expired download links now: %s", err)
+            else:
+                if purged:
+                    _LOGGER.debug("Purged %d expired download links", purged)
+            await asyncio.sleep(PURGE_INTERVAL)
+
+    def _on_node_updated(self, event: Event[NodeUpdatedData]) -> None:
+        if "firmware_version" in event.data["changes"]:
+            self.hub.create_task(self._spend(event.data["node_id"]), "ota-spend-links")
+
+    async def _spend(self, node_id: str) -> None:
+        try:
+            await self.links.spend(node_id)
+        except StorageUnavailable as err:  # they expire anyway
+            _LOGGER.warning("Cannot mark the download links of %s as used: %s", node_id, err)
+
+    async def _firmware_in_use(self, sha256: str) -> str | None:
+        active = await self.rollouts.uses(sha256)
+        return f"rollout {active[0]} is using it: cancel it first" if active else None
