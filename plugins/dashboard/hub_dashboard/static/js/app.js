@@ -11,6 +11,7 @@ import "./theme.js";
 import { api, isSignedOut } from "./api.js";
 import { isSignedIn, onSignedOut, signOut } from "./auth.js";
 import { h, link, replace } from "./dom.js";
+import * as firmware from "./pages/firmware.js";
 import * as fleet from "./pages/fleet.js";
 import * as node from "./pages/node.js";
 import * as onboarding from "./pages/onboarding.js";
@@ -23,6 +24,7 @@ import { setTheme, THEMES, themeChoice } from "./theme.js";
 const ROUTES = [
   { pattern: /^\/$/, page: fleet, nav: "fleet" },
   { pattern: /^\/nodes\/([^/]+)$/, page: node, nav: "fleet" },
+  { pattern: /^\/firmware$/, page: firmware, nav: "firmware" },
   { pattern: /^\/system$/, page: system, nav: "system" },
   { pattern: /^\/tokens$/, page: tokens, nav: "tokens" },
   { pattern: /^\/signin$/, page: signin, public: true },
@@ -109,6 +111,7 @@ function buildFrame() {
     "nav",
     { class: "nav", "aria-label": "Main" },
     link("/", { dataset: { nav: "fleet" } }, "Fleet"),
+    link("/firmware", { dataset: { nav: "firmware" } }, "Firmware"),
     link("/system", { dataset: { nav: "system" } }, "System"),
     link("/tokens", { dataset: { nav: "tokens" } }, "Tokens"),
   );
