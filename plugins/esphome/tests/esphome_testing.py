@@ -58,3 +58,41 @@ def feed(hub: Hub, *messages: Message) -> None:
     """Dispatch messages as the mqtt transport would."""
     for topic, payload, retained in messages:
         hub.messages.dispatch(topic, payload, retained)
+
+
+def standin_esphome(directory: Path, gate: Path) -> Path:
+    """A stand-in for the ``esphome`` command that writes what ESPHome writes, for tests that must control timing.
+
+    ``config FILE`` says the file is valid.  ``compile FILE`` prints ESPHome's first lines, then waits until
+    ``gate`` exists (so a test can look at a job while it runs), then writes a "binary" and prints the lines the
+    hub reads (build path, config hash, the program's path).  The real ESPHome is tested in
+    test_esphome_compile.py; this one makes the API's job lifecycle deterministic.
+    """
+    import sys
+
+    script = directory / "esphome"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import pathlib, sys, time\n"
+        "command, file = sys.argv[1], sys.argv[2]\n"
+        "print('INFO ESPHome 2026.10.0')\n"
+        "print(f'INFO Reading configuration {file}...')\n"
+        "if command == 'config':\n"
+        "    print('INFO Configuration is valid!')\n"
+        "    sys.exit(0)\n"
+        "name = pathlib.Path(file).stem\n"
+        "build = pathlib.Path.cwd() / '.esphome' / 'build' / name\n"
+        "print(f'INFO Compiling app... Build path: {build}')\n"
+        f"gate = pathlib.Path({str(gate)!r})\n"
+        "deadline = time.monotonic() + 60\n"
+        "while not gate.exists() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.01)\n"
+        "program = build / '.pioenvs' / name / 'program'\n"
+        "program.parent.mkdir(parents=True, exist_ok=True)\n"
+        "program.write_bytes(b'\\x7fELF' + bytes(range(256)) * 64)\n"
+        "print('[1/1] LINK program')\n"
+        "print('INFO Build Info: config_hash=0x1a2b3c4d build_time_str=2026-01-01 00:00:00 +0000')\n"
+        "print(f\"INFO Successfully compiled program to path '{program}'\")\n"
+    )
+    script.chmod(0o755)
+    return script
