@@ -133,7 +133,19 @@ class ProvisioningApi:
                 "GET",
                 "/api/esphome/jobs",
                 api(self.list_jobs),
-                operation("Recent and running jobs, newest first", ok={"type": "object"}),
+                operation(
+                    "Recent and running jobs, newest first",
+                    ok={"type": "object", "properties": {"jobs": {"type": "array", "items": JOB_SCHEMA}}},
+                    params=[
+                        {
+                            "name": "node",
+                            "in": "query",
+                            "required": False,
+                            "description": "only this node's jobs",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                ),
             ),
             Route(
                 "GET",

@@ -123,3 +123,22 @@ async def test_everything_needs_a_token_and_errors_say_why(api: Any, tmp_path: P
     (tmp_path / "firmware" / "secrets.yaml").unlink()
     refused = await _json(session, "POST", f"{url}/api/esphome/nodes/host-node/compile", 409)
     assert refused["error"]["code"] == "no_secrets" and "secrets.example.yaml" in refused["error"]["message"]
+
+
+async def test_the_endpoints_are_in_the_openapi_document(api: Any) -> None:
+    import schemathesis
+
+    hub, session, url, gate = api
+    document = await _json(session, "GET", f"{url}/api/openapi.json")
+    schemathesis.openapi.from_dict(document).validate()
+    paths = {path for path in document["paths"] if path.startswith("/api/esphome/")}
+    assert paths == {
+        "/api/esphome/nodes",
+        "/api/esphome/nodes/{name}",
+        "/api/esphome/nodes/{name}/validate",
+        "/api/esphome/nodes/{name}/compile",
+        "/api/esphome/nodes/{name}/firmware",
+        "/api/esphome/jobs",
+        "/api/esphome/jobs/{job_id}",
+        "/api/esphome/jobs/{job_id}/log",
+    }
