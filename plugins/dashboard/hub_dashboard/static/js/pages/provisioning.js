@@ -65,7 +65,8 @@ export function mount(main, { socket, setTitle }) {
         h("div", { class: "field" }, h("label", { for: "provisioning-search" }, "Search nodes"), search),
         count,
       ),
-      h("div", { class: "scroll" }, table),
+      // Focusable, so keyboard users can scroll a table wider than a phone.
+      h("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Defined nodes" }, table),
     ),
   );
   let following = null; // the AbortController of the log being streamed
