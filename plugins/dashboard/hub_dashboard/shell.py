@@ -1,6 +1,6 @@
 """The app shell: the one HTML page every dashboard URL serves, and the headers that lock it down.
 
-The dashboard is a single-page app of plain ES modules: ``/``, ``/nodes/…``, ``/firmware``,
+The dashboard is a single-page app of plain ES modules: ``/``, ``/nodes/…``, ``/firmware``, ``/provisioning``,
 ``/system``, ``/tokens``, ``/signin`` and ``/onboarding`` all answer with the
 same small document, and ``static/js/app.js`` renders the page for the URL.
 
@@ -28,7 +28,7 @@ STATIC_DIR = PACKAGE_DIR / "static"
 TEMPLATE = PACKAGE_DIR / "shell.html"
 ASSETS_PREFIX = "/static/dashboard"
 
-PAGE_PATHS = ("/", "/nodes/{node_id}", "/firmware", "/system", "/tokens", "/signin", "/onboarding")
+PAGE_PATHS = ("/", "/nodes/{node_id}", "/firmware", "/provisioning", "/system", "/tokens", "/signin", "/onboarding")
 """The URLs of the app's pages (``static/js/app.js`` has the matching routes)."""
 
 CONTENT_SECURITY_POLICY = (

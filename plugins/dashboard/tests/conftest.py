@@ -108,6 +108,8 @@ async def _make_dashboard(hub_factory: Any, hub_mqtt_url: str, *, owner: bool = 
         },
         "presence": {"timeout": 2, "initial_timeout": 4, "check_interval": 0.2},
         "http": {"port": 0},
+        # No ESPHome node files (the repository's examples would be defined nodes in every fleet).
+        "esphome": {"firmware_dir": tempfile.mkdtemp(prefix="hub-dashboard-no-esphome-")},
         **extra,
     }
     # Both plugins load the way `hub run` loads them: as installed distributions (entry points).

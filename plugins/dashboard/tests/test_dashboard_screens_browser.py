@@ -115,6 +115,10 @@ async def test_every_page_fits_is_accessible_and_is_captured(private_dashboard, 
     await expect(page.get_by_text("No rollouts yet.")).to_be_visible()
     problems += await _check(page, "firmware", suffix)
 
+    await page.get_by_role("link", name="Provisioning").click()
+    await expect(page.get_by_text("No node files in")).to_be_visible()
+    problems += await _check(page, "provisioning", suffix)
+
     await page.get_by_role("link", name="System").click()
     await expect(page.locator(".rate-chart canvas")).to_have_count(4)
     await expect(page.locator("tr[data-reason='not_json'] .reject-example")).to_contain_text("Last:")

@@ -10,6 +10,7 @@ resolved or executed.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -18,14 +19,18 @@ from typing import Any, Final
 
 import yaml
 
+from hub import normalize_mac
+
 TEMPLATES: Final = ("climate", "relay", "json_commands")
 """Example nodes ``hub esphome new`` copies."""
 NAME_PATTERN: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,29}[a-z0-9])?")
 """ESPHome node names: lower-case letters, digits and '-', at most 31 characters (its hostname rules)."""
+EXECUTABLE_ENV: Final = "HUB_ESPHOME"
+"""Environment variable naming the ``esphome`` executable when config.yaml does not (what CI exports)."""
 ESPHOME_MISSING: Final = (
     "The esphome executable was not found. ESPHome needs Python >= 3.12 in an environment of its own: "
     "run scripts/esphome-env (it creates one and prints the executable), then put that path in config.yaml "
-    "as esphome: executable: (or put esphome on PATH)."
+    f"as esphome: executable:, or export {EXECUTABLE_ENV}=<that path> (or put esphome on PATH)."
 )
 
 
@@ -35,11 +40,17 @@ class FirmwareError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class NodeFile:
-    """One node YAML."""
+    """One node YAML: what the hub can know of a node before it ever connects."""
 
     path: Path
     name: str | None
     friendly_name: str | None
+    area: str | None = None
+    """``esphome: area:`` (or the ``area`` substitution)."""
+    mac: str | None = None
+    """The board's MAC when the file states it (a ``mac`` substitution, as json_commands.yaml has), canonical."""
+    build_path: Path | None = None
+    """Where ESPHome builds it: ``esphome: build_path:``, else ``.esphome/build/<name>`` beside the file."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -76,7 +87,23 @@ def read_node(path: Path) -> NodeFile:
     esphome = data.get("esphome") if isinstance(data.get("esphome"), dict) else {}
     name = _resolve(esphome.get("name", substitutions.get("name")), substitutions)
     friendly = _resolve(esphome.get("friendly_name", substitutions.get("friendly_name")), substitutions)
-    return NodeFile(path, name, friendly)
+    area = esphome.get("area")
+    if isinstance(area, dict):  # the long form, {id: …, name: …}
+        area = area.get("name")
+    area = _resolve(area, substitutions)
+    build = _resolve(esphome.get("build_path"), substitutions)
+    build_path = path.parent / build if build else path.parent / ".esphome" / "build" / name if name else None
+    return NodeFile(path, name, friendly, area or None, _mac(substitutions.get("mac")), build_path)
+
+
+def _mac(value: object) -> str | None:
+    """A stated MAC, canonical; None for none, a placeholder of zeros, or something that is not a MAC."""
+    if not isinstance(value, str) or not value.strip("0:-. "):
+        return None
+    try:
+        return normalize_mac(value)
+    except ValueError:
+        return None
 
 
 def _resolve(value: object, substitutions: dict[str, Any]) -> str | None:
@@ -118,12 +145,16 @@ def new_node(directory: Path, name: str, template: str, friendly_name: str | Non
 
 
 def find_executable(configured: str | None) -> Path:
-    """``esphome: executable:`` if set, else ``esphome`` on PATH; :class:`FirmwareError` with the remedy if neither."""
-    if configured:
-        path = Path(configured).expanduser()
-        if path.is_file():
-            return path
-        raise FirmwareError(f"esphome: executable: {configured} does not exist. {ESPHOME_MISSING}")
+    """``esphome: executable:``, else ``$HUB_ESPHOME``, else ``esphome`` on PATH; :class:`FirmwareError` if none.
+
+    A path that is named but missing is an error of its own (not a silent fall back to PATH): the
+    user meant that one."""
+    for source, value in (("esphome: executable:", configured), (EXECUTABLE_ENV, os.environ.get(EXECUTABLE_ENV))):
+        if value:
+            path = Path(value).expanduser()
+            if path.is_file() and os.access(path, os.X_OK):
+                return path
+            raise FirmwareError(f"{source} {value} is not an executable file. {ESPHOME_MISSING}")
     found = shutil.which("esphome")
     if found is None:
         raise FirmwareError(ESPHOME_MISSING)

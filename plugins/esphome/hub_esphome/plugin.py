@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 from hub import HubKey, Manifest, RateLimitedLogger, hookimpl
 
 from . import cli
+from .api import ProvisioningApi
 from .config import CONFIG_SCHEMA, SECTION
 from .contract import ESPHOME_DISCOVER_FILTER, discovery_filters
 from .ingest import DiscoveryIngest
+from .runtime import DATA_PROVISIONING, Provisioning
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -32,6 +34,7 @@ MANIFEST = Manifest(name="esphome", after=("storage",), sections=(SECTION,))
 
 DATA_INGEST: HubKey[DiscoveryIngest] = HubKey("esphome.ingest")
 """hub.data key of this hub's :class:`DiscoveryIngest` (private to the plugin and its tests)."""
+
 EXPIRY_INTERVAL = 1.0
 """Seconds between checks of ``expire_after``."""
 
@@ -44,7 +47,7 @@ def hub_config_schema() -> dict[str, Any]:
 
 @hookimpl
 def hub_cli_commands(register: Callable[..., None]) -> None:
-    """``hub esphome new|validate|list``."""
+    """``hub esphome new|validate|compile|upload|list``."""
     cli.register_commands(register)
 
 
@@ -60,13 +63,33 @@ def hub_setup(hub: Hub) -> None:
         hub.messages.subscribe(topic_filter, ingest.handle_discovery, qos=1)
     if config["device_info"]:
         hub.messages.subscribe(ESPHOME_DISCOVER_FILTER, ingest.handle_device_info, qos=1)
+    provisioning = hub.data[DATA_PROVISIONING] = Provisioning(hub, config)
+    defined = provisioning.sync()
+    if defined:
+        _LOGGER.info("%d ESPHome node file(s) in %s", len(defined), provisioning.directory)
 
 
 @hookimpl
 def hub_start(hub: Hub) -> None:
-    """Start the ``expire_after`` check (only where the hub takes input)."""
+    """Start the ``expire_after`` check and the look at the node files (only where the hub takes input)."""
     if hub.role.takes_input:
         hub.create_task(_expire_loop(hub, hub.data[DATA_INGEST]), name="esphome-expiry")
+        hub.create_task(hub.data[DATA_PROVISIONING].sync_loop(), name="esphome-node-files")
+
+
+@hookimpl
+async def hub_stop(hub: Hub) -> None:
+    """Stop validate and compile jobs (their ESPHome processes are killed)."""
+    provisioning = hub.data.get(DATA_PROVISIONING)
+    if provisioning is not None:
+        await provisioning.jobs.stop()
+
+
+@hookimpl
+def hub_http_routes(hub: Hub, register: Callable[..., None]) -> None:
+    """``/api/esphome/…``: defined nodes, validate and compile jobs and their live logs, compiled binaries."""
+    for route in ProvisioningApi(hub.data[DATA_PROVISIONING]).routes():
+        register(route.method, route.path, route.handler, doc=route.doc)
 
 
 async def _expire_loop(hub: Hub, ingest: DiscoveryIngest) -> None:

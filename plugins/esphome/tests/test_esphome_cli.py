@@ -110,9 +110,16 @@ async def test_list_shows_which_defined_nodes_the_hub_knows(
     code = await _main_in_thread(["esphome", "list", "--json", "-c", str(config)])
     assert code == 0
     rows = {row["file"]: row for row in json.loads(capsys.readouterr().out)}
-    assert rows["climate.yaml"]["node_id"] == node.node_id
-    assert rows["climate.yaml"]["firmware_version"] == "2026.10.0"
-    assert rows["relay.yaml"]["node_id"] is None and rows["relay.yaml"]["name"] == "relay-1"
+    assert rows["climate.yaml"]["node_id"] == node.node_id and rows["climate.yaml"]["seen"] is True
+    assert rows["climate.yaml"]["running_version"] == "2026.10.0"
+    assert rows["climate.yaml"]["compiled"] is None and rows["climate.yaml"]["up_to_date"] is None
+    relay = rows["relay.yaml"]
+    assert (relay["name"], relay["node_id"], relay["seen"], relay["status"]) == (
+        "relay-1",
+        "esphome:relay-1",
+        False,
+        "unknown",
+    )
 
 
 async def _main_in_thread(argv: list[str]) -> int:

@@ -15,6 +15,7 @@ import * as firmware from "./pages/firmware.js";
 import * as fleet from "./pages/fleet.js";
 import * as node from "./pages/node.js";
 import * as onboarding from "./pages/onboarding.js";
+import * as provisioning from "./pages/provisioning.js";
 import * as signin from "./pages/signin.js";
 import * as system from "./pages/system.js";
 import * as tokens from "./pages/tokens.js";
@@ -25,6 +26,7 @@ const ROUTES = [
   { pattern: /^\/$/, page: fleet, nav: "fleet" },
   { pattern: /^\/nodes\/([^/]+)$/, page: node, nav: "fleet" },
   { pattern: /^\/firmware$/, page: firmware, nav: "firmware" },
+  { pattern: /^\/provisioning$/, page: provisioning, nav: "provisioning" },
   { pattern: /^\/system$/, page: system, nav: "system" },
   { pattern: /^\/tokens$/, page: tokens, nav: "tokens" },
   { pattern: /^\/signin$/, page: signin, public: true },
@@ -112,6 +114,7 @@ function buildFrame() {
     { class: "nav", "aria-label": "Main" },
     link("/", { dataset: { nav: "fleet" } }, "Fleet"),
     link("/firmware", { dataset: { nav: "firmware" } }, "Firmware"),
+    link("/provisioning", { dataset: { nav: "provisioning" } }, "Provisioning"),
     link("/system", { dataset: { nav: "system" } }, "System"),
     link("/tokens", { dataset: { nav: "tokens" } }, "Tokens"),
   );

@@ -53,6 +53,7 @@ export function mount(main, { params: [nodeId], socket, setTitle }) {
     firstSeen: h("dd"),
     firmware: h("dd"),
     area: h("dd"),
+    definedBy: h("dd"),
   };
   const infoCard = h(
     "section",
@@ -66,6 +67,7 @@ export function mount(main, { params: [nodeId], socket, setTitle }) {
       h("div", null, h("dt", null, "First seen"), info.firstSeen),
       h("div", null, h("dt", null, "Firmware"), info.firmware),
       h("div", null, h("dt", null, "Area and tags"), info.area),
+      h("div", { class: "defined-by", hidden: true }, h("dt", null, "Defined in"), info.definedBy),
     ),
   );
   const readings = h("div", { class: "tiles" });
@@ -123,6 +125,10 @@ export function mount(main, { params: [nodeId], socket, setTitle }) {
       node.area ? h("span", { class: "area-name" }, node.area) : h("span", { class: "muted" }, "No area"),
       (node.tags || []).map((tag) => [" ", h("span", { class: "tag" }, tag)]),
     );
+    // An ESPHome node defined in the hub's firmware folder: which YAML, and where to build it.
+    const yamlFile = node.attributes.esphome_yaml;
+    info.definedBy.parentElement.hidden = !yamlFile;
+    replace(info.definedBy, yamlFile ? [h("span", { class: "mono" }, yamlFile), " ", link("/provisioning", null, "Provisioning")] : null);
     setText(info.firstSeen, formatTime(node.first_seen));
     info.firstSeen.title = formatDateTime(node.first_seen);
     const entries = Object.entries(node.attributes).sort(([a], [b]) => a.localeCompare(b));
