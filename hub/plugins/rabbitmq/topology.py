@@ -95,7 +95,8 @@ def conflict(err: ChannelPreconditionFailed, config: dict[str, Any]) -> Topology
     match = _INEQUIVALENT.search(text)
     if match is None:
         return TopologyConflict(f"RabbitMQ refused the hub's topology: {text}")
-    name, arg, ours, theirs = match["name"], match["arg"], match["ours"], match["theirs"]
+    name, arg = match["name"], match["arg"]
+    ours, theirs = match["ours"].strip("'"), match["theirs"].strip("'")
     return TopologyConflict(
         f"RabbitMQ {match['what']} {name!r} already exists with {arg} = {theirs}, but config.yaml "
         f"(rabbitmq: under prefix {config['prefix']!r}) gives it {arg} = {ours}. Arguments of an existing "

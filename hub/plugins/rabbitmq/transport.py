@@ -33,8 +33,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel
 from aio_pika.exceptions import AMQPError, DeliveryError
+from aiormq.abc import AbstractChannel as Underlay
+from aiormq.abc import DeliveredMessage
 
 from hub import (
     EVENT_TRANSPORT_CONNECTED,
@@ -82,7 +84,7 @@ class RabbitTransport:
         self._stopping = False
         self._lost = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
-        self._consumer_tags: list[tuple[Any, str]] = []
+        self._consumer_tags: list[str] = []
         self._warned_filters: set[str] = set()
         self._on_connected: list[Any] = []
         self._log = RateLimitedLogger(_LOGGER)
@@ -122,9 +124,10 @@ class RabbitTransport:
         self._accepting = False
         self._stopping = True
         if self._channel is not None and not self._channel.is_closed:
-            for queue, tag in self._consumer_tags:
+            underlay = await self._channel.get_underlay_channel()
+            for tag in self._consumer_tags:
                 try:
-                    await queue.cancel(tag)
+                    await underlay.basic_cancel(tag)
                 except (AMQPError, OSError, RuntimeError):
                     pass
         if self._inflight:
@@ -155,11 +158,15 @@ class RabbitTransport:
         self._publish_channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         self._publish_exchange = await self._publish_channel.get_exchange(self._config["exchange"], ensure=False)
         if self._consume:
+            # Straight on aio-pika's underlying aiormq channel: no IncomingMessage per delivery, and a
+            # callback that settles by delivery tag, which is all acknowledging a batch needs.
             await channel.set_qos(prefetch_count=self._config["prefetch"])
+            underlay = await channel.get_underlay_channel()
+            callback = partial(self._on_message, underlay)
             self._consumer_tags = []
             for queue in self.topology.queues.values():
-                tag = await queue.consume(partial(self._on_message, channel), no_ack=False)
-                self._consumer_tags.append((queue, tag))
+                ok = await underlay.basic_consume(queue.name, callback, no_ack=False)
+                self._consumer_tags.append(ok.consumer_tag)
         for callback in self._on_connected:
             await callback(connection, self.topology)
         self.connected = True
@@ -215,17 +222,19 @@ class RabbitTransport:
                 _LOGGER.debug("Reconnecting to RabbitMQ %s failed (%d): %s", self.display, failures, err)
 
     # --- ingest (hot path) -----------------------------------------------------------------
-    def _on_message(self, channel: AbstractChannel, message: AbstractIncomingMessage) -> None:
+    async def _on_message(self, channel: Underlay, message: DeliveredMessage) -> None:
+        """aiormq runs this as a task per delivery; it never awaits, so deliveries are handled in order."""
         if not self._accepting:
             return  # not acknowledged: the broker takes it back when the channel closes
-        tag = message.delivery_tag
+        delivery = message.delivery
+        tag = delivery.delivery_tag  # type: ignore[union-attr]
         router = self._router
         errors = router.handler_errors
         try:
-            self._dispatch(message.routing_key.replace(".", "/"), message.body, False)  # type: ignore[union-attr]
+            self._dispatch(delivery.routing_key.replace(".", "/"), message.body, False)  # type: ignore[union-attr]
         except Exception:
             errors = -1
-            self._log.log(logging.ERROR, "dispatch", "Cannot dispatch %r", message.routing_key, exc_info=True)
+            self._log.log(logging.ERROR, "dispatch", "Cannot dispatch %r", delivery.routing_key, exc_info=True)
         if router.handler_errors != errors:
             self._reject(channel, tag, "poison", multiple=False)
             return
@@ -257,14 +266,12 @@ class RabbitTransport:
         else:
             self._settle(group.channel, group.last, multiple=True)
 
-    def _settle(self, channel: AbstractChannel, tag: int | None, *, multiple: bool) -> None:
+    def _settle(self, channel: Underlay, tag: int | None, *, multiple: bool) -> None:
         if tag is None or channel.is_closed:
             return  # that channel is gone: the broker redelivers, storage's dedupe drops what was stored
-        self._send(channel.channel.basic_ack(tag, multiple=multiple))  # type: ignore[attr-defined]
+        self._send(channel.basic_ack(tag, multiple=multiple))
 
-    def _reject(
-        self, channel: AbstractChannel, tag: int | None, reason: str, *, multiple: bool, count: int = 1
-    ) -> None:
+    def _reject(self, channel: Underlay, tag: int | None, reason: str, *, multiple: bool, count: int = 1) -> None:
         self._rejected.labels(reason).inc(count)
         if reason == "poison":
             self._log.warning(
@@ -272,7 +279,7 @@ class RabbitTransport:
             )
         if tag is None or channel.is_closed:
             return
-        self._send(channel.channel.basic_nack(tag, multiple=multiple, requeue=True))  # type: ignore[attr-defined]
+        self._send(channel.basic_nack(tag, multiple=multiple, requeue=True))
 
     def _send(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -332,7 +339,7 @@ class _AckGroup:
 
     __slots__ = ("channel", "count", "last")
 
-    def __init__(self, channel: AbstractChannel) -> None:
+    def __init__(self, channel: Underlay) -> None:
         self.channel = channel
         self.count = 0
         self.last: int | None = None
