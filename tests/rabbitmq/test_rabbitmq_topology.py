@@ -12,6 +12,8 @@ from hub.plugins.rabbitmq import DATA_RABBITMQ
 from hub.plugins.rabbitmq.config import CONFIG_SCHEMA, queue_arguments
 from hub.testing import wait_until
 
+pytestmark = pytest.mark.rabbitmq
+
 BUILTINS = ("hub.plugins.storage", "hub.plugins.presence", "hub.plugins.rabbitmq")
 
 
