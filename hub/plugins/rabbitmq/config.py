@@ -199,3 +199,16 @@ def dead_letter_arguments(config: dict[str, Any]) -> dict[str, Any]:
 def routing_key(topic_filter: str) -> str:
     """An MQTT filter or topic as an AMQP topic binding/routing key: ``devices/+/data`` -> ``devices.*.data``."""
     return ".".join("*" if level == "+" else level for level in topic_filter.split("/"))
+
+
+def covers(binding: str, topic_filter: str) -> bool:
+    """True when every topic ``topic_filter`` matches is also matched by ``binding`` (both MQTT-style)."""
+    wide, narrow = binding.split("/"), topic_filter.split("/")
+    for index, level in enumerate(wide):
+        if level == "#":
+            return True
+        if index >= len(narrow) or narrow[index] == "#":
+            return False
+        if level != "+" and level != narrow[index]:
+            return False
+    return len(wide) == len(narrow)

@@ -48,7 +48,7 @@ from hub import (
     TransportData,
 )
 
-from .config import display_url, routing_key
+from .config import covers, display_url, routing_key
 from .topology import Topology, TopologyConflict, declare
 
 if TYPE_CHECKING:
@@ -298,7 +298,9 @@ class RabbitTransport:
         if self.topology is None or not self._consume:
             return
         for topic_filter in self._router.filters():
-            if topic_filter not in self.topology.filters and topic_filter not in self._warned_filters:
+            if topic_filter in self._warned_filters:
+                continue
+            if not any(covers(binding, topic_filter) for binding in self.topology.filters):
                 self._warned_filters.add(topic_filter)
                 _LOGGER.warning(
                     "No RabbitMQ queue is bound for %r: add it to rabbitmq: queues: …: bindings: to receive it",
