@@ -54,7 +54,7 @@ class Worker:
         for line in self.process.stderr:
             self.lines.append(line.rstrip())
 
-    async def running(self, timeout: float = 60) -> None:
+    async def running(self, timeout: float = 180) -> None:  # imports and migrations on a busy 2-core machine
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
