@@ -12,6 +12,10 @@
 
 Prints one JSON line with sent, stored, lost, duplicates, msgs_per_s, baseline_msgs_per_s, ratio.
 The database named by ``--db`` gets the hub's tables; the benchmark deletes its own rows first.
+
+``--transport rabbitmq --workers 1,2`` measures the RabbitMQ path instead (RabbitMQ's MQTT plugin -> N
+``hub run --role worker`` processes -> the database, against a bare aio-pika consumer): see
+``ingest_rabbitmq.py``.
 """
 
 from __future__ import annotations
@@ -196,8 +200,13 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--transport", choices=("mqtt", "rabbitmq"), default="mqtt")
+    import ingest_rabbitmq  # the RabbitMQ path's options and run, in their own module
+
+    ingest_rabbitmq.add_arguments(parser)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args))), flush=True)
+    runner = ingest_rabbitmq.run if args.transport == "rabbitmq" else run
+    print(json.dumps(asyncio.run(runner(args))), flush=True)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import orjson
 from gmqtt import Client
-from gmqtt.mqtt.constants import MQTTv50
+from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 from gmqtt.storage import PersistentStorage
 
 
@@ -98,7 +98,9 @@ def payload(mac: str, seq: int, now: float) -> bytes:
     )
 
 
-async def publish(broker: str, nodes: int, messages: int, *, connections: int = 4, window: int = 500) -> dict:
+async def publish(
+    broker: str, nodes: int, messages: int, *, connections: int = 4, window: int = 500, version: int = MQTTv50
+) -> dict:
     """Publish ``messages`` spread round-robin over ``nodes`` and wait for every PUBACK."""
     parts = urlsplit(broker)
     macs = node_macs(nodes)
@@ -108,7 +110,7 @@ async def publish(broker: str, nodes: int, messages: int, *, connections: int = 
         client = Client(f"loadgen-{uuid.uuid4().hex[:8]}-{index}", persistent_storage=storage)
         if parts.username:
             client.set_auth_credentials(parts.username, parts.password)
-        await client.connect(parts.hostname or "127.0.0.1", parts.port or 1883, version=MQTTv50)
+        await client.connect(parts.hostname or "127.0.0.1", parts.port or 1883, version=version)
         protocol = client._connection._protocol
         protocol._transport = _CorkedTransport(protocol._transport)
         clients.append((client, storage))
@@ -143,9 +145,13 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--window", type=int, default=500)
+    parser.add_argument("--protocol", choices=("5", "3.1.1"), default="5", help="3.1.1 for RabbitMQ's MQTT plugin")
     args = parser.parse_args()
+    version = MQTTv50 if args.protocol == "5" else MQTTv311
     result = asyncio.run(
-        publish(args.broker, args.nodes, args.messages, connections=args.connections, window=args.window)
+        publish(
+            args.broker, args.nodes, args.messages, connections=args.connections, window=args.window, version=version
+        )
     )
     print(json.dumps(result), flush=True)
 

@@ -85,7 +85,7 @@ from hub.core.plugins.manifest import Manifest
 from hub.core.ratelimit import RateLimitedLogger
 from hub.core.registry import Entity, Node, NodeRegistry
 from hub.core.rejections import Rejections
-from hub.core.roles import ROLE_ALL, ROLE_CLI, ROLES, Role
+from hub.core.roles import ROLE_ALL, ROLE_API, ROLE_CLI, ROLE_WORKER, ROLES, Role
 from hub.core.services import ServiceRegistry
 from hub.core.targets import Target, select_nodes
 from hub.version import __version__
@@ -98,6 +98,8 @@ __all__ = [
     "ROLES",
     "ROLE_ALL",
     "ROLE_CLI",
+    "ROLE_WORKER",
+    "ROLE_API",
     "build_hub",
     "hookimpl",
     "Manifest",

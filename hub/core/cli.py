@@ -30,7 +30,7 @@ from hub.version import __version__
 from .bootstrap import build_hub, configure_logging, load_plugins
 from .errors import ConfigError, StartupError
 from .hub import Hub, freeze_startup_heap
-from .roles import ROLE_CLI
+from .roles import ROLE_ALL, ROLE_CLI, ROLES
 from .scaffold import ScaffoldError, new_plugin
 
 DEFAULT_CONFIG = "config.yaml"
@@ -107,6 +107,12 @@ def build_parser(plugins: PluginManager) -> argparse.ArgumentParser:
 
 def _run_arguments(parser: argparse.ArgumentParser, plugins: PluginManager) -> None:
     parser.add_argument("--demo", type=int, metavar="N", default=0, help="also run N simulated ESP32 nodes")
+    parser.add_argument(
+        "--role",
+        choices=[name for name, role in ROLES.items() if role is not ROLE_CLI],
+        default=ROLE_ALL.name,
+        help="what this process does: all (default: one process), worker (ingest only), api (HTTP/WebSocket only)",
+    )
     plugins.call_sync("hub_run_arguments", parser=parser)
 
 
@@ -115,7 +121,7 @@ def _json_argument(parser: argparse.ArgumentParser) -> None:
 
 
 async def _cmd_run(args: argparse.Namespace) -> int:
-    hub = build_hub(args.config, plugins=args.plugins)
+    hub = build_hub(args.config, role=ROLES[args.role], plugins=args.plugins)
     hub.plugins.call_sync("hub_run_config", config=hub.config, args=args)
     configure_logging(hub.config["hub"]["log_level"])
 

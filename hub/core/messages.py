@@ -168,6 +168,11 @@ class MessageRouter:
 
         return detach
 
+    @property
+    def has_transport(self) -> bool:
+        """True once a transport attached: another transport plugin (mqtt after rabbitmq) then stands aside."""
+        return self._transport is not None
+
     def filters(self) -> dict[str, int]:
         """Every subscribed filter with the highest QoS asked for it (what the transport subscribes to)."""
         result: dict[str, int] = {}

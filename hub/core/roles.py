@@ -45,5 +45,22 @@ ROLE_CLI = Role(
     runs_maintenance=False,
 )
 
-ROLES: MappingProxyType[str, Role] = MappingProxyType({role.name: role for role in (ROLE_ALL, ROLE_CLI)})
+ROLE_WORKER = Role(
+    "worker",
+    "hub run --role worker: ingest device messages (from RabbitMQ) into the database; no HTTP",
+    takes_input=True,
+    serves_http=False,
+    runs_maintenance=True,
+)
+ROLE_API = Role(
+    "api",
+    "hub run --role api: serve HTTP and WebSocket clients; takes no device input (workers do)",
+    takes_input=False,
+    serves_http=True,
+    runs_maintenance=False,
+)
+
+ROLES: MappingProxyType[str, Role] = MappingProxyType(
+    {role.name: role for role in (ROLE_ALL, ROLE_WORKER, ROLE_API, ROLE_CLI)}
+)
 """Every role by name."""

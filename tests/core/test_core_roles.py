@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hub import DATA_BROKER_URL, DATA_HTTP_URL, ROLE_ALL, ROLE_CLI, ROLES, Role
+from hub import DATA_BROKER_URL, DATA_HTTP_URL, ROLE_ALL, ROLE_API, ROLE_CLI, ROLE_WORKER, ROLES
 from hub.plugins.mqtt import DATA_MQTT
 from hub.testing import free_port
 
@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_roles_and_what_they_allow():
-    assert dict(ROLES) == {"all": ROLE_ALL, "cli": ROLE_CLI}
+    assert dict(ROLES) == {"all": ROLE_ALL, "worker": ROLE_WORKER, "api": ROLE_API, "cli": ROLE_CLI}
+    assert (ROLE_WORKER.takes_input, ROLE_WORKER.serves_http, ROLE_WORKER.runs_maintenance) == (True, False, True)
+    assert (ROLE_API.takes_input, ROLE_API.serves_http, ROLE_API.runs_maintenance) == (False, True, False)
     assert (ROLE_ALL.takes_input, ROLE_ALL.serves_http, ROLE_ALL.runs_maintenance) == (True, True, True)
     assert (ROLE_CLI.takes_input, ROLE_CLI.serves_http, ROLE_CLI.runs_maintenance) == (False, False, False)
     assert str(ROLE_CLI) == "cli" and f"{ROLE_ALL}" == "all"
@@ -30,17 +32,15 @@ def _task_names() -> set[str]:
 
 
 async def test_a_role_that_only_serves_http(hub_factory):
-    """Every built-in follows the capabilities, so a new role (the coming ``api``) needs no plugin change."""
-    api = Role("api", "serves the API only", takes_input=False, serves_http=True, runs_maintenance=False)
-    hub = await hub_factory({"http": {"port": 0}}, role=api)
+    """Every built-in follows the capabilities: ``api`` needed no plugin change."""
+    hub = await hub_factory({"http": {"port": 0}}, role=ROLE_API)
     assert DATA_HTTP_URL in hub.data  # http listens
     assert DATA_BROKER_URL not in hub.data and DATA_MQTT not in hub.data  # no broker, no transport
     assert not {"presence-check", "storage-retention"} & _task_names()
 
 
 async def test_a_role_that_takes_input_but_serves_no_http(hub_factory):
-    worker = Role("worker", "ingests only", takes_input=True, serves_http=False, runs_maintenance=True)
-    hub = await hub_factory({"broker": {"port": free_port()}}, role=worker)
+    hub = await hub_factory({"broker": {"port": free_port()}}, role=ROLE_WORKER)
     assert DATA_HTTP_URL not in hub.data
     assert hub.data[DATA_BROKER_URL] and DATA_MQTT in hub.data  # the embedded broker listens, the transport started
     assert {"presence-check", "storage-retention"} <= _task_names()

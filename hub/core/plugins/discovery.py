@@ -29,6 +29,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "hub.plugins.mqtt",
     "hub.plugins.presence",
     "hub.plugins.http",
+    "hub.plugins.rabbitmq",
 )
 """Module names of the built-ins; a built-in's plugin name is its last component."""
 

@@ -78,7 +78,7 @@ def hub_config_schema() -> dict[str, Any]:
 @hookimpl
 async def hub_start(hub: Hub) -> None:
     """Listen before the mqtt plugin connects (see the module docstring on order); only in roles that take input."""
-    if not hub.role.takes_input or hub.config.get("mqtt", {}).get("broker"):
+    if not hub.role.takes_input or hub.config.get("mqtt", {}).get("broker") or hub.messages.has_transport:
         return
     config = hub.config["broker"]
     broker = EmbeddedBroker(config["host"], config["port"], config["users"], hub.data_dir)

@@ -63,6 +63,9 @@ async def hub_start(hub: Hub) -> None:
     """Connect to the configured or the embedded broker and start feeding ``hub.messages`` (roles taking input)."""
     if not hub.role.takes_input:
         return
+    if hub.messages.has_transport:
+        _LOGGER.info("Another transport (rabbitmq) carries the hub's messages: the mqtt plugin stands aside")
+        return
     config = hub.config["mqtt"]
     if config.get("broker"):
         url = BrokerUrl.parse(config["broker"])

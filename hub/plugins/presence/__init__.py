@@ -25,7 +25,9 @@ it.  A node whose connection drops is faster still: its LWT marks it offline
 the moment the broker notices (1.5 x its keepalive).
 
 The tracker is in ``hub.data[DATA_PRESENCE]`` (tests drive its ``check(now)``
-with a fake clock).
+with a fake clock).  With several processes on one PostgreSQL database (workers
+on RabbitMQ) only one of them, the leader elected by an advisory lock, runs the
+silence check, from the ``last_seen`` the database holds (:mod:`.leader`).
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ from typing import Any
 
 import voluptuous as vol
 
-from hub import Hub, HubKey, Manifest, hookimpl
+from hub import DATA_DATABASE, Hub, HubKey, Manifest, Node, hookimpl
 
+from .leader import Leadership, read_fleet
 from .tracker import PresenceTracker
 
 MANIFEST = Manifest(name="presence", after=("storage", "mqtt"), sections=("presence",))
@@ -44,6 +47,8 @@ the transport listens, starting once it is connected and stopping before it stop
 
 DATA_PRESENCE: HubKey[PresenceTracker] = HubKey("presence.tracker")
 """Key of the :class:`PresenceTracker` in ``hub.data``."""
+DATA_LEADERSHIP: HubKey[Leadership] = HubKey("presence.leadership")
+"""Key of the :class:`~.leader.Leadership` in ``hub.data``: whether this process judges silence."""
 
 
 def _seconds(minimum: float, maximum: float = 7 * 86400.0) -> vol.All:
@@ -87,15 +92,39 @@ def hub_start(hub: Hub) -> None:
     tracker = hub.data.get(DATA_PRESENCE)
     if tracker is None or not hub.role.takes_input:
         return
+    database = hub.data.get(DATA_DATABASE)
+    leadership = hub.data[DATA_LEADERSHIP] = Leadership(database, hub.metrics)
+    if leadership.elected and database is not None:
+
+        async def judge() -> bool:
+            """Only the leader checks, and first learns from the database what the other processes heard."""
+            if not leadership.leader:
+                return False
+            for node_id, name, status, reason, since, seen in await read_fleet(database):
+                node = hub.registry.get(node_id)
+                if node is None:  # registered by another process: known from the database (the source of truth)
+                    node = Node(node_id=node_id, name=name, status=status, status_reason=reason, status_since=since)
+                    hub.registry.restore([node])
+                elif since is not None and (node.status_since is None or since > node.status_since):
+                    node.status, node.status_reason, node.status_since = status, reason, since  # decided elsewhere
+                if seen is not None:
+                    tracker.observe(node_id, seen)
+            return leadership.leader
+
+        tracker.gate = judge
+    leadership.start(hub.create_task)
     tracker.start_checking(hub.create_task)
 
 
 @hookimpl
-def hub_stop(hub: Hub) -> None:
-    """Stop the silence check before transports disconnect: a deaf hub must not time the fleet out."""
+async def hub_stop(hub: Hub) -> None:
+    """Stop the silence check before transports disconnect: a deaf hub must not time the fleet out; hand over."""
     tracker = hub.data.get(DATA_PRESENCE)
     if tracker is not None:
         tracker.stop()
+    leadership = hub.data.pop(DATA_LEADERSHIP, None)
+    if leadership is not None:
+        await leadership.stop()
 
 
-__all__ = ["CONFIG_SCHEMA", "DATA_PRESENCE", "PresenceTracker"]
+__all__ = ["CONFIG_SCHEMA", "DATA_LEADERSHIP", "DATA_PRESENCE", "Leadership", "PresenceTracker"]

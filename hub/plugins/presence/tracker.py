@@ -50,7 +50,7 @@ import asyncio
 import heapq
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hub import (
@@ -134,6 +134,8 @@ class PresenceTracker:
         self._nodes: dict[str, _NodePresence] = {}
         self._heap: list[tuple[float, str]] = []
         self._task: asyncio.Task[Any] | None = None
+        self.gate: Callable[[], Awaitable[bool]] | None = None
+        """Asked before each check: False skips it (a follower: another process judges silence, see .leader)."""
         self._deaf_since: float | None = None
         """Set while a transport has lost its broker: silence then is no evidence (see the module docstring)."""
         self._errors = RateLimitedLogger(_LOGGER, interval=60.0)
@@ -184,9 +186,26 @@ class PresenceTracker:
         while True:
             await asyncio.sleep(self.check_interval)
             try:
+                if self.gate is not None and not await self.gate():
+                    continue
                 self.check(self._clock())
             except Exception:  # a bug here must not end offline detection for good
                 self._errors.log(logging.ERROR, "check", "Presence check failed", exc_info=True)
+
+    def observe(self, node_id: str, last_seen: float) -> None:
+        """Another process heard ``node_id`` at ``last_seen`` (the database says so): judge it from that."""
+        node = self._registry.get(node_id)
+        if node is None:
+            return
+        if node.last_seen is None or last_seen > node.last_seen:
+            node.last_seen = last_seen
+        if node.status != STATUS_ONLINE:
+            return
+        state = self._nodes.get(node_id)
+        if state is None:
+            state = self._nodes[node_id] = _NodePresence(self.interval_window, self.initial_timeout)
+        if state.due is None:
+            self._schedule(node, state)
 
     # --- queries -------------------------------------------------------------------
     def allowed_silence(self, node_id: str) -> float:

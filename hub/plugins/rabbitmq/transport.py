@@ -1,0 +1,347 @@
+"""The RabbitMQ transport: consume the ingest queues into ``hub.messages``, acknowledge after commit, publish confirmed.
+
+Per delivered message (the hot path), inline in aio-pika's callback: turn the
+routing key back into the MQTT topic the node published (``devices.X.data`` ->
+``devices/X/data``), hand it to ``hub.messages.dispatch``, then put its
+delivery tag into the acknowledgement group of the storage batch it went into
+(``hub.durability.barrier()``).  When that batch commits, one ``basic.ack``
+with ``multiple`` acknowledges the whole group (batches commit in order and
+tags grow in dispatch order, so the highest tag covers exactly the committed
+messages).  If the batch fails, the group is rejected back to the queue.
+
+A message a handler raised on (a bug, not bad input: contract plugins count and
+drop bad input) is rejected back to its queue; after ``delivery_limit``
+deliveries the quorum queue dead-letters it instead of handing it out again, so
+a poison message ends up in ``<prefix>.dead-letter`` and never loops.  A worker
+killed mid-batch leaves its unacknowledged messages with the broker, which
+hands them to another worker; those that had been committed are dropped by
+storage's ``(node, dedupe)`` key.
+
+Around that: a supervisor that connects, declares the topology (:mod:`.topology`),
+consumes (in roles that take input), and reconnects with backoff; publishing
+with publisher confirms for commands; and a stop that first cancels the
+consumers, lets in-flight messages get their commit and acknowledgement, then
+closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel
+from aio_pika.exceptions import AMQPError, DeliveryError
+from aiormq.abc import AbstractChannel as Underlay
+from aiormq.abc import DeliveredMessage
+
+from hub import (
+    EVENT_TRANSPORT_CONNECTED,
+    EVENT_TRANSPORT_DISCONNECTED,
+    HubError,
+    HubStateError,
+    RateLimitedLogger,
+    StartupError,
+    TransportData,
+)
+
+from .config import covers, display_url, routing_key
+from .topology import Topology, TopologyConflict, declare
+
+if TYPE_CHECKING:
+    from hub import Hub
+
+_LOGGER = logging.getLogger(__name__)
+
+_RABBITMQ: TransportData = {"transport": "rabbitmq"}
+
+
+class RabbitTransport:
+    """The hub's connection to RabbitMQ; attached to ``hub.messages`` as its transport."""
+
+    def __init__(self, hub: Hub, config: dict[str, Any]) -> None:
+        self._hub = hub
+        self._config = config
+        self._url = config["url"]
+        self.display = display_url(self._url)
+        self._consume = hub.role.takes_input
+        self._router = hub.messages
+        self._dispatch = hub.messages.dispatch
+        self._barrier = hub.durability.barrier
+        self._connection: aio_pika.abc.AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._publish_channel: AbstractChannel | None = None
+        self._publish_exchange: aio_pika.abc.AbstractExchange | None = None
+        self.topology: Topology | None = None
+        self._groups: dict[asyncio.Future[None], _AckGroup] = {}
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._accepting = True
+        self._stopping = False
+        self._lost = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._consumer_tags: list[str] = []
+        self._warned_filters: set[str] = set()
+        self._on_connected: list[Any] = []
+        self._log = RateLimitedLogger(_LOGGER)
+        self.connected = False
+        self._detach = hub.messages.attach(self)
+        metrics = hub.metrics
+        self._connected_gauge = metrics.gauge("rabbitmq_connected", "1 while the hub is connected to RabbitMQ")
+        self._received = metrics.counter("rabbitmq_messages_received", "Messages taken from the ingest queues")
+        self._rejected = metrics.counter(
+            "rabbitmq_messages_rejected",
+            "Messages returned to their queue: storage did not commit them, or a handler raised (poison)",
+            ["reason"],
+        )
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def on_connected(self, callback: Any) -> None:
+        """Call ``await callback(connection, topology)`` after every (re)connection (the event fan-out uses it)."""
+        self._on_connected.append(callback)
+
+    async def start(self) -> None:
+        """Connect and declare once (a refused login or a conflicting queue raises StartupError), then supervise."""
+        try:
+            await self._connect_once()
+        except TopologyConflict:
+            await self._close_connection()
+            raise
+        except aio_pika.exceptions.ProbableAuthenticationError as err:
+            raise StartupError(f"RabbitMQ {self.display} refused the hub's login: {err}") from None
+        except (OSError, AMQPError, TimeoutError) as err:
+            await self._close_connection()
+            _LOGGER.warning("Cannot connect to RabbitMQ %s (%s); retrying in the background", self.display, err)
+        self._check_filters()
+        self._supervisor = self._hub.create_task(self._supervise(), name="rabbitmq-supervisor")
+
+    async def stop(self) -> None:
+        """Stop taking messages, let in-flight ones reach their commit and ack, then close."""
+        self._accepting = False
+        self._stopping = True
+        if self._channel is not None and not self._channel.is_closed:
+            underlay = await self._channel.get_underlay_channel()
+            for tag in self._consumer_tags:
+                try:
+                    await underlay.basic_cancel(tag)
+                except (AMQPError, OSError, RuntimeError):
+                    pass
+        if self._inflight:
+            try:
+                async with asyncio.timeout(self._config["stop_timeout"]):
+                    await self._idle.wait()
+            except TimeoutError:
+                _LOGGER.warning(
+                    "%d RabbitMQ messages still wait for storage: leaving them to the broker", self._inflight
+                )
+        for _ in range(3):
+            await asyncio.sleep(0)  # the last commit callbacks send their acks
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+        await self._close_connection()
+        self._detach()
+
+    # --- connecting ------------------------------------------------------------------------
+    async def _connect_once(self) -> None:
+        self._lost.clear()
+        connection = await aio_pika.connect(self._url, timeout=10, client_properties={"connection_name": self._name()})
+        self._connection = connection
+        connection.close_callbacks.add(self._connection_closed)
+        channel = await connection.channel(publisher_confirms=False)
+        self.topology = await declare(connection, channel, self._config)
+        self._channel = channel
+        self._publish_channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._publish_exchange = await self._publish_channel.get_exchange(self._config["exchange"], ensure=False)
+        if self._consume:
+            # Straight on aio-pika's underlying aiormq channel: no IncomingMessage per delivery, and a
+            # callback that settles by delivery tag, which is all acknowledging a batch needs.
+            await channel.set_qos(prefetch_count=self._config["prefetch"])
+            underlay = await channel.get_underlay_channel()
+            callback = partial(self._on_message, underlay)
+            self._consumer_tags = []
+            for queue in self.topology.queues.values():
+                ok = await underlay.basic_consume(queue.name, callback, no_ack=False)
+                self._consumer_tags.append(ok.consumer_tag)
+        for callback in self._on_connected:
+            await callback(connection, self.topology)
+        self.connected = True
+        self._connected_gauge.set(1)
+        self._hub.bus.fire(EVENT_TRANSPORT_CONNECTED, _RABBITMQ)
+        _LOGGER.info(
+            "Connected to RabbitMQ %s (%s)",
+            self.display,
+            "consuming " + ", ".join(q.name for q in self.topology.queues.values()) if self._consume else "publishing",
+        )
+
+    def _name(self) -> str:
+        return f"hub {self._hub.config['hub']['name']} ({self._hub.role})"
+
+    def _connection_closed(self, _connection: Any, exc: BaseException | None = None) -> None:
+        if self.connected:
+            self.connected = False
+            self._connected_gauge.set(0)
+            self._hub.bus.fire(EVENT_TRANSPORT_DISCONNECTED, _RABBITMQ)
+            if not self._stopping:
+                _LOGGER.warning("Lost RabbitMQ %s (%s): reconnecting", self.display, exc)
+        self._lost.set()
+
+    async def _close_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        self._channel = self._publish_channel = self._publish_exchange = None
+        if connection is not None and not connection.is_closed:
+            try:
+                await connection.close()
+            except (AMQPError, OSError, RuntimeError):
+                pass
+        if self.connected:
+            self._connection_closed(connection)
+
+    async def _supervise(self) -> None:
+        delay = self._config["reconnect"]["min_delay"]
+        failures = 0
+        while not self._stopping:
+            if self.connected:
+                await self._lost.wait()
+                delay = self._config["reconnect"]["min_delay"]
+                continue
+            await self._close_connection()
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, self._config["reconnect"]["max_delay"])
+            try:
+                await self._connect_once()
+                failures = 0
+            except TopologyConflict as err:
+                self._log.error("topology", "%s", err)
+            except (OSError, AMQPError, TimeoutError) as err:
+                failures += 1
+                _LOGGER.debug("Reconnecting to RabbitMQ %s failed (%d): %s", self.display, failures, err)
+
+    # --- ingest (hot path) -----------------------------------------------------------------
+    async def _on_message(self, channel: Underlay, message: DeliveredMessage) -> None:
+        """aiormq runs this as a task per delivery; it never awaits, so deliveries are handled in order."""
+        if not self._accepting:
+            return  # not acknowledged: the broker takes it back when the channel closes
+        delivery = message.delivery
+        tag = delivery.delivery_tag  # type: ignore[union-attr]
+        router = self._router
+        errors = router.handler_errors
+        try:
+            self._dispatch(delivery.routing_key.replace(".", "/"), message.body, False)  # type: ignore[union-attr]
+        except Exception:
+            errors = -1
+            self._log.log(logging.ERROR, "dispatch", "Cannot dispatch %r", delivery.routing_key, exc_info=True)
+        if router.handler_errors != errors:
+            self._reject(channel, tag, "poison", multiple=False)
+            return
+        barrier = self._barrier()
+        if barrier is None:
+            self._settle(channel, tag, multiple=False)
+            self._received.inc()
+            return
+        group = self._groups.get(barrier)
+        if group is None or group.channel is not channel:
+            group = self._groups[barrier] = _AckGroup(channel)
+            barrier.add_done_callback(partial(self._commit_done, group))
+        group.last = tag
+        group.count += 1
+        if not self._inflight:
+            self._idle.clear()
+        self._inflight += 1
+
+    def _commit_done(self, group: _AckGroup, barrier: asyncio.Future[None]) -> None:
+        if self._groups.get(barrier) is group:
+            del self._groups[barrier]
+        self._inflight -= group.count
+        self._received.inc(group.count)
+        if not self._inflight:
+            self._idle.set()
+        failed = barrier.cancelled() or barrier.exception() is not None
+        if failed:
+            self._reject(group.channel, group.last, "not_committed", multiple=True, count=group.count)
+        else:
+            self._settle(group.channel, group.last, multiple=True)
+
+    def _settle(self, channel: Underlay, tag: int | None, *, multiple: bool) -> None:
+        if tag is None or channel.is_closed:
+            return  # that channel is gone: the broker redelivers, storage's dedupe drops what was stored
+        self._send(channel.basic_ack(tag, multiple=multiple))
+
+    def _reject(self, channel: Underlay, tag: int | None, reason: str, *, multiple: bool, count: int = 1) -> None:
+        self._rejected.labels(reason).inc(count)
+        if reason == "poison":
+            self._log.warning(
+                "poison", "A handler failed on a message: returned to its queue (dead-lettered after its limit)"
+            )
+        if tag is None or channel.is_closed:
+            return
+        self._send(channel.basic_nack(tag, multiple=multiple, requeue=True))
+
+    def _send(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._log.warning("ack", "RabbitMQ ack not sent (%s): the broker redelivers", task.exception())
+
+    # --- Transport (what hub.messages calls) ------------------------------------------------
+    def subscribe(self, topic_filter: str, qos: int) -> None:
+        """A plugin subscribed while running: say so if no queue carries it (queues are fixed by config)."""
+        self._check_filters()
+
+    def _check_filters(self) -> None:
+        if self.topology is None or not self._consume:
+            return
+        for topic_filter in self._router.filters():
+            if topic_filter in self._warned_filters:
+                continue
+            if not any(covers(binding, topic_filter) for binding in self.topology.filters):
+                self._warned_filters.add(topic_filter)
+                _LOGGER.warning(
+                    "No RabbitMQ queue is bound for %r: add it to rabbitmq: queues: …: bindings: to receive it",
+                    topic_filter,
+                )
+
+    async def publish(self, topic: str, payload: bytes, qos: int, retain: bool, confirm: bool = False) -> None:
+        """Publish on the topic exchange as RabbitMQ's MQTT plugin would, confirmed by the broker.
+
+        The MQTT plugin hands it to the MQTT clients subscribed to ``topic``; QoS 1 is a
+        persistent message.  ``mandatory``: a message no queue takes (no node subscribed)
+        raises HubError instead of vanishing, so a command stays queued.  ``retain`` cannot
+        be honoured over AMQP (the MQTT plugin's retained store is MQTT-only): HubError.
+        """
+        if not topic or "+" in topic or "#" in topic:
+            raise ValueError(f"cannot publish to {topic!r}: a topic is not empty and has no wildcards")
+        if qos not in (0, 1):
+            raise ValueError(f"qos must be 0 or 1, not {qos!r}")
+        if retain:
+            raise HubError("RabbitMQ cannot publish a retained MQTT message from AMQP")
+        channel, exchange = self._publish_channel, self._publish_exchange
+        if not self.connected or channel is None or channel.is_closed or exchange is None:
+            raise HubStateError(f"not connected to RabbitMQ {self.display}: cannot publish to {topic!r}")
+        message = aio_pika.Message(
+            payload,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT if qos else aio_pika.DeliveryMode.NOT_PERSISTENT,
+        )
+        try:
+            await exchange.publish(message, routing_key(topic), mandatory=True, timeout=self._config["confirm_timeout"])
+        except DeliveryError as err:
+            raise HubError(f"RabbitMQ did not take the message to {topic!r}: no queue is bound for it ({err})") from err
+        except AMQPError as err:
+            raise HubStateError(f"cannot publish to {topic!r} through RabbitMQ: {err}") from err
+
+
+class _AckGroup:
+    """The messages of one channel waiting for one batch's commit: how many, and the highest delivery tag."""
+
+    __slots__ = ("channel", "count", "last")
+
+    def __init__(self, channel: Underlay) -> None:
+        self.channel = channel
+        self.count = 0
+        self.last: int | None = None
