@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aio_pika
 import aiohttp
 import hub_esp32_node.plugin
+import orjson
 import pytest
 from hub_esp32_node.simulator import BrokerAddress, FleetStats, SimulatedNode
 from rabbit_helpers import rabbit_config, random_macs
@@ -106,25 +108,22 @@ async def test_an_api_instance_is_live_for_what_a_worker_hears_and_its_commands_
                     if e["data"]["command"]["id"] == command.id
                 )
             )
-            # PostgreSQL is the truth: the API instance wrote the command, the worker the node's status, once each.
+            # PostgreSQL is the truth: the API instance wrote the command, the worker the node and its status,
+            # once each (the API instance applied the worker's events without writing them again).
+            await worker.async_stop()  # before the node stops: its goodbye would mark it offline
+            await api.async_stop()
             engine = create_async_engine(hub_postgres_url)
             try:
-                await wait_until(lambda: _status_of(engine, command.id), timeout=10, message="the command stored")
                 async with engine.connect() as conn:
-                    node_status = (
-                        await conn.execute(text("SELECT status FROM nodes WHERE node_id = :n"), {"n": node_id})
-                    ).scalar_one()
-                    assert node_status == STATUS_ONLINE
-                    changes = (
-                        await conn.execute(
-                            text(
-                                "SELECT count(*) FROM status_history h JOIN nodes n ON n.id = h.node_ref "
-                                "WHERE n.node_id = :n"
-                            ),
-                            {"n": node_id},
-                        )
-                    ).scalar_one()
-                    assert changes == 1  # written by the worker only, not again by the API instance
+                    stored = await conn.execute(text("SELECT status FROM commands WHERE id = :id"), {"id": command.id})
+                    assert stored.scalar_one() == SUCCEEDED
+                    row = await conn.execute(text("SELECT status FROM nodes WHERE node_id = :n"), {"n": node_id})
+                    assert row.scalar_one() == STATUS_ONLINE
+                    history = (
+                        "SELECT count(*) FROM status_history h JOIN nodes n ON n.id = h.node_ref WHERE n.node_id = :n"
+                    )
+                    changes = (await conn.execute(text(history), {"n": node_id})).scalar_one()
+                    assert changes == 1, changes
             finally:
                 await engine.dispose()
         finally:
@@ -134,7 +133,64 @@ async def test_an_api_instance_is_live_for_what_a_worker_hears_and_its_commands_
             await node.stop()
 
 
-async def _status_of(engine: Any, command_id: str) -> bool:
-    async with engine.connect() as conn:
-        row = (await conn.execute(text("SELECT status FROM commands WHERE id = :id"), {"id": command_id})).first()
-    return row is not None and row[0] == SUCCEEDED
+async def test_applied_events_are_not_stored_again_not_echoed_and_an_older_status_never_wins(
+    amqp_url, prefix, hub_postgres_url, hub_factory
+):
+    """A foreign process's batch: applied to the registry in order, a stale status skipped, malformed events
+    counted; nothing of it written to PostgreSQL by this process (the sender did) nor published back."""
+    [mac] = random_macs(1)
+    node_id = mac.lower()
+    api = await hub_factory(
+        {
+            "storage": {"db_url": hub_postgres_url, "flush_interval": 0.05},
+            "rabbitmq": rabbit_config(amqp_url, prefix, [mac], events={"interval": 0.05}),
+        },
+        builtins=BUILTINS,
+        plugins=PLUGINS,
+        role=ROLE_API,
+    )
+    node = {
+        "node_id": node_id, "name": "remote", "status": "unknown", "status_reason": None, "status_since": None,
+        "first_seen": 100.0, "last_seen": 100.0, "firmware_version": None, "description": "", "area": None,
+        "tags": [], "attributes": {},
+        "entities": [{"key": "temperature", "platform": "sensor", "name": "Temperature", "unit": "°C",
+                      "device_class": None, "state_class": None, "attributes": {}, "state": 20.0,
+                      "last_changed": 100.0, "last_reported": 100.0}],
+    }  # fmt: skip
+    status = {"node_id": node_id, "old": "unknown", "reason": "message"}
+    batch = {
+        "events": [
+            ["node_registered", {"node_id": node_id, "node": node}],
+            ["node_status_changed", {**status, "new": STATUS_ONLINE, "ts": 200.0}],
+            ["node_status_changed", {**status, "new": "offline", "ts": 150.0}],  # crossed on the wire: stale
+            ["no_such_event", {}],
+            ["node_status_changed", {"node_id": node_id}],  # malformed
+        ],
+        "states": [[node_id, 210.0, {"temperature": [21.5, 210.0, 210.0]}]],
+    }
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.get_exchange(f"{prefix}.events", ensure=False)
+        watch = await channel.declare_queue("", exclusive=True, auto_delete=True)
+        await watch.bind(exchange)
+        await exchange.publish(aio_pika.Message(orjson.dumps(batch), headers={"hub-instance": "elsewhere"}), "")
+        await wait_until(lambda: (n := api.registry.get(node_id)) is not None and n.last_seen == 210.0)
+        known = api.registry.get(node_id)
+        assert (known.status, known.status_since) == (STATUS_ONLINE, 200.0)
+        assert known.entities["temperature"].state == 21.5
+        metrics = api.metrics.registry
+        assert metrics.get_sample_value("hub_rabbitmq_events_rejected_total") == 2
+        assert metrics.get_sample_value("hub_rabbitmq_events_applied_total") == 4  # the stale one skipped, not rejected
+        await api.async_stop()  # storage flushed, the fan-out published what it had gathered
+        engine = create_async_engine(hub_postgres_url)
+        try:
+            async with engine.connect() as conn:
+                rows = await conn.execute(text("SELECT count(*) FROM nodes WHERE node_id = :n"), {"n": node_id})
+                assert rows.scalar_one() == 0  # the sender wrote it, not this process
+        finally:
+            await engine.dispose()
+        assert orjson.loads((await watch.get(timeout=5)).body) == batch  # the test's own batch
+        assert await watch.get(fail=False) is None  # nothing echoed back
+    finally:
+        await connection.close()
