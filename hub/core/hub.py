@@ -115,7 +115,9 @@ class Hub:
                 await self.plugins.call_async("hub_setup", hub=self)
                 apply_node_config(self.registry, self.config.get("nodes") or {})  # storage restored the registry
                 await self.plugins.call_async("hub_start", hub=self)
-                if self.role.takes_input:  # the process that holds the transports sends
+                if self.role.takes_input or self.role.serves_http:
+                    # A process sends the commands it accepted: operators' on API instances (whose
+                    # transport publishes, as RabbitMQ's does), rollouts' on workers.
                     await self.commands.async_start()
         except TimeoutError:
             raise StartupError(f"plugins did not finish starting within {timeout:.0f} s") from None

@@ -24,6 +24,7 @@ from typing import Any
 from hub import Hub, HubKey, Manifest, hookimpl
 
 from .config import CONFIG_SCHEMA
+from .fanout import EventFanout
 from .transport import RabbitTransport
 
 MANIFEST = Manifest(name="rabbitmq", after=("storage",), sections=("rabbitmq",))
@@ -31,6 +32,8 @@ MANIFEST = Manifest(name="rabbitmq", after=("storage",), sections=("rabbitmq",))
 
 DATA_RABBITMQ: HubKey[RabbitTransport] = HubKey("rabbitmq.transport")
 """Key of the running :class:`RabbitTransport` in ``hub.data``."""
+DATA_EVENTS: HubKey[EventFanout] = HubKey("rabbitmq.events")
+"""Key of this process's :class:`EventFanout` in ``hub.data``."""
 
 
 @hookimpl
@@ -44,7 +47,10 @@ def hub_setup(hub: Hub) -> None:
     """Attach as the transport (with ``url`` set), so mqtt and the embedded broker stand aside."""
     config = hub.config["rabbitmq"]
     if config.get("url") and (hub.role.takes_input or hub.role.serves_http):
-        hub.data[DATA_RABBITMQ] = RabbitTransport(hub, config)
+        transport = hub.data[DATA_RABBITMQ] = RabbitTransport(hub, config)
+        fanout = hub.data[DATA_EVENTS] = EventFanout(hub, config)
+        transport.on_connected(fanout.connected)
+        transport.forward_answer = fanout.forward_answer
 
 
 @hookimpl
@@ -53,11 +59,15 @@ async def hub_start(hub: Hub) -> None:
     transport = hub.data.get(DATA_RABBITMQ)
     if transport is not None:
         await transport.start()
+        hub.data[DATA_EVENTS].start()
 
 
 @hookimpl
 async def hub_stop(hub: Hub) -> None:
-    """Stop consuming; in-flight messages get their commit and ack (bounded by ``stop_timeout``); disconnect."""
+    """Publish the last gathered events; stop consuming; in-flight messages get their commit and ack (bounded by ``stop_timeout``); disconnect."""
+    fanout = hub.data.pop(DATA_EVENTS, None)
+    if fanout is not None:
+        await fanout.stop()
     transport = hub.data.pop(DATA_RABBITMQ, None)
     if transport is not None:
         await transport.stop()

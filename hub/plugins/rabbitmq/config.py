@@ -43,6 +43,11 @@ DEFAULT_DEAD_LETTER_MAX_LENGTH = 100_000
 DEFAULT_DEAD_LETTER_TTL = 7 * 86_400
 """Seconds a dead-lettered message is kept for inspection."""
 
+DEFAULT_EVENTS_INTERVAL = 0.1
+"""Seconds a process gathers registry events before publishing them as one fan-out message."""
+DEFAULT_EVENTS_MAX_LENGTH = 10_000
+"""Fan-out messages a process's own event queue holds before the oldest are dropped (``drop-head``)."""
+
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 
 
@@ -133,6 +138,12 @@ CONFIG_SCHEMA = vol.Schema(
                 vol.Optional("message_ttl", default=DEFAULT_DEAD_LETTER_TTL): _seconds(1, 365 * 86_400),
             }
         ),
+        vol.Optional("events", default={}): vol.Schema(
+            {
+                vol.Optional("interval", default=DEFAULT_EVENTS_INTERVAL): _seconds(0.01, 10),
+                vol.Optional("max_length", default=DEFAULT_EVENTS_MAX_LENGTH): _positive(),
+            }
+        ),
         vol.Optional("confirm_timeout", default=10.0): _seconds(0.1, 600),
         vol.Optional("stop_timeout", default=10.0): _seconds(0.0, 600),
         vol.Optional("reconnect", default={}): vol.Schema(
@@ -155,6 +166,7 @@ CONFIG_SCHEMA = vol.Schema(
       queues:                    # per queue (telemetry, status, acks): bindings and extra x- arguments
         telemetry: {bindings: [devices/+/data], arguments: {x-max-length-bytes: 1000000000}}
       dead_letter: {max_length: 100000, message_ttl: 604800}   # the poison queue: bounded in length and age (s)
+      events: {interval: 0.1, max_length: 10000}   # the event fan-out: s between batches; per-process queue bound
       confirm_timeout: 10        # s a publish (a command) waits for the broker's confirm
       stop_timeout: 10           # s hub_stop waits for in-flight messages to be committed and acknowledged
       reconnect: {min_delay: 0.5, max_delay: 30}

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +88,8 @@ class RabbitTransport:
         self._consumer_tags: list[str] = []
         self._warned_filters: set[str] = set()
         self._on_connected: list[Any] = []
+        self.forward_answer: Callable[[str, bytes], None] | None = None
+        """Given every message consumed from the acks queue (routing key, body): the event fan-out's forwarder."""
         self._log = RateLimitedLogger(_LOGGER)
         self.connected = False
         self._detach = hub.messages.attach(self)
@@ -164,8 +167,9 @@ class RabbitTransport:
             underlay = await channel.get_underlay_channel()
             callback = partial(self._on_message, underlay)
             self._consumer_tags = []
-            for queue in self.topology.queues.values():
-                ok = await underlay.basic_consume(queue.name, callback, no_ack=False)
+            for kind, queue in self.topology.queues.items():
+                on_message = partial(self._on_answer, underlay) if kind == "acks" else callback
+                ok = await underlay.basic_consume(queue.name, on_message, no_ack=False)
                 self._consumer_tags.append(ok.consumer_tag)
         for callback in self._on_connected:
             await callback(connection, self.topology)
@@ -252,6 +256,13 @@ class RabbitTransport:
         if not self._inflight:
             self._idle.clear()
         self._inflight += 1
+
+    async def _on_answer(self, channel: Underlay, message: DeliveredMessage) -> None:
+        """A message from the acks queue: handled here, and forwarded to the process that owns the command."""
+        forward = self.forward_answer
+        if forward is not None and self._accepting:
+            forward(message.delivery.routing_key, message.body)  # type: ignore[union-attr]
+        await self._on_message(channel, message)
 
     def _commit_done(self, group: _AckGroup, barrier: asyncio.Future[None]) -> None:
         if self._groups.get(barrier) is group:

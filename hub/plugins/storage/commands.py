@@ -67,6 +67,8 @@ class CommandStore:
             _LOGGER.error("Could not store %d command update(s) at shutdown: %s", len(self._queued), err)
 
     def _on_update(self, event: Event) -> None:
+        if "origin" in event.data:
+            return  # another process's command, fanned out: that process writes it
         command = event.data["command"]
         self._queued[command["id"]] = command
         self._kick.set()

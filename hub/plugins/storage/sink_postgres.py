@@ -26,6 +26,9 @@ _DELETE_ENTITIES = """
 DELETE FROM entities USING nodes, unnest($1::text[], $2::text[]) AS u(n, k)
 WHERE entities.node_ref = nodes.id AND nodes.node_id = u.n AND entities.key = u.k
 """
+_NEWER_STATUS = "(nodes.status_since IS NULL OR EXCLUDED.status_since >= nodes.status_since)"
+"""Several processes write node rows (workers, API instances): a status only replaces an older one, so the
+row holds the latest decision whoever wrote last, and a process whose cache is behind cannot turn it back."""
 _UPSERT_NODES = """
 INSERT INTO nodes (node_id, name, description, status, status_reason, status_since, first_seen, last_seen,
                    firmware_version, attributes, area, tags)
@@ -33,13 +36,15 @@ SELECT n, na, d, s, sr, ss, fs, ls, fw, a::jsonb, ar, tg::jsonb
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::float8[], $8::float8[],
             $9::text[], $10::text[], $11::text[], $12::text[]) AS u(n, na, d, s, sr, ss, fs, ls, fw, a, ar, tg)
 ON CONFLICT (node_id) DO UPDATE SET
-    name = EXCLUDED.name, description = EXCLUDED.description, status = EXCLUDED.status,
-    status_reason = EXCLUDED.status_reason, status_since = EXCLUDED.status_since,
-    first_seen = COALESCE(nodes.first_seen, EXCLUDED.first_seen), last_seen = EXCLUDED.last_seen,
+    name = EXCLUDED.name, description = EXCLUDED.description,
+    status = CASE WHEN {newer} THEN EXCLUDED.status ELSE nodes.status END,
+    status_reason = CASE WHEN {newer} THEN EXCLUDED.status_reason ELSE nodes.status_reason END,
+    status_since = CASE WHEN {newer} THEN EXCLUDED.status_since ELSE nodes.status_since END,
+    first_seen = COALESCE(nodes.first_seen, EXCLUDED.first_seen), last_seen = GREATEST(nodes.last_seen, EXCLUDED.last_seen),
     firmware_version = EXCLUDED.firmware_version, attributes = EXCLUDED.attributes,
     area = EXCLUDED.area, tags = EXCLUDED.tags
 RETURNING id, node_id
-"""
+""".replace("{newer}", _NEWER_STATUS)
 _UPSERT_ENTITIES = """
 INSERT INTO entities (node_ref, key, platform, name, unit, device_class, state_class, attributes)
 SELECT nodes.id, k, p, na, un, dc, sc, a::jsonb
@@ -51,7 +56,7 @@ ON CONFLICT (node_ref, key) DO UPDATE SET
     state_class = EXCLUDED.state_class, attributes = EXCLUDED.attributes
 """
 _UPDATE_LAST_SEEN = """
-UPDATE nodes SET last_seen = u.ls FROM unnest($1::text[], $2::float8[]) AS u(n, ls) WHERE nodes.node_id = u.n
+UPDATE nodes SET last_seen = GREATEST(nodes.last_seen, u.ls) FROM unnest($1::text[], $2::float8[]) AS u(n, ls) WHERE nodes.node_id = u.n
 """
 _INSERT_STATUS = """
 INSERT INTO status_history (node_ref, ts, old, new, reason)

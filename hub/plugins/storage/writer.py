@@ -206,6 +206,8 @@ class BatchWriter:
             self._kick.set()
 
     def _on_node_changed(self, event: Event[NodeRegisteredData] | Event[NodeUpdatedData]) -> None:
+        if "origin" in event.data:
+            return  # applied from another process's event fan-out: that process wrote it
         batch = self._open
         batch.dirty.add(event.data["node_id"])
         self._touch(batch)
@@ -218,12 +220,16 @@ class BatchWriter:
         self._touch(batch)
 
     def _on_entity_registered(self, event: Event[EntityRegisteredData]) -> None:
+        if "origin" in event.data:
+            return
         batch = self._open
         entity = event.data["entity"]
         batch.entities[(event.data["node_id"], entity["key"])] = entity
         self._touch(batch)
 
     def _on_entity_removed(self, event: Event[EntityRemovedData]) -> None:
+        if "origin" in event.data:
+            return
         batch = self._open
         key = (event.data["node_id"], event.data["key"])
         batch.entities.pop(key, None)
@@ -231,8 +237,10 @@ class BatchWriter:
         self._touch(batch)
 
     def _on_status_changed(self, event: Event[NodeStatusChangedData]) -> None:
-        batch = self._open
         data = event.data
+        if "origin" in data:
+            return
+        batch = self._open
         batch.status.append((data["node_id"], data["ts"], data["old"], data["new"], data["reason"]))
         batch.dirty.add(data["node_id"])
         self._touch(batch)
