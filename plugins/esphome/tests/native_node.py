@@ -53,7 +53,9 @@ def esphome_executable() -> Path:
         return Path(found)
     if configured:
         unavailable(f"HUB_ESPHOME={configured!r} is not an executable")
-    unavailable("the esphome executable is not available: run scripts/esphome-env and set HUB_ESPHOME to what it prints")
+    unavailable(
+        "the esphome executable is not available: run scripts/esphome-env and set HUB_ESPHOME to what it prints"
+    )
 
 
 def require_network_namespace() -> None:
