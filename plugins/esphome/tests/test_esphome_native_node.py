@@ -19,6 +19,7 @@ import hub_esphome.plugin
 import orjson
 import pytest
 import sqlalchemy as sa
+from aioesphomeapi.zeroconf import ZeroconfManager
 from hub_esphome.plugin import DATA_NATIVE
 from native_node import NODE_MAC, NODE_NAME, HostNode, build, esphome_executable, require_network_namespace
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -76,8 +77,22 @@ async def stored(db_url: str, sql: str, **params: Any) -> list[Any]:
         await engine.dispose()
 
 
+@pytest.fixture
+def zeroconf_instances(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every zeroconf instance aioesphomeapi makes (it makes one to send or listen for mDNS): none, we assert."""
+    made: list[object] = []
+    create = ZeroconfManager._create_async_zeroconf
+
+    def recording(self: ZeroconfManager) -> None:
+        made.append(self)
+        create(self)
+
+    monkeypatch.setattr(ZeroconfManager, "_create_async_zeroconf", recording)
+    return made
+
+
 async def test_a_real_node_reaches_registry_and_storage_and_takes_commands(
-    node: HostNode, hub_factory: Any, tmp_path: Path
+    node: HostNode, hub_factory: Any, tmp_path: Path, zeroconf_instances: list[object]
 ) -> None:
     started = time.perf_counter()
     hub, token = await make_hub(hub_factory, tmp_path, {"nodes": [{"host": "127.0.0.1", "port": node.port}]})
@@ -151,10 +166,11 @@ async def test_a_real_node_reaches_registry_and_storage_and_takes_commands(
     assert any(states.get("switch.relay") is True for states in readings)
     commands = await stored(db_url, "SELECT status FROM commands WHERE id = :id", id=command_id)
     assert [row[0] for row in commands] == ["succeeded"]
+    assert zeroconf_instances == []  # no mDNS: neither to resolve the host nor to wait for the node
 
 
 async def test_a_killed_node_goes_offline_at_once_and_comes_back_with_its_queued_command(
-    node: HostNode, hub_factory: Any, tmp_path: Path
+    node: HostNode, hub_factory: Any, tmp_path: Path, zeroconf_instances: list[object]
 ) -> None:
     """Announced on esphome/discover (auto_connect), killed with SIGKILL, started again: reconnected by itself."""
     hub, _token = await make_hub(hub_factory, tmp_path, {"auto_connect": True})
@@ -178,3 +194,4 @@ async def test_a_killed_node_goes_offline_at_once_and_comes_back_with_its_queued
     assert done.status == "succeeded", done.as_dict()
     assert registered.entities["switch.relay"].state is True
     assert hub.data[DATA_NATIVE].connection(NODE_MAC).connects == 2
+    assert zeroconf_instances == []  # reconnecting with backoff, never waiting on mDNS
