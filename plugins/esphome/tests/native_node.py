@@ -161,10 +161,15 @@ class HostNode:
             self._namespace.shutdown(wait=False)
         self._namespace = ThreadPoolExecutor(1, initializer=_enter_namespace, initargs=(process.pid,))
 
+    def freeze(self, frozen: bool = True) -> None:
+        """SIGSTOP (or SIGCONT): the node stops answering but its sockets stay open, as with a power cut over Wi-Fi."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL, as a power cut would end it: no goodbye to the hub."""
         if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            os.killpg(self.process.pid, signal.SIGKILL)  # also ends a frozen one
             self.process.wait(10)
 
     async def close(self) -> None:

@@ -172,16 +172,24 @@ async def test_a_real_node_reaches_registry_and_storage_and_takes_commands(
 async def test_a_killed_node_goes_offline_at_once_and_comes_back_with_its_queued_command(
     node: HostNode, hub_factory: Any, tmp_path: Path, zeroconf_instances: list[object]
 ) -> None:
-    """Announced on esphome/discover (auto_connect), killed with SIGKILL, started again: reconnected by itself."""
-    hub, _token = await make_hub(hub_factory, tmp_path, {"auto_connect": True})
+    """Announced on esphome/discover (auto_connect); frozen (no TCP reset: found by the heartbeat), thawed; killed
+    with SIGKILL, started again: reconnected by itself each time."""
+    hub, _token = await make_hub(hub_factory, tmp_path, {"auto_connect": True, "keepalive": 1})
     announcement = {"ip": "127.0.0.1", "name": NODE_NAME, "mac": NODE_MAC.replace(":", ""), "port": node.port}
     hub.messages.dispatch(f"esphome/discover/{NODE_NAME}", orjson.dumps(announcement), True)
     registered = await wait_until(lambda: (n := hub.registry.get(NODE_MAC)) and n.status == STATUS_ONLINE and n)
 
+    node.freeze()
+    frozen = time.perf_counter()
+    await wait_until(lambda: registered.status == STATUS_OFFLINE, message="the frozen node offline")
+    print(f"\nSIGSTOP → offline: {(time.perf_counter() - frozen) * 1000:.0f} ms ({registered.status_reason})")
+    node.freeze(False)
+    await wait_until(lambda: registered.status == STATUS_ONLINE, timeout=30, message="the thawed node back online")
+
     node.kill()
     killed = time.perf_counter()
     await wait_until(lambda: registered.status == STATUS_OFFLINE, message="the killed node offline")
-    print(f"\nSIGKILL → offline: {(time.perf_counter() - killed) * 1000:.0f} ms")
+    print(f"SIGKILL → offline: {(time.perf_counter() - killed) * 1000:.0f} ms")
     assert registered.status_reason == REASON_LWT
 
     # A command to the offline node waits for it (offline policy "queue").
@@ -193,5 +201,5 @@ async def test_a_killed_node_goes_offline_at_once_and_comes_back_with_its_queued
     done = await hub.commands.wait_done(command.id, 15)
     assert done.status == "succeeded", done.as_dict()
     assert registered.entities["switch.relay"].state is True
-    assert hub.data[DATA_NATIVE].connection(NODE_MAC).connects == 2
+    assert hub.data[DATA_NATIVE].connection(NODE_MAC).connects == 3
     assert zeroconf_instances == []  # reconnecting with backoff, never waiting on mDNS

@@ -5,7 +5,7 @@
     esphome:
       native_api:
         auto_connect: false          # also connect nodes announced on esphome/discover/<name> with an API port
-        keepalive: 20                # s between pings; a node that stops answering is dropped (offline)
+        keepalive: 20                # s between pings; the heartbeat probes every min(keepalive, 5) s
         nodes:
           - host: 192.168.1.23       # an IP address or a DNS name; never a .local name (that would be mDNS)
             port: 6053

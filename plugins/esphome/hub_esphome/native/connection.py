@@ -10,8 +10,9 @@ its resolver takes the IP fast path, and the reconnect logic runs with
 
 Reconnecting is aioesphomeapi's: at once after an unexpected drop, then with a
 backoff of 1.8^n s up to 60 s; a node that refused the key or password is tried
-again only every 60 s.  Keepalive pings every ``keepalive`` seconds drop a
-connection whose node stopped answering (power loss, Wi-Fi gone).
+again only every 60 s.  A node that stops answering (power loss over Wi-Fi: no
+TCP reset) is found by the heartbeat's request (:meth:`NativeConnection.probe`),
+and in any case by aioesphomeapi's pings (unanswered for 4.5 x ``keepalive``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ _LOGGER = logging.getLogger(__name__)
 
 CLIENT_INFO = "hub"
 """How the hub introduces itself to the node (shown in the node's log)."""
+PROBE_TIMEOUT = 10.0
+"""Seconds a heartbeat request may take at most (less with a shorter keepalive)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,7 @@ class NativeConnection:
         self._client: api.APIClient | None = None
         self._logic: api.ReconnectLogic | None = None
         self._stopping = False
+        self._probing = False
         self.connected = False
         self.connects = 0
         """Successful connections so far (tests and the log)."""
@@ -108,6 +112,8 @@ class NativeConnection:
         target = self.target
         self._started_at = time.perf_counter()
         addresses = await resolve(target.host, target.port)
+        if self._stopping:
+            return  # stopped while the name was being resolved
         expected_mac = target.mac.replace(":", "") if target.mac else None
         self._client = api.APIClient(
             addresses[0],
@@ -138,6 +144,27 @@ class NativeConnection:
         if self._client is not None:
             await self._client.disconnect()
         self.connected = False
+
+    async def probe(self) -> None:
+        """Ask the node for its device info: an answer is proof of life for presence; none drops the connection.
+
+        A node that loses power over Wi-Fi sends no TCP reset, so only silence tells: a request unanswered within
+        ``min(keepalive, 10)`` s ends the connection (and the node is offline at once).  One probe at a time.
+        """
+        if not self.connected or self._probing:
+            return
+        self._probing = True
+        try:
+            await asyncio.wait_for(self.client.device_info(), min(self._keepalive, PROBE_TIMEOUT))
+        except (api.APIConnectionError, TimeoutError) as err:
+            if self.connected:
+                _LOGGER.info("%s did not answer the heartbeat (%s): dropping the connection", self.device.node_id, err)
+                self.client.force_disconnect()
+            return
+        finally:
+            self._probing = False
+        if self.connected:
+            self.device.alive()
 
     def reconnect(self) -> None:
         """Drop the connection; the reconnect logic makes a new one (and registers the node again)."""

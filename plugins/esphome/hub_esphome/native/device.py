@@ -9,9 +9,9 @@ so storage, presence, the API and the dashboard treat both alike:
 * every state the node streams is a live reading: ``report_states`` (a telemetry
   row, proof of life), several arriving in one event-loop turn reported together
   (the burst of current states right after subscribing is one message, not fifty);
-* while connected, a heartbeat ``report_availability(online)`` every keepalive, so
-  a node whose entities rarely change is not timed out by presence while its
-  connection (pinged by aioesphomeapi) is alive;
+* while connected, each answer to the heartbeat's request (every 5 s at most) is a
+  ``report_availability(online)``, so presence does not time out a node whose
+  entities rarely change while it answers;
 * on disconnect: ``report_availability(offline)``: presence marks it offline with
   reason ``lwt`` at once, as for an MQTT node's Last Will.
 
@@ -163,7 +163,7 @@ class NativeDevice:
 
     # --- liveness -------------------------------------------------------------------------
     def alive(self) -> None:
-        """The connection is up (aioesphomeapi pings it): tell presence, as a node's birth message would."""
+        """The node answered the heartbeat: tell presence, as a node's birth message would."""
         node = self.node
         if node is not None and self._registry.get(node.node_id) is node:
             self._registry.report_availability(node, True)

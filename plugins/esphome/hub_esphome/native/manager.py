@@ -8,8 +8,9 @@
   announcing an encrypted API for which no key is configured is not connected (a
   warning says which key is missing).  The announced IP must be an IP address: a
   name from a device is never resolved.
-* Every ``keepalive`` seconds each connected node gets a heartbeat
-  (:meth:`NativeDevice.alive`).
+* Every ``min(keepalive, 5)`` seconds each connected node is asked for its
+  device info (:meth:`NativeConnection.probe`): its answer is reported as the
+  node being available (presence), no answer drops the connection (offline).
 * A node an operator removes while connected is dropped and connected again, so it
   comes back registered (as a node that keeps publishing over MQTT would).
 """
@@ -31,6 +32,14 @@ if TYPE_CHECKING:
     from ..device_info import DeviceInfo
 
 _LOGGER = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL = 5.0
+"""Seconds between heartbeats at most: under presence's least allowed silence (10 s), so a connected node whose
+entities rarely change is never timed out between two answers."""
+
+
+async def _gather(probes: list[Any]) -> None:
+    await asyncio.gather(*probes, return_exceptions=True)
 
 
 def target_of(node: dict[str, Any], host: str | None = None, mac: str | None = None) -> Target:
@@ -58,7 +67,9 @@ class NativeApi:
         """By what identifies them: ``host:port`` for a configured host, ``name:<name>`` for a discovered node."""
         self._by_node: dict[str, NativeConnection] = {}
         self._running = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._starting: set[asyncio.Task[None]] = set()
+        self._closing: set[asyncio.Task[None]] = set()
+        self._probing: set[asyncio.Task[None]] = set()
         self._log = RateLimitedLogger(_LOGGER, interval=300.0)
         hub.bus.listen(EVENT_NODE_REMOVED, self._on_node_removed)
 
@@ -76,12 +87,13 @@ class NativeApi:
     async def stop(self) -> None:
         """Disconnect everything; nodes keep their status (the hub stops, not they)."""
         self._running = False
+        for task in [*self._starting, *self._probing]:  # first: nothing may start or probe after its stop
+            task.cancel()
+        await asyncio.gather(*self._starting, *self._probing, *self._closing, return_exceptions=True)
         connections = list(self._connections.values())
         self._connections.clear()
         self._by_node.clear()
         await asyncio.gather(*(connection.stop() for connection in connections), return_exceptions=True)
-        for task in list(self._tasks):
-            task.cancel()
 
     # --- queries (commands) ------------------------------------------------------------------
     def connection(self, node_id: str) -> NativeConnection | None:
@@ -136,7 +148,7 @@ class NativeApi:
     def _open(self, ident: str, target: Target) -> None:
         connection = NativeConnection(self._hub, target, self._keepalive, on_node=self._on_node)
         self._connections[ident] = connection
-        self._spawn(self._start(connection), f"esphome-native-{target.address}")
+        self._spawn(self._starting, self._start(connection), f"esphome-native-{target.address}")
 
     def _close(self, ident: str) -> None:
         connection = self._connections.pop(ident, None)
@@ -145,12 +157,12 @@ class NativeApi:
         node_id = connection.device.node_id
         if node_id is not None and self._by_node.get(node_id) is connection:
             del self._by_node[node_id]
-        self._spawn(connection.stop(), f"esphome-native-stop-{connection.target.address}")
+        self._spawn(self._closing, connection.stop(), f"esphome-native-stop-{connection.target.address}")
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, tasks: set[asyncio.Task[None]], coro: Any, name: str) -> None:
         task = self._hub.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     async def _start(self, connection: NativeConnection) -> None:
         try:
@@ -186,8 +198,10 @@ class NativeApi:
             connection.reconnect()
 
     async def _heartbeat(self) -> None:
+        """Probe every connected node every ``min(keepalive, 5)`` s: its answers keep presence informed."""
+        interval = min(self._keepalive, HEARTBEAT_INTERVAL)
         while True:
-            await asyncio.sleep(self._keepalive)
-            for connection in list(self._connections.values()):
-                if connection.connected:
-                    connection.device.alive()
+            await asyncio.sleep(interval)
+            probes = [connection.probe() for connection in self._connections.values() if connection.connected]
+            if probes:
+                self._spawn(self._probing, _gather(probes), "esphome-native-probes")
