@@ -98,7 +98,9 @@ async def test_a_real_node_reaches_registry_and_storage_and_takes_commands(
     hub, token = await make_hub(hub_factory, tmp_path, {"nodes": [{"host": "127.0.0.1", "port": node.port}]})
 
     # Device info and the entity list, as the node reports them, keyed like MQTT discovery keys them.
-    registered = await wait_until(lambda: (n := hub.registry.get(NODE_MAC)) and ENTITIES <= set(n.entities) and n)
+    registered = await wait_until(
+        lambda: (n := hub.registry.get(NODE_MAC)) and ENTITIES <= set(n.entities) and n, timeout=30
+    )
     connected_in = time.perf_counter() - started
     connection = hub.data[DATA_NATIVE].connection(NODE_MAC)
     assert connection is not None and connection.connected
@@ -177,7 +179,9 @@ async def test_a_killed_node_goes_offline_at_once_and_comes_back_with_its_queued
     hub, _token = await make_hub(hub_factory, tmp_path, {"auto_connect": True, "keepalive": 1})
     announcement = {"ip": "127.0.0.1", "name": NODE_NAME, "mac": NODE_MAC.replace(":", ""), "port": node.port}
     hub.messages.dispatch(f"esphome/discover/{NODE_NAME}", orjson.dumps(announcement), True)
-    registered = await wait_until(lambda: (n := hub.registry.get(NODE_MAC)) and n.status == STATUS_ONLINE and n)
+    registered = await wait_until(
+        lambda: (n := hub.registry.get(NODE_MAC)) and n.status == STATUS_ONLINE and n, timeout=30
+    )
 
     node.freeze()
     frozen = time.perf_counter()
