@@ -147,7 +147,7 @@ class EsphomeCommands:
         """Send over the native API or MQTT and leave the expectation; HubError (retried) when neither can now."""
         entity = entity_for(node, ACTIONS[command.action].platform, command.params["entity"])
         if isinstance(entity, str):
-            self._confirm.answer_soon(command, "error", entity)
+            self._settle(command, "error", entity)
             return
         connection = self._native.connection(node.node_id) if self._native is not None else None
         spec = connection.device.entities.get(entity.key) if connection is not None else None
@@ -160,16 +160,20 @@ class EsphomeCommands:
             return
         if spec is not None:
             raise HubError(f"{node.node_id} is not connected over the native API right now")
-        self._confirm.answer_soon(command, "error", f"{entity.key} takes no commands (no native API, no command_topic)")
+        self._settle(command, "error", f"{entity.key} takes no commands (no native API, no command_topic)")
 
     # --- the plan: what is sent, what confirms it ---------------------------------------------
-    def _plan(self, command: Command, entity: Entity) -> tuple[Any, bool] | None:
-        """What to send (``value``) and whether to send at all; None when the command failed already."""
+    def _settle(self, command: Command, answer: str, detail: str) -> None:
+        """A verdict before anything is sent (``sent`` → ``failed``/``succeeded``, never a ``delivered`` it was not)."""
+        self._hub.commands.acknowledge(command.node_id, command.id, answer, detail)
+
+    def _plan(self, command: Command, entity: Entity) -> tuple[Any] | None:
+        """``(value,)`` to send, with the expectation left; None when the command is settled without sending."""
         action, key, state = command.action, entity.key, entity.state
         if action == SWITCH:
             wanted = command.params["state"]
             if wanted == "TOGGLE" and not isinstance(state, bool):
-                self._confirm.answer_soon(command, "error", f"{key}'s state is unknown: TOGGLE needs it")
+                self._settle(command, "error", f"{key}'s state is unknown: TOGGLE needs it")
                 return None
             target = (not state) if wanted == "TOGGLE" else wanted == "ON"
             describe = _describe_switch(key)
@@ -179,13 +183,13 @@ class EsphomeCommands:
                 self._confirm.expect(
                     command, key, lambda value: "ok" if value is target else None, describe, timeout=self._timeout
                 )
-            return target, True
+            return (target,)
         if action == NUMBER_SET:
             value = command.params["value"]
             low, high = _bound(entity, "min"), _bound(entity, "max")
             if (low is not None and value < low) or (high is not None and value > high):
                 span = f"{'' if low is None else f'{low:g}'}–{'' if high is None else f'{high:g}'}"
-                self._confirm.answer_soon(command, "error", f"{key} takes {span}, not {value:g}")
+                self._settle(command, "error", f"{key} takes {span}, not {value:g}")
                 return None
             step = entity.attributes.get("step")
             tolerance = max(abs(value) * 1e-6, 1e-6, float(step) / 2 if isinstance(step, int | float) else 0.0)
@@ -196,21 +200,21 @@ class EsphomeCommands:
                 lambda got: f"{key} is {got}",
                 timeout=self._timeout,
             )
-            return value, True
+            return (value,)
         if action == UPDATE_INSTALL:
             current = state if isinstance(state, dict) else {}
             latest, installed = current.get("latest_version"), current.get("installed_version")
             if latest is not None and latest == installed:
-                self._confirm.answer_soon(command, "ok", f"{key}: {installed} is installed already")
-                return None, False
+                self._settle(command, "ok", f"{key}: {installed} is installed already")
+                return None
             self._confirm.expect(command, key, _install_test(latest, installed), _describe_update(key), timeout=None)
-            return None, True
+            return (None,)
         self._confirm.answer_soon(command, "ok", f"{key} pressed")  # BUTTON_PRESS: no state to wait for
-        return None, True
+        return (None,)
 
     def _send(self, command: Command, entity: Entity, call: Any) -> None:
         plan = self._plan(command, entity)
-        if plan is None or not plan[1]:
+        if plan is None:
             return
         try:
             call(plan[0])
@@ -220,7 +224,7 @@ class EsphomeCommands:
 
     async def _send_async(self, command: Command, entity: Entity, topic: str) -> None:
         plan = self._plan(command, entity)
-        if plan is None or not plan[1]:
+        if plan is None:
             return
         try:
             payload = _mqtt_payload(command.action, entity, plan[0])

@@ -175,6 +175,7 @@ async def test_what_esphome_entities_cannot_take_is_refused_or_failed(
         command = hub.commands.submit(node.node_id, "SWITCH", params, sender="test")
         done = await hub.commands.wait_done(command.id, 10)
         assert (done.status, done.detail) == ("failed", detail)
+        assert [status for status, _ts, _detail in done.history] == ["queued", "sent", "failed"]  # never delivered
     number = hub.commands.submit(node.node_id, "NUMBER_SET", {"entity": "level", "value": -1}, sender="test")
     assert (await hub.commands.wait_done(number.id, 10)).detail == "number.level takes 0–100, not -1"
     assert device.received == []
