@@ -8,10 +8,14 @@ starting) — which goes to ``hub.commands.acknowledge`` like a JSON-contract no
 ack.  A command whose expectation is not met within its timeout fails, saying what
 the entity reports instead.
 
-Only **fresh** states count (``state_reported``): a retained state the broker
-replays is no answer.  The ``state_reported`` listener is registered only while
-something is expected, so the ingest path pays nothing otherwise, and then one dict
-lookup per message.
+Only **fresh** states count: ``state_reported`` here, and, with several hub
+processes on RabbitMQ, another process's readings, which arrive coalesced as
+``state_changed`` carrying ``origin`` (a worker holds the node's connection or its
+broker; an API instance sent the command).  A retained state the broker replays is
+no answer (it fires no ``state_reported``, and a local ``state_changed`` without
+``origin`` is ignored).  The listeners are registered only while something is
+expected, so the ingest path pays nothing otherwise, and then one dict lookup per
+message.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hub import EVENT_STATE_REPORTED, Command, Event, StateReportedData
+from hub import EVENT_STATE_CHANGED, EVENT_STATE_REPORTED, Command, Event, StateChangedData, StateReportedData
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -48,7 +52,7 @@ class Confirmations:
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
         self._waiting: dict[str, dict[str, _Expectation]] = {}
-        self._unlisten: Callable[[], None] | None = None
+        self._unlisten: list[Callable[[], None]] = []
 
     def expect(
         self,
@@ -66,8 +70,12 @@ class Confirmations:
         delay = max(0.0, min(timeout, remaining) if timeout is not None else remaining)
         expectation.timer = asyncio.get_running_loop().call_later(delay, self._timed_out, command.node_id, command.id)
         self._waiting.setdefault(command.node_id, {})[command.id] = expectation
-        if self._unlisten is None:
-            self._unlisten = self._hub.bus.listen(EVENT_STATE_REPORTED, self._on_state_reported)
+        if not self._unlisten:
+            bus = self._hub.bus
+            self._unlisten = [
+                bus.listen(EVENT_STATE_REPORTED, self._on_state_reported),
+                bus.listen(EVENT_STATE_CHANGED, self._on_remote_state),
+            ]
 
     def discard(self, command: Command) -> None:
         """Forget what was expected of ``command`` (it is being sent again, or was not sent at all)."""
@@ -93,9 +101,15 @@ class Confirmations:
 
     def _on_state_reported(self, event: Event[StateReportedData]) -> None:
         waiting = self._waiting.get(event.data["node_id"])
-        if not waiting:
-            return
-        states = event.data["states"]
+        if waiting:
+            self._check(waiting, event.data["states"])
+
+    def _on_remote_state(self, event: Event[StateChangedData]) -> None:
+        data = event.data
+        if "origin" in data and (waiting := self._waiting.get(data["node_id"])):
+            self._check(waiting, {data["key"]: data["new_state"]})
+
+    def _check(self, waiting: dict[str, _Expectation], states: dict[str, Any]) -> None:
         for command_id, expectation in list(waiting.items()):
             if expectation.key not in states:
                 continue
@@ -126,6 +140,7 @@ class Confirmations:
             expectation.timer.cancel()
         if waiting is not None and not waiting:
             del self._waiting[node_id]
-        if not self._waiting and self._unlisten is not None:
-            self._unlisten()
-            self._unlisten = None
+        if not self._waiting:
+            for unlisten in self._unlisten:
+                unlisten()
+            self._unlisten = []

@@ -18,7 +18,7 @@ import pytest
 from esphome_messages import EsphomeNode, Message
 from esphome_testing import Device
 
-from hub import CommandRejected, Hub
+from hub import EVENT_STATE_CHANGED, CommandRejected, Hub, StateChangedData
 from hub.testing import wait_until
 
 pytestmark = pytest.mark.mosquitto
@@ -179,3 +179,29 @@ async def test_what_esphome_entities_cannot_take_is_refused_or_failed(
     number = hub.commands.submit(node.node_id, "NUMBER_SET", {"entity": "level", "value": -1}, sender="test")
     assert (await hub.commands.wait_done(number.id, 10)).detail == "number.level takes 0–100, not -1"
     assert device.received == []
+
+
+async def test_a_reading_another_hub_process_fanned_out_confirms_a_command_this_one_sent(
+    hub: Hub, device: Device, node: EsphomeNode
+) -> None:
+    """Split deployment: this process sent the command, a worker got the node's state and fans it out; the
+    fan-out fires it here as ``state_changed`` with ``origin`` (never ``state_reported``), which is the verdict."""
+    await device.answer(f"{node.name}/switch/relay/command", lambda _payload: [])  # its state reaches the worker
+    await connect(hub, device, node)
+    command = hub.commands.submit(node.node_id, "SWITCH", {"entity": "relay", "state": "ON"}, sender="test")
+    await wait_until(lambda: device.received and command.status == "delivered", message="the command at the node")
+    entity = hub.registry.get(node.node_id).entities["switch.relay"]
+    local: StateChangedData = {
+        "node_id": node.node_id,
+        "key": "switch.relay",
+        "old_state": False,
+        "new_state": True,
+        "ts": hub.clock(),
+    }
+    hub.bus.fire(EVENT_STATE_CHANGED, local)  # a local change without origin (a retained replay) is no answer
+    assert command.status == "delivered"
+    remote = {**local, "origin": "worker-1"}
+    entity.state = True  # as the fan-out applies it to this process's registry before firing
+    hub.bus.fire(EVENT_STATE_CHANGED, remote)
+    done = await hub.commands.wait_done(command.id, 10)
+    assert (done.status, done.detail) == ("succeeded", "switch.relay is ON")
