@@ -283,3 +283,36 @@ async def test_an_answered_command_is_not_sent_again(hub, integration):
     hub.commands.acknowledge(NODE, command.id, "received")
     await asyncio.sleep(0.2)
     assert len(integration.sent) == 1 and command.status == ACKNOWLEDGED
+
+
+class ActionDeliverer:
+    """A second integration reaching the same nodes that names its one action (``accepts``)."""
+
+    def __init__(self) -> None:
+        self.sent: list[Command] = []
+
+    def accepts(self, action: str) -> bool:
+        return action == "RELAY_CONTROL"
+
+    def owns(self, node) -> bool:
+        return node.node_id in (NODE, "bb:00:00:00:00:01")
+
+    async def deliver(self, command, node) -> None:
+        self.sent.append(command)
+
+
+async def test_a_deliverer_that_names_an_action_gets_it_and_only_it(hub, integration):
+    """Registered after the catch-all, it still wins its action; other actions keep their integration."""
+    named = ActionDeliverer()
+    hub.commands.add_deliverer("named", named)
+    relay = hub.commands.submit(NODE, "RELAY_CONTROL", {"relay": 1, "state": True}, sender="alice")
+    reboot = hub.commands.submit(NODE, "REBOOT", sender="alice")
+    await wait_status(hub, relay.id, DELIVERED)
+    await wait_status(hub, reboot.id, DELIVERED)
+    assert [c.id for c in named.sent] == [relay.id]
+    assert [c.id for c in integration.sent] == [reboot.id]
+    # A node only the named deliverer reaches takes its action, and nothing else.
+    hub.commands.submit("bb:00:00:00:00:01", "RELAY_CONTROL", {"relay": 2, "state": False}, sender="alice")
+    with pytest.raises(CommandRejected) as refused:
+        hub.commands.submit("bb:00:00:00:00:01", "REBOOT", sender="alice")
+    assert refused.value.code == "not_commandable"

@@ -81,7 +81,13 @@ ANSWERS: dict[str, str] = {
 
 
 class Deliverer(Protocol):
-    """How an integration sends commands to the nodes it owns."""
+    """How an integration sends commands to the nodes it owns.
+
+    A deliverer may also have ``accepts(action) -> bool``: one that has it is asked only for the
+    actions it accepts, and is preferred for them over one without it (which takes every action).
+    So a node two integrations reach (an ESPHome node that also speaks the JSON contract) gets each
+    action through the integration that knows it, whichever registered first.
+    """
 
     def owns(self, node: Node) -> bool:
         """True when this integration can reach ``node``."""
@@ -131,11 +137,17 @@ class CommandManager:
 
         return remove
 
-    def _deliverer_for(self, node: Node) -> Deliverer | None:
+    def _deliverer_for(self, node: Node, action: str) -> Deliverer | None:
+        """The deliverer for ``action`` to ``node``: one that names the action first, else one that takes any."""
+        fallback = None
         for _name, deliverer in self._deliverers:
-            if deliverer.owns(node):
+            accepts = getattr(deliverer, "accepts", None)
+            if accepts is None:
+                if fallback is None and deliverer.owns(node):
+                    fallback = deliverer
+            elif accepts(action) and deliverer.owns(node):
                 return deliverer
-        return None
+        return fallback
 
     # --- operators -------------------------------------------------------------------
     def submit(
@@ -154,8 +166,8 @@ class CommandManager:
         if node is None:
             raise CommandRejected(f"no node {node_id!r}", code="node_not_found")
         validated = self.actions.validate(action, params or {})
-        if self._deliverer_for(node) is None:
-            raise CommandRejected(f"no integration can send commands to node {node_id}", code="not_commandable")
+        if self._deliverer_for(node, action) is None:
+            raise CommandRejected(f"no integration can send {action} to node {node_id}", code="not_commandable")
         if offline_policy == OFFLINE_REFUSE and node.status == STATUS_OFFLINE:
             raise CommandRejected(f"node {node_id} is offline", code="node_offline")
         now = self._clock()
@@ -315,7 +327,7 @@ class CommandManager:
                 self._move(command, EXPIRED, "the TTL ran out before it could be sent")
                 continue
             node = self._registry.get(command.node_id)
-            deliverer = self._deliverer_for(node) if node is not None else None
+            deliverer = self._deliverer_for(node, command.action) if node is not None else None
             if node is None or deliverer is None:
                 self._move(command, FAILED, "the node or its integration is gone")
                 continue

@@ -22,6 +22,7 @@ its MQTT session kept is not sent the retained configs a second time.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,7 @@ from .contract import (
     Invalid,
     parse_discovery_topic,
 )
-from .device_info import parse_device_info
+from .device_info import DeviceInfo, parse_device_info
 from .discovery import Device, EntityConfig, entity_config_from_entity, parse_config
 from .routes import EXPIRED, RESTORED, Routes, StateConsumer
 from .states import STATELESS_PLATFORMS
@@ -68,12 +69,14 @@ class _Record:
 class DiscoveryIngest:
     """Handlers for the discovery topics and ``esphome/discover/+``, bound to one hub."""
 
-    def __init__(self, hub: Hub, prefix: str) -> None:
+    def __init__(self, hub: Hub, prefix: str, on_device_info: Callable[[DeviceInfo], None] | None = None) -> None:
         self._registry = hub.registry
         self._clock = hub.clock
         self._prefix_levels = len(prefix.split("/"))
         self._rejections = Rejections(hub.metrics, _LOGGER)
         self._log = RateLimitedLogger(_LOGGER)
+        self._on_device_info = on_device_info
+        """Told every accepted device info (the native API connects announced nodes)."""
         self.routes = Routes(hub, self._rejections)
         self._records: dict[str, _Record] = {}
         self._by_topic: dict[str, set[str]] = {}
@@ -282,6 +285,8 @@ class DiscoveryIngest:
             changes["firmware_version"] = info.firmware_version
         if changes:
             registry.update_node(node, **changes)
+        if self._on_device_info is not None:
+            self._on_device_info(info)
 
     # --- restart -----------------------------------------------------------------------------
     def restore(self) -> int:

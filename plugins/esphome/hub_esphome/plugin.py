@@ -1,10 +1,11 @@
 """The hub plugin: hook implementations only (the work lives in the modules they call).
 
 Registered through the ``hub`` entry-point group of the ``hub-esphome``
-distribution, exactly as a third-party plugin would be.  The plugin only
-listens: it never publishes, so it cannot disturb a Home Assistant sharing the
-broker (it never sends ``homeassistant/status``, which would make every device
-republish its discovery).
+distribution, exactly as a third-party plugin would be.  Over MQTT the plugin
+listens, and publishes only an operator's command to an entity's own
+``command_topic``: it never sends ``homeassistant/status`` (which would make
+every device republish its discovery), so it can share a broker with a Home
+Assistant.  Nodes on ESPHome's native API are connected by :mod:`.native`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from .runtime import DATA_PROVISIONING, Provisioning
 if TYPE_CHECKING:
     from hub import Hub
 
+    from .confirm import Confirmations
+    from .native.manager import NativeApi
+
 _LOGGER = logging.getLogger(__name__)
 
 MANIFEST = Manifest(name="esphome", after=("storage",), sections=(SECTION,))
@@ -34,6 +38,9 @@ MANIFEST = Manifest(name="esphome", after=("storage",), sections=(SECTION,))
 
 DATA_INGEST: HubKey[DiscoveryIngest] = HubKey("esphome.ingest")
 """hub.data key of this hub's :class:`DiscoveryIngest` (private to the plugin and its tests)."""
+DATA_NATIVE: HubKey[NativeApi] = HubKey("esphome.native")
+"""hub.data key of this hub's native API connections (private to the plugin and its tests)."""
+DATA_CONFIRMATIONS: HubKey[Confirmations] = HubKey("esphome.confirmations")
 
 EXPIRY_INTERVAL = 1.0
 """Seconds between checks of ``expire_after``."""
@@ -53,9 +60,17 @@ def hub_cli_commands(register: Callable[..., None]) -> None:
 
 @hookimpl
 def hub_setup(hub: Hub) -> None:
-    """Re-wire the entities storage restored, then subscribe the discovery topics (synchronous handlers)."""
+    """Re-wire the entities storage restored, subscribe the discovery topics, offer the entity commands."""
+    from .commands import EsphomeCommands, register_actions
+    from .confirm import Confirmations
+    from .native.manager import NativeApi
+
     config = hub.config[SECTION]
-    ingest = hub.data[DATA_INGEST] = DiscoveryIngest(hub, config["discovery_prefix"])
+    native = hub.data[DATA_NATIVE] = NativeApi(hub, config["native_api"])
+    ingest = hub.data[DATA_INGEST] = DiscoveryIngest(hub, config["discovery_prefix"], native.on_device_info)
+    confirmations = hub.data[DATA_CONFIRMATIONS] = Confirmations(hub)
+    register_actions(hub, owner=MANIFEST.name)
+    hub.commands.add_deliverer(MANIFEST.name, EsphomeCommands(hub, native, confirmations, config["command_timeout"]))
     restored = ingest.restore()
     if restored:
         _LOGGER.info("Listening again to the topics of %d discovered entities", restored)
@@ -70,19 +85,28 @@ def hub_setup(hub: Hub) -> None:
 
 
 @hookimpl
-def hub_start(hub: Hub) -> None:
-    """Start the ``expire_after`` check and the look at the node files (only where the hub takes input)."""
+async def hub_start(hub: Hub) -> None:
+    """Start the ``expire_after`` check, the look at the node files and the native API connections (only where the
+    hub takes input)."""
     if hub.role.takes_input:
         hub.create_task(_expire_loop(hub, hub.data[DATA_INGEST]), name="esphome-expiry")
         hub.create_task(hub.data[DATA_PROVISIONING].sync_loop(), name="esphome-node-files")
+        await hub.data[DATA_NATIVE].start()
 
 
 @hookimpl
 async def hub_stop(hub: Hub) -> None:
-    """Stop validate and compile jobs (their ESPHome processes are killed)."""
+    """Stop validate and compile jobs (their ESPHome processes are killed); close the native API connections (nodes
+    keep their status: the hub stops, not they) and the command expectations."""
     provisioning = hub.data.get(DATA_PROVISIONING)
     if provisioning is not None:
         await provisioning.jobs.stop()
+    native = hub.data.get(DATA_NATIVE)
+    if native is not None:
+        await native.stop()
+    confirmations = hub.data.get(DATA_CONFIRMATIONS)
+    if confirmations is not None:
+        confirmations.close()
 
 
 @hookimpl

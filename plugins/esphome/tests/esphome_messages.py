@@ -130,6 +130,13 @@ class EsphomeNode:
         }
         return self._config("button", object_id, self._finish("button", name, data))
 
+    def number(self, object_id: str, name: str, minimum: float, maximum: float, step: float) -> Message:
+        """mqtt_number.cpp: ``min``, ``max``, ``step`` (the mode only when it is not ``auto``), a command topic."""
+        data: dict[str, Any] = {"min": minimum, "max": maximum, "step": step, "name": name}
+        data["stat_t"] = f"{self.name}/number/{object_id}/state"
+        data["cmd_t"] = f"{self.name}/number/{object_id}/command"
+        return self._config("number", object_id, self._finish("number", name, data))
+
     def update(self, object_id: str = "firmware", name: str = "Firmware") -> Message:
         data = {
             "schema": "json",

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import paho.mqtt.client as paho
 import pytest
 from esphome_messages import Message
 
@@ -96,3 +101,64 @@ def standin_esphome(directory: Path, gate: Path) -> Path:
     )
     script.chmod(0o755)
     return script
+
+
+class Device:
+    """A paho-mqtt connection playing one device, with a retained Last Will; clears what it retained."""
+
+    def __init__(self, url: str, will: tuple[str, bytes] | None = None) -> None:
+        parts = urlsplit(url)
+        self._address = (parts.hostname or "127.0.0.1", parts.port or 1883)
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"esphome-test-{uuid.uuid4().hex[:12]}")
+        if will is not None:
+            self.client.will_set(will[0], will[1], qos=0, retain=True)
+        self.client.connect(*self._address)
+        self.client.loop_start()
+        self.retained: set[str] = set()
+        self.received: list[tuple[str, bytes]] = []
+
+    async def answer(self, topic: str, respond: Callable[[bytes], list[Message]]) -> None:
+        """Subscribe ``topic`` (as the node subscribes its command topics) and publish ``respond(payload)`` to each.
+
+        The answers go out from paho's thread the moment a command arrives, as a node's firmware would answer.
+        """
+
+        def on_message(_client: Any, _userdata: Any, message: Any) -> None:
+            self.received.append((message.topic, message.payload))
+            for state_topic, payload, retained in respond(message.payload):
+                self.client.publish(state_topic, payload, qos=0, retain=retained)
+
+        subscribed = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.client.message_callback_add(topic, on_message)
+        self.client.on_subscribe = lambda *_args: loop.call_soon_threadsafe(
+            lambda: subscribed.done() or subscribed.set_result(None)
+        )
+        self.client.subscribe(topic, qos=0)
+        await asyncio.wait_for(subscribed, 10)
+
+    async def send(self, *messages: Message) -> None:
+        """Publish like ESPHome does (QoS 0, retained as given) and wait until each left the client."""
+        for topic, payload, retained in messages:
+            if retained:
+                self.retained.add(topic)
+            info = self.client.publish(topic, payload, qos=0, retain=retained)
+            await asyncio.to_thread(info.wait_for_publish, 5)
+
+    def power_loss(self) -> None:
+        """Drop the connection without DISCONNECT: the broker publishes the Will."""
+        sock = self.client.socket()
+        self.client.loop_stop()
+        if sock is not None:
+            sock.close()
+
+    def clean_up(self) -> None:
+        cleaner = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"esphome-clean-{uuid.uuid4().hex[:12]}")
+        cleaner.connect(*self._address)
+        cleaner.loop_start()
+        for topic in self.retained:
+            cleaner.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+        cleaner.disconnect()
+        cleaner.loop_stop()
+        self.client.loop_stop()
+        self.client.disconnect()

@@ -10,66 +10,23 @@ discovery prefix and node name, and clears every retained message it left.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import hub_esphome.plugin
 import orjson
-import paho.mqtt.client as paho
 import pytest
 import sqlalchemy as sa
-from esphome_messages import EsphomeNode, Message
-from esphome_testing import Recorder
+from esphome_messages import EsphomeNode
+from esphome_testing import Device, Recorder
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub import EVENT_STATE_REPORTED, MATCH_ALL, REASON_LWT, STATUS_OFFLINE, STATUS_ONLINE, Hub
 from hub.testing import wait_until
 
 pytestmark = pytest.mark.mosquitto
-
-
-class Device:
-    """A paho-mqtt connection playing one device, with a retained Last Will; clears what it retained."""
-
-    def __init__(self, url: str, will: tuple[str, bytes] | None = None) -> None:
-        parts = urlsplit(url)
-        self._address = (parts.hostname or "127.0.0.1", parts.port or 1883)
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"esphome-test-{uuid.uuid4().hex[:12]}")
-        if will is not None:
-            self.client.will_set(will[0], will[1], qos=0, retain=True)
-        self.client.connect(*self._address)
-        self.client.loop_start()
-        self.retained: set[str] = set()
-
-    async def send(self, *messages: Message) -> None:
-        """Publish like ESPHome does (QoS 0, retained as given) and wait until each left the client."""
-        for topic, payload, retained in messages:
-            if retained:
-                self.retained.add(topic)
-            info = self.client.publish(topic, payload, qos=0, retain=retained)
-            await asyncio.to_thread(info.wait_for_publish, 5)
-
-    def power_loss(self) -> None:
-        """Drop the connection without DISCONNECT: the broker publishes the Will."""
-        sock = self.client.socket()
-        self.client.loop_stop()
-        if sock is not None:
-            sock.close()
-
-    def clean_up(self) -> None:
-        cleaner = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"esphome-clean-{uuid.uuid4().hex[:12]}")
-        cleaner.connect(*self._address)
-        cleaner.loop_start()
-        for topic in self.retained:
-            cleaner.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
-        cleaner.disconnect()
-        cleaner.loop_stop()
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 @pytest.fixture
