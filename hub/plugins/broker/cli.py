@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hub import ROLE_CLI, Hub, InvalidMac, build_hub
+from hub import ROLE_CLI, Hub, InvalidMac, build_hub, normalize_mac
 
 from .acl import check_esphome_name, discovery_prefix, mosquitto_block
 from .credentials import (
@@ -86,7 +86,7 @@ def _add(args: argparse.Namespace) -> int:
             holder = store.by_esphome_name(esphome) if esphome else None
             if holder is not None and holder.username != username:
                 raise CredentialsError(f"the ESPHome name {esphome!r} belongs to {holder.username}")
-            device = DeviceCredential(username, username_for(args.mac), hash_password(password), time.time(), esphome)
+            device = DeviceCredential(username, normalize_mac(args.mac), hash_password(password), time.time(), esphome)
             store.devices[username] = device
         _sync(hub, args, store)
     except CredentialsError as err:
