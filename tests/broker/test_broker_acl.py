@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
 from pathlib import Path
 
 from acl_scenario import Device, esphome_node, json_contract, listen
+from amqtt.broker import Broker
 from mqtt_helpers import EMBEDDED, PahoPeer, unique
 
 from hub.plugins.broker import DATA_BROKER, logins
+from hub.plugins.broker.amqtt_plugins import AclBroker
 from hub.plugins.broker.credentials import CredentialStore, DeviceCredential, hash_password
 from hub.testing import free_port, wait_until
 
@@ -160,3 +163,10 @@ async def test_argon2_checks_run_off_the_loop_and_are_bounded(hub_factory, tmp_p
         await peer.close()
     await hub.async_stop()
     assert DATA_BROKER not in hub.data
+
+
+def test_the_acl_hook_still_exists_in_amqtt() -> None:
+    """AclBroker overrides amqtt's private Broker._topic_filtering; a renamed or reshaped one must fail loudly here
+    (the ACL tests above would fail too: every refusal would be gone)."""
+    assert list(inspect.signature(Broker._topic_filtering).parameters) == ["self", "session", "topic", "action"]
+    assert AclBroker._topic_filtering is not Broker._topic_filtering

@@ -3,10 +3,10 @@
 amqtt binds 0.0.0.0 and allows anonymous clients unless told otherwise, and
 logs every packet through its default plugins; here it gets one TCP listener on
 the configured address and either anonymous access (loopback only, no
-``broker: users:`` and no device credentials) or the hub's own two plugins
+``broker: users:`` and no device credentials) or the hub's own glue
 (:mod:`.amqtt_plugins`): logins checked by the :class:`~.logins.LoginGate` (off
-the event loop, cached, throttled) and every publish and subscription checked
-against the device ACL (:mod:`.acl`).  Whether accounts are required is decided
+the event loop, cached, throttled) and every publish, subscription and delivery
+checked against the device ACL (:mod:`.acl`).  Whether accounts are required is decided
 at start: the first device credentials added to a hub whose broker runs without
 accounts take effect at its next start.
 
@@ -32,6 +32,7 @@ from amqtt.errors import BrokerError
 
 from hub import Metrics, StartupError, url_host
 
+from .amqtt_plugins import AclBroker
 from .credentials import CredentialStore
 from .logins import LoginGate
 from .throttle import FailureThrottle
@@ -75,12 +76,12 @@ class EmbeddedBroker:
                 user_throttle=FailureThrottle(failures["burst"], failures["per_minute"]),
                 max_pending=self._config["max_pending_logins"],
             )
-            plugins = {f"{_PLUGINS}.HubAuthPlugin": {"gate": gate}, f"{_PLUGINS}.HubTopicPlugin": {"gate": gate}}
+            plugins = {f"{_PLUGINS}.HubAuthPlugin": {"gate": gate}}
             credentials = f"{quote(gate.internal_user, safe='')}:{quote(gate.internal_password, safe='')}@"
         else:
             plugins = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
         config = {"listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}}, "plugins": plugins}
-        broker = Broker(config)
+        broker = AclBroker(config, self.gate) if self.gate is not None else Broker(config)
         try:
             with _without_startup_traceback():
                 await broker.start()

@@ -147,15 +147,27 @@ class LoginGate:
             self._log.error("store", "Device credentials not reloaded: %s", err)
         return self._full.get(username) or self._devices.get(username)
 
-    def rules(self, username: str | None) -> Rules | None | bool:
-        """What ``username`` may do: None for everything, its :class:`Rules`, or False (no such account any more)."""
-        account = self._full.get(username or "") or self._devices.get(username or "")
-        return False if account is None else account.rules
+    def allowed(self, username: str | None, topic: str | None, action: str) -> bool:
+        """May ``username`` ``publish`` to, ``subscribe`` to or ``receive`` from ``topic``? Refusals are counted.
 
-    def denied(self, action: str, username: str | None, topic: str) -> None:
-        """Count and log (rate-limited) a refused publish or subscription."""
-        self._denied.labels(action).inc()
-        self._log.warning(f"acl-{action}", "MQTT %s by %r to %r refused by the ACL", action, username, topic[:200])
+        On the broker's hot path (every message, for its publisher and each receiver): a dict lookup for
+        full-access accounts, a few level comparisons for devices.
+        """
+        account = self._full.get(username or "") or self._devices.get(username or "")
+        if account is not None and account.rules is None:
+            return True
+        if account is None or topic is None:
+            allowed = False  # an account removed while connected may do nothing more
+        elif action == "publish":
+            allowed = account.rules.may_publish(topic)
+        elif action == "subscribe":
+            allowed = account.rules.may_subscribe(topic)
+        else:
+            allowed = account.rules.may_receive(topic)
+        if not allowed:
+            self._denied.labels(action).inc()
+            self._log.warning(f"acl-{action}", "MQTT %s by %r on %r refused by the ACL", action, username, topic)
+        return allowed
 
     # --- CONNECT --------------------------------------------------------------------
     def _fingerprint(self, username: str, password: str) -> bytes:
