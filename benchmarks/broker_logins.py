@@ -50,7 +50,7 @@ def publish(port: int, messages: int) -> None:
     client.connect("127.0.0.1", port)
     client.loop_start()
     for seq in range(messages):
-        payload = json.dumps({"seq": seq, "temperature": 20 + seq % 10, "uptime": seq})
+        payload = json.dumps({"timestamp": time.time(), "seq": seq, "temperature": 20 + seq % 10, "uptime": seq})
         client.publish(f"devices/{MAC}/data", payload, qos=1)
     for _ in range(messages):
         if not acked.acquire(timeout=120):
@@ -147,7 +147,7 @@ async def ingest(hub: Hub, port: int, messages: int) -> dict:
     return {
         "stored": int(stored),
         "seconds": round(seconds, 3),
-        "msgs_per_s": round(stored / seconds),
+        "msgs_per_s": round(stored / seconds) if seconds else 0,
         "max_loop_stall_ms": round(worst[0] * 1000, 1),
     }
 

@@ -15,6 +15,7 @@ from mqtt_helpers import EMBEDDED, PahoPeer, unique
 from hub.plugins.broker import DATA_BROKER, logins
 from hub.plugins.broker.amqtt_plugins import AclBroker
 from hub.plugins.broker.credentials import CredentialStore, DeviceCredential, hash_password
+from hub.plugins.mqtt import DATA_MQTT
 from hub.testing import free_port, wait_until
 
 USER_PASSWORD = "tools-" + unique("pw")
@@ -170,3 +171,39 @@ def test_the_acl_hook_still_exists_in_amqtt() -> None:
     (the ACL tests above would fail too: every refusal would be gone)."""
     assert list(inspect.signature(Broker._topic_filtering).parameters) == ["self", "session", "topic", "action"]
     assert AclBroker._topic_filtering is not Broker._topic_filtering
+
+
+async def test_a_refused_connect_never_touches_the_session_of_its_client_id(hub_factory, tmp_path) -> None:
+    """amqtt deletes (clean session) or takes over (persistent) a client id's session before it authenticates; the
+    front door refuses first, so a wrong password with the hub's client id neither wipes nor disconnects the hub."""
+    device = add_device(tmp_path / "data")
+    hub, port, received = await start_hub(hub_factory, tmp_path)
+    client_id = hub.data[DATA_MQTT].client_id
+    for clean in (True, False):
+        attacker = PahoPeer(client_id, username=device.mac, password="wrong", clean_session=clean)
+        assert not await attacker.try_login(port)
+    node = await PahoPeer(username=device.mac, password=device.password).connect(port)
+    await node.publish(f"devices/{device.mac}/data", b'{"n": 1}')
+    await wait_until(lambda: (f"devices/{device.mac}/data", b'{"n": 1}') in received, message="data at the hub")
+    assert hub.metrics.value("mqtt_connections") == 1  # never disconnected
+    await node.close()
+    await hub.async_stop()
+
+
+async def test_the_front_door_closes_what_is_not_a_3_1_1_connect(hub_factory, tmp_path) -> None:
+    add_device(tmp_path / "data")
+    hub, port, _received = await start_hub(hub_factory, tmp_path)
+    mqtt5_connect = bytes.fromhex("101000044d5154540502003c0000000378797a")[:2] + bytes.fromhex(
+        "00044d5154540502003c000003787a79"
+    )
+    for first_bytes, answer in (
+        (b"\x30\x05\x00\x01a\x00\x00", b""),  # a PUBLISH before any CONNECT
+        (b"\x10\xff\xff\xff\x7f", b""),  # a CONNECT announcing 256 MiB
+        (mqtt5_connect, b"\x20\x02\x00\x01"),  # MQTT 5: unacceptable protocol version
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(first_bytes)
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == answer
+        writer.close()
+    await hub.async_stop()

@@ -1,7 +1,8 @@
 """amqtt glue: the authentication plugin, and a Broker whose topic checks call the LoginGate inline.
 
 amqtt makes plugins from their dotted path and a ``Config`` dataclass; the
-running :class:`~.logins.LoginGate` is passed in that config.
+running :class:`~.logins.LoginGate` is passed in that config.  Logins are
+decided before amqtt sees a connection (:mod:`.front`).
 
 Topic checks do not go through an amqtt topic plugin: amqtt asks topic plugins
 for every PUBLISH a client sends and for every message it delivers (RECEIVE),
@@ -28,7 +29,11 @@ from amqtt.session import Session
 
 
 class HubAuthPlugin(BaseAuthPlugin):
-    """amqtt's authentication hook → :meth:`LoginGate.authenticate`."""
+    """amqtt's authentication hook: the front door (:mod:`.front`) already admitted the connection.
+
+    It only confirms that the credentials amqtt read are the ones the gate just accepted
+    (:meth:`LoginGate.recheck`, a cache lookup): nothing is counted twice, nothing is hashed again.
+    """
 
     @dataclass
     class Config:
@@ -36,10 +41,7 @@ class HubAuthPlugin(BaseAuthPlugin):
         """The hub's :class:`~.logins.LoginGate`."""
 
     async def authenticate(self, *, session: Session) -> bool | None:
-        will_topic = session.will_topic if session.will_flag else None
-        return await self.config.gate.authenticate(
-            session.username, session.password, session.remote_address, will_topic
-        )
+        return self.config.gate.recheck(session.username, session.password)
 
 
 class AclBroker(Broker):

@@ -34,6 +34,7 @@ from hub import Metrics, StartupError, url_host
 
 from .amqtt_plugins import AclBroker
 from .credentials import CredentialStore
+from .front import LISTENER, BrokerFront
 from .logins import LoginGate
 from .throttle import FailureThrottle
 
@@ -58,6 +59,7 @@ class EmbeddedBroker:
         self._broker: Broker | None = None
         self.gate: LoginGate | None = None
         """Set while the broker requires accounts."""
+        self._front: BrokerFront | None = None
 
     async def start(self) -> str:
         """Start listening; StartupError (with what to do) when the port is taken or the bind fails."""
@@ -80,12 +82,22 @@ class EmbeddedBroker:
             credentials = f"{quote(gate.internal_user, safe='')}:{quote(gate.internal_password, safe='')}@"
         else:
             plugins = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
-        config = {"listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}}, "plugins": plugins}
-        broker = AclBroker(config, self.gate) if self.gate is not None else Broker(config)
+        if self.gate is None:
+            listener = {"type": "tcp", "bind": f"{self.host}:{self.port}"}
+            broker: Broker = Broker({"listeners": {LISTENER: listener}, "plugins": plugins})
+        else:  # the front door listens and admits only authenticated connections (see .front)
+            listener = {"type": "external", "bind": f"{self.host}:{self.port}"}
+            broker = AclBroker({"listeners": {LISTENER: listener}, "plugins": plugins}, self.gate)
+            self._front = BrokerFront(broker, self.gate)
         try:
             with _without_startup_traceback():
                 await broker.start()
-        except BrokerError as err:
+            if self._front is not None:
+                await self._front.start(self.host, self.port)
+        except (BrokerError, OSError) as err:
+            if self._front is not None:
+                await broker.shutdown()
+            self._front = None
             self._close_gate()
             raise self._startup_error(err) from None
         self._broker = broker
@@ -94,8 +106,13 @@ class EmbeddedBroker:
     async def stop(self) -> None:
         """Close the listener and every session."""
         broker, self._broker = self._broker, None
+        front, self._front = self._front, None
+        if front is not None:
+            await front.close_listener()
         if broker is not None:
             await broker.shutdown()
+        if front is not None:
+            await front.cancel_connections()
         self._close_gate()
 
     def _close_gate(self) -> None:
@@ -103,8 +120,8 @@ class EmbeddedBroker:
         if gate is not None:
             gate.close()
 
-    def _startup_error(self, err: BrokerError) -> StartupError:
-        cause = err.__cause__
+    def _startup_error(self, err: BrokerError | OSError) -> StartupError:
+        cause = err if isinstance(err, OSError) else err.__cause__
         where = f"{self.host}:{self.port}"
         if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
             url = f"mqtt://{url_host(self.host)}:{self.port}"

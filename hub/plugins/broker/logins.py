@@ -170,6 +170,14 @@ class LoginGate:
         return allowed
 
     # --- CONNECT --------------------------------------------------------------------
+    def recheck(self, username: str | None, password: str | None) -> bool:
+        """True when these credentials passed :meth:`authenticate` against the account as it is now (no counting)."""
+        account = self._account(username) if username else None
+        cached = self._verified.get(username or "")
+        if account is None or cached is None or cached[1] != account.password_hash:
+            return False
+        return hmac.compare_digest(cached[0], self._fingerprint(username or "", password or ""))
+
     def _fingerprint(self, username: str, password: str) -> bytes:
         message = username.encode() + b"\0" + password.encode()
         return hashlib.blake2b(message, key=self._key, digest_size=16).digest()
