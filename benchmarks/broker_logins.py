@@ -162,6 +162,7 @@ async def run(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="hub-bench-") as tmp:
         hub = build_hub(port, Path(tmp))
         await hub.async_start()
+        flooder = None
         try:
             quiet = await ingest(hub, port, args.messages)
             flooder = helper("flood", port, args.flood_rate)
@@ -170,6 +171,8 @@ async def run(args: argparse.Namespace) -> dict:
             flooder.send_signal(signal.SIGTERM)
             out, _ = await asyncio.to_thread(flooder.communicate, timeout=60)
         finally:
+            if flooder is not None and flooder.poll() is None:
+                flooder.kill()
             await hub.async_stop()
     return {
         "messages": args.messages,
