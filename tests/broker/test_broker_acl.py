@@ -8,10 +8,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from acl_scenario import Device, esphome_node, json_contract, listen
 from amqtt.broker import Broker
 from mqtt_helpers import EMBEDDED, PahoPeer, unique
 
+from hub import StartupError
 from hub.plugins.broker import DATA_BROKER, logins
 from hub.plugins.broker.amqtt_plugins import AclBroker
 from hub.plugins.broker.credentials import CredentialStore, DeviceCredential, hash_password
@@ -207,3 +209,16 @@ async def test_the_front_door_closes_what_is_not_a_3_1_1_connect(hub_factory, tm
         assert await asyncio.wait_for(reader.read(), 5) == answer
         writer.close()
     await hub.async_stop()
+
+
+async def test_a_damaged_credentials_file_stops_the_start_or_keeps_the_last_good_copy(hub_factory, tmp_path) -> None:
+    device = add_device(tmp_path / "data")
+    hub, port, _received = await start_hub(hub_factory, tmp_path)
+    store_file = tmp_path / "data" / "device-credentials.json"
+    good = store_file.read_bytes()
+    store_file.write_text("{not json")
+    assert await PahoPeer(username=device.mac, password=device.password).try_login(port)  # the last good copy
+    await hub.async_stop()
+    with pytest.raises(StartupError, match="device-credentials.json is damaged"):
+        await start_hub(hub_factory, tmp_path)
+    store_file.write_bytes(good)

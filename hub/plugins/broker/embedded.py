@@ -33,7 +33,7 @@ from amqtt.errors import BrokerError
 from hub import Metrics, StartupError, url_host
 
 from .amqtt_plugins import AclBroker
-from .credentials import CredentialStore
+from .credentials import CredentialsError, CredentialStore
 from .front import LISTENER, BrokerFront
 from .logins import LoginGate
 from .throttle import FailureThrottle
@@ -65,7 +65,10 @@ class EmbeddedBroker:
         """Start listening; StartupError (with what to do) when the port is taken or the bind fails."""
         credentials = ""
         await asyncio.to_thread((self._data_dir / OLD_PASSWORD_FILE).unlink, missing_ok=True)
-        devices = (await asyncio.to_thread(CredentialStore.in_dir, self._data_dir)).devices
+        try:
+            devices = (await asyncio.to_thread(CredentialStore.in_dir, self._data_dir)).devices
+        except CredentialsError as err:
+            raise StartupError(f"Cannot start the embedded MQTT broker: {err}") from None
         if self._config["users"] or devices:
             failures = self._config["login_failures"]
             self.gate = gate = await asyncio.to_thread(

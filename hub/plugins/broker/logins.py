@@ -24,7 +24,8 @@ A CONNECT is decided in this order, each outcome counted in
    checks, and guards a 192-bit random password that no throttle needs to protect.  So a flood
    of bad logins from the same address (a NAT, a proxy) never locks a device out.
 
-Every failure counts against the client address and the username.
+A wrong password counts against the client address and the username, an unknown username against the
+address.  The check runs in the front door (:mod:`.front`), before amqtt sees the connection.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from hub import Metrics, RateLimitedLogger
 
 from .acl import Rules, device_rules
-from .credentials import PBKDF2_PREFIX, CredentialStore, hash_password, verify_pbkdf2
+from .credentials import PBKDF2_PREFIX, CredentialsError, CredentialStore, hash_password, verify_pbkdf2
 from .throttle import FailureThrottle
 
 _LOGGER = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ class LoginGate:
                 for gone in [name for name in self._verified if name not in self._full and name not in self._devices]:
                     del self._verified[gone]
                     self._good_address.pop(gone, None)
-        except Exception as err:  # noqa: BLE001 - a damaged file must not crash the broker: keep the last good copy
+        except CredentialsError as err:  # a damaged or unreadable file: keep the last good copy, say so
             self._log.error("store", "Device credentials not reloaded: %s", err)
         return self._full.get(username) or self._devices.get(username)
 
