@@ -86,11 +86,12 @@ def build_parser(plugins: PluginManager) -> argparse.ArgumentParser:
     ) -> None:
         target = commands
         *parents, leaf = name.split()
-        for parent in parents:
-            if parent not in groups:
-                group_parser = commands.add_parser(parent, help=f"{parent} commands")
-                groups[parent] = group_parser.add_subparsers(title=f"{parent} commands", metavar="COMMAND")
-            target = groups[parent]
+        for depth, parent in enumerate(parents):
+            path = " ".join(parents[: depth + 1])  # groups nest: "device credentials add"
+            if path not in groups:
+                group_parser = target.add_parser(parent, help=f"{parent} commands")
+                groups[path] = group_parser.add_subparsers(title=f"{path} commands", metavar="COMMAND")
+            target = groups[path]
         sub = target.add_parser(leaf, help=help, description=help, parents=[common])
         if arguments is not None:
             arguments(sub)

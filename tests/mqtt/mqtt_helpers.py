@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from hub import Hub, Manifest, hookimpl
 
 REPO = Path(__file__).resolve().parents[2]
 MOSQUITTO_CONF = REPO / "deploy" / "mosquitto.conf"
+MOSQUITTO_ACL = REPO / "deploy" / "mosquitto.acl"
 MQTT_ONLY = ("hub.plugins.mqtt",)
 EMBEDDED = ("hub.plugins.broker", "hub.plugins.mqtt")
 
@@ -37,6 +39,21 @@ def mqtt_config(broker: str, client_id: str, **overrides: Any) -> dict[str, Any]
     }
     config.update(overrides)
     return config
+
+
+def deployed_config(port: int, directory: Path) -> str:
+    """deploy/mosquitto.conf with only the port and the paths changed (files in ``directory``; the ACL copied there)."""
+    (directory / "acl").write_text(MOSQUITTO_ACL.read_text())
+    text = MOSQUITTO_CONF.read_text()
+    for line, replacement in (
+        ("listener 1883 127.0.0.1", f"listener {port} 127.0.0.1"),
+        ("persistence_location /var/lib/mosquitto/", f"persistence_location {directory}/"),
+        ("password_file /etc/mosquitto/passwd", f"password_file {directory}/passwd"),
+        ("acl_file /etc/mosquitto/acl", f"acl_file {directory}/acl"),
+    ):
+        assert f"\n{line}\n" in text
+        text = text.replace(f"\n{line}\n", f"\n{replacement}\n")
+    return text
 
 
 def collect(hub: Hub, topic_filter: str) -> list[tuple[str, bytes, bool]]:
@@ -70,15 +87,39 @@ class PahoPeer:
             self.client.username_pw_set(username, password)
         self.messages: list[paho.MQTTMessage] = []
         self.connack: paho.ReasonCode | None = None
+        self.granted: list[paho.ReasonCode] = []
+        """The SUBACK return codes of the last :meth:`subscribe`."""
         self._connected = threading.Event()
         self._subscribed = threading.Event()
         self.client.on_connect = self._on_connect
         self.client.on_message = lambda client, userdata, message: self.messages.append(message)
-        self.client.on_subscribe = lambda *args: self._subscribed.set()
+        self.client.on_subscribe = self._on_subscribe
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         self.connack = reason_code
         self._connected.set()
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: Any, reason_codes: Any, properties: Any) -> None:
+        self.granted = list(reason_codes)
+        self._subscribed.set()
+
+    async def try_login(self, port: int, host: str = "127.0.0.1") -> bool:
+        """Connect, wait for the CONNACK and disconnect at once; True when accepted.
+
+        Driven by hand (no loop thread), so a refused login costs no reconnect wait.
+        """
+
+        def login() -> None:
+            self.client.connect(host, port)
+            deadline = time.monotonic() + 5
+            while not self._connected.is_set() and time.monotonic() < deadline:
+                self.client.loop(timeout=0.05)
+            self.client.disconnect()
+
+        await asyncio.to_thread(login)
+        if not self._connected.is_set():
+            pytest.fail("paho got no CONNACK")
+        return self.accepted
 
     async def connect(self, port: int, host: str = "127.0.0.1") -> PahoPeer:
         """Connect and wait for the CONNACK (``self.connack`` says whether it was accepted)."""

@@ -7,7 +7,7 @@ import logging
 import subprocess
 
 import pytest
-from mqtt_helpers import MOSQUITTO_CONF, MQTT_ONLY, PahoPeer, collect, mqtt_config, unique
+from mqtt_helpers import MOSQUITTO_CONF, MQTT_ONLY, PahoPeer, collect, deployed_config, mqtt_config, unique
 
 from hub.core.errors import StartupError
 from hub.plugins.mqtt import DATA_MQTT
@@ -33,20 +33,12 @@ def test_the_packaged_tuning_is_exactly_the_deployment_block() -> None:
 
 @pytest.fixture
 async def deployed(private_mosquitto):
-    """Mosquitto running deploy/mosquitto.conf, with only the port and the paths changed for the test."""
+    """Mosquitto running deploy/mosquitto.conf and deploy/mosquitto.acl, with only the port and the paths changed."""
     broker = private_mosquitto(config="")
     directory = broker.workdir
     command = ["mosquitto_passwd", "-b", "-c", str(directory / "passwd"), "hub", PASSWORD]
     await asyncio.to_thread(subprocess.run, command, check=True)
-    text = MOSQUITTO_CONF.read_text()
-    for line, replacement in (
-        ("listener 1883 127.0.0.1", f"listener {broker.port} 127.0.0.1"),
-        ("persistence_location /var/lib/mosquitto/", f"persistence_location {directory}/"),
-        ("password_file /etc/mosquitto/passwd", f"password_file {directory}/passwd"),
-    ):
-        assert f"\n{line}\n" in text
-        text = text.replace(f"\n{line}\n", f"\n{replacement}\n")
-    broker.conf.write_text(text + broker.conf.read_text())
+    broker.conf.write_text(deployed_config(broker.port, directory) + broker.conf.read_text())
     await broker.async_start()
     return broker
 

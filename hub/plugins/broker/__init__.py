@@ -6,11 +6,18 @@ commands).  ``broker:`` in config.yaml::
     broker:
       host: 127.0.0.1     # where to listen; anything but loopback needs users:
       port: 1883
-      users:              # username: password (use !secret); hashed for amqtt at every start
-        esp32: !secret mqtt_esp32_password
+      users:              # full-access accounts, username: password (use !secret); hashed at every start
+        tools: !secret mqtt_tools_password
+      login_failures: {burst: 10, per_minute: 6}   # per client address and per username
+      max_pending_logins: 16
+      mosquitto:          # where `hub device credentials` writes for a Mosquitto deployment
+        password_file: /etc/mosquitto/passwd
+        acl_file: /etc/mosquitto/acl
 
-Binding a non-loopback address without users is a config error: no anonymous
-broker on the LAN.  A port that is taken makes ``hub run`` exit 1 with how to
+Devices get their own credentials, limited to their own topics, with
+``hub device credentials add MAC`` (:mod:`.cli`; rights in :mod:`.acl`), for
+this broker and for Mosquitto alike.  Binding a non-loopback address without
+users is a config error: no anonymous broker on the LAN.  A port that is taken makes ``hub run`` exit 1 with how to
 use the broker already listening there (a :class:`~hub.StartupError`,
 which the plugin manager does not isolate: a hub without its broker would only
 pretend to run).
@@ -28,12 +35,15 @@ fleet.  Real deployments run Mosquitto with ``deploy/mosquitto.conf``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import voluptuous as vol
 
 from hub import DATA_BROKER_URL, Hub, HubKey, HubState, Manifest, hookimpl, is_loopback
 
+from .acl import discovery_prefix
+from .cli import register_commands
 from .embedded import EmbeddedBroker
 
 _LOGGER = logging.getLogger(__name__)
@@ -63,6 +73,15 @@ CONFIG_SCHEMA = vol.All(
                     vol.Coerce(str), vol.Length(min=1, msg="empty password")
                 )
             },
+            vol.Optional("login_failures", default={}): {
+                vol.Optional("burst", default=10): vol.All(int, vol.Range(min=1, max=100_000)),
+                vol.Optional("per_minute", default=6.0): vol.All(vol.Coerce(float), vol.Range(min=0.01, max=100_000)),
+            },
+            vol.Optional("max_pending_logins", default=16): vol.All(int, vol.Range(min=1, max=10_000)),
+            vol.Optional("mosquitto", default={}): {
+                vol.Optional("password_file"): vol.All(str, vol.Length(min=1)),
+                vol.Optional("acl_file"): vol.All(str, vol.Length(min=1)),
+            },
         }
     ),
     _no_anonymous_on_the_lan,
@@ -76,16 +95,27 @@ def hub_config_schema() -> dict[str, Any]:
 
 
 @hookimpl
+def hub_cli_commands(register: Callable[..., None]) -> None:
+    """``hub device credentials add/list/remove/sync``."""
+    register_commands(register)
+
+
+@hookimpl
 async def hub_start(hub: Hub) -> None:
     """Listen before the mqtt plugin connects (see the module docstring on order); only in roles that take input."""
     if not hub.role.takes_input or hub.config.get("mqtt", {}).get("broker") or hub.messages.has_transport:
         return
     config = hub.config["broker"]
-    broker = EmbeddedBroker(config["host"], config["port"], config["users"], hub.data_dir)
+    broker = EmbeddedBroker(config, hub.data_dir, hub.metrics, discovery_prefix(hub.config))
     hub.data[DATA_BROKER_URL] = await broker.start()
     hub.data[DATA_BROKER] = broker
     logging.getLogger(_AMQTT_HANDLER_LOGGER).addFilter(_ShutdownPubackRace(hub))
-    access = f"{len(config['users'])} user(s)" if config["users"] else "anonymous clients, loopback only"
+    gate = broker.gate
+    access = (
+        f"{len(config['users'])} full-access user(s), {gate.device_count} device(s) limited to their own topics"
+        if gate is not None
+        else "anonymous clients, loopback only"
+    )
     _LOGGER.info(
         "Embedded MQTT broker (amqtt, MQTT 3.1.1) listening on %s:%d (%s)", config["host"], config["port"], access
     )

@@ -2,15 +2,18 @@
 
 amqtt binds 0.0.0.0 and allows anonymous clients unless told otherwise, and
 logs every packet through its default plugins; here it gets one TCP listener on
-the configured address and exactly one auth plugin: anonymous access when the
-broker is loopback-only and no users are configured, otherwise amqtt's password
-file with Argon2 hashes.  The password file is rewritten at every start from
-``broker: users:`` (plaintext lives only in config.yaml / secrets.yaml); its
-Argon2 cost is OWASP's minimum (19 MiB, 2 passes) because amqtt verifies in the
-event loop, at every client connect.
+the configured address and either anonymous access (loopback only, no
+``broker: users:`` and no device credentials) or the hub's own glue
+(:mod:`.amqtt_plugins`): logins checked by the :class:`~.logins.LoginGate` (off
+the event loop, cached, throttled) and every publish, subscription and delivery
+checked against the device ACL (:mod:`.acl`).  Whether accounts are required is decided
+at start: the first device credentials added to a hub whose broker runs without
+accounts take effect at its next start.
 
-With users configured, the hub's own MQTT connection uses an extra account with
-a random password made at each start, so nobody has to configure one for it.
+With accounts, the hub's own MQTT connection uses an extra account with a
+random password made at each start, so nobody has to configure one for it.
+Nothing about accounts is written to disk here (``broker: users:`` are hashed
+in memory; device credentials live in the hub's store).
 """
 
 from __future__ import annotations
@@ -18,57 +21,87 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import os
-import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from amqtt.broker import Broker
 from amqtt.errors import BrokerError
-from argon2 import PasswordHasher
 
-from hub import StartupError, url_host
+from hub import Metrics, StartupError, url_host
+
+from .amqtt_plugins import AclBroker
+from .credentials import CredentialsError, CredentialStore
+from .front import LISTENER, BrokerFront
+from .logins import LoginGate
+from .throttle import FailureThrottle
 
 _LOGGER = logging.getLogger(__name__)
 
-PASSWORD_FILE = "embedded-broker.passwd"
-"""Written into the hub's data directory when users are configured (mode 0600)."""
+OLD_PASSWORD_FILE = "embedded-broker.passwd"
+"""Where earlier versions wrote the users' hashes for amqtt; removed at start (nothing reads it any more)."""
 
-_HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
-"""argon2id in the PHC string format amqtt's FileAuthPlugin verifies (through pwdlib, amqtt's own dependency)."""
+_PLUGINS = "hub.plugins.broker.amqtt_plugins"
 
 
 class EmbeddedBroker:
     """One amqtt broker: :meth:`start` returns the URL the hub (and local simulators) connect to."""
 
-    def __init__(self, host: str, port: int, users: Mapping[str, str], data_dir: Path) -> None:
-        self.host = host
-        self.port = port
-        self._users = dict(users)
+    def __init__(self, config: dict[str, Any], data_dir: Path, metrics: Metrics, discovery_prefix: str) -> None:
+        self.host: str = config["host"]
+        self.port: int = config["port"]
+        self._config = config
         self._data_dir = data_dir
+        self._metrics = metrics
+        self._discovery_prefix = discovery_prefix
         self._broker: Broker | None = None
+        self.gate: LoginGate | None = None
+        """Set while the broker requires accounts."""
+        self._front: BrokerFront | None = None
 
     async def start(self) -> str:
         """Start listening; StartupError (with what to do) when the port is taken or the bind fails."""
         credentials = ""
-        if self._users:
-            internal_user = f"hub-internal-{secrets.token_hex(4)}"
-            internal_password = secrets.token_urlsafe(24)
-            path = self._data_dir / PASSWORD_FILE
-            users = {**self._users, internal_user: internal_password}
-            await asyncio.to_thread(_write_password_file, path, users)
-            auth = {"amqtt.plugins.authentication.FileAuthPlugin": {"password_file": str(path)}}
-            credentials = f"{quote(internal_user, safe='')}:{quote(internal_password, safe='')}@"
+        await asyncio.to_thread((self._data_dir / OLD_PASSWORD_FILE).unlink, missing_ok=True)
+        try:
+            devices = (await asyncio.to_thread(CredentialStore.in_dir, self._data_dir)).devices
+        except CredentialsError as err:
+            raise StartupError(f"Cannot start the embedded MQTT broker: {err}") from None
+        if self._config["users"] or devices:
+            failures = self._config["login_failures"]
+            self.gate = gate = await asyncio.to_thread(
+                LoginGate,
+                self._config["users"],
+                self._data_dir,
+                self._metrics,
+                discovery_prefix=self._discovery_prefix,
+                throttle=FailureThrottle(failures["burst"], failures["per_minute"]),
+                user_throttle=FailureThrottle(failures["burst"], failures["per_minute"]),
+                max_pending=self._config["max_pending_logins"],
+            )
+            plugins = {f"{_PLUGINS}.HubAuthPlugin": {"gate": gate}}
+            credentials = f"{quote(gate.internal_user, safe='')}:{quote(gate.internal_password, safe='')}@"
         else:
-            auth = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
-        config = {"listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}}, "plugins": auth}
-        broker = Broker(config)
+            plugins = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
+        if self.gate is None:
+            listener = {"type": "tcp", "bind": f"{self.host}:{self.port}"}
+            broker: Broker = Broker({"listeners": {LISTENER: listener}, "plugins": plugins})
+        else:  # the front door listens and admits only authenticated connections (see .front)
+            listener = {"type": "external", "bind": f"{self.host}:{self.port}"}
+            broker = AclBroker({"listeners": {LISTENER: listener}, "plugins": plugins}, self.gate)
+            self._front = BrokerFront(broker, self.gate)
         try:
             with _without_startup_traceback():
                 await broker.start()
-        except BrokerError as err:
+            if self._front is not None:
+                await self._front.start(self.host, self.port)
+        except (BrokerError, OSError) as err:
+            if self._front is not None:
+                await broker.shutdown()
+            self._front = None
+            self._close_gate()
             raise self._startup_error(err) from None
         self._broker = broker
         return f"mqtt://{credentials}{url_host(self.host)}:{self.port}"
@@ -76,11 +109,22 @@ class EmbeddedBroker:
     async def stop(self) -> None:
         """Close the listener and every session."""
         broker, self._broker = self._broker, None
+        front, self._front = self._front, None
+        if front is not None:
+            await front.close_listener()
         if broker is not None:
             await broker.shutdown()
+        if front is not None:
+            await front.cancel_connections()
+        self._close_gate()
 
-    def _startup_error(self, err: BrokerError) -> StartupError:
-        cause = err.__cause__
+    def _close_gate(self) -> None:
+        gate, self.gate = self.gate, None
+        if gate is not None:
+            gate.close()
+
+    def _startup_error(self, err: BrokerError | OSError) -> StartupError:
+        cause = err if isinstance(err, OSError) else err.__cause__
         where = f"{self.host}:{self.port}"
         if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
             url = f"mqtt://{url_host(self.host)}:{self.port}"
@@ -90,16 +134,6 @@ class EmbeddedBroker:
                 f"or give the embedded broker another port (broker: port:)."
             )
         return StartupError(f"Cannot start the embedded MQTT broker on {where}: {cause or err}")
-
-
-def _write_password_file(path: Path, users: Mapping[str, str]) -> None:
-    """``user:argon2-hash`` lines, readable by the hub's user only."""
-    lines = "".join(f"{user}:{_HASHER.hash(password)}\n" for user, password in users.items())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-        file.write(lines)
-    os.chmod(path, 0o600)  # O_CREAT's mode does not apply to a file that already existed
 
 
 class _DropStartupFailure(logging.Filter):
