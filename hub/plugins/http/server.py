@@ -55,13 +55,20 @@ class HttpServer:
         self.config = config
         self.trusted_proxies = config["trusted_proxies"]
         self.guard = LoginGuard(
-            hub.metrics, hub.clock, threshold=config["login_attempts_threshold"], ban_time=config["ban_time"]
+            hub.metrics,
+            hub.clock,
+            threshold=config["login_attempts_threshold"],
+            ban_time=config["ban_time"],
+            parallel=config["password_checks"],
+            queue=config["password_check_queue"],
         )
         self.auth = AuthManager(
             AuthStore.in_dir(hub.data_dir),
             hub.clock,
             access_lifetime=config["access_token_lifetime"],
             refresh_lifetime=config["refresh_token_lifetime"],
+            session_lifetime=config["session_lifetime"],
+            max_sessions=config["max_sessions_per_user"],
             guard=self.guard,
         )
         self.onboarding = Onboarding(self.auth, hub.clock, config["onboarding_link_lifetime"])
