@@ -58,6 +58,8 @@ CONFIG_SCHEMA = vol.Schema(
         # Password checks (argon2id) running at once, and waiting; beyond both a sign-in gets 429 at once.
         vol.Optional("password_checks", default=2): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
         vol.Optional("password_check_queue", default=8): vol.All(vol.Coerce(int), vol.Range(min=0, max=1000)),
+        # A connection must send a request's headers within this long of connecting or of its last answer.
+        vol.Optional("idle_timeout", default=20): _positive(1),
         # Messages a WebSocket client may have waiting before it is judged too slow and disconnected.
         vol.Optional("websocket_queue_size", default=2048): vol.All(vol.Coerce(int), vol.Range(min=16)),
     }

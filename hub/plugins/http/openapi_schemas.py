@@ -238,7 +238,13 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "BanList": _obj({"bans": {"type": "array", "items": _ref("Ban")}}),
-    "Health": _obj({"status": _STR}),
+    "Health": _obj(
+        {
+            "status": {"type": "string", "description": "ok, degraded (database unreachable), or the hub's state"},
+            "checks": _obj({"database": {"type": "string", "enum": ["ok", "unavailable", "none"]}}),
+        },
+        required=["status"],
+    ),
     "System": _obj(
         {
             "hub": {"type": "object"},

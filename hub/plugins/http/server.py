@@ -21,6 +21,7 @@ from hub import DATA_HTTP_URL, Hub, StartupError, __version__, is_loopback, url_
 
 from . import (
     api_areas,
+    api_health,
     api_audit,
     api_auth,
     api_bulk_commands,
@@ -75,6 +76,7 @@ class HttpServer:
         self._announcer: OnboardingAnnouncer | None = None
         self.websockets = websocket.WebSocketHub(hub, self.auth, config["websocket_queue_size"])
         self.stats = api_system.SystemStats(hub, self.websockets)
+        self.database_probe = api_health.DatabaseProbe(hub)
         self.routes: list[Route] = []
         self.url: str | None = None
         self._public_routes: set[AbstractRoute] = set()
@@ -93,6 +95,7 @@ class HttpServer:
             api_commands,
             api_bulk_commands,
             api_history,
+            api_health,
             api_system,
             websocket,
             metrics,
@@ -140,7 +143,9 @@ class HttpServer:
         await self.hub.plugins.call_async("hub_http_static", hub=self.hub, register=self.add_static)
         host, port = self.config["host"], self.config["port"]
         ssl_context = self._ssl_context()
-        self._runner = web.AppRunner(self.app, shutdown_timeout=5.0)
+        # aiohttp closes a connection that has not sent a whole request within keepalive_timeout of
+        # connecting (or of its last response), so it doubles as the header-read timeout against slowloris.
+        self._runner = web.AppRunner(self.app, shutdown_timeout=5.0, keepalive_timeout=self.config["idle_timeout"])
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
         try:
