@@ -21,11 +21,11 @@ from hub import DATA_HTTP_URL, Hub, StartupError, __version__, is_loopback, url_
 
 from . import (
     api_areas,
-    api_health,
     api_audit,
     api_auth,
     api_bulk_commands,
     api_commands,
+    api_health,
     api_history,
     api_nodes,
     api_system,
