@@ -60,8 +60,10 @@ async def login(request: web.Request) -> web.Response:
     server = request.app[SERVER_KEY]
     body = await read_json(request, LOGIN_BODY)
     address = client_address(request, server.trusted_proxies)
+    user = await server.auth.check_password(body["username"], body["password"], address)
+    # Only now: naming the session costs a thread's work that a flood of wrong passwords should not get.
     client = await asyncio.to_thread(describe_client, request.headers.get("User-Agent", ""))
-    return json_response(await server.auth.login(body["username"], body["password"], address, client))
+    return json_response(await server.auth.open_session(user, body["password"], address, client))
 
 
 async def refresh(request: web.Request) -> web.Response:

@@ -73,6 +73,8 @@ class HttpServer:
             guard=self.guard,
         )
         self.onboarding = Onboarding(self.auth, hub.clock, config["onboarding_link_lifetime"])
+        for token in self.auth.tokens_of():  # where people signed in from keeps its lane after a restart
+            self.guard.remember(token.address)
         self._announcer: OnboardingAnnouncer | None = None
         self.websockets = websocket.WebSocketHub(hub, self.auth, config["websocket_queue_size"])
         self.stats = api_system.SystemStats(hub, self.websockets)

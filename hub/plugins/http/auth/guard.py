@@ -22,7 +22,11 @@ Password checks pass a gate (:meth:`LoginGuard.password_check`): at most
 ``parallel`` run (argon2id costs tens of milliseconds and 64 MiB each), at
 most ``queue`` wait, one at a time per address and per username, and
 anything beyond is refused at once with 429 and ``Retry-After`` instead of
-queueing, so a flood of guesses never makes a correct sign-in wait behind it.
+queueing, so a flood of guesses never makes a sign-in wait behind it.
+Addresses someone signed in from before (since the start, or the addresses
+of stored sessions) have a lane of their own (:data:`KNOWN_LANE` checks):
+a flood from new addresses fills the open lane but cannot keep the owner,
+signing in from home as usual, from being checked at once.
 
 Bearer tokens on ordinary requests do not count: they are 256-bit random, and
 counting them would ban a dashboard whose token merely expired.
@@ -31,7 +35,7 @@ counting them would ban a dashboard whose token merely expired.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -48,6 +52,19 @@ MAX_TRACKED = 10_000
 """Addresses (and, separately, usernames) remembered at most; beyond that, idle records are pruned."""
 BUSY_RETRY = 1.0
 """Retry-After (seconds) when the password-check queue is full."""
+KNOWN_LANE = (1, 2)
+"""Password checks running and waiting at most in the lane of addresses with an earlier successful sign-in."""
+MAX_KNOWN = 1000
+"""Addresses with an earlier successful sign-in remembered at most (least recently successful forgotten)."""
+
+
+class _Lane:
+    """A bounded queue in front of a few hashing slots: admits, or says it is full."""
+
+    def __init__(self, parallel: int, queue: int) -> None:
+        self.slots = asyncio.Semaphore(parallel)
+        self.capacity = parallel + queue
+        self.admitted = 0
 
 
 @dataclass(slots=True)
@@ -123,16 +140,18 @@ class LoginGuard:
         self._addresses = _Throttle(clock)
         self._usernames = _Throttle(clock)
         self._in_flight: set[str] = set()
-        self._slots = asyncio.Semaphore(parallel)
-        self._capacity = parallel + queue
-        self._admitted = 0
-        """Password checks running or waiting for a slot."""
+        self._open = _Lane(parallel, queue)
+        self._known_lane = _Lane(*KNOWN_LANE)
+        self._known: OrderedDict[str, None] = OrderedDict()
+        """Addresses with an earlier successful sign-in, most recent last."""
         self._failures = metrics.counter("http_login_failures", "Failed sign-in attempts, by kind", ["kind"])
         self._throttled = metrics.counter(
             "http_login_throttled", "Sign-in attempts refused as too early or too many, by reason", ["reason"]
         )
         self._bans = metrics.counter("http_bans", "Client addresses banned after repeated failed sign-ins")
-        self._admitted_gauge = metrics.gauge("http_password_checks", "Password checks running or waiting for a slot")
+        self._admitted_gauge = metrics.gauge(
+            "http_password_checks", "Password checks running or waiting for a slot, by lane", ["lane"]
+        )
 
     # --- bans -------------------------------------------------------------------------------
     def banned_for(self, address: str) -> float:
@@ -189,21 +208,33 @@ class LoginGuard:
             raise TooManyRequests(
                 "another sign-in from this address or for this user is being checked", headers=retry_after(1)
             )
-        if self._admitted >= self._capacity:
+        name = "known" if address in self._known else "open"
+        lane = self._known_lane if name == "known" else self._open
+        if lane.admitted >= lane.capacity:
             self._throttled.labels("busy").inc()
             raise TooManyRequests(
                 "the hub is busy checking passwords; try again shortly", headers=retry_after(BUSY_RETRY)
             )
+        gauge = self._admitted_gauge.labels(name)
         self._in_flight.update(keys)
-        self._admitted += 1
-        self._admitted_gauge.set(self._admitted)
+        lane.admitted += 1
+        gauge.set(lane.admitted)
         try:
-            async with self._slots:
+            async with lane.slots:
                 yield
         finally:
-            self._admitted -= 1
-            self._admitted_gauge.set(self._admitted)
+            lane.admitted -= 1
+            gauge.set(lane.admitted)
             self._in_flight.difference_update(keys)
+
+    def remember(self, address: str | None) -> None:
+        """Note an address someone signed in from: its password checks get the known lane."""
+        if not address:
+            return
+        self._known[address] = None
+        self._known.move_to_end(address)
+        while len(self._known) > MAX_KNOWN:
+            self._known.popitem(last=False)
 
     def failed(self, address: str, kind: str, username: str | None = None) -> None:
         """Count a failed attempt of ``kind`` (password, refresh_token, onboarding_token)."""
@@ -219,6 +250,7 @@ class LoginGuard:
     def succeeded(self, address: str, username: str | None = None) -> None:
         """A correct secret: the address and the username start afresh (a ban, checked before, is not lifted)."""
         self._addresses.clear(address)
+        self.remember(address)
         if username is not None:
             self._usernames.clear(_user_key(username))
 

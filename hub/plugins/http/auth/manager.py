@@ -119,7 +119,12 @@ class AuthManager:
     # --- signing in ------------------------------------------------------------------------
     async def login(self, username: str, password: str, address: str, client: str = "sign-in") -> dict[str, Any]:
         """Check a password; on success a new session (refresh + access token) named ``client``, else Unauthorized."""
-        user = await self.check_password(username, password, address)
+        return await self.open_session(
+            await self.check_password(username, password, address), password, address, client
+        )
+
+    async def open_session(self, user: User, password: str, address: str, client: str) -> dict[str, Any]:
+        """The session of a sign-in whose password :meth:`check_password` accepted (rehashed if it is due)."""
         if needs_rehash(user.password_hash):  # stronger default parameters since it was hashed
             password_hash = await async_hash_password(password)
             with self.store.transaction() as store:
