@@ -63,7 +63,7 @@ async def login_under_attack(sources: int, workdir: Path) -> dict:
                             return time.perf_counter() - start, tries
                         await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
 
-            await owner(HOME)  # the owner signed in from home before: on this hub, the known-address lane
+            alone_seconds, _ = await owner(HOME)  # signed in from home before (the known-address lane here)
             start = time.perf_counter()
             attack = asyncio.gather(*(guess(n) for n in range(sources)))
             (home_seconds, home_tries), (new_seconds, new_tries), statuses = await asyncio.gather(
@@ -75,6 +75,7 @@ async def login_under_attack(sources: int, workdir: Path) -> dict:
     return {
         "part": "login",
         "sources": sources,
+        "owner_alone_signed_in_s": round(alone_seconds, 3),
         "owner_from_home_signed_in_s": round(home_seconds, 3),
         "owner_from_home_tries": home_tries,
         "owner_from_new_address_signed_in_s": round(new_seconds, 3),

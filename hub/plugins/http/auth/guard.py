@@ -26,7 +26,9 @@ queueing, so a flood of guesses never makes a sign-in wait behind it.
 Addresses someone signed in from before (since the start, or the addresses
 of stored sessions) have a lane of their own (:data:`KNOWN_LANE` checks):
 a flood from new addresses fills the open lane but cannot keep the owner,
-signing in from home as usual, from being checked at once.
+signing in from home as usual, from being checked at once, and the open lane
+starts no new check while a known address's check waits or runs (argon2 is
+CPU-bound: the fewer run beside it, the sooner it is done).
 
 Bearer tokens on ordinary requests do not count: they are 256-bit random, and
 counting them would ban a dashboard whose token merely expired.
@@ -142,6 +144,8 @@ class LoginGuard:
         self._in_flight: set[str] = set()
         self._open = _Lane(parallel, queue)
         self._known_lane = _Lane(*KNOWN_LANE)
+        self._known_idle = asyncio.Event()
+        self._known_idle.set()
         self._known: OrderedDict[str, None] = OrderedDict()
         """Addresses with an earlier successful sign-in, most recent last."""
         self._failures = metrics.counter("http_login_failures", "Failed sign-in attempts, by kind", ["kind"])
@@ -219,12 +223,18 @@ class LoginGuard:
         self._in_flight.update(keys)
         lane.admitted += 1
         gauge.set(lane.admitted)
+        if lane is self._known_lane:
+            self._known_idle.clear()
         try:
             async with lane.slots:
+                if lane is self._open:  # the hash competes for the CPU: start none while a known address waits
+                    await self._known_idle.wait()
                 yield
         finally:
             lane.admitted -= 1
             gauge.set(lane.admitted)
+            if self._known_lane.admitted == 0:
+                self._known_idle.set()
             self._in_flight.difference_update(keys)
 
     def remember(self, address: str | None) -> None:
