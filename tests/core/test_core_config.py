@@ -381,3 +381,60 @@ def test_a_section_of_a_plugin_that_failed_to_load_is_skipped_with_a_warning(tmp
     assert "fancy" not in config
     assert config["hub"]["name"] == "x"
     assert "config.yaml:3: section 'fancy' is not used: no loaded plugin owns it (failed to load: fancy)" in caplog.text
+
+
+# --- keeping secrets secret -------------------------------------------------------------
+
+
+def test_errors_never_show_a_secret_value(tmp_path):
+    write(tmp_path, "secrets.yaml", "port: hunter2-SECRET\nca: [x]\n")
+    write(tmp_path, "conf/tls.yaml", "ca_file: !secret ca\n")
+    text = "storage:\n  db_url: x\nmqtt:\n  port: !secret port\n  tls: !include conf/tls.yaml\n"
+    path = write(tmp_path, "config.yaml", text)
+    errors = errors_of(path)
+    assert errors == [
+        "config.yaml:4: mqtt -> port: expected int, got the value of a !secret (not shown)",
+        "conf/tls.yaml:1: mqtt -> tls -> ca_file: expected str",
+    ]
+    assert "hunter2" not in "\n".join(errors)
+
+
+def test_a_validators_own_message_does_not_leak_a_secret(tmp_path):
+    def checked(value):
+        raise vol.Invalid(f"cannot use {value!r}")
+
+    write(tmp_path, "secrets.yaml", "db: postgresql://hub:hunter2-SECRET@db/hub\n")
+    path = write(tmp_path, "config.yaml", "storage:\n  db_url: !secret db\n")
+    errors = errors_of(path, {"storage": {vol.Required("db_url"): checked}})
+    assert errors == ["config.yaml:2: storage -> db_url: cannot use '<secret>', got the value of a !secret (not shown)"]
+
+
+def test_include_outside_the_config_directory_is_refused(tmp_path):
+    write(tmp_path, "elsewhere/mqtt.yaml", "port: 1884\n")
+    write(tmp_path, "conf/mqtt.yaml", "port: !include ../../elsewhere/mqtt.yaml\n")
+    (tmp_path / "site" / "conf").mkdir(parents=True)
+    (tmp_path / "site" / "link.yaml").symlink_to(tmp_path / "elsewhere" / "mqtt.yaml")
+    for text, line in [
+        ("mqtt: !include ../elsewhere/mqtt.yaml\n", 1),
+        (f"mqtt: !include {tmp_path / 'elsewhere' / 'mqtt.yaml'}\n", 1),
+        ("mqtt: !include link.yaml\n", 1),  # a symlink does not get around it
+    ]:
+        path = write(tmp_path, "site/config.yaml", text)
+        (error,) = errors_of(path)
+        assert error.startswith(f"config.yaml:{line}: !include ") and "outside the config directory" in error
+    write(tmp_path, "site/conf/mqtt.yaml", "port: !include ../../elsewhere/mqtt.yaml\n")
+    path = write(tmp_path, "site/config.yaml", "mqtt: !include conf/mqtt.yaml\n")
+    (error,) = errors_of(path)
+    assert error.startswith("conf/mqtt.yaml:1: !include ") and "outside the config directory" in error
+
+
+def test_a_world_readable_secrets_yaml_is_warned_about(tmp_path, caplog):
+    secrets = write(tmp_path, "secrets.yaml", "db: sqlite://\n")
+    path = write(tmp_path, "config.yaml", "storage:\n  db_url: !secret db\n")
+    secrets.chmod(0o644)
+    load_config(path, SCHEMAS)
+    assert "readable by every user" in caplog.text and "chmod 600" in caplog.text
+    caplog.clear()
+    secrets.chmod(0o600)
+    load_config(path, SCHEMAS)
+    assert "readable by every user" not in caplog.text

@@ -51,12 +51,12 @@ class Api:
             return response.status, raw.decode()
 
     async def refresh(self) -> None:
-        """Replace the owner's access token with a fresh one from the refresh token."""
+        """Replace the owner's access token, and the rotated refresh token, with fresh ones."""
         status, body = await self.call(
             "POST", "/api/auth/token", auth=False, json={"refresh_token": self.refresh_token}
         )
         assert status == 200, body
-        self.token = body["access_token"]
+        self.token, self.refresh_token = body["access_token"], body["refresh_token"]
 
     async def ws(self, token: str | None = None) -> aiohttp.ClientWebSocketResponse:
         """A WebSocket connection that has completed the auth handshake."""

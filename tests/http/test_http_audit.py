@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from http_helpers import Api
+from http_helpers import OWNER_PASSWORD, Api
 
 from hub import REASON_MESSAGE, STATUS_ONLINE
 
@@ -41,7 +41,7 @@ async def test_changes_are_recorded_with_user_method_path_and_outcome(api: Api) 
 
 
 async def test_the_audit_trail_is_kept_across_a_restart(api: Api, make_api, hub_factory) -> None:
-    status, created = await api.call("POST", "/api/auth/tokens", json={"name": "grafana"})
+    status, created = await api.call("POST", "/api/auth/tokens", json={"name": "grafana", "password": OWNER_PASSWORD})
     assert status == 201
     await api.hub.async_stop()
     config = {"storage": {"db_url": api.hub.config["storage"]["db_url"]}, "hub": {"data_dir": str(api.hub.data_dir)}}

@@ -12,7 +12,7 @@ from hub.plugins.http.auth.store import FILE_NAME
 
 async def test_health_is_public_and_everything_else_needs_a_token(api: Api) -> None:
     status, body = await api.call("GET", "/api/health", auth=False)
-    assert (status, body) == (200, {"status": "ok"})
+    assert (status, body) == (200, {"status": "ok", "checks": {"database": "none"}})
     for method, path in [
         ("GET", "/api/nodes"),
         ("GET", "/api/system"),
@@ -70,7 +70,9 @@ async def test_logout_revokes_the_session_and_its_access_tokens(api: Api) -> Non
 
 
 async def test_long_lived_token_lifecycle_through_the_api(api: Api) -> None:
-    status, created = await api.call("POST", "/api/auth/tokens", json={"name": "prometheus"})
+    status, created = await api.call(
+        "POST", "/api/auth/tokens", json={"name": "prometheus", "password": OWNER_PASSWORD}
+    )
     assert status == 201 and created["kind"] == "long_lived" and created["name"] == "prometheus"
     token = created["token"]
     assert token.startswith("hlt.")
@@ -91,7 +93,9 @@ async def test_long_lived_token_lifecycle_through_the_api(api: Api) -> None:
 
 
 async def test_long_lived_token_with_lifetime_expires(api: Api) -> None:
-    status, created = await api.call("POST", "/api/auth/tokens", json={"name": "short", "lifetime_days": 1})
+    status, created = await api.call(
+        "POST", "/api/auth/tokens", json={"name": "short", "lifetime_days": 1, "password": OWNER_PASSWORD}
+    )
     assert status == 201
     assert (await api.call("GET", "/api/nodes", token=created["token"]))[0] == 200
     api.clock.advance(86401)
@@ -104,7 +108,7 @@ async def test_token_revoked_by_another_process_stops_working_at_once(api: Api) 
     from hub.plugins.http.auth.manager import AuthManager
     from hub.plugins.http.auth.store import AuthStore
 
-    status, created = await api.call("POST", "/api/auth/tokens", json={"name": "script"})
+    status, created = await api.call("POST", "/api/auth/tokens", json={"name": "script", "password": OWNER_PASSWORD})
     assert (await api.call("GET", "/api/nodes", token=created["token"]))[0] == 200
     other = AuthManager(AuthStore.in_dir(api.hub.data_dir), api.clock)
     assert other.revoke(created["id"])
@@ -113,7 +117,9 @@ async def test_token_revoked_by_another_process_stops_working_at_once(api: Api) 
 
 
 async def test_auth_file_holds_hashes_only_and_is_private(api: Api) -> None:
-    _status, created = await api.call("POST", "/api/auth/tokens", json={"name": "secret-check"})
+    _status, created = await api.call(
+        "POST", "/api/auth/tokens", json={"name": "secret-check", "password": OWNER_PASSWORD}
+    )
     path = api.hub.data_dir / FILE_NAME
     content = path.read_text()
     assert created["token"].split(".")[2] not in content

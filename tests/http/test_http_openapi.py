@@ -13,7 +13,7 @@ from typing import Any
 import hypothesis
 import hypothesis.errors
 import schemathesis
-from http_helpers import Api
+from http_helpers import OWNER_PASSWORD, Api
 from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
@@ -108,7 +108,7 @@ async def test_schemathesis_finds_no_server_errors(make_api) -> None:
     registry.ensure_entity(node, "temperature")
     registry.report_states(node, {"temperature": 20.5}, ts=api.clock())
     registry.set_status(node, STATUS_ONLINE, REASON_MESSAGE)
-    _, created = await api.call("POST", "/api/auth/tokens", json={"name": "schemathesis"})
+    _, created = await api.call("POST", "/api/auth/tokens", json={"name": "schemathesis", "password": OWNER_PASSWORD})
     _, document = await api.call("GET", "/api/openapi.json")
     failures = await asyncio.to_thread(_run_schemathesis, document, api.url, created["token"])
     assert not failures, "\n\n".join(failures)

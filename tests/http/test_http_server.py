@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 from hub.core.const import DATA_HTTP_URL
 from hub.core.errors import StartupError
 from hub.plugins.http.config import CONFIG_SCHEMA, DEFAULT_HOST, DEFAULT_PORT
+from hub.testing import wait_until
 
 
 def test_defaults_are_loopback_and_the_documented_port() -> None:
@@ -88,3 +90,28 @@ async def test_damaged_auth_file_stops_the_hub_with_a_clear_message(hub_factory,
     (hub.data_dir / "auth.json").write_text('{"version": 1, "users": [')
     with pytest.raises(StartupError, match="auth.json is damaged"):
         await hub.async_start()
+
+
+async def test_a_client_trickling_its_headers_is_disconnected(make_api) -> None:
+    """Slowloris: a request whose headers never end is cut off after ``idle_timeout``, not kept for an hour."""
+    api = await make_api({"idle_timeout": 1})
+    host, port = api.url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /api/health HTTP/1.1\r\nHost: hub\r\n")
+
+    async def closed() -> bool:
+        try:
+            writer.write(b"X-Slow: 1\r\n")  # one more header line, never the blank line that ends them
+            await writer.drain()
+            return await asyncio.wait_for(reader.read(1), 0.05) == b""
+        except TimeoutError:
+            return False
+        except ConnectionError:
+            return True
+
+    try:
+        await wait_until(closed, timeout=10, interval=0.1, message="the server to hang up")
+    finally:
+        writer.close()
+    # A prompt client on a fresh connection is served as usual.
+    assert (await api.call("GET", "/api/health", auth=False))[0] == 200

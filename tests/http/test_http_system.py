@@ -48,7 +48,7 @@ async def test_system_reports_rates_rejects_storage_broker_and_plugins(api: Api)
     assert abs(series["batch_seconds"][0] - 0.14) < 1e-9  # (0.01 + 0.02 + 0.03 + 0.5) / 4
     assert body["storage"]["queue_depth"] == 42 and body["storage"]["batch_seconds"]["count"] == 4
     assert 0.01 <= body["storage"]["batch_seconds"]["p50"] <= 0.05
-    assert body["broker"] == {"url": "mqtt://hub@127.0.0.1:1883", "connected": True}
+    assert body["broker"] == {"url": "mqtt://127.0.0.1:1883", "connected": True}  # no user name, no password
     assert body["nodes"] == {"total": 1, "by_status": {"online": 1}}
     assert [p["name"] for p in body["plugins"]["loaded"]] == ["http"] and body["plugins"]["failed"] == {}
     assert body["metrics"]["hub_mqtt_messages_received"]["rate"] == 10.0

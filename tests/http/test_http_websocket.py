@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-from http_helpers import Api
+from http_helpers import OWNER_PASSWORD, Api
 
 from hub.core.const import EVENT_NODE_UPDATED, EVENT_STATE_CHANGED, EVENT_STATE_REPORTED
 from hub.testing import wait_until
@@ -40,7 +40,7 @@ async def test_auth_flow_ok_and_invalid(api: Api) -> None:
         await ws.send_json({"id": 1, "type": "ping"})  # anything before auth is refused
         assert (await receive(ws))["type"] == "auth_invalid"
     # An expired access token is refused too; a long-lived token works.
-    _status, created = await api.call("POST", "/api/auth/tokens", json={"name": "ws"})
+    _status, created = await api.call("POST", "/api/auth/tokens", json={"name": "ws", "password": OWNER_PASSWORD})
     api.clock.advance(1801)
     async with api.session.ws_connect(api.url + "/api/websocket") as ws:
         await receive(ws)
@@ -141,7 +141,7 @@ async def test_no_bus_listener_without_subscribers(api: Api) -> None:
 
 
 async def test_revoking_the_token_closes_its_connections(api: Api) -> None:
-    _status, created = await api.call("POST", "/api/auth/tokens", json={"name": "live"})
+    _status, created = await api.call("POST", "/api/auth/tokens", json={"name": "live", "password": OWNER_PASSWORD})
     ws = await api.ws(created["token"])
     await api.call("DELETE", f"/api/auth/tokens/{created['id']}")
     msg = await asyncio.wait_for(ws.receive(), 5)

@@ -8,7 +8,10 @@ Tags (the Home Assistant ones, with the same meaning):
 
 * ``!secret name`` — the value of ``name`` in ``secrets.yaml`` next to the top-level config file
   (included files, wherever they are, share it).
-* ``!include other.yaml`` — the parsed content of that file (relative to the including file).
+* ``!include other.yaml`` — the parsed content of that file (relative to the including file).  It must
+  lie inside the directory of the top-level config file (after resolving symlinks): a config is one
+  folder that can be reviewed and backed up as a whole, and ``!include /etc/…`` or ``../../`` is an error.
+* ``secrets.yaml`` readable by every user of the machine gets a warning (``chmod 600 secrets.yaml``).
 * ``!env_var NAME [default]`` — an environment variable, or the default when it is unset.  The
   default is read as YAML; when it is a number or a boolean, a set variable is read as one too, so
   ``port: !env_var MQTT_PORT 1883`` is an int whether or not ``MQTT_PORT`` is set.  Otherwise the
@@ -17,13 +20,18 @@ Tags (the Home Assistant ones, with the same meaning):
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..errors import ConfigError
+
+_LOGGER = logging.getLogger(__name__)
 
 SECRETS_FILE = "secrets.yaml"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -35,6 +43,8 @@ class Located:
     file: str = "?"
     line: int = 0
     key_lines: dict[Any, int]
+    secret_keys: frozenset[Any] = frozenset()
+    """Keys (or indexes) whose value came from ``!secret``: error messages must not show it."""
 
 
 class LocatedDict(dict, Located):
@@ -82,12 +92,18 @@ class _Loader(yaml.SafeLoader):
                 raise _located_error(self, key_node, f"duplicate key {key!r} (first on line {result.key_lines[key]})")
             result[key] = self.construct_object(value_node, deep=True)
             result.key_lines[key] = key_node.start_mark.line + 1
+        secrets = frozenset(key for key, _ in _pairs_tagged(self, node, "!secret"))
+        if secrets:
+            result.secret_keys = secrets
         return result
 
     def construct_located_sequence(self, node: yaml.SequenceNode) -> LocatedList:
         result = LocatedList(self.construct_object(child, deep=True) for child in node.value)
         result.file, result.line = _location(node, self)
         result.key_lines = {index: child.start_mark.line + 1 for index, child in enumerate(node.value)}
+        secrets = frozenset(index for index, child in enumerate(node.value) if child.tag == "!secret")
+        if secrets:
+            result.secret_keys = secrets
         return result
 
     def construct_secret(self, node: yaml.Node) -> Any:
@@ -100,6 +116,11 @@ class _Loader(yaml.SafeLoader):
     def construct_include(self, node: yaml.Node) -> Any:
         name = self.construct_scalar(node)  # type: ignore[arg-type]
         target = (self.path.parent / str(name)).resolve()
+        root = self.secrets.path.parent.resolve()  # the top-level config file's directory
+        if not target.is_relative_to(root):
+            raise _located_error(
+                self, node, f"!include {name!r} points outside the config directory {root}; copy the file into it"
+            )
         if not target.is_file():
             raise _located_error(self, node, f"included file {name!r} not found")
         if target in self.include_chain:
@@ -140,6 +161,12 @@ class _Secrets:
         if self._values is None:
             if not self.path.is_file():
                 raise _located_error(loader, node, f"!secret used but {self.path} does not exist")
+            if self.path.stat().st_mode & stat.S_IROTH:
+                _LOGGER.warning(
+                    "%s is readable by every user of this machine; make it private: chmod 600 %s",
+                    self.path,
+                    self.path,
+                )
             loaded = load_yaml(self.path, label=_relative_label(self.path, loader.path), secrets={})
             if not isinstance(loaded, dict):
                 raise ConfigError([f"{self.path}: must be a mapping of name: value"])
@@ -172,6 +199,12 @@ def _typed_like(value: str, default: Any) -> Any:
     except ValueError:
         return value
     return value
+
+
+def _pairs_tagged(loader: _Loader, node: yaml.MappingNode, tag: str) -> Iterator[tuple[Any, yaml.Node]]:
+    for key_node, value_node in node.value:
+        if value_node.tag == tag:
+            yield loader.construct_object(key_node, deep=True), value_node
 
 
 def _relative_label(target: Path, including: Path) -> str:

@@ -5,6 +5,9 @@ through the ``hub_config_schema`` hook.  A section left out of the file is
 validated as ``{}`` so its defaults apply.  Every problem is reported, not
 just the first, as ``file:line: section -> key: what is wrong``, and an
 unknown key comes with the nearest known one (``did you mean 'port'?``).
+A value that came from ``!secret`` is never shown: not after ``got``, and not
+inside a validator's own message (every secret of the file is blanked out of
+every message).
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ def validate_config(
         except vol.Invalid as err:
             messages.append(_describe(raw, section, compiled, err, file_label))
     if messages:
-        raise ConfigError(messages)
+        raise ConfigError(_hide_secrets(messages, _secret_values(raw)))
     return validated
 
 
@@ -81,8 +84,50 @@ def _describe(raw: Mapping[str, Any], section: str, schema: vol.Schema, error: v
         parent = " -> ".join(str(part) for part in path[:-1])
         return f"{where}: {parent}: missing required key {path[-1]!r}"
     found, value = _value_at(raw, path)
-    got = f", got {_redact(value)!r}" if found and not isinstance(value, (dict, list)) else ""
+    got = ""
+    if found and not isinstance(value, (dict, list)):
+        got = ", got the value of a !secret (not shown)" if _is_secret(raw, path) else f", got {_redact(value)!r}"
     return f"{where}: {dotted}: {message}{got}"
+
+
+SECRET_PLACEHOLDER = "<secret>"
+MIN_HIDDEN_LENGTH = 3
+"""Shorter secrets are not blanked out of free text: hiding every "1" would garble line numbers, and a value
+that short is no secret anyway.  After ``got`` they are hidden whatever their length."""
+
+
+def _is_secret(raw: Mapping[str, Any], path: list[Any]) -> bool:
+    """True when the value at ``path``, or a container holding it, came from ``!secret``."""
+    node: Any = raw
+    for part in path:
+        if isinstance(node, Located) and part in node.secret_keys:
+            return True
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return False
+
+
+def _secret_values(node: Any, inside: bool = False) -> set[str]:
+    """Every scalar that came from ``!secret`` anywhere in the loaded config, as text."""
+    found: set[str] = set()
+    if isinstance(node, (dict, list)):
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        secret_keys = node.secret_keys if isinstance(node, Located) else frozenset()
+        for key, value in items:
+            found |= _secret_values(value, inside or key in secret_keys)
+    elif inside and node is not None and not isinstance(node, bool):
+        found.add(str(node))
+    return found
+
+
+def _hide_secrets(messages: list[str], secrets: set[str]) -> list[str]:
+    hidden = sorted((s for s in secrets if len(s) >= MIN_HIDDEN_LENGTH), key=len, reverse=True)
+    if not hidden:
+        return messages
+    pattern = re.compile("|".join(re.escape(secret) for secret in hidden))
+    return [pattern.sub(SECRET_PLACEHOLDER, message) for message in messages]
 
 
 _URL_PASSWORD = re.compile(r"(://[^/@\s]*?:)[^/\s]*@")

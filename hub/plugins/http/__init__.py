@@ -5,8 +5,8 @@ the port.  The server starts in ``hub_start`` and stops in ``hub_stop``, only in
 roles that serve HTTP (not for one-off CLI commands).  Plugins add pages, API
 routes and static files through the ``hub_http_routes`` and ``hub_http_static``
 hooks.  Users and
-tokens are managed with ``hub user …`` and ``hub token …`` (see :mod:`.cli`); ``hub command`` and
-``hub node set`` use the running hub's API (:mod:`.api_client`).
+tokens are managed with ``hub user …`` and ``hub token …`` (see :mod:`.cli`); ``hub command``,
+``hub node set`` and ``hub ban …`` use the running hub's API (:mod:`.api_client`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from hub import Hub, HubKey, Manifest, StartupError, hookimpl
 from .audit import MIGRATIONS
 from .audit import metadata as audit_metadata
 from .auth.store import AuthStoreError
+from .ban_cli import register_ban_commands
 from .cli import register_commands
 from .command_cli import register_command
 from .config import CONFIG_SCHEMA, SECTION, port
@@ -47,8 +48,9 @@ def hub_config_schema() -> dict[str, Any]:
 
 @hookimpl
 def hub_cli_commands(register: Callable[..., None]) -> None:
-    """``hub user …``, ``hub token …``, ``hub command`` and ``hub node set``."""
+    """``hub user …``, ``hub token …``, ``hub ban …``, ``hub command`` and ``hub node set``."""
     register_commands(register)
+    register_ban_commands(register)
     register_command(register)
     register_node_command(register)
 

@@ -2,7 +2,8 @@
 
 See :mod:`.auth.manager` for the token model and :mod:`.auth.onboarding` for
 first-run owner creation.  Sign-in endpoints are public but throttled per
-address (:mod:`.auth.guard`).
+address and username (:mod:`.auth.guard`); ``/api/auth/bans`` lists and lifts
+the guard's bans.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ REFRESH_BODY = vol.Schema({vol.Required("refresh_token"): text(256, min_length=1
 NEW_TOKEN_BODY = vol.Schema(
     {
         vol.Required("name"): text(100, min_length=1),
+        vol.Required("password"): text(MAX_PASSWORD_LENGTH, strip=False),
         vol.Optional("lifetime_days"): json_int(1, 3650),
     }
 )
@@ -58,8 +60,10 @@ async def login(request: web.Request) -> web.Response:
     server = request.app[SERVER_KEY]
     body = await read_json(request, LOGIN_BODY)
     address = client_address(request, server.trusted_proxies)
+    user = await server.auth.check_password(body["username"], body["password"], address)
+    # Only now: naming the session costs a thread's work that a flood of wrong passwords should not get.
     client = await asyncio.to_thread(describe_client, request.headers.get("User-Agent", ""))
-    return json_response(await server.auth.login(body["username"], body["password"], address, client))
+    return json_response(await server.auth.open_session(user, body["password"], address, client))
 
 
 async def refresh(request: web.Request) -> web.Response:
@@ -97,11 +101,13 @@ async def list_tokens(request: web.Request) -> web.Response:
 
 
 async def create_token(request: web.Request) -> web.Response:
-    """A long-lived token for a script; the token string is in this response only."""
+    """A long-lived token for a script, after the user's password is checked again; shown in this response only."""
     server = request.app[SERVER_KEY]
     body = await read_json(request, NEW_TOKEN_BODY)
+    user = request[PRINCIPAL_KEY].user
+    await server.auth.reauthenticate(user, body["password"], client_address(request, server.trusted_proxies))
     days = body.get("lifetime_days")
-    stored, token = server.auth.create_long_lived(request[PRINCIPAL_KEY].user, body["name"], days and days * 86400.0)
+    stored, token = server.auth.create_long_lived(user, body["name"], days and days * 86400.0)
     return json_response({**stored.public(), "current": False, "token": token}, status=201)
 
 
@@ -112,6 +118,19 @@ async def revoke_token(request: web.Request) -> web.Response:
     user = request[PRINCIPAL_KEY].user
     if not any(token.id == token_id for token in server.auth.tokens_of(user)) or not server.auth.revoke(token_id):
         raise NotFound(f"no token {token_id!r}", code="token_not_found")
+    return web.Response(status=204)
+
+
+async def list_bans(request: web.Request) -> web.Response:
+    """Client addresses banned from signing in after repeated failures."""
+    return json_response({"bans": request.app[SERVER_KEY].guard.bans()})
+
+
+async def lift_ban(request: web.Request) -> web.Response:
+    """Lift the ban of one address (the request is in the audit trail)."""
+    address = request.match_info["address"]
+    if not request.app[SERVER_KEY].guard.lift(address):
+        raise NotFound(f"{address!r} is not banned", code="ban_not_found")
     return web.Response(status=204)
 
 
@@ -153,8 +172,9 @@ ROUTES = [
             body=_CREDENTIALS,
             ok=ref("Session"),
             errors=_SIGN_IN_ERRORS,
-            description="Failed attempts are throttled per address (429 with Retry-After) and repeated ones ban "
-            "the address for a while (403 banned).",
+            description="Failed attempts are throttled per address and per username (429 with Retry-After), "
+            "repeated ones ban the address from signing in for a while (403 banned), and when the hub is busy "
+            "checking passwords the attempt is refused at once (429) rather than queued.",
         ),
     ),
     Route(
@@ -174,6 +194,9 @@ ROUTES = [
             },
             ok=ref("AccessToken"),
             errors=_SIGN_IN_ERRORS,
+            description="Refresh tokens rotate: the answer carries the session's next refresh token and the one "
+            "sent is spent. Sending a spent one again ends the session (401 refresh_token_reused). A valid refresh "
+            "token works even from a banned address.",
         ),
     ),
     Route(
@@ -199,16 +222,23 @@ ROUTES = [
             status=201,
             body={
                 "type": "object",
-                "required": ["name"],
+                "required": ["name", "password"],
                 "properties": {
                     "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": r"\S"},
+                    "password": {
+                        "type": "string",
+                        "maxLength": MAX_PASSWORD_LENGTH,
+                        "description": "the user's password, checked again",
+                    },
                     "lifetime_days": {"type": "integer", "minimum": 1, "maximum": 3650},
                 },
                 "additionalProperties": False,
             },
             ok=ref("NewToken"),
-            description="The token string is returned by this response only; store it. Without lifetime_days the "
-            "token is valid until revoked.",
+            errors=(403, 429),
+            description="The user's password must be given again (403 reauthentication_failed otherwise; a wrong "
+            "one counts as a failed sign-in). The token string is returned by this response only; store it. "
+            "Without lifetime_days the token is valid until revoked.",
         ),
     ),
     Route(
@@ -217,6 +247,20 @@ ROUTES = [
         revoke_token,
         doc=operation(
             "Revoke a token or session", tag="auth", ok=None, status=204, params=[path("token_id", "token id")]
+        ),
+    ),
+    Route(
+        "GET",
+        "/api/auth/bans",
+        list_bans,
+        doc=operation("Addresses banned from signing in", tag="auth", ok=ref("BanList")),
+    ),
+    Route(
+        "DELETE",
+        "/api/auth/bans/{address}",
+        lift_ban,
+        doc=operation(
+            "Lift a ban", tag="auth", ok=None, status=204, params=[path("address", "the banned client address")]
         ),
     ),
     Route(

@@ -1,4 +1,4 @@
-"""``GET /api/health`` (public) and ``GET /api/system``: how the hub is doing, for the system page.
+"""``GET /api/system``: how the hub is doing, for the system page (``/api/health`` is :mod:`.api_health`).
 
 Figures come from the hub's Prometheus registry (the same numbers /metrics
 serves) plus the registry and plugin manager.  Rates are per second over the
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from yarl import URL
 
-from hub import DATA_BROKER_URL, Hub, HubState, __version__
+from hub import DATA_BROKER_URL, Hub, __version__
 
 from .metrics import summarize
 from .middleware import SERVER_KEY
@@ -167,7 +167,7 @@ class SystemStats:
                 "batch_seconds": {key: batch[key] for key in ("count", "avg", "p50", "p99")} if batch else None,
             },
             "broker": {
-                "url": str(URL(broker_url).with_password(None)) if broker_url else None,
+                "url": str(URL(broker_url).with_user(None)) if broker_url else None,  # no user name, no password
                 "connected": bool(connected["value"]) if connected else None,
             },
             "series": self.series(),
@@ -203,25 +203,11 @@ def _by_label(family: dict[str, Any] | None, label: str) -> dict[str, float]:
     return result
 
 
-async def health(request: web.Request) -> web.Response:
-    """Liveness for load balancers and monitors: 200 while the hub runs, 503 otherwise; no details."""
-    hub = request.app[SERVER_KEY].hub
-    running = hub.state is HubState.RUNNING
-    return json_response({"status": "ok" if running else hub.state.value}, status=200 if running else 503)
-
-
 async def system(request: web.Request) -> web.Response:
     """Message rates, rejects by reason, storage, broker, WebSocket clients, plugins, every hub metric."""
     return json_response(request.app[SERVER_KEY].stats.snapshot())
 
 
 ROUTES = [
-    Route(
-        "GET",
-        "/api/health",
-        health,
-        auth=False,
-        doc=operation("Is the hub running?", tag="meta", public=True, ok=ref("Health"), errors=(503,)),
-    ),
     Route("GET", "/api/system", system, doc=operation("System statistics", tag="meta", ok=ref("System"))),
 ]

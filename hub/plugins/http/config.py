@@ -47,10 +47,19 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("trusted_proxies", default=[]): [_network],
         vol.Optional("access_token_lifetime", default=1800): _positive(1),
         vol.Optional("refresh_token_lifetime", default=30 * 86400): _positive(60),
+        # A session ends this long after its sign-in however often it is refreshed.
+        vol.Optional("session_lifetime", default=90 * 86400): _positive(60),
+        # Sessions one user may have; a new sign-in ends the least recently used beyond this.
+        vol.Optional("max_sessions_per_user", default=30): vol.All(vol.Coerce(int), vol.Range(min=1)),
         vol.Optional("onboarding_link_lifetime", default=3600): _positive(1),
         # Failed sign-ins from one address before it is banned, and for how long.
         vol.Optional("login_attempts_threshold", default=5): vol.All(vol.Coerce(int), vol.Range(min=1)),
         vol.Optional("ban_time", default=900): _positive(1),
+        # Password checks (argon2id) running at once, and waiting; beyond both a sign-in gets 429 at once.
+        vol.Optional("password_checks", default=2): vol.All(vol.Coerce(int), vol.Range(min=1, max=64)),
+        vol.Optional("password_check_queue", default=8): vol.All(vol.Coerce(int), vol.Range(min=0, max=1000)),
+        # A connection must send a request's headers within this long of connecting or of its last answer.
+        vol.Optional("idle_timeout", default=20): _positive(1),
         # Messages a WebSocket client may have waiting before it is judged too slow and disconnected.
         vol.Optional("websocket_queue_size", default=2048): vol.All(vol.Coerce(int), vol.Range(min=16)),
     }

@@ -2,8 +2,9 @@
 
 Order (outermost first): :func:`errors_middleware` turns any exception into the
 one JSON error shape and counts the response status; :func:`auth_middleware`
-refuses banned addresses and checks the bearer token of every route not
-registered as public.
+checks the bearer token of every route not registered as public.  Bans are not
+checked here: they stop password guessing on the sign-in endpoints
+(:mod:`.auth.guard`), never a request that carries a valid token.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from aiohttp.web_middlewares import Handler
 
 from hub import StorageUnavailable, acting_as
 
-from .errors import ApiError, Banned, Unauthorized, error_response, retry_after
+from .errors import ApiError, Unauthorized, error_response
 from .remote import client_address
 from .routes import PRINCIPAL_KEY
 
@@ -77,12 +78,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse banned addresses; require a valid bearer token unless the route is public."""
+    """Require a valid bearer token unless the route is public."""
     server = request.app[SERVER_KEY]
-    address = client_address(request, server.trusted_proxies)
-    remaining = server.guard.banned_for(address)
-    if remaining:
-        raise Banned("too many failed sign-ins from this address; try later", headers=retry_after(remaining))
+    client_address(request, server.trusted_proxies)  # once per request: the audit trail records it
     if server.requires_auth(request):
         principal = server.auth.authenticate(bearer_token(request))
         request[PRINCIPAL_KEY] = principal

@@ -188,7 +188,15 @@ SCHEMAS: dict[str, Any] = {
         }
     ),
     "AccessToken": _obj(
-        {"access_token": _STR, "token_type": {"type": "string", "enum": ["Bearer"]}, "expires_in": _INT}
+        {
+            "access_token": _STR,
+            "token_type": {"type": "string", "enum": ["Bearer"]},
+            "expires_in": _INT,
+            "refresh_token": {
+                "type": "string",
+                "description": "the session's next refresh token: the one sent is spent",
+            },
+        }
     ),
     "Session": _obj(
         {
@@ -222,7 +230,21 @@ SCHEMAS: dict[str, Any] = {
             "user": _ref("User"),
         }
     ),
-    "Health": _obj({"status": _STR}),
+    "Ban": _obj(
+        {
+            "address": {"type": "string", "description": "the client address (after trusted proxies)"},
+            "until": {"type": "number", "description": "epoch seconds when the ban ends"},
+            "remaining_seconds": _NUM,
+        }
+    ),
+    "BanList": _obj({"bans": {"type": "array", "items": _ref("Ban")}}),
+    "Health": _obj(
+        {
+            "status": {"type": "string", "description": "ok, degraded (database unreachable), or the hub's state"},
+            "checks": _obj({"database": {"type": "string", "enum": ["ok", "unavailable", "none"]}}),
+        },
+        required=["status"],
+    ),
     "System": _obj(
         {
             "hub": {"type": "object"},

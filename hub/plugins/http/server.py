@@ -25,6 +25,7 @@ from . import (
     api_auth,
     api_bulk_commands,
     api_commands,
+    api_health,
     api_history,
     api_nodes,
     api_system,
@@ -55,19 +56,29 @@ class HttpServer:
         self.config = config
         self.trusted_proxies = config["trusted_proxies"]
         self.guard = LoginGuard(
-            hub.metrics, hub.clock, threshold=config["login_attempts_threshold"], ban_time=config["ban_time"]
+            hub.metrics,
+            hub.clock,
+            threshold=config["login_attempts_threshold"],
+            ban_time=config["ban_time"],
+            parallel=config["password_checks"],
+            queue=config["password_check_queue"],
         )
         self.auth = AuthManager(
             AuthStore.in_dir(hub.data_dir),
             hub.clock,
             access_lifetime=config["access_token_lifetime"],
             refresh_lifetime=config["refresh_token_lifetime"],
+            session_lifetime=config["session_lifetime"],
+            max_sessions=config["max_sessions_per_user"],
             guard=self.guard,
         )
         self.onboarding = Onboarding(self.auth, hub.clock, config["onboarding_link_lifetime"])
+        for token in self.auth.tokens_of():  # where people signed in from keeps its lane after a restart
+            self.guard.remember(token.address)
         self._announcer: OnboardingAnnouncer | None = None
         self.websockets = websocket.WebSocketHub(hub, self.auth, config["websocket_queue_size"])
         self.stats = api_system.SystemStats(hub, self.websockets)
+        self.database_probe = api_health.DatabaseProbe(hub)
         self.routes: list[Route] = []
         self.url: str | None = None
         self._public_routes: set[AbstractRoute] = set()
@@ -86,6 +97,7 @@ class HttpServer:
             api_commands,
             api_bulk_commands,
             api_history,
+            api_health,
             api_system,
             websocket,
             metrics,
@@ -133,7 +145,9 @@ class HttpServer:
         await self.hub.plugins.call_async("hub_http_static", hub=self.hub, register=self.add_static)
         host, port = self.config["host"], self.config["port"]
         ssl_context = self._ssl_context()
-        self._runner = web.AppRunner(self.app, shutdown_timeout=5.0)
+        # aiohttp closes a connection that has not sent a whole request within keepalive_timeout of
+        # connecting (or of its last response), so it doubles as the header-read timeout against slowloris.
+        self._runner = web.AppRunner(self.app, shutdown_timeout=5.0, keepalive_timeout=self.config["idle_timeout"])
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
         try:

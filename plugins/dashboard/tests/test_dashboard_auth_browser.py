@@ -131,8 +131,14 @@ async def test_onboarding_link_creates_the_owner(make_dashboard, new_page, caplo
 
 
 async def test_tokens_page_creates_a_token_shown_once_and_revokes_it(page, dashboard) -> None:
+    page.expected_console.append("status of 403")  # the wrong password, on purpose
     await sign_in(page, "/tokens")
     await page.get_by_label("Name").fill("prometheus")
+    await page.get_by_label("Your password").fill("not the password")
+    await page.get_by_role("button", name="Create token").click()
+    await expect(page.get_by_role("alert")).to_contain_text("password is not correct")
+    await wait_until(lambda: _may_sign_in(dashboard), message="the one-second delay after a wrong password")
+    await page.get_by_label("Your password").fill(OWNER_PASSWORD)
     await page.get_by_role("button", name="Create token").click()
     token = await page.get_by_label("The new token").input_value()
     assert token.startswith("hlt.")
@@ -147,6 +153,18 @@ async def test_tokens_page_creates_a_token_shown_once_and_revokes_it(page, dashb
     await expect(row).to_have_count(0)
     status, body = await dashboard.call("GET", "/api/nodes", token=token)
     assert status == 401, body
+
+
+def _may_sign_in(dashboard) -> bool:
+    """True once the hub would check the owner's password again from this browser (loopback)."""
+    from hub.plugins.http import DATA_SERVER
+    from hub.plugins.http.errors import ApiError
+
+    try:
+        dashboard.hub.data[DATA_SERVER].guard.check("127.0.0.1", OWNER)
+    except ApiError:
+        return False
+    return True
 
 
 async def _sessions(dashboard) -> list[dict]:

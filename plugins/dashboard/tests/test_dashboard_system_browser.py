@@ -56,3 +56,20 @@ async def test_rate_charts_cover_the_last_hour_and_extend(page, dashboard) -> No
     # The legend shows the newest rate when not hovering, never "—".
     values = await received.eval_on_selector_all(".u-legend .u-value", "cells => cells.map(c => c.textContent)")
     assert values and "—" not in values
+
+
+async def test_an_admin_sees_and_lifts_a_sign_in_ban(page, dashboard) -> None:
+    from hub.plugins.http import DATA_SERVER
+
+    guard = dashboard.hub.data[DATA_SERVER].guard
+    for _ in range(dashboard.hub.config["http"]["login_attempts_threshold"]):  # someone guessing passwords
+        guard.failed("2001:db8::66", "password")
+    assert guard.banned_for("2001:db8::66") > 0
+    await sign_in(page, "/system")
+    bans = page.locator("[data-card='sign-in-bans']")
+    row = bans.locator("tr[data-address='2001:db8::66']")
+    await expect(row).to_be_visible()
+    await row.get_by_role("button", name="Lift ban").click()
+    await expect(row).to_have_count(0)
+    await expect(bans).to_contain_text("No address is banned.")
+    assert guard.banned_for("2001:db8::66") == 0

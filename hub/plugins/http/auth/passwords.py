@@ -1,9 +1,11 @@
-"""Password hashing with argon2id (argon2-cffi), kept off the event loop and bounded in parallel.
+"""Password hashing with argon2id (argon2-cffi), kept off the event loop.
 
 One verification costs tens of milliseconds and 64 MiB on purpose; it runs in
-a worker thread so the hub keeps ingesting, and at most two run at once (the
-caller's semaphore) so a burst of sign-ins cannot exhaust a small host's memory.  An unknown username
-is checked against a dummy hash, so timing does not reveal which names exist.
+a worker thread so the hub keeps ingesting.  How many run at once, and how
+many may wait, is the sign-in guard's gate (:meth:`.guard.LoginGuard.password_check`),
+so a burst of sign-ins can neither exhaust a small host's memory nor queue
+without bound.  An unknown username is checked against a dummy hash, so timing
+does not reveal which names exist.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ USERNAME_PATTERN = f"^{_USERNAME}$"
 _USERNAME_RE = re.compile(_USERNAME)
 
 _HASHER = PasswordHasher()
-PARALLEL_VERIFICATIONS = 2
 
 
 def check_username(username: str) -> None:
@@ -70,10 +71,9 @@ def needs_rehash(password_hash: str) -> bool:
         return False
 
 
-async def async_verify_password(password_hash: str | None, password: str, limit: asyncio.Semaphore) -> bool:
-    """:func:`verify_password` in a worker thread, at most ``limit`` (see PARALLEL_VERIFICATIONS) at once."""
-    async with limit:
-        return await asyncio.to_thread(verify_password, password_hash, password)
+async def async_verify_password(password_hash: str | None, password: str) -> bool:
+    """:func:`verify_password` in a worker thread."""
+    return await asyncio.to_thread(verify_password, password_hash, password)
 
 
 async def async_hash_password(password: str) -> str:

@@ -15,7 +15,7 @@ import fcntl
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ FILE_NAME = "auth.json"
 FORMAT_VERSION = 1
 
 KIND_REFRESH = "refresh"
-"""Issued by a sign-in; exchanged for short-lived access tokens; expires unless used."""
+"""A session: issued by a sign-in; exchanged (and rotated) for short-lived access tokens; expires unless used."""
 KIND_LONG_LIVED = "long_lived"
 """Created for scripts (``hub token create`` or the API); used directly as a bearer token."""
 
@@ -66,6 +66,8 @@ class StoredToken:
     last_used: float | None = None
     address: str | None = None
     """Where the session signed in or last renewed from (sessions only)."""
+    previous_hashes: list[str] = field(default_factory=list)
+    """Hashes of the session's rotated-out refresh secrets: one presented again means a copied token."""
 
     def public(self) -> dict[str, Any]:
         """What the API may show (never the hash)."""
@@ -105,6 +107,7 @@ _FILE_SCHEMA = vol.Schema(
                 vol.Optional("expires", default=None): vol.Any(None, _NUMBER),
                 vol.Optional("last_used", default=None): vol.Any(None, _NUMBER),
                 vol.Optional("address", default=None): vol.Any(None, str),
+                vol.Optional("previous_hashes", default=list): [str],
             }
         ],
     }

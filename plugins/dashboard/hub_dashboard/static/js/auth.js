@@ -11,6 +11,12 @@
  * A rejected refresh token counts as a failed sign-in on the hub (too many
  * ban the address), so it is tried once and the session dropped at the first
  * refusal; the app then shows the sign-in page.
+ *
+ * Refresh tokens rotate: each exchange returns the next one and spends the one
+ * sent, and the hub ends the session if a spent one comes back.  Tabs that
+ * keep the session in localStorage share one token, so a refresh runs under a
+ * Web Lock across tabs and starts from the token stored last (another tab may
+ * have rotated it meanwhile).
  */
 import { ApiError, request } from "./http.js";
 
@@ -141,10 +147,12 @@ export async function accessToken() {
     throw new SignedOut();
   }
   if (!refreshing) {
-    refreshing = (async () => {
+    refreshing = withRefreshLock(async () => {
       try {
+        if (keep) refreshToken = storedKeptToken() || refreshToken;
         const result = await request("POST", "/api/auth/token", { body: { refresh_token: refreshToken } });
         access = { token: result.access_token, expiresAt: nowSeconds() + result.expires_in };
+        if (result.refresh_token) refreshToken = result.refresh_token;
         persist();
         return access.token;
       } catch (err) {
@@ -156,7 +164,21 @@ export async function accessToken() {
       } finally {
         refreshing = null;
       }
-    })();
+    });
   }
   return refreshing;
+}
+
+function storedKeptToken() {
+  try {
+    return localStorage.getItem(KEEP_KEY);
+  } catch {
+    return null;
+  }
+}
+
+/** Run `task` while no other tab of this hub refreshes (Web Locks); directly where they are missing. */
+function withRefreshLock(task) {
+  if (navigator.locks && navigator.locks.request) return navigator.locks.request("hub.refresh", task);
+  return task();
 }

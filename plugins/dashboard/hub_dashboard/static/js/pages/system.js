@@ -3,9 +3,11 @@
  * rejects, stored rows and batch latency as charts; rejects by reason in words
  * with the last example; storage, broker, WebSocket clients, plugins.  The hub
  * samples its counters every 5 s, so the page asks again at that pace (the
- * charts extend), and only while it is visible.
+ * charts extend), and only while it is visible.  Below: the sign-in bans
+ * (see ../bans.js), which an admin can lift.
  */
 import { api, errorMessage, isSignedOut } from "../api.js";
+import { BansCard } from "../bans.js";
 import { h, notice, replace, STATUS_LABELS, statusBadge } from "../dom.js";
 import { formatAgo, formatDuration, formatNumber } from "../format.js";
 import { RateChart } from "../rate-chart.js";
@@ -39,6 +41,7 @@ export function mount(main, { setTitle }) {
   setTitle("System");
   const grid = h("div", { class: "system-grid" });
   const plugins = h("section", { class: "card wide-card" });
+  const bans = new BansCard();
   const status = h("div");
   const collecting = notice("The hub samples every 5 s: the charts fill in from the first minute.");
   const rates = CHARTS.map(([key, label, format]) => {
@@ -59,6 +62,7 @@ export function mount(main, { setTitle }) {
     ),
     grid,
     plugins,
+    bans.element,
   );
   replace(status, notice("Loading…"));
   let timer = 0;
@@ -69,6 +73,7 @@ export function mount(main, { setTitle }) {
     try {
       render(await api("GET", "/api/system"));
       replace(status);
+      await bans.load();
     } catch (err) {
       if (isSignedOut(err)) return;
       replace(status, notice(`Could not load the figures: ${errorMessage(err)}`, "error"));

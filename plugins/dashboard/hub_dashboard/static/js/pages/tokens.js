@@ -1,6 +1,7 @@
 /**
- * Long-lived tokens for scripts and Prometheus (create: shown once; revoke),
- * and the user's sign-in sessions (revoke one to sign that device out).
+ * Long-lived tokens for scripts and Prometheus (create: shown once, after the
+ * password is entered again; revoke), and the user's sign-in sessions (revoke
+ * one to sign that device out).
  */
 import { api, errorMessage, isSignedOut } from "../api.js";
 import { signOut } from "../auth.js";
@@ -26,12 +27,20 @@ export function mount(main, { setTitle, navigate }) {
     max: 3650,
     placeholder: "never expires",
   });
+  const password = h("input", {
+    id: "token-password",
+    name: "password",
+    type: "password",
+    required: true,
+    autocomplete: "current-password",
+  });
   const submit = h("button", { type: "submit", class: "button primary" }, "Create token");
   const form = h(
     "form",
     { class: "inline-form" },
     h("div", { class: "field" }, h("label", { for: "token-name" }, "Name"), name),
     h("div", { class: "field narrow-field" }, h("label", { for: "token-days" }, "Valid for (days)"), days),
+    h("div", { class: "field" }, h("label", { for: "token-password" }, "Your password"), password),
     submit,
   );
   const longLived = h("tbody");
@@ -50,7 +59,7 @@ export function mount(main, { setTitle, navigate }) {
         { class: "muted" },
         "For scripts and Prometheus: send it as ",
         h("code", null, "Authorization: Bearer <token>"),
-        ". A token is shown once, when it is created.",
+        ". A token is shown once, when it is created; creating one asks for your password again.",
       ),
       form,
       error,
@@ -80,12 +89,13 @@ export function mount(main, { setTitle, navigate }) {
     event.preventDefault();
     error.hidden = true;
     submit.disabled = true;
-    const body = { name: name.value.trim() };
+    const body = { name: name.value.trim(), password: password.value };
     if (days.value) body.lifetime_days = Number(days.value);
     try {
       const token = await api("POST", "/api/auth/tokens", { body });
       name.value = "";
       days.value = "";
+      password.value = "";
       showCreated(token);
       await load();
     } catch (err) {
