@@ -36,8 +36,8 @@ MAX_LIMIT = 1000
 """The largest ``limit`` accepted."""
 PAGE_ENTITIES = 5000
 """A page ends after the node that brings its entities to this many (about 1 MB of JSON)."""
-CHUNK_ENTITIES = 1000
-"""Entities encoded between two yields to the event loop (about a millisecond's work)."""
+CHUNK_ENTITIES = 250
+"""Entities encoded between two yields to the event loop (a few milliseconds of work at most)."""
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 
