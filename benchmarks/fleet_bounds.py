@@ -241,6 +241,7 @@ async def start_hub(data_dir: Path, http: dict[str, Any], hub_section: dict[str,
     import hub_esp32_node.plugin
 
     from hub import ConfigError
+    from hub.core.hub import freeze_startup_heap
     from hub.testing import create_user_and_token, make_hub
 
     raw: dict[str, Any] = {"hub": {"data_dir": str(data_dir), **hub_section}, "http": {"port": 0, **http}}
@@ -254,6 +255,7 @@ async def start_hub(data_dir: Path, http: dict[str, Any], hub_section: dict[str,
         caps = False
     user = await create_user_and_token(hub, "owner")  # before start: no onboarding link is printed
     await hub.async_start()
+    freeze_startup_heap()  # as `hub run` does: what exists after start is out of the collector's reach
     return hub, user.token, caps
 
 
@@ -282,6 +284,7 @@ async def phase_fleet(args, data_dir: Path, phase: str) -> dict[str, Any]:
     try:
         make_fleet(hub, args.nodes, args.entities)
         gc.collect()
+        gc.freeze()  # the fleet as `hub run` has it: restored before the heap is frozen
         out: dict[str, Any] = {"phase": phase, "nodes": args.nodes, "entities_per_node": args.entities}
         ticker.start()
         await asyncio.sleep(2)
@@ -307,6 +310,7 @@ async def phase_slow(args, data_dir: Path) -> dict[str, Any]:
     try:
         make_fleet(hub, args.nodes, args.entities)
         gc.collect()
+        gc.freeze()  # the fleet as `hub run` has it: restored before the heap is frozen
         out: dict[str, Any] = {"phase": "slow", "requests": args.slow_requests, "rss_before_mb": rss_mb()}
         peak = [rss_mb()]
 
