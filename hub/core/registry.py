@@ -271,9 +271,14 @@ class NodeRegistry:
 
     def restore(self, nodes: Iterable[Node]) -> None:
         """Load nodes saved by storage at startup, without firing events (nothing new happened)."""
+        added = []
         for node in nodes:
+            if node.node_id not in self._nodes:
+                added.append(node.node_id)
             self._nodes[node.node_id] = node
-        self._order = sorted(self._nodes)
+        if added:  # one sorted run plus the new ids: timsort merges them in O(n + k log k)
+            self._order.extend(added)
+            self._order.sort()
 
     # --- entities and states (hot path) ----------------------------------------
     def ensure_entity(

@@ -126,6 +126,8 @@ def test_nodes_after_walks_in_id_order_across_changes() -> None:
     assert [n.node_id for n in registry.nodes_after(mac(3))] == [mac(7), mac(9)]
     registry.restore([Node(node_id=mac(0), name="restored")])
     assert [n.node_id for n in registry.nodes_after()] == [mac(0), mac(1), mac(3), mac(7), mac(9)]
+    registry.restore([Node(node_id=mac(7), name="replaced"), Node(node_id=mac(8), name="new")])  # one at a time too
+    assert [n.name for n in registry.nodes_after(mac(3))] == ["replaced", "new", mac(9)]
 
 
 def test_limits_come_from_config_and_are_checked() -> None:
