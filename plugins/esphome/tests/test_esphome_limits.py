@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import hub_esphome.plugin
@@ -11,11 +12,12 @@ from esphome_testing import feed
 from hub import Hub
 
 
-async def limited_hub(hub_factory: Any, clock: Any, **limits: int) -> Hub:
-    hub = await hub_factory(
-        {"hub": {"limits": limits}}, builtins=(), plugins=[(hub_esphome.plugin, "esphome")], clock=clock
-    )
+async def limited_hub(hub_factory: Any, clock: Any, tmp_path: Path, **limits: int) -> Hub:
+    """A hub with only this plugin and these limits; no node files (they would be nodes too)."""
+    config = {"hub": {"limits": limits}, "esphome": {"firmware_dir": str(tmp_path)}}
+    hub = await hub_factory(config, builtins=(), plugins=[(hub_esphome.plugin, "esphome")], clock=clock)
     assert "esphome" in hub.plugins.info, hub.plugins.failed
+    assert len(hub.registry) == 0
     return hub
 
 
@@ -23,8 +25,8 @@ def rejected(hub: Hub, reason: str) -> float:
     return hub.metrics.value("messages_rejected", reason=reason)
 
 
-async def test_entities_past_the_limit_are_refused_and_the_others_read(hub_factory, clock) -> None:
-    hub = await limited_hub(hub_factory, clock, max_entities_per_node=2)
+async def test_entities_past_the_limit_are_refused_and_the_others_read(hub_factory, clock, tmp_path) -> None:
+    hub = await limited_hub(hub_factory, clock, tmp_path, max_entities_per_node=2)
     node = EsphomeNode("climate-1")
     feed(
         hub,
@@ -43,8 +45,8 @@ async def test_entities_past_the_limit_are_refused_and_the_others_read(hub_facto
     assert hub.messages.handler_errors == 0
 
 
-async def test_new_devices_past_max_nodes_are_refused(hub_factory, clock) -> None:
-    hub = await limited_hub(hub_factory, clock, max_nodes=2)
+async def test_new_devices_past_max_nodes_are_refused(hub_factory, clock, tmp_path) -> None:
+    hub = await limited_hub(hub_factory, clock, tmp_path, max_nodes=2)
     nodes = [EsphomeNode(f"node-{i}") for i in range(4)]
     for node in nodes:
         feed(hub, node.sensor("temperature", "Temperature", "°C", "temperature"), node.device_info())
@@ -53,8 +55,8 @@ async def test_new_devices_past_max_nodes_are_refused(hub_factory, clock) -> Non
     assert hub.messages.handler_errors == 0
 
 
-async def test_device_attributes_past_the_limit_are_left_out(hub_factory, clock) -> None:
-    hub = await limited_hub(hub_factory, clock, max_attribute_bytes=100)
+async def test_device_attributes_past_the_limit_are_left_out(hub_factory, clock, tmp_path) -> None:
+    hub = await limited_hub(hub_factory, clock, tmp_path, max_attribute_bytes=100)
     node = EsphomeNode("climate-1", board="b" * 300)
     feed(hub, node.sensor("temperature", "Temperature", "°C", "temperature"), node.device_info())
     registered = hub.registry.get(node.node_id)
