@@ -276,7 +276,10 @@ class NodeRegistry:
             if node.node_id not in self._nodes:
                 added.append(node.node_id)
             self._nodes[node.node_id] = node
-        if added:  # one sorted run plus the new ids: timsort merges them in O(n + k log k)
+        if len(added) <= 16:  # a few (the fan-out and presence's leader restore nodes one at a time)
+            for node_id in added:
+                insort(self._order, node_id)
+        else:  # storage's restore at start: one sorted run plus the new ids, merged by timsort
             self._order.extend(added)
             self._order.sort()
 
