@@ -81,7 +81,9 @@ def make_fleet(hub: Hub, count: int) -> list[Any]:
     nodes = []
     now = time.time()
     for i in range(count):
-        node = registry.get_or_register(":".join(f"{b:02x}" for b in (0x020000000000 + i).to_bytes(6, "big")))
+        node = registry.get_or_register(
+            ":".join(f"{b:02x}" for b in (0x020000000000 + i).to_bytes(6, "big")), limited=False
+        )  # an existing fleet, not new nodes arriving
         for key, (unit, device_class) in KEYS.items():
             registry.ensure_entity(node, key, unit=unit, device_class=device_class)
         registry.report_states(node, readings(i), now)

@@ -40,7 +40,9 @@ def build(nodes: int, with_presence: bool) -> tuple[NodeRegistry, list, Presence
         tracker.start(clock.now)
     fleet = []
     for i in range(nodes):
-        node = registry.get_or_register(":".join(f"{b:02x}" for b in i.to_bytes(6, "big")))
+        node = registry.get_or_register(
+            ":".join(f"{b:02x}" for b in i.to_bytes(6, "big")), limited=False
+        )  # an existing fleet, not new nodes arriving
         registry.ensure_entity(node, "temperature")
         fleet.append(node)
     return registry, fleet, tracker, clock

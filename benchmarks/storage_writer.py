@@ -64,7 +64,9 @@ async def register_nodes(hub: Hub, count: int) -> list[Node]:
     registry = hub.registry
     nodes = []
     for i in range(count):
-        node = registry.get_or_register(":".join(f"{b:02x}" for b in (0xAA0000000000 + i).to_bytes(6, "big")))
+        node = registry.get_or_register(
+            ":".join(f"{b:02x}" for b in (0xAA0000000000 + i).to_bytes(6, "big")), limited=False
+        )  # an existing fleet, not new nodes arriving
         for key in KEYS:
             registry.ensure_entity(node, key)
         nodes.append(node)

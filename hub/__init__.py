@@ -50,6 +50,7 @@ from hub.core.errors import (
     InvalidBrokerUrl,
     InvalidMac,
     InvalidTarget,
+    LimitExceeded,
     MigrationError,
     ServiceNotFound,
     ServiceValidationError,
@@ -76,6 +77,7 @@ from hub.core.events import MATCH_ALL, Event, EventBus
 from hub.core.hub import Hub, HubState
 from hub.core.keys import HubData, HubKey
 from hub.core.labels import MAX_AREA_LENGTH, MAX_TAG_LENGTH, MAX_TAGS, normalize_area, normalize_tags
+from hub.core.limits import Limits, fit_attributes
 from hub.core.mac import normalize_mac
 from hub.core.messages import MessageRouter, Transport, validate_filter
 from hub.core.metrics import Metrics
@@ -134,6 +136,8 @@ __all__ = [
     "MAX_AREA_LENGTH",
     # helpers for integrations
     "normalize_mac",
+    "Limits",
+    "fit_attributes",
     "Rejections",
     "RateLimitedLogger",
     "is_loopback",
@@ -155,6 +159,7 @@ __all__ = [
     "CommandRejected",
     "CommandNotFound",
     "InvalidTarget",
+    "LimitExceeded",
     # events and their data
     "EventType",
     "EVENT_HUB_STARTED",

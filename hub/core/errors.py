@@ -77,3 +77,15 @@ class InvalidTarget(HubError, ValueError):
     def __init__(self, message: str, *, code: str = "invalid_target") -> None:
         super().__init__(message)
         self.code = code
+
+
+class LimitExceeded(HubError):
+    """The registry refused to grow past a limit of ``hub: limits:`` (:mod:`hub.core.limits`).
+
+    ``reason`` is the rejection reason to count (``node_limit``, ``node_rate_limit``,
+    ``entity_limit``, ``attribute_limit``); the message says which limit and what was refused.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

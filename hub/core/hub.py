@@ -37,6 +37,7 @@ from .errors import HubStateError, StartupError
 from .event_types import NoEventData
 from .events import EventBus
 from .keys import HubData
+from .limits import Limits
 from .messages import MessageRouter
 from .metrics import Metrics
 from .registry import NodeRegistry
@@ -86,7 +87,9 @@ class Hub:
         self.clock = clock
         self.state = HubState.NOT_STARTED
         self.bus = EventBus(clock=clock)
-        self.registry = NodeRegistry(self.bus, clock=clock)
+        self.registry = NodeRegistry(
+            self.bus, clock=clock, limits=Limits.from_config(config.get("hub", {}).get("limits"))
+        )
         self.services = ServiceRegistry()
         self.messages = MessageRouter()
         self.durability = Durability()

@@ -13,12 +13,19 @@ actually differs (what a live view or an automation wants).
 
 All methods are synchronous and must be called from the event loop thread;
 they never block, which is what keeps them usable on the ingest hot path.
+
+The registry enforces the limits of :mod:`hub.core.limits` (``hub: limits:``):
+registering a node, an entity or an attribute past them raises
+:class:`~hub.core.errors.LimitExceeded` and changes nothing.  It also keeps the
+node ids sorted, so the API pages through the fleet (:meth:`NodeRegistry.nodes_after`)
+without sorting it per request.
 """
 
 from __future__ import annotations
 
 import copy
 import time
+from bisect import bisect_right, insort
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +42,7 @@ from .const import (
     EVENT_STATE_REPORTED,
     STATUS_UNKNOWN,
 )
+from .errors import LimitExceeded
 from .event_types import (
     AvailabilityReportedData,
     EntityRegisteredData,
@@ -48,6 +56,14 @@ from .event_types import (
 )
 from .events import EventBus
 from .labels import normalize_area, normalize_tags
+from .limits import (
+    REASON_ENTITY_LIMIT,
+    REASON_NODE_LIMIT,
+    REASON_NODE_RATE,
+    Limits,
+    NodeRate,
+    check_attributes,
+)
 
 
 @dataclass(slots=True)
@@ -70,7 +86,9 @@ class Entity:
         """Plain data for events, storage and the API.
 
         Spelled out rather than ``dataclasses.asdict``, whose recursive deep copy made a 10,000-node
-        ``get_nodes`` (50,000 entities) take seconds; states are JSON values, copied like asdict would.
+        ``get_nodes`` (50,000 entities) take seconds.  The attributes are copied one level deep, as
+        :meth:`Node.as_dict` does (the registry replaces values, it never changes one in place);
+        the web API does not call this at all (it serialises the live objects).
         """
         return {
             "key": self.key,
@@ -79,7 +97,7 @@ class Entity:
             "unit": self.unit,
             "device_class": self.device_class,
             "state_class": self.state_class,
-            "attributes": copy.deepcopy(self.attributes) if self.attributes else {},
+            "attributes": dict(self.attributes),
             "state": self.state
             if isinstance(self.state, str | int | float | bool | None)
             else copy.deepcopy(self.state),
@@ -135,10 +153,14 @@ UPDATABLE_FIELDS = frozenset({"name", "description", "firmware_version", "area",
 class NodeRegistry:
     """Nodes by id, with the operations that change them; see the module docstring."""
 
-    def __init__(self, bus: EventBus, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, bus: EventBus, clock: Callable[[], float] = time.time, limits: Limits | None = None) -> None:
         self._bus = bus
         self._clock = clock
         self._nodes: dict[str, Node] = {}
+        self._order: list[str] = []
+        """Every node id, sorted: the order the API pages in."""
+        self.limits = limits or Limits()
+        self._new_nodes = NodeRate(self.limits.new_nodes_per_minute, clock)
 
     # --- reading -------------------------------------------------------------
     def get(self, node_id: str) -> Node | None:
@@ -154,6 +176,17 @@ class NodeRegistry:
     def __len__(self) -> int:
         return len(self._nodes)
 
+    def nodes_after(self, node_id: str | None = None) -> Iterator[Node]:
+        """The nodes whose id sorts after ``node_id`` (all with None), in id order: a page's candidates.
+
+        Consume it without yielding to the event loop in between (a node registered or removed
+        meanwhile would shift the position it walks).
+        """
+        order, nodes = self._order, self._nodes
+        start = 0 if node_id is None else bisect_right(order, node_id)
+        for index in range(start, len(order)):
+            yield nodes[order[index]]
+
     def count_by_status(self) -> dict[str, int]:
         """How many nodes are in each status."""
         counts: dict[str, int] = {}
@@ -162,17 +195,33 @@ class NodeRegistry:
         return counts
 
     # --- nodes ---------------------------------------------------------------
-    def get_or_register(self, node_id: str, *, name: str | None = None, ts: float | None = None) -> Node:
+    def get_or_register(
+        self, node_id: str, *, name: str | None = None, ts: float | None = None, limited: bool = True
+    ) -> Node:
         """Return the node, registering it (and firing ``node_registered``) the first time it is seen.
 
-        ``node_id`` must already be canonical (see :mod:`hub.core.mac`).
+        ``node_id`` must already be canonical (see :mod:`hub.core.mac`).  A new node past
+        ``max_nodes`` or ``new_nodes_per_minute`` raises :class:`~hub.core.errors.LimitExceeded`;
+        ``limited=False`` is for nodes the operator named (config.yaml's ``nodes:``).
         """
         node = self._nodes.get(node_id)
         if node is not None:
             return node
+        if limited:
+            if len(self._nodes) >= self.limits.max_nodes:
+                raise LimitExceeded(
+                    REASON_NODE_LIMIT, f"new node {node_id} refused: max_nodes {self.limits.max_nodes} reached"
+                )
+            if not self._new_nodes.take():
+                raise LimitExceeded(
+                    REASON_NODE_RATE,
+                    f"new node {node_id} refused: more than new_nodes_per_minute "
+                    f"{self.limits.new_nodes_per_minute}; it registers on a later message",
+                )
         now = self._clock() if ts is None else ts
         node = Node(node_id=node_id, name=name or node_id, first_seen=now)
         self._nodes[node_id] = node
+        insort(self._order, node_id)
         registered: NodeRegisteredData = {"node_id": node_id, "node": node.as_dict()}
         self._bus.fire(EVENT_NODE_REGISTERED, registered)
         return node
@@ -182,8 +231,10 @@ class NodeRegistry:
 
         ``attributes`` is merged into the existing ones; ``tags`` replaces the node's tags.
         ``area`` (None: no area) and ``tags`` are normalised (:mod:`hub.core.labels`) and a
-        bad one raises ValueError before anything changes.  Fires ``node_updated`` only when
-        something really changed, so a node that repeats its firmware version costs nothing.
+        bad one raises ValueError before anything changes, as do attributes past the limits
+        (:class:`~hub.core.errors.LimitExceeded`, a separate error; :func:`hub.fit_attributes`
+        keeps what fits).  Fires ``node_updated`` only when something really changed, so a node
+        that repeats its firmware version costs nothing.
         """
         unknown = set(changes) - UPDATABLE_FIELDS
         if unknown:
@@ -192,6 +243,8 @@ class NodeRegistry:
             changes["area"] = normalize_area(changes["area"])
         if "tags" in changes:
             changes["tags"] = normalize_tags(changes["tags"])
+        if changes.get("attributes"):
+            check_attributes(node.attributes, changes["attributes"], self.limits, f"node {node.node_id}")
         changed: dict[str, Any] = {}
         for key, value in changes.items():
             if key == "attributes":
@@ -211,14 +264,24 @@ class NodeRegistry:
         """Forget a node; True if it existed."""
         if self._nodes.pop(node_id, None) is None:
             return False
+        del self._order[bisect_right(self._order, node_id) - 1]
         removed: NodeRemovedData = {"node_id": node_id}
         self._bus.fire(EVENT_NODE_REMOVED, removed)
         return True
 
     def restore(self, nodes: Iterable[Node]) -> None:
         """Load nodes saved by storage at startup, without firing events (nothing new happened)."""
+        added = []
         for node in nodes:
+            if node.node_id not in self._nodes:
+                added.append(node.node_id)
             self._nodes[node.node_id] = node
+        if len(added) <= 16:  # a few (the fan-out and presence's leader restore nodes one at a time)
+            for node_id in added:
+                insort(self._order, node_id)
+        else:  # storage's restore at start: one sorted run plus the new ids, merged by timsort
+            self._order.extend(added)
+            self._order.sort()
 
     # --- entities and states (hot path) ----------------------------------------
     def ensure_entity(
@@ -233,10 +296,22 @@ class NodeRegistry:
         state_class: str | None = None,
         attributes: dict[str, Any] | None = None,
     ) -> Entity:
-        """Return the node's entity ``key``, creating it (and firing ``entity_registered``) if new."""
+        """Return the node's entity ``key``, creating it (and firing ``entity_registered``) if new.
+
+        A new entity past ``max_entities_per_node``, or with more or larger attributes than the
+        limits allow, raises :class:`~hub.core.errors.LimitExceeded`.
+        """
         entity = node.entities.get(key)
         if entity is not None:
             return entity
+        limits = self.limits
+        if len(node.entities) >= limits.max_entities_per_node:
+            raise LimitExceeded(
+                REASON_ENTITY_LIMIT,
+                f"entity {key[:64]!r} of {node.node_id} refused: max_entities_per_node {limits.max_entities_per_node}",
+            )
+        if attributes:
+            check_attributes({}, attributes, limits, f"entity {key[:64]!r} of {node.node_id} refused")
         entity = Entity(
             key=key,
             platform=platform,

@@ -68,7 +68,14 @@ def test_valid_config_with_defaults_and_absolute_data_dir(tmp_path):
     config = load_config(path, SCHEMAS)
     assert config["mqtt"]["port"] == 1883 and config["mqtt"]["tls"] == {"insecure": False}
     assert config["storage"] == {"db_url": "sqlite://", "keep_days": 30}
-    assert config["hub"] == {"name": "hub", "data_dir": str(tmp_path / "data"), "log_level": "info"}
+    limits = {
+        "max_nodes": 20_000,
+        "new_nodes_per_minute": 1_000,
+        "max_entities_per_node": 512,
+        "max_attributes": 128,
+        "max_attribute_bytes": 4096,
+    }
+    assert config["hub"] == {"name": "hub", "data_dir": str(tmp_path / "data"), "log_level": "info", "limits": limits}
 
 
 def test_missing_file_is_the_embedded_defaults(tmp_path):

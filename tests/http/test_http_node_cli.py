@@ -42,3 +42,42 @@ async def test_problems_exit_1_with_the_apis_message(api: Api, capsys) -> None:
     code, _, err = await run(api, capsys, MAC, "--tag", "beta", token="wrong")
     assert code == 1 and err.startswith("error: ")
     assert api.hub.registry.get(MAC).tags == []
+
+
+async def list_nodes(api: Api, capsys, *argv: str, token: str | None = None) -> tuple[int, str, str]:
+    args = ["node", "list", *argv, "--url", api.url, "--token", api.token if token is None else token]
+    code = await asyncio.to_thread(cli.main, args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+async def test_node_list_follows_every_page(api: Api, capsys) -> None:
+    registry = api.hub.registry
+    macs = [":".join(f"{b:02x}" for b in (0x020000000000 + i).to_bytes(6, "big")) for i in range(2500)]
+    for i, mac in enumerate(macs):  # three pages of the API's largest size
+        node = registry.get_or_register(mac, name=f"n{i}", limited=False)
+        registry.ensure_entity(node, "temperature")
+        if i % 2:
+            registry.update_node(node, tags=["beta"], area="Greenhouse")
+    code, out, _ = await list_nodes(api, capsys, "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["node_id"] for r in rows] == macs
+    assert rows[1] == {
+        "node_id": macs[1],
+        "name": "n1",
+        "status": "unknown",
+        "last_seen": None,
+        "entities": 1,
+        "firmware_version": None,
+        "area": "Greenhouse",
+        "tags": ["beta"],
+    }
+    code, out, _ = await list_nodes(api, capsys, "--tag", "beta", "--area", "greenhouse")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("NODE") and lines[-1] == "1250 node(s)"
+    assert lines[1].split()[:3] == [macs[1], "n1", "unknown"]
+    code, out, _ = await list_nodes(api, capsys, "--json", "--status", "offline")
+    assert code == 0 and json.loads(out) == []
+    code, _, err = await list_nodes(api, capsys, token="wrong")
+    assert code == 1 and err.startswith("error: ")

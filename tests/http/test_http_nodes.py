@@ -28,13 +28,15 @@ async def test_list_and_filter(api: Api) -> None:
     populate(api)
     status, body = await api.call("GET", "/api/nodes")
     assert status == 200
-    assert [n["name"] for n in body["nodes"]] == ["Garage", "Greenhouse north", "Greenhouse south"]
-    assert body["counts"] == {"online": 2, "offline": 1} and body["total"] == 3
+    # In node id order (the order pages go in), the last page says so with next: null.
+    assert [n["name"] for n in body["nodes"]] == ["Greenhouse north", "Greenhouse south", "Garage"]
+    assert body["counts"] == {"online": 2, "offline": 1} and body["total"] == 3 and body["next"] is None
     entity = body["nodes"][0]["entities"][0]
     assert entity["key"] == "temperature" and entity["state"] == 21.5 and entity["unit"] == "°C"
+    assert body["nodes"][0] == api.hub.registry.get(MAC_A).as_dict()  # the same shape as the events carry
 
     status, body = await api.call("GET", "/api/nodes", params={"status": "online"})
-    assert [n["node_id"] for n in body["nodes"]] == [MAC_C, MAC_A]
+    assert [n["node_id"] for n in body["nodes"]] == [MAC_A, MAC_C]
     status, body = await api.call("GET", "/api/nodes", params={"q": "GREENHOUSE", "status": "offline"})
     assert [n["node_id"] for n in body["nodes"]] == [MAC_B]
     status, body = await api.call("GET", "/api/nodes", params={"q": "ee:03"})
@@ -47,6 +49,11 @@ async def test_bad_query_parameters_are_400_in_the_error_shape(api: Api) -> None
         {"unknown": "1"},
         {"q": "x" * 101},
         [("status", "online"), ("status", "offline")],
+        {"limit": "0"},
+        {"limit": "1001"},
+        {"limit": "ten"},
+        {"cursor": ""},
+        {"cursor": "x" * 101},
     ]:
         status, body = await api.call("GET", "/api/nodes", params=params)
         assert_error(status, body, 400, "invalid_request")

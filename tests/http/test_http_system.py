@@ -49,7 +49,17 @@ async def test_system_reports_rates_rejects_storage_broker_and_plugins(api: Api)
     assert body["storage"]["queue_depth"] == 42 and body["storage"]["batch_seconds"]["count"] == 4
     assert 0.01 <= body["storage"]["batch_seconds"]["p50"] <= 0.05
     assert body["broker"] == {"url": "mqtt://127.0.0.1:1883", "connected": True}  # no user name, no password
-    assert body["nodes"] == {"total": 1, "by_status": {"online": 1}}
+    assert body["nodes"] == {
+        "total": 1,
+        "by_status": {"online": 1},
+        "limits": {  # the defaults of hub: limits:
+            "max_nodes": 20_000,
+            "new_nodes_per_minute": 1_000,
+            "max_entities_per_node": 512,
+            "max_attributes": 128,
+            "max_attribute_bytes": 4096,
+        },
+    }
     assert [p["name"] for p in body["plugins"]["loaded"]] == ["http"] and body["plugins"]["failed"] == {}
     assert body["metrics"]["hub_mqtt_messages_received"]["rate"] == 10.0
     assert body["hub"]["state"] == "running"

@@ -8,20 +8,42 @@ from typing import Any
 
 import voluptuous as vol
 
+from ..limits import Limits
 from .loader import load_config_file, load_yaml
 from .nodes import NODES_SCHEMA, apply_node_config
 from .validation import SectionSchemas, validate_config
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
+
+def _at_least(minimum: int) -> vol.All:
+    return vol.All(int, vol.Range(min=minimum))
+
+
+_DEFAULT_LIMITS = Limits()
+LIMITS_SCHEMA = vol.Schema(
+    {
+        vol.Optional(name, default=getattr(_DEFAULT_LIMITS, name)): _at_least(minimum)
+        for name, minimum in (
+            ("max_nodes", 1),
+            ("new_nodes_per_minute", 1),
+            ("max_entities_per_node", 1),
+            ("max_attributes", 8),
+            ("max_attribute_bytes", 64),
+        )
+    }
+)
+"""``hub: limits:``, the caps of :mod:`hub.core.limits` (docs/config.md says why each default)."""
+
 CORE_SCHEMA = vol.Schema(
     {
         vol.Optional("name", default="hub"): str,
         vol.Optional("data_dir", default="hub-data"): str,
         vol.Optional("log_level", default="info"): vol.All(vol.Lower, vol.In(LOG_LEVELS)),
+        vol.Optional("limits", default={}): LIMITS_SCHEMA,
     }
 )
-"""The core's own section, ``hub:``: the instance name, where it keeps data, how much it logs."""
+"""The core's own section, ``hub:``: the instance name, where it keeps data, how much it logs, its limits."""
 
 CORE_SCHEMAS = {"hub": CORE_SCHEMA, "nodes": NODES_SCHEMA}
 """The sections the core owns: ``hub:`` and ``nodes:`` (nodes known in advance, :mod:`.nodes`)."""

@@ -111,7 +111,7 @@ def apply_node_config(registry: NodeRegistry, nodes: Mapping[str, Mapping[str, A
     registered = changed = 0
     for node_id, settings in nodes.items():
         known = node_id in registry
-        node = registry.get_or_register(node_id, name=settings.get("name"))
+        node = registry.get_or_register(node_id, name=settings.get("name"), limited=False)  # the operator's own
         registered += not known
         changed += bool(registry.update_node(node, **settings))
     if nodes:

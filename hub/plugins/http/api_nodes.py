@@ -1,5 +1,6 @@
 """``/api/nodes``: list and filter the fleet, a node with its entities, rename/describe/place/tag, delete.
 
+The list comes in pages (``limit``, ``cursor``; see :mod:`.node_pages`).
 Reads come straight from the in-memory registry (no database round trip);
 changes go through the registry, whose events storage persists and the
 WebSocket streams.  Areas and tags are normalised by the registry
@@ -24,18 +25,17 @@ from hub import (
     Hub,
     InvalidMac,
     Node,
-    Target,
     normalize_area,
     normalize_mac,
     normalize_tags,
-    select_nodes,
 )
 
 from .errors import BadRequest, NotFound
 from .middleware import SERVER_KEY
+from .node_pages import DEFAULT_LIMIT, MAX_LIMIT, PAGE_ENTITIES, encode_node, encode_page, select_page
 from .openapi import operation, path, query, ref
 from .routes import Route
-from .validation import json_response, read_json, read_query, text
+from .validation import JSON_CONTENT_TYPE, int_in, read_json, read_query, text
 
 STATUSES = (STATUS_ONLINE, STATUS_OFFLINE, STATUS_UNKNOWN)
 
@@ -80,7 +80,11 @@ NODE_FILTERS = {
     vol.Optional("tag"): tag_filter,
 }
 """What ``GET /api/nodes`` and the WebSocket's ``get_nodes`` filter by."""
-LIST_QUERY = vol.Schema(NODE_FILTERS)
+CURSOR = text(100, min_length=1, strip=False)
+"""A page's ``next``: the id of its last node."""
+LIST_QUERY = vol.Schema(
+    {**NODE_FILTERS, vol.Optional("limit", default=DEFAULT_LIMIT): int_in(1, MAX_LIMIT), vol.Optional("cursor"): CURSOR}
+)
 PATCH_BODY = vol.Schema(
     {
         vol.Optional("name"): text(100, min_length=1),
@@ -106,46 +110,22 @@ def find_node(hub: Hub, node_id: str) -> Node:
     return node
 
 
-def filter_nodes(hub: Hub, filters: dict[str, Any]) -> list[Node]:
-    """Nodes matching every filter given (validated by :data:`NODE_FILTERS`), sorted by name.
-
-    ``status``; ``q``: name or id contains it (case-insensitive); ``area`` and ``tag``: as a command target.
-    """
-    target: Target = {}
-    if "area" in filters:
-        target["area"] = filters["area"]
-    if "tag" in filters:
-        target["tags"] = filters["tag"]
-    nodes = select_nodes(hub.registry, target) if target else list(hub.registry)
-    status = filters.get("status")
-    needle = filters["q"].casefold() if filters.get("q") else None
-    selected = [
-        node
-        for node in nodes
-        if (status is None or node.status == status)
-        and (needle is None or needle in node.name.casefold() or needle in node.node_id)
-    ]
-    return sorted(selected, key=lambda node: (node.name.casefold(), node.node_id))
-
-
-def node_list(hub: Hub, filters: dict[str, Any]) -> dict[str, Any]:
-    """The body of ``GET /api/nodes`` (also the WebSocket's ``get_nodes`` result)."""
-    nodes = filter_nodes(hub, filters)
-    return {
-        "nodes": [node.as_dict() for node in nodes],
-        "counts": hub.registry.count_by_status(),
-        "total": len(hub.registry),
-    }
+def json_body(body: bytes) -> web.Response:
+    """A JSON response of already encoded bytes."""
+    return web.Response(body=body, content_type=JSON_CONTENT_TYPE)
 
 
 async def list_nodes(request: web.Request) -> web.Response:
-    """Every node (with entities and current states), optionally filtered."""
-    return json_response(node_list(request.app[SERVER_KEY].hub, read_query(request, LIST_QUERY)))
+    """A page of nodes (with entities and current states) in id order, optionally filtered; ``next`` for the rest."""
+    hub = request.app[SERVER_KEY].hub
+    query = read_query(request, LIST_QUERY)
+    page = select_page(hub, query, query.pop("cursor", None), query.pop("limit"))
+    return json_body(await encode_page(hub, page))
 
 
 async def get_node(request: web.Request) -> web.Response:
     """One node with its entities and their current states."""
-    return json_response(find_node(request.app[SERVER_KEY].hub, request.match_info["node_id"]).as_dict())
+    return json_body(encode_node(find_node(request.app[SERVER_KEY].hub, request.match_info["node_id"])))
 
 
 async def patch_node(request: web.Request) -> web.Response:
@@ -164,7 +144,7 @@ async def patch_node(request: web.Request) -> web.Response:
         hub.registry.update_node(node, **changes)
     except ValueError as err:  # e.g. more than MAX_TAGS once the added ones are counted
         raise BadRequest(str(err)) from None
-    return json_response(node.as_dict())
+    return json_body(encode_node(node))
 
 
 async def delete_node(request: web.Request) -> web.Response:
@@ -189,9 +169,19 @@ ROUTES = [
         "/api/nodes",
         list_nodes,
         doc=operation(
-            "List nodes",
+            "List nodes, a page at a time",
             tag="nodes",
             params=[
+                query(
+                    "limit",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+                    f"at most this many nodes (a page also ends once it holds about {PAGE_ENTITIES:,} entities)",
+                ),
+                query(
+                    "cursor",
+                    {"type": "string", "minLength": 1, "maxLength": 100},
+                    "the `next` of the previous page (pages go in node id order)",
+                ),
                 query("status", {"type": "string", "enum": list(STATUSES)}, "only nodes in this status"),
                 query("q", {"type": "string", "maxLength": 100}, "name or id contains this (case-insensitive)"),
                 query("area", AREA_SCHEMA, "only nodes in this area (case-insensitive)"),

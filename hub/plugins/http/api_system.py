@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -151,7 +152,11 @@ class SystemStats:
                 "state": hub.state.value,
                 "uptime_seconds": max(0.0, hub.clock() - self.started),
             },
-            "nodes": {"total": len(hub.registry), "by_status": hub.registry.count_by_status()},
+            "nodes": {
+                "total": len(hub.registry),
+                "by_status": hub.registry.count_by_status(),
+                "limits": asdict(hub.registry.limits),
+            },
             "messages": {
                 "received_total": received["value"] if received else None,
                 "received_per_second": rates.get(received_name) if received_name else None,

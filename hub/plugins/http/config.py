@@ -60,7 +60,10 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("password_check_queue", default=8): vol.All(vol.Coerce(int), vol.Range(min=0, max=1000)),
         # A connection must send a request's headers within this long of connecting or of its last answer.
         vol.Optional("idle_timeout", default=20): _positive(1),
-        # Messages a WebSocket client may have waiting before it is judged too slow and disconnected.
+        # Messages, and bytes, a WebSocket client may have waiting before it is judged too slow and disconnected.
         vol.Optional("websocket_queue_size", default=2048): vol.All(vol.Coerce(int), vol.Range(min=16)),
+        vol.Optional("websocket_queue_bytes", default=8 * 2**20): vol.All(vol.Coerce(int), vol.Range(min=2**20)),
+        # Subscriptions (subscribe_events) one WebSocket connection may hold at once.
+        vol.Optional("websocket_max_subscriptions", default=256): vol.All(vol.Coerce(int), vol.Range(min=1)),
     }
 )

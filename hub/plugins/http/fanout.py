@@ -1,6 +1,9 @@
 """Event fan-out to WebSocket clients: one serialization per event, bytes copied to every subscriber.
 
-Subscriptions are indexed by ``(event type or "*", node id or None)``.  The
+Subscriptions are indexed by ``(event type or "*", node id or None)``, each
+group an insertion-ordered dict, so adding or dropping one costs the same
+whatever the group holds (a client closing with thousands of subscriptions
+drops them in linear time, not quadratic).  The
 fan-out listens on the bus (with a plain, synchronous listener) only for the
 event types someone subscribed to, so with no WebSocket client it costs the
 ingest path nothing, not even ``state_changed`` events the registry would
@@ -19,6 +22,8 @@ from typing import Any, Protocol
 import orjson
 
 from hub import MATCH_ALL, Event, EventBus, Metrics
+
+_ABSENT = object()
 
 
 class Sink(Protocol):
@@ -51,7 +56,7 @@ class EventFanout:
 
     def __init__(self, bus: EventBus, metrics: Metrics) -> None:
         self._bus = bus
-        self._subs: dict[tuple[str, str | None], tuple[Subscription, ...]] = {}
+        self._subs: dict[tuple[str, str | None], dict[Subscription, None]] = {}
         self._per_type: dict[str, int] = {}
         self._unlisten: dict[str, Callable[[], None]] = {}
         self._last_event: Event | None = None
@@ -61,8 +66,7 @@ class EventFanout:
     def subscribe(self, sink: Sink, subscription_id: int, event_type: str, node_id: str | None) -> Subscription:
         """Start streaming events of ``event_type`` (``"*"`` for all), optionally of one node, to ``sink``."""
         sub = Subscription(sink, subscription_id, event_type, node_id)
-        key = (event_type, node_id)
-        self._subs[key] = (*self._subs.get(key, ()), sub)
+        self._subs.setdefault((event_type, node_id), {})[sub] = None
         self._per_type[event_type] = self._per_type.get(event_type, 0) + 1
         if event_type not in self._unlisten:
             listener = self._on_any_event if event_type == MATCH_ALL else self._on_event
@@ -72,12 +76,10 @@ class EventFanout:
     def unsubscribe(self, sub: Subscription) -> None:
         """Stop a subscription; the bus listener goes when its type has no subscriber left."""
         key = (sub.event_type, sub.node_id)
-        remaining = tuple(other for other in self._subs.get(key, ()) if other is not sub)
-        if len(remaining) == len(self._subs.get(key, ())):
+        group = self._subs.get(key)
+        if group is None or group.pop(sub, _ABSENT) is _ABSENT:
             return
-        if remaining:
-            self._subs[key] = remaining
-        else:
+        if not group:
             del self._subs[key]
         self._per_type[sub.event_type] -= 1
         if not self._per_type[sub.event_type]:
@@ -114,5 +116,5 @@ class EventFanout:
         payload = self._last_payload
         for group in (everyone, of_node):
             if group:
-                for sub in group:
+                for sub in group:  # send() never (un)subscribes, so the group cannot change meanwhile
                     sub.sink.send(sub.prefix + payload + b"}")

@@ -161,7 +161,12 @@ SCHEMAS: dict[str, Any] = {
         {
             "nodes": {"type": "array", "items": _ref("Node")},
             "counts": {**_COUNTS, "description": "nodes per status, over the whole fleet"},
-            "total": _INT,
+            "total": {**_INT, "description": "nodes in the whole fleet"},
+            "next": {
+                "type": "string",
+                "nullable": True,
+                "description": "the cursor of the next page (null: this is the last)",
+            },
         }
     ),
     "History": _obj(
@@ -248,7 +253,16 @@ SCHEMAS: dict[str, Any] = {
     "System": _obj(
         {
             "hub": {"type": "object"},
-            "nodes": _obj({"total": _INT, "by_status": _COUNTS}),
+            "nodes": _obj(
+                {
+                    "total": _INT,
+                    "by_status": _COUNTS,
+                    "limits": {
+                        **_COUNTS,
+                        "description": "hub: limits: of config.yaml (rejections count what they refuse)",
+                    },
+                }
+            ),
             "messages": {"type": "object"},
             "storage": {"type": "object"},
             "broker": {"type": "object"},
@@ -262,7 +276,15 @@ SCHEMAS: dict[str, Any] = {
                     },
                 }
             ),
-            "websocket": _obj({"clients": _INT, "slow_disconnects": _INT, "messages_dropped": _INT}),
+            "websocket": _obj(
+                {
+                    "clients": _INT,
+                    "slow_disconnects": _INT,
+                    "messages_dropped": _INT,
+                    "queued_bytes": {**_INT, "description": "bytes waiting in every client's send queue"},
+                    "subscriptions": {**_INT, "description": "subscriptions of every client"},
+                }
+            ),
             "events": {"type": "object"},
             "plugins": {"type": "object"},
             "metrics": {"type": "object", "description": "every hub_ metric family"},

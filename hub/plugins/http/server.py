@@ -39,7 +39,7 @@ from .auth.guard import LoginGuard
 from .auth.manager import AuthManager
 from .auth.onboarding import Onboarding
 from .auth.store import AuthStore
-from .middleware import SERVER_KEY, auth_middleware, errors_middleware
+from .middleware import SERVER_KEY, auth_middleware, compression_middleware, errors_middleware
 from .routes import Handler, Route
 
 _LOGGER = logging.getLogger(__name__)
@@ -76,7 +76,13 @@ class HttpServer:
         for token in self.auth.tokens_of():  # where people signed in from keeps its lane after a restart
             self.guard.remember(token.address)
         self._announcer: OnboardingAnnouncer | None = None
-        self.websockets = websocket.WebSocketHub(hub, self.auth, config["websocket_queue_size"])
+        self.websockets = websocket.WebSocketHub(
+            hub,
+            self.auth,
+            config["websocket_queue_size"],
+            config["websocket_queue_bytes"],
+            config["websocket_max_subscriptions"],
+        )
         self.stats = api_system.SystemStats(hub, self.websockets)
         self.database_probe = api_health.DatabaseProbe(hub)
         self.routes: list[Route] = []
@@ -85,7 +91,9 @@ class HttpServer:
         self._public_resources: set[AbstractResource] = set()
         self._responses = hub.metrics.counter("http_responses", "HTTP responses sent, by status code", ["status"])
         self._runner: web.AppRunner | None = None
-        self.app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_BODY)
+        self.app = web.Application(
+            middlewares=[compression_middleware, errors_middleware, auth_middleware], client_max_size=MAX_BODY
+        )
         self.app[SERVER_KEY] = self
         self.audit = AuditTrail(hub)
         self.app.on_shutdown.append(self._on_shutdown)

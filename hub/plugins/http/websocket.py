@@ -8,23 +8,31 @@ Server ``{"type": "auth_required"}`` → client ``{"type": "auth", "access_token
 Commands: ``ping`` (→ ``pong``), ``subscribe_events`` (``event_type`` default
 ``*``, optional ``node_id``; then ``{"id": n, "type": "event", "event": …}``),
 ``unsubscribe_events`` (``subscription``: the id of the subscribe), ``get_nodes``
-(optional ``status``, ``q``, ``area``, ``tag``), ``get_node`` (``node_id``).
+(optional ``status``, ``q``, ``area``, ``tag``, and ``limit``/``cursor``: a page,
+see :mod:`.node_pages`), ``get_node`` (``node_id``).  A client has at most
+``websocket_max_subscriptions`` subscriptions; each is dropped in constant time.
 
 Every outgoing message goes through one bounded queue per client, drained by
 one writer task per client.  A client that does not read fast enough to keep
-its queue under ``websocket_queue_size`` is disconnected (it can reconnect and
-fetch the current state): nothing it does slows the event bus, ingestion or
-the other clients.  Those disconnects and the messages discarded with them are
-counted (``hub_websocket_slow_disconnects_total``,
-``hub_websocket_messages_dropped_total``).
+its queue under ``websocket_queue_bytes`` bytes and ``websocket_queue_size``
+messages is disconnected (close code 1013, "try again later", with the reason;
+it can reconnect and fetch the current state), and its queue is freed at once:
+nothing it does slows the event bus, ingestion or the other clients.  Those
+disconnects and the messages discarded with them are counted
+(``hub_websocket_slow_disconnects_total``, ``hub_websocket_messages_dropped_total``).
+
+A client's commands run one at a time, in order.  While a ``get_nodes`` page
+is encoded (yielding to the event loop between chunks), the events for that
+client are held back and sent right after the page, so a client that loads
+pages after subscribing never applies an event older than the page it then
+receives.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -33,20 +41,26 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from hub import MATCH_ALL, Hub, InvalidMac, __version__, normalize_mac
 
-from .api_nodes import NODE_FILTERS, node_list
+from .api_nodes import CURSOR, NODE_FILTERS
 from .auth.manager import AuthManager, Principal
 from .errors import ApiError, NotFound, Unauthorized
 from .fanout import EventFanout, Subscription
 from .middleware import SERVER_KEY
+from .node_pages import DEFAULT_LIMIT, MAX_LIMIT, encode_node, encode_page, select_page
 from .routes import Route
 from .validation import describe_invalid, json_int, text
+from .ws_outbox import Outbox
 
 _LOGGER = logging.getLogger(__name__)
 
 AUTH_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 2.0
+SLOW_CLOSE_TIMEOUT = 5.0
+"""How long a too-slow client gets to read up to its close frame before the connection is dropped."""
 MAX_MESSAGE = 64 * 1024
 
+_RESULT = b'{"id":%d,"type":"result","success":true,"result":'
+"""The start of a successful result whose JSON is already encoded (add it and ``}``)."""
 _MESSAGE_ID = json_int(1, 2**53)
 _ENVELOPE = vol.Schema({vol.Required("id"): _MESSAGE_ID, vol.Required("type"): str}, extra=vol.ALLOW_EXTRA)
 _AUTH = vol.Schema({vol.Required("type"): "auth", vol.Required("access_token"): str}, extra=vol.ALLOW_EXTRA)
@@ -63,10 +77,12 @@ def _node_id(value: Any) -> str:
 class WebSocketHub:
     """Every WebSocket connection of one server, the shared event fan-out and their metrics."""
 
-    def __init__(self, hub: Hub, auth: AuthManager, queue_size: int) -> None:
+    def __init__(self, hub: Hub, auth: AuthManager, queue_size: int, queue_bytes: int, max_subscriptions: int) -> None:
         self.hub = hub
         self.auth = auth
         self.queue_size = queue_size
+        self.queue_bytes = queue_bytes
+        self.max_subscriptions = max_subscriptions
         self.fanout = EventFanout(hub.bus, hub.metrics)
         self.connections: set[WsConnection] = set()
         self.slow_disconnects = 0
@@ -101,6 +117,8 @@ class WebSocketHub:
             "clients": len(self.connections),
             "slow_disconnects": self.slow_disconnects,
             "messages_dropped": self.messages_dropped,
+            "queued_bytes": sum(conn.outbox.queued_bytes for conn in self.connections),
+            "subscriptions": sum(len(conn.subscriptions) for conn in self.connections),
         }
 
     async def close_all(self) -> None:
@@ -125,52 +143,60 @@ class WsConnection:
         self._request = request
         self.ws = web.WebSocketResponse(heartbeat=55.0, max_msg_size=MAX_MESSAGE, compress=False, timeout=CLOSE_TIMEOUT)
         self.principal: Principal | None = None
-        self._queue: deque[bytes] = deque()
-        self._wakeup = asyncio.Event()
-        self._closed = False
+        self.outbox = Outbox(
+            self.ws,
+            max_messages=wshub.queue_size,
+            max_bytes=wshub.queue_bytes,
+            overflow=self._too_slow,
+            broken=self._abort,
+        )
+        self.send = self.outbox.send
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._last_id = 0
-        self._subscriptions: dict[int, Subscription] = {}
+        self.subscriptions: dict[int, Subscription] = {}
+        self._detached = False
 
     # --- outgoing ----------------------------------------------------------------------------
-    def send(self, data: bytes) -> None:
-        """Queue a complete message; a full queue means the client is too slow and is disconnected."""
-        if self._closed:
-            return
-        if len(self._queue) >= self._wshub.queue_size:
-            dropped = len(self._queue) + 1
-            self._queue.clear()
-            self._closed = True
-            self._wshub.too_slow(dropped)
-            self._abort()
-            return
-        self._queue.append(data)
-        self._wakeup.set()
+    def _too_slow(self, dropped: int) -> None:
+        """The outbox overflowed (and freed its queue): count it, detach and close with 1013 and the reason.
 
-    async def _write(self) -> None:
-        queue = self._queue
-        try:
-            while True:
-                while queue:
-                    await self.ws.send_frame(queue.popleft(), WSMsgType.TEXT)
-                self._wakeup.clear()
-                await self._wakeup.wait()
-        except ConnectionError:
-            self._abort()
+        Called from inside an event's delivery, so the subscriptions go in the closing task,
+        not here (the fan-out is iterating them).
+        """
+        self._wshub.too_slow(dropped)
+        if self._closer is None:
+            self._closer = asyncio.get_running_loop().create_task(self._close_slow())
+
+    async def _close_slow(self) -> None:
+        self._detach()
+        reason = f"too slow: over {self._wshub.queue_bytes} bytes or {self._wshub.queue_size} messages waiting"
+        await self.close(WSCloseCode.TRY_AGAIN_LATER, reason, SLOW_CLOSE_TIMEOUT)
+
+    def _detach(self) -> None:
+        """Stop costing anything: no queue, no subscriptions, not counted as a client (the socket may linger)."""
+        if self._detached:
+            return
+        self._detached = True
+        self.outbox.close()
+        fanout = self._wshub.fanout
+        for sub in self.subscriptions.values():
+            fanout.unsubscribe(sub)
+        self.subscriptions.clear()
+        self._wshub.removed(self)
 
     def _abort(self) -> None:
         """Drop the connection at once: no close handshake with a client that is not reading."""
-        self._closed = True
+        self.outbox.close()
         transport = self._request.transport
         if transport is not None:
             transport.abort()
 
-    async def close(self, code: int, message: str) -> None:
+    async def close(self, code: int, message: str, timeout: float = CLOSE_TIMEOUT) -> None:
         """Close with a close frame if the client answers in time, else drop the connection."""
-        self._closed = True
+        self.outbox.close()
         try:
-            async with asyncio.timeout(CLOSE_TIMEOUT):
+            async with asyncio.timeout(timeout):
                 await self.ws.close(code=code, message=message.encode())
         except (TimeoutError, ConnectionError):
             self._abort()
@@ -190,21 +216,17 @@ class WsConnection:
             await self.close(WSCloseCode.POLICY_VIOLATION, "authentication failed")
             return ws
         self._wshub.added(self)
-        self._writer = asyncio.get_running_loop().create_task(self._write(), name="http:websocket-writer")
+        self._writer = asyncio.get_running_loop().create_task(self.outbox.run(), name="http:websocket-writer")
         try:
             async for msg in ws:
-                if self._closed:
+                if self.outbox.closed:
                     break
                 if msg.type == WSMsgType.TEXT:
-                    self._receive(msg.data)
+                    await self._receive(msg.data)
                 else:
                     self._error(None, "invalid_format", "messages must be JSON text")
         finally:
-            self._closed = True
-            for sub in self._subscriptions.values():
-                self._wshub.fanout.unsubscribe(sub)
-            self._subscriptions.clear()
-            self._wshub.removed(self)
+            self._detach()
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
         return ws
@@ -240,7 +262,7 @@ class WsConnection:
             pass
 
     # --- commands -------------------------------------------------------------------------------
-    def _receive(self, raw: str) -> None:
+    async def _receive(self, raw: str) -> None:
         try:
             message = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -266,7 +288,9 @@ class WsConnection:
             return
         schema, handler = command
         try:
-            handler(self, msg_id, schema(envelope))
+            pending = handler(self, msg_id, schema(envelope))
+            if pending is not None:
+                await pending
         except vol.Invalid as err:
             self._error(msg_id, "invalid_format", describe_invalid(err, "field"))
         except ApiError as err:
@@ -288,32 +312,44 @@ class WsConnection:
 
     def subscribe_events(self, msg_id: int, data: dict[str, Any]) -> None:
         """Stream events (of one type, of one node) as ``{"id": msg_id, "type": "event", …}``."""
-        self._subscriptions[msg_id] = self._wshub.fanout.subscribe(
-            self, msg_id, data["event_type"], data.get("node_id")
-        )
+        limit = self._wshub.max_subscriptions
+        if len(self.subscriptions) >= limit:
+            raise ApiError(
+                f"at most {limit} subscriptions per connection (http: websocket_max_subscriptions); "
+                "unsubscribe one first, or subscribe to all nodes of an event type instead of one node each",
+                code="too_many_subscriptions",
+            )
+        self.subscriptions[msg_id] = self._wshub.fanout.subscribe(self, msg_id, data["event_type"], data.get("node_id"))
         self._result(msg_id)
 
     def unsubscribe_events(self, msg_id: int, data: dict[str, Any]) -> None:
         """Stop the subscription made by message ``subscription``."""
-        sub = self._subscriptions.pop(data["subscription"], None)
+        sub = self.subscriptions.pop(data["subscription"], None)
         if sub is None:
             raise NotFound(f"no subscription {data['subscription']}")
         self._wshub.fanout.unsubscribe(sub)
         self._result(msg_id)
 
-    def get_nodes(self, msg_id: int, data: dict[str, Any]) -> None:
-        """What ``GET /api/nodes`` returns."""
-        self._result(msg_id, node_list(self._wshub.hub, data))
+    async def get_nodes(self, msg_id: int, data: dict[str, Any]) -> None:
+        """A page of what ``GET /api/nodes`` returns; the events meanwhile follow it (module docstring)."""
+        hub = self._wshub.hub
+        page = select_page(hub, data, data.pop("cursor", None), data.pop("limit"))
+        self.outbox.hold()
+        body = None
+        try:
+            body = await encode_page(hub, page)
+        finally:
+            self.outbox.release(_RESULT % msg_id + body + b"}" if body is not None else None)
 
     def get_node(self, msg_id: int, data: dict[str, Any]) -> None:
         """What ``GET /api/nodes/{node_id}`` returns."""
         node = self._wshub.hub.registry.get(data["node_id"])
         if node is None:
             raise NotFound(f"no node {data['node_id']!r}", code="node_not_found")
-        self._result(msg_id, node.as_dict())
+        self.send(_RESULT % msg_id + encode_node(node) + b"}")
 
 
-CommandHandler = Callable[[WsConnection, int, dict[str, Any]], None]
+CommandHandler = Callable[[WsConnection, int, dict[str, Any]], Awaitable[None] | None]
 
 COMMANDS: dict[str, tuple[vol.Schema, CommandHandler]] = {
     "ping": (vol.Schema({}), WsConnection.ping),
@@ -325,7 +361,13 @@ COMMANDS: dict[str, tuple[vol.Schema, CommandHandler]] = {
     ),
     "unsubscribe_events": (vol.Schema({vol.Required("subscription"): _MESSAGE_ID}), WsConnection.unsubscribe_events),
     "get_nodes": (
-        vol.Schema(NODE_FILTERS),
+        vol.Schema(
+            {
+                **NODE_FILTERS,
+                vol.Optional("limit", default=DEFAULT_LIMIT): json_int(1, MAX_LIMIT),
+                vol.Optional("cursor"): CURSOR,
+            }
+        ),
         WsConnection.get_nodes,
     ),
     "get_node": (vol.Schema({vol.Required("node_id"): _node_id}), WsConnection.get_node),

@@ -317,8 +317,8 @@ class PresenceTracker:
         self._registry.set_status(node, STATUS_ONLINE, REASON_MESSAGE, t)
         if was == STATUS_OFFLINE and since is not None:
             _LOGGER.info("node %s online (message, after %.0f s offline)", node.node_id, t - since)
-        else:
-            _LOGGER.info("node %s online (message)", node.node_id)
+        else:  # a node heard of for the first time: its integration already logged it (rate-limited)
+            _LOGGER.debug("node %s online (message)", node.node_id)
         if state.due is None:
             self._schedule(node, state)
 

@@ -9,7 +9,13 @@ something is wrong (and then rate-limited by :class:`hub.Rejections`).
 
 Nothing reaches the registry until the whole message has been validated, so a
 rejected message leaves no trace but its counter, and an unknown node is not
-registered on the strength of garbage.
+registered on the strength of garbage.  What the registry's limits refuse (a new
+node, entities or attributes past ``hub: limits:``) is counted by reason, and the
+rest of the message is still applied.
+
+The per-topic cache holds one entry per node and topic level: a node is cached
+under the spelling of its MAC it used last, so the 4,096 case spellings of one
+MAC are one node and one route, never 4,096 cache entries.
 """
 
 from __future__ import annotations
@@ -19,7 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from hub import EVENT_NODE_REMOVED, Event, Node, NodeRemovedData, Rejections, normalize_mac
+from hub import (
+    EVENT_NODE_REMOVED,
+    Event,
+    LimitExceeded,
+    Node,
+    NodeRemovedData,
+    RateLimitedLogger,
+    Rejections,
+    fit_attributes,
+    normalize_mac,
+)
 
 from .contract import (
     DATA_LEVEL,
@@ -66,15 +82,17 @@ _KEY_CACHE_SIZE = 4096
 
 
 class _Route:
-    """What the hub knows about one topic once a valid message arrived on it."""
+    """What the hub knows about one node once a valid message arrived from it, and the topics it is cached under."""
 
-    __slots__ = ("hasher", "node", "payload_mac")
+    __slots__ = ("hasher", "node", "payload_mac", "topics")
 
     def __init__(self, node: Node) -> None:
         self.node = node
         self.hasher = dedupe_hasher(node.node_id)
         self.payload_mac: object = _MISSING
         """The last ``mac_address`` value seen to agree with the topic (skips re-normalising it)."""
+        self.topics: dict[str, str] = {}
+        """Topic level (``data``, ``status``) → the one topic this route is cached under for it."""
 
 
 class Esp32Ingest:
@@ -91,9 +109,17 @@ class Esp32Ingest:
         )
         self._fallbacks = {reason: fallbacks.labels(reason) for reason in ("unparsable", "out_of_range")}
         self._routes: dict[str, _Route] = {}
+        """Topic → its node's route: at most one topic per node and level."""
+        self._by_node: dict[str, _Route] = {}
+        self._log = RateLimitedLogger(_LOGGER)
         self._key_roles: dict[str, int] = {}
         """Keys seen valid → their role (see RESERVED_KEYS; 0 for an ordinary key): one lookup per key."""
         hub.bus.listen(EVENT_NODE_REMOVED, self._forget)
+
+    @property
+    def cached_topics(self) -> int:
+        """Topics in the per-topic cache: at most one data and one status topic per node."""
+        return len(self._routes)
 
     # --- devices/{MAC}/data --------------------------------------------------------
     def handle_data(self, topic: str, payload: bytes, retained: bool) -> None:
@@ -178,28 +204,25 @@ class Esp32Ingest:
         # Valid: from here on the message changes the registry.
         received = self._clock()
         if route is None:
-            route = self._register(topic, node_id, spelling, received)
+            route = self._register(topic, node_id, spelling, DATA_LEVEL, received)
+            if route is None:
+                return
         if mac is not _MISSING:
             route.payload_mac = mac
         node = route.node
         registry = self._registry
         if new_keys is not None:
-            for key in new_keys:
-                spec = describe(key)
-                registry.ensure_entity(
-                    node,
-                    key,
-                    name=spec.name,
-                    unit=spec.unit,
-                    device_class=spec.device_class,
-                    state_class=spec.state_class,
-                )
+            self._new_entities(topic, node, new_keys, numbers)
         if firmware is not _MISSING and firmware != node.firmware_version:
             version = _version_string(firmware)
             if version is not None and version != node.firmware_version:
                 registry.update_node(node, firmware_version=version)
         if changed:
-            registry.update_node(node, attributes=changed)
+            changed, refused = fit_attributes(node.attributes, changed, registry.limits)
+            if refused is not None:
+                self._rejections.reject(refused.reason, topic, f"{refused}; the rest of the message kept")
+            if changed:
+                registry.update_node(node, attributes=changed)
 
         if stamp is _MISSING or stamp is None:
             ts = received
@@ -240,21 +263,63 @@ class Esp32Ingest:
             return
         received = self._clock()
         if route is None:
-            route = self._register(topic, node_id, spelling, received)
+            route = self._register(topic, node_id, spelling, STATUS_LEVEL, received)
+            if route is None:
+                return
         self._registry.report_availability(route.node, online, received)
 
     # --- state -------------------------------------------------------------------------
-    def _register(self, topic: str, node_id: str, spelling: str, ts: float) -> _Route:
-        """First valid message on ``topic`` in this process: find or register the node, remember its spelling."""
+    def _register(self, topic: str, node_id: str, spelling: str, level: str, ts: float) -> _Route | None:
+        """A valid message on a topic not cached: find (or register) the node, remember its spelling.
+
+        None when the registry refused a new node (counted): the message is dropped whole.
+        """
         registry = self._registry
+        route = self._by_node.get(node_id)
         node = registry.get(node_id)
         if node is None:
-            node = registry.get_or_register(node_id, name=default_name(node_id), ts=ts)
-            _LOGGER.info("New ESP32 node %s registered as %r (from %s)", node_id, node.name, topic)
+            try:
+                node = registry.get_or_register(node_id, name=default_name(node_id), ts=ts)
+            except LimitExceeded as err:
+                self._rejections.reject(err.reason, topic, str(err))
+                return None
+            self._log.log(
+                logging.INFO, "new", "New ESP32 node %s registered as %r (from %s)", node_id, node.name, topic
+            )
+        if route is None or route.node is not node:
+            route = self._by_node[node_id] = _Route(node)
         if node.attributes.get(TOPIC_MAC_ATTRIBUTE) != spelling:
-            registry.update_node(node, attributes={TOPIC_MAC_ATTRIBUTE: spelling})
-        route = self._routes[topic] = _Route(node)
+            try:
+                registry.update_node(node, attributes={TOPIC_MAC_ATTRIBUTE: spelling})
+            except LimitExceeded as err:  # a node restored with more attributes than the limit allows
+                self._rejections.reject(err.reason, topic, str(err))
+        previous = route.topics.get(level)
+        if previous is not None and previous != topic:
+            self._routes.pop(previous, None)  # one spelling cached per node and level
+        route.topics[level] = topic
+        self._routes[topic] = route
         return route
+
+    def _new_entities(self, topic: str, node: Node, keys: list[str], numbers: dict[str, Any]) -> None:
+        """Register the message's new readings as entities; those past the node's limit are left out, counted."""
+        registry = self._registry
+        for index, key in enumerate(keys):
+            spec = describe(key)
+            try:
+                registry.ensure_entity(
+                    node,
+                    key,
+                    name=spec.name,
+                    unit=spec.unit,
+                    device_class=spec.device_class,
+                    state_class=spec.state_class,
+                )
+            except LimitExceeded as err:
+                for refused in keys[index:]:
+                    del numbers[refused]
+                detail = f"{len(keys) - index} new reading(s) left out, the rest kept: {err}"
+                self._rejections.reject(err.reason, topic, detail)
+                return
 
     def _check_key(self, key: str) -> int | None:
         """The key's role (0: an ordinary reading or attribute), or None when it breaks :data:`KEY_PATTERN`."""
@@ -267,9 +332,10 @@ class Esp32Ingest:
 
     def _forget(self, event: Event[NodeRemovedData]) -> None:
         """A removed node must re-register on its next message, not live on in the route cache."""
-        node_id = event.data["node_id"]
-        for topic in [t for t, route in self._routes.items() if route.node.node_id == node_id]:
-            del self._routes[topic]
+        route = self._by_node.pop(event.data["node_id"], None)
+        if route is not None:
+            for topic in route.topics.values():
+                self._routes.pop(topic, None)
 
 
 def _same_mac(value: object, node_id: str) -> bool:

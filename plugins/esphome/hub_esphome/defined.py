@@ -131,7 +131,8 @@ class DefinedNodes:
     def _register(self, node_file: NodeFile) -> None:
         assert node_file.name is not None
         node_id = node_file.mac or placeholder_id(node_file.name)
-        node = self._registry.get_or_register(node_id, name=node_file.friendly_name or node_file.name)
+        # A node file is the operator's own, like config.yaml's nodes: never refused by hub: limits:.
+        node = self._registry.get_or_register(node_id, name=node_file.friendly_name or node_file.name, limited=False)
         self._mark(node, node_file)
         if node_file.area and node.area is None:
             self._registry.update_node(node, area=node_file.area)

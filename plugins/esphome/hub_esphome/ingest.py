@@ -14,6 +14,10 @@ replaces the entity (``entity_removed`` then ``entity_registered``, the state
 carried over); an empty payload withdraws the entities of that topic, which
 removes them from the registry and from storage.
 
+What the registry's limits refuse (``hub: limits:``: a new node, an entity past
+the node's limit, attributes past theirs) is counted by its reason; the rest of
+the config still applies.
+
 At setup, entities restored from storage that carry discovery attributes are
 wired again (:meth:`DiscoveryIngest.restore`), because a hub that restarts with
 its MQTT session kept is not sent the retained configs a second time.
@@ -28,7 +32,16 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from hub import EVENT_NODE_REMOVED, Event, Node, NodeRemovedData, RateLimitedLogger, Rejections
+from hub import (
+    EVENT_NODE_REMOVED,
+    Event,
+    LimitExceeded,
+    Node,
+    NodeRemovedData,
+    RateLimitedLogger,
+    Rejections,
+    fit_attributes,
+)
 
 from .abbreviations import expand
 from .contract import (
@@ -112,7 +125,9 @@ class DiscoveryIngest:
         wanted = {config.discovery_id for config in entities}
         for discovery_id in self._by_topic.get(topic, set()) - wanted:
             self._withdraw(discovery_id)
-        node = self._node(device)
+        node = self._node(topic, device)
+        if node is None:
+            return
         for config in entities:
             owner = self._by_key.get((node.node_id, config.key))
             if owner is not None and owner != config.discovery_id:
@@ -122,27 +137,47 @@ class DiscoveryIngest:
             if owner is not None and owner != config.discovery_id:
                 self._collision(topic, f"unique_id {config.unique_id!r} belongs to {owner}")
                 continue
-            self._put(node, config, device)
+            self._put(topic, node, config, device)
 
-    def _node(self, device: Device) -> Node:
-        registry = self._registry
-        node = registry.get(device.node_id)
+    def _node(self, topic: str, device: Device) -> Node | None:
+        """The device's node, registered if new (None, counted, when the registry's limits refuse it)."""
+        node = self._get_or_register(topic, device.node_id, device.name or device.node_id, "from MQTT discovery")
         if node is None:
-            node = registry.get_or_register(device.node_id, name=device.name or device.node_id)
-            _LOGGER.info("New device %s registered as %r from MQTT discovery", node.node_id, node.name)
-        attributes = {SOURCE_ATTRIBUTE: SOURCE, **device.attributes}
-        changes: dict[str, Any] = {}
-        if any(node.attributes.get(key) != value for key, value in attributes.items()):
-            changes["attributes"] = attributes
+            return None
         firmware = device.attributes.get("sw_version")
-        if firmware and "esphome_version" not in node.attributes and node.firmware_version != firmware:
-            changes["firmware_version"] = firmware
-        if changes:
-            registry.update_node(node, **changes)
+        firmware = firmware if firmware and "esphome_version" not in node.attributes else None
+        self._update_node(topic, node, {SOURCE_ATTRIBUTE: SOURCE, **device.attributes}, firmware)
         return node
 
-    def _put(self, node: Node, config: EntityConfig, device: Device) -> None:
-        """Register or update one entity and wire its topics."""
+    def _get_or_register(self, topic: str, node_id: str, name: str, origin: str) -> Node | None:
+        node = self._registry.get(node_id)
+        if node is not None:
+            return node
+        try:
+            node = self._registry.get_or_register(node_id, name=name)
+        except LimitExceeded as err:
+            self._rejections.reject(err.reason, topic, str(err))
+            return None
+        self._log.log(logging.INFO, "new", "New device %s registered as %r %s", node.node_id, node.name, origin)
+        return node
+
+    def _update_node(self, topic: str, node: Node, attributes: dict[str, Any], firmware: str | None) -> None:
+        """Set what changed of the device's attributes (those within the limits) and firmware version."""
+        changes: dict[str, Any] = {}
+        delta = {key: value for key, value in attributes.items() if node.attributes.get(key) != value}
+        if delta:
+            delta, refused = fit_attributes(node.attributes, delta, self._registry.limits)
+            if refused is not None:
+                self._rejections.reject(refused.reason, topic, f"{refused}; the rest of the config kept")
+            if delta:
+                changes["attributes"] = delta
+        if firmware is not None and node.firmware_version != firmware:
+            changes["firmware_version"] = firmware
+        if changes:
+            self._registry.update_node(node, **changes)
+
+    def _put(self, topic: str, node: Node, config: EntityConfig, device: Device) -> None:
+        """Register or update one entity and wire its topics (not when the registry's limits refuse it)."""
         record = self._records.get(config.discovery_id)
         if record is not None and record.config == config and record.node is node and config.key in node.entities:
             return  # the same config again (e.g. every time the device reconnects)
@@ -164,7 +199,11 @@ class DiscoveryIngest:
                 err,
             )
         name = config.name or device.name or config.object_id.replace("_", " ").capitalize()
-        self._register_entity(node, config, name, attributes)
+        try:
+            self._register_entity(node, config, name, attributes)
+        except LimitExceeded as err:
+            self._rejections.reject(err.reason, topic, str(err))
+            return
         self._index(_Record(config, node, consumer))
 
     def _index(self, record: _Record) -> None:
@@ -272,19 +311,10 @@ class DiscoveryIngest:
         except Invalid as err:
             self._rejections.reject(err.reason, topic, err.detail)
             return
-        registry = self._registry
-        node = registry.get(info.node_id)
+        node = self._get_or_register(topic, info.node_id, info.friendly_name or info.name, f"from {topic}")
         if node is None:
-            node = registry.get_or_register(info.node_id, name=info.friendly_name or info.name)
-            _LOGGER.info("New ESPHome node %s registered as %r from %s", node.node_id, node.name, topic)
-        changes: dict[str, Any] = {}
-        attributes = {SOURCE_ATTRIBUTE: SOURCE, **info.attributes}
-        if any(node.attributes.get(key) != value for key, value in attributes.items()):
-            changes["attributes"] = attributes
-        if info.firmware_version is not None and info.firmware_version != node.firmware_version:
-            changes["firmware_version"] = info.firmware_version
-        if changes:
-            registry.update_node(node, **changes)
+            return
+        self._update_node(topic, node, {SOURCE_ATTRIBUTE: SOURCE, **info.attributes}, info.firmware_version)
         if self._on_device_info is not None:
             self._on_device_info(info)
 

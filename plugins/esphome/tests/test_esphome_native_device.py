@@ -7,6 +7,8 @@ disconnect) is played here without a socket; the real node's test
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import aioesphomeapi as api
@@ -17,7 +19,16 @@ from esphome_messages import EsphomeNode
 from esphome_testing import Recorder, feed
 from hub_esphome.native.device import NativeDevice
 
-from hub import EVENT_STATE_REPORTED, MATCH_ALL, REASON_LWT, STATUS_OFFLINE, STATUS_ONLINE, Hub
+from hub import (
+    EVENT_STATE_REPORTED,
+    MATCH_ALL,
+    REASON_LWT,
+    STATUS_OFFLINE,
+    STATUS_ONLINE,
+    Hub,
+    LimitExceeded,
+    Rejections,
+)
 from hub.testing import wait_until
 
 MAC = "24:6f:28:aa:00:01"
@@ -31,6 +42,10 @@ async def hub(hub_factory: Any) -> Hub:
     return await hub_factory(builtins=("hub.plugins.presence",), plugins=[(hub_esphome.plugin, "esphome")])
 
 
+def native_device(hub: Hub, address: str = "10.0.0.5:6053") -> NativeDevice:
+    return NativeDevice(hub.registry, hub.clock, address, Rejections(hub.metrics, logging.getLogger("test")))
+
+
 @pytest.fixture
 def events(hub: Hub) -> Recorder:
     recorder = Recorder()
@@ -39,7 +54,7 @@ def events(hub: Hub) -> Recorder:
 
 
 async def test_connect_registers_node_and_entities_and_brings_the_node_online(hub: Hub, events: Recorder) -> None:
-    device = NativeDevice(hub.registry, hub.clock, "10.0.0.5:6053")
+    device = native_device(hub)
     node = device.connected(INFO, [TEMPERATURE, RELAY])
     assert (node.node_id, node.name, node.firmware_version) == (MAC, "Relay board", "2026.10.0")
     assert node.attributes["native_api"] == "10.0.0.5:6053" and node.attributes["source"] == "native_api"
@@ -67,7 +82,7 @@ async def test_connect_registers_node_and_entities_and_brings_the_node_online(hu
 
 
 async def test_new_firmware_changes_and_removes_entities_keeping_states(hub: Hub, events: Recorder) -> None:
-    device = NativeDevice(hub.registry, hub.clock, "10.0.0.5:6053")
+    device = native_device(hub)
     node = device.connected(INFO, [TEMPERATURE, RELAY])
     device.on_state(api.SensorState(key=1, state=21.5))
     await wait_until(lambda: node.entities["sensor.temperature"].state == 21.5)
@@ -87,7 +102,7 @@ async def test_an_entity_mqtt_discovery_registered_keeps_its_description_and_get
     feed(hub, mqtt.switch("relay", "Relay"))
     node = hub.registry.get(MAC)
     assert node is not None and "command_topic" in node.entities["switch.relay"].attributes
-    device = NativeDevice(hub.registry, hub.clock, "10.0.0.5:6053")
+    device = native_device(hub)
     assert device.connected(INFO, [RELAY]) is node
     entity = node.entities["switch.relay"]
     assert "discovery_id" in entity.attributes and "native_key" not in entity.attributes
@@ -99,7 +114,7 @@ async def test_an_entity_mqtt_discovery_registered_keeps_its_description_and_get
 async def test_a_node_removed_by_an_operator_is_not_written_to_until_it_connects_again(
     hub: Hub, events: Recorder
 ) -> None:
-    device = NativeDevice(hub.registry, hub.clock, "10.0.0.5:6053")
+    device = native_device(hub)
     node = device.connected(INFO, [TEMPERATURE])
     hub.registry.remove(MAC)
     seen = len(events.events)
@@ -121,3 +136,24 @@ async def test_an_announced_node_with_an_encrypted_api_and_no_key_is_not_connect
     feed(hub, ("esphome/discover/other", orjson.dumps({**announce, "name": "other", "ip": "other.lan"}), True))
     feed(hub, ("esphome/discover/nope", orjson.dumps({"ip": "127.0.0.1", "name": "nope", "mac": MAC}), True))
     assert native.connections() == []  # no key; a name, not an IP; no API port
+
+
+async def test_what_the_limits_refuse_is_counted_and_the_rest_kept(hub_factory: Any, tmp_path: Path) -> None:
+    config = {
+        "hub": {"limits": {"max_nodes": 1, "max_entities_per_node": 1}},
+        "esphome": {"firmware_dir": str(tmp_path)},
+    }
+    hub = await hub_factory(config, builtins=(), plugins=[(hub_esphome.plugin, "esphome")])
+    device = native_device(hub)
+    node = device.connected(INFO, [TEMPERATURE, RELAY])
+    assert set(node.entities) == {"sensor.temperature"}  # the relay is past max_entities_per_node
+    assert hub.metrics.value("messages_rejected", reason="entity_limit") == 1
+    device.on_state(api.SwitchState(key=2, state=True))  # the refused entity's states are ignored
+    device.on_state(api.SensorState(key=1, state=20.0))
+    device.flush()
+    assert node.entities["sensor.temperature"].state == 20.0
+    other = api.DeviceInfo(name="relay-2", mac_address="24:6F:28:AA:00:02", esphome_version="2026.10.0")
+    with pytest.raises(LimitExceeded):  # the connection drops it and tries again later
+        native_device(hub, "10.0.0.6:6053").connected(other, [TEMPERATURE])
+    assert hub.metrics.value("messages_rejected", reason="node_limit") == 1
+    assert "24:6f:28:aa:00:02" not in hub.registry

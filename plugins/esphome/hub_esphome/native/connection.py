@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import aioesphomeapi as api
 
-from hub import RateLimitedLogger
+from hub import LimitExceeded, RateLimitedLogger, Rejections
 
 from .device import NativeDevice
 
@@ -84,7 +84,7 @@ class NativeConnection:
         on_node: Callable[[NativeConnection], None] | None = None,
     ) -> None:
         self.target = target
-        self.device = NativeDevice(hub.registry, hub.clock, target.address)
+        self.device = NativeDevice(hub.registry, hub.clock, target.address, Rejections(hub.metrics, _LOGGER))
         self._keepalive = keepalive
         self._on_node = on_node
         self._client: api.APIClient | None = None
@@ -187,6 +187,9 @@ class NativeConnection:
             self._log.error(
                 self.target.address, "%s: cannot key the node (%s); disconnecting", self.target.address, err
             )
+            client.force_disconnect()
+            return
+        except LimitExceeded:  # counted by the device; the reconnect logic tries again later
             client.force_disconnect()
             return
         client.subscribe_states(self.device.on_state)

@@ -17,6 +17,10 @@ so storage, presence, the API and the dashboard treat both alike:
 
 An entity that MQTT discovery already registered (a board speaking both) is left as
 it is: its states are fed, its attributes stay MQTT's.
+
+What the registry's limits refuse (``hub: limits:``) is counted as a rejection by
+reason: a new node (the connection is dropped and tried again later), an entity
+(left out; its states are ignored) or device attributes (the others are set).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any, Final
 
 import aioesphomeapi as api
 
-from hub import Node, NodeRegistry, RateLimitedLogger
+from hub import LimitExceeded, Node, NodeRegistry, RateLimitedLogger, Rejections, fit_attributes
 
 from .mapping import NATIVE_KEY, NO_STATE, EntitySpec, entity_spec, node_fields, state_value
 
@@ -44,10 +48,15 @@ _RUNTIME_ATTRIBUTES: Final = frozenset({"restored", "expired"})
 class NativeDevice:
     """The registry side of one native API connection (see the module docstring)."""
 
-    def __init__(self, registry: NodeRegistry, clock: Callable[[], float], address: str) -> None:
+    def __init__(
+        self, registry: NodeRegistry, clock: Callable[[], float], address: str, rejections: Rejections
+    ) -> None:
         self._registry = registry
         self._clock = clock
         self.address = address
+        self._rejections = rejections
+        self._source = f"native API {address}"
+        """What a rejection names instead of a topic."""
         self.node: Node | None = None
         self.entities: dict[str, EntitySpec] = {}
         """Entity key → what the node listed (commands look up native keys here)."""
@@ -62,19 +71,34 @@ class NativeDevice:
 
     # --- connect ------------------------------------------------------------------------
     def connected(self, info: api.DeviceInfo, listed: list[api.EntityInfo]) -> Node:
-        """Register the node and its entities, and report it online; ValueError for a device without a usable MAC."""
+        """Register the node and its entities, and report it online.
+
+        ValueError for a device without a usable MAC; LimitExceeded (counted) for a new node the
+        registry's limits refuse.
+        """
         fields = node_fields(info)
         registry = self._registry
         node = registry.get(fields.node_id)
         if node is None:
-            node = registry.get_or_register(fields.node_id, name=fields.name)
-            _LOGGER.info("New ESPHome node %s registered as %r over the native API", node.node_id, node.name)
+            try:
+                node = registry.get_or_register(fields.node_id, name=fields.name)
+            except LimitExceeded as err:
+                self._rejections.reject(err.reason, self._source, str(err))
+                raise
+            self._log.log(
+                logging.INFO, "new", "New ESPHome node %s registered as %r over the native API", node.node_id, node.name
+            )
         attributes = {**fields.attributes, NATIVE_ATTRIBUTE: self.address}
         if SOURCE_ATTRIBUTE not in node.attributes:
             attributes[SOURCE_ATTRIBUTE] = SOURCE
         changes: dict[str, Any] = {}
-        if any(node.attributes.get(key) != value for key, value in attributes.items()):
-            changes["attributes"] = attributes
+        delta = {key: value for key, value in attributes.items() if node.attributes.get(key) != value}
+        if delta:
+            delta, refused = fit_attributes(node.attributes, delta, registry.limits)
+            if refused is not None:
+                self._rejections.reject(refused.reason, self._source, f"{refused}; the rest of the device info kept")
+            if delta:
+                changes["attributes"] = delta
         if fields.firmware_version is not None and fields.firmware_version != node.firmware_version:
             changes["firmware_version"] = fields.firmware_version
         if changes:
@@ -122,16 +146,20 @@ class NativeDevice:
             ):
                 return
             registry.remove_entity(node, spec.key)
-        new = registry.ensure_entity(
-            node,
-            spec.key,
-            spec.platform,
-            name=spec.name,
-            unit=spec.unit,
-            device_class=spec.device_class,
-            state_class=spec.state_class,
-            attributes=spec.attributes,
-        )
+        try:
+            new = registry.ensure_entity(
+                node,
+                spec.key,
+                spec.platform,
+                name=spec.name,
+                unit=spec.unit,
+                device_class=spec.device_class,
+                state_class=spec.state_class,
+                attributes=spec.attributes,
+            )
+        except LimitExceeded as err:  # left out: flush() ignores the states of entities the node lacks
+            self._rejections.reject(err.reason, self._source, str(err))
+            return
         if entity is not None:
             new.state, new.last_changed, new.last_reported = entity.state, entity.last_changed, entity.last_reported
 

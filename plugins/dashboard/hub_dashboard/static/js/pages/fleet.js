@@ -2,9 +2,10 @@
  * The fleet: every node with its live status, last seen, key readings and firmware; counts per
  * status that double as filters; search by name or MAC.
  *
- * The list is loaded over the WebSocket (`get_nodes`) after subscribing, so no
- * event can fall between the snapshot and the stream, and reloaded after every
- * reconnect.  Events only change the model; the table is redrawn at most once
+ * The list is loaded over the WebSocket (`get_nodes`, page by page: the hub
+ * answers at most 1,000 nodes at a time) after subscribing, so no event can fall
+ * between the snapshot and the stream (the hub sends the events that happen while
+ * a page is built after that page), and reloaded after every reconnect.  Events only change the model; the table is redrawn at most once
  * per animation frame and only in the rows that changed, and only the rows near
  * the window exist at all (virtual-rows.js), so a fleet of 10,000 busy nodes
  * costs the browser little.  Filter and search live in the URL (`?status=&q=`),
@@ -17,6 +18,7 @@ import { VirtualRows } from "../virtual-rows.js";
 import { createAreaRow, itemKey, updateAreaRow, withAreaHeadings } from "../fleet-areas.js";
 
 const collator = new Intl.Collator(undefined, { sensitivity: "base", numeric: true });
+const PAGE_SIZE = 1000;
 const SORT_KEY = "hub.fleet.sort";
 const GROUP_KEY = "hub.fleet.group";
 const SORTS = [
@@ -43,6 +45,8 @@ export function mount(main, { socket, setTitle }) {
   const nodes = new Map();
   const dirty = new Set();
   let loaded = false;
+  let loads = 0;
+  let incoming = null; // the fleet being loaded, page by page (null when not loading)
   let structural = true;
   let frame = 0;
 
@@ -180,37 +184,62 @@ export function mount(main, { socket, setTitle }) {
     return byName;
   }
 
-  function onEvent(event) {
+  /** Apply a node event to `model`: "structural" (the list changes), "row" (one row does) or null (not ours). */
+  function applyTo(model, event) {
     const id = event.data.node_id;
     if (event.event_type === "node_registered") {
-      nodes.set(id, fromApi(event.data.node));
-      structural = true;
-    } else if (event.event_type === "node_removed") {
-      nodes.delete(id);
-      structural = true;
-    } else {
-      const node = nodes.get(id);
-      if (!node) return;
-      const before = displayStatus(node);
-      const touched = applyEvent(node, event);
-      // Sorted by last seen, the order moves with every reading: the 1-s ticker re-sorts instead.
-      const regrouped = touched === "info" && ("name" in event.data.changes || "area" in event.data.changes);
-      if (displayStatus(node) !== before || regrouped) structural = true;
-      dirty.add(id);
+      model.set(id, fromApi(event.data.node));
+      return "structural";
     }
+    if (event.event_type === "node_removed") {
+      model.delete(id);
+      return "structural";
+    }
+    const node = model.get(id);
+    if (!node) return null;
+    const before = displayStatus(node);
+    const touched = applyEvent(node, event);
+    // Sorted by last seen, the order moves with every reading: the 1-s ticker re-sorts instead.
+    const regrouped = touched === "info" && ("name" in event.data.changes || "area" in event.data.changes);
+    return displayStatus(node) !== before || regrouped ? "structural" : "row";
+  }
+
+  function onEvent(event) {
+    // A page already in is kept current; a node of a page still to come is older than that page.
+    if (incoming) applyTo(incoming, event);
+    const change = applyTo(nodes, event);
+    if (!change) return;
+    if (change === "structural") structural = true;
+    else dirty.add(event.data.node_id);
     schedule();
   }
 
+  /**
+   * Every page into a fresh model that events keep current meanwhile (see onEvent); the list on
+   * screen (after a reconnect: the last one) is replaced once the last page is in.  A node
+   * registered during the load arrives as an event or in a later page.
+   */
   async function load() {
+    const generation = ++loads;
+    const fresh = new Map();
+    incoming = fresh;
     try {
-      const result = await socket.call("get_nodes");
+      let cursor = null;
+      do {
+        const page = await socket.call("get_nodes", cursor ? { limit: PAGE_SIZE, cursor } : { limit: PAGE_SIZE });
+        if (generation !== loads) return; // a reconnect started a newer load
+        for (const node of page.nodes) fresh.set(node.node_id, fromApi(node));
+        cursor = page.next;
+      } while (cursor);
       nodes.clear();
-      for (const node of result.nodes) nodes.set(node.node_id, fromApi(node));
+      for (const [id, node] of fresh) nodes.set(id, node);
       loaded = true;
       structural = true;
       schedule();
     } catch {
       // The connection dropped while loading: the next ready callback loads again.
+    } finally {
+      if (generation === loads) incoming = null;
     }
   }
 
