@@ -84,7 +84,9 @@ class MessageRouter:
     """Subscriptions by topic filter, dispatch of inbound messages, and publishing through the transport."""
 
     def __init__(self) -> None:
-        self._subscriptions: tuple[_Subscription, ...] = ()
+        self._subscriptions: dict[int, _Subscription] = {}
+        """Every subscription by its sequence number: adding and removing one costs O(1), however many there are
+        (the ESPHome plugin subscribes a state and an availability topic per entity, tens of thousands in a fleet)."""
         self._exact: dict[str, tuple[_Subscription, ...]] = {}
         """Subscriptions without wildcards by topic: plugins may hold thousands (one per device topic)."""
         self._wildcards: tuple[_Subscription, ...] = ()
@@ -108,14 +110,13 @@ class MessageRouter:
             raise TypeError(f"message handlers must be plain functions, not coroutines: {handler!r}")
         self._seq += 1
         subscription = _Subscription(topic_filter, handler, qos, self._seq)
-        self._subscriptions = (*self._subscriptions, subscription)
+        self._subscriptions[subscription.seq] = subscription
         self._index(subscription, add=True)
         if self._transport is not None:
             self._transport.subscribe(topic_filter, qos)
 
         def unsubscribe() -> None:
-            if subscription in self._subscriptions:
-                self._subscriptions = tuple(s for s in self._subscriptions if s is not subscription)
+            if self._subscriptions.pop(subscription.seq, None) is not None:
                 self._index(subscription, add=False)
 
         return unsubscribe
@@ -176,7 +177,7 @@ class MessageRouter:
     def filters(self) -> dict[str, int]:
         """Every subscribed filter with the highest QoS asked for it (what the transport subscribes to)."""
         result: dict[str, int] = {}
-        for subscription in self._subscriptions:
+        for subscription in self._subscriptions.values():
             result[subscription.topic_filter] = max(subscription.qos, result.get(subscription.topic_filter, 0))
         return result
 
