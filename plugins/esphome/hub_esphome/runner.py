@@ -97,10 +97,13 @@ async def run_esphome(
     cwd: Path,
     on_line: Callable[[str], None],
     stop_when_offline: bool = False,
+    diagnose_offline: bool = True,
 ) -> RunResult:
     """Run ``esphome ARGUMENTS`` in ``cwd``, calling ``on_line`` with each output line as soon as it is written.
 
-    With ``stop_when_offline``, the first line saying a download cannot reach its host stops the run (see the module
+    A failure whose output shows a network error is reported as the toolchain download it is when ESPHome builds
+    (:data:`OFFLINE_MESSAGE`); an upload, whose network errors are about the device, passes
+    ``diagnose_offline=False``.  With ``stop_when_offline``, the first line saying a download cannot reach its host stops the run (see the module
     docstring); its result is a failure with :data:`OFFLINE_MESSAGE`.  Cancelling the caller kills the whole
     process group (ESPHome and the compilers it started)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "ESPHOME_NO_COLOR": "1", "NO_COLOR": "1"}
@@ -140,7 +143,7 @@ async def run_esphome(
         with contextlib.suppress(ProcessLookupError, asyncio.CancelledError):
             await asyncio.shield(process.wait())
         raise
-    return RunResult(returncode, None if returncode == 0 else diagnose(seen))
+    return RunResult(returncode, None if returncode == 0 or not diagnose_offline else diagnose(seen))
 
 
 def _kill(process: asyncio.subprocess.Process) -> None:

@@ -183,3 +183,21 @@ async def test_a_compile_stops_at_the_first_sign_of_being_offline(tmp_path: Path
     )
     assert not result.ok and result.problem == OFFLINE_MESSAGE
     assert lines[0] == "INFO Compiling app..." and "NameResolutionError" in lines[1]
+
+
+async def test_an_uploads_network_error_is_not_taken_for_a_toolchain_download(tmp_path: Path) -> None:
+    """``esphome upload`` failing to reach the device (what ESPHome prints after its three tries) is no download."""
+    script = tmp_path / "esphome"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        "print('ERROR Upload failed after 3 attempts: connecting to 192.168.1.20 failed: [Errno 101] Network is "
+        "unreachable')\n"
+        "sys.exit(1)\n"
+    )
+    script.chmod(0o755)
+    arguments = ["upload", "--device", "192.168.1.20", "x.yaml"]
+    upload = await run_esphome(script, arguments, cwd=tmp_path, on_line=lambda _line: None, diagnose_offline=False)
+    assert (upload.returncode, upload.problem) == (1, None)
+    compile_ = await run_esphome(script, ["compile", "x.yaml"], cwd=tmp_path, on_line=lambda _line: None)
+    assert compile_.problem == OFFLINE_MESSAGE
