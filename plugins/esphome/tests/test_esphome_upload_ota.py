@@ -255,9 +255,15 @@ async def test_upload_goes_through_the_ota_rollout_to_a_node_that_pulls(
     async with http.get(f"{url}/api/esphome/nodes/{name}", headers=user.headers) as response:
         row = await response.json()
     assert (row["seen"], row["running_version"], row["up_to_date"]) == (True, NEW, True)
-    # The download link was single-use: spent once the node reported its new version.
-    async with http.get(manifest["builds"][0]["ota"]["path"]) as response:
-        assert response.status == 410
+
+    # The download link was single-use: spent once the node reported its new version (the ota plugin records that
+    # on its own time, so wait for it).
+    async def link_status() -> int:
+        async with http.get(manifest["builds"][0]["ota"]["path"]) as response:
+            await response.read()
+            return response.status
+
+    await wait_until(lambda: _is(410, link_status()), message="the download link spent", interval=0.1)
 
     # Uploading the same build again is refused: the node runs that version already.
     code, _out, err = await _hub_cli_in_process(capsys, *upload)
@@ -267,3 +273,7 @@ async def test_upload_goes_through_the_ota_rollout_to_a_node_that_pulls(
 async def _offered(node: PullingNode, http: aiohttp.ClientSession, manifest_url: str) -> dict[str, Any] | None:
     manifest = await node.poll(http, manifest_url)
     return manifest if manifest is not None and manifest["version"] == NEW else None
+
+
+async def _is(expected: int, status: Any) -> bool:
+    return await status == expected
