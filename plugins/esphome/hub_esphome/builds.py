@@ -130,7 +130,13 @@ class SourceDigests:
         self._cache: dict[tuple[Any, ...], str] = {}
 
     def shared_files(self) -> list[Path]:
-        files = sorted(p for p in self.directory.glob("*/**/*.yaml") if ".esphome" not in p.parts)
+        """Every YAML in the sub-folders (the shared packages), and secrets.yaml.
+
+        Hidden folders are not searched: ``.esphome/`` holds ESPHome's build folders (thousands of files for a
+        big fleet, walked on every request of the provisioning page otherwise) and no package of the nodes.
+        """
+        folders = [p for p in self.directory.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        files = sorted(p for folder in folders for p in folder.rglob("*.yaml"))
         secrets = self.directory / "secrets.yaml"
         return [*files, secrets] if secrets.is_file() else files
 

@@ -81,7 +81,11 @@ async def _esphome_upload(executable: str | None, directory: Path, file: str, de
 
     print(f"==> esphome upload --device {device} {file}", flush=True)
     result = await run_esphome(
-        find_executable(executable), ["upload", "--device", device, file], cwd=directory, on_line=_print
+        find_executable(executable),
+        ["upload", "--device", device, file],
+        cwd=directory,
+        on_line=_print,
+        diagnose_offline=False,  # a network error here is about the device, not a download
     )
     if not result.ok:
         print(f"error: {result.problem or f'esphome upload exited with {result.returncode}'}", file=sys.stderr)

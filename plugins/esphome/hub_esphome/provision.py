@@ -91,7 +91,9 @@ class Provisioner:
             output.feed(line)
             on_line(line)
 
-        result = await run_esphome(executable, ["compile", node.path.name], cwd=self.directory, on_line=feed)
+        result = await run_esphome(
+            executable, ["compile", node.path.name], cwd=self.directory, on_line=feed, stop_when_offline=True
+        )
         if not result.ok:
             return Outcome(False, result.returncode, result.problem)
         build_path = output.build_path or node.build_path

@@ -23,6 +23,14 @@ Which messages count as what (see docs/architecture.md, "ESPHome"):
   combined over the node's availability topics by ``availability_mode``
   (``latest``, ``all``, ``any``); retained ones count like live ones (a retained
   ``offline`` is the Will that fired while the hub was away).
+
+A topic is subscribed once, so the broker replays its retained copy once: to
+the readers the topic had then.  An entity that starts reading a topic already
+subscribed (ESPHome's status binary sensor on ``<node>/status``, which every
+entity's availability subscribed first) would miss it, depending on whether its
+config or that copy arrived first.  So each route keeps the last payload it
+took, and a new reader whose entity has no state yet is given it the restored
+way: the same outcome whatever the arrival order.
 """
 
 from __future__ import annotations
@@ -100,7 +108,7 @@ class AvailabilityTracker:
 class Route:
     """One subscribed topic and everyone reading it."""
 
-    __slots__ = ("needs_json", "states", "topic", "trackers", "unsubscribe")
+    __slots__ = ("last", "needs_json", "states", "topic", "trackers", "unsubscribe")
 
     def __init__(self, topic: str, unsubscribe: Callable[[], None]) -> None:
         self.topic = topic
@@ -108,6 +116,8 @@ class Route:
         self.states: list[StateConsumer] = []
         self.trackers: list[AvailabilityTracker] = []
         self.needs_json = False
+        self.last: str | None = None
+        """The last payload taken (decoded), for readers that arrive after it (see the module docstring)."""
 
     def refresh(self) -> None:
         self.needs_json = any(c.template.json for c in self.states) or any(
@@ -157,6 +167,26 @@ class Routes:
         route = self._route(topic)
         route.states.append(consumer)
         route.refresh()
+        if route.last is not None:
+            self._replay(consumer, route.last)
+
+    def _replay(self, consumer: StateConsumer, text: str) -> None:
+        """Give a new reader the topic's last payload, restored, if its entity has no state yet."""
+        node = consumer.node
+        entity = node.entities.get(consumer.key)
+        if entity is None or entity.last_changed is not None:
+            return
+        raw: Any = text
+        if consumer.template.json:
+            try:
+                raw = consumer.template.extract(orjson.loads(text))
+            except orjson.JSONDecodeError:
+                return
+            if raw is MISSING:
+                return
+        value = consumer.convert(raw)
+        if value is not INVALID:
+            self._set_quietly(node, entity, value, self._clock(), restored=True)
 
     def remove_state(self, topic: str, consumer: StateConsumer) -> None:
         route = self._routes.get(topic)
@@ -222,6 +252,7 @@ class Routes:
         except UnicodeDecodeError:
             self._rejections.reject(REJECT_BAD_STATE, topic, "not UTF-8")
             return
+        route.last = text
         data: Any = MISSING
         if route.needs_json:
             try:

@@ -10,7 +10,12 @@ started too.
 A compile for ESP32 needs PlatformIO / ESP-IDF packages that ESPHome downloads
 on first use.  Offline that cannot work, and ESPHome ends with a Python
 traceback about name resolution; :func:`diagnose` recognises those lines and
-says plainly what happened and what to do.
+says plainly what happened and what to do.  It ends only after a minute:
+PlatformIO retries each of its two registries five times with backoff (1, 2, 4,
+8, 16 s), each time failing the same name lookup.  So a compile stops ESPHome at
+the first line saying a download's host name did not resolve or its network is
+unreachable (``stop_when_offline``): the answer comes in seconds, and a machine
+whose DNS only hiccuped compiles when asked again.
 """
 
 from __future__ import annotations
@@ -45,6 +50,14 @@ _OFFLINE_MARKERS: Final = (
 )
 """Lines that mean a download failed: no DNS, no route, PlatformIO's registry out of reach."""
 
+_STOP_MARKERS: Final = (
+    "NameResolutionError",
+    "Temporary failure in name resolution",
+    "Name or service not known",
+    "Network is unreachable",
+)
+"""Lines that mean no download can work now: the first one ends a compile (see the module docstring)."""
+
 OFFLINE_MESSAGE: Final = (
     "ESPHome could not download its toolchain (the PlatformIO / ESP-IDF packages an ESP32 build needs): "
     "this machine cannot reach the internet. Compile once on a machine that can (the packages are then "
@@ -78,11 +91,21 @@ def diagnose(lines: Sequence[str]) -> str | None:
 
 
 async def run_esphome(
-    executable: Path, arguments: Sequence[str], *, cwd: Path, on_line: Callable[[str], None]
+    executable: Path,
+    arguments: Sequence[str],
+    *,
+    cwd: Path,
+    on_line: Callable[[str], None],
+    stop_when_offline: bool = False,
+    diagnose_offline: bool = True,
 ) -> RunResult:
     """Run ``esphome ARGUMENTS`` in ``cwd``, calling ``on_line`` with each output line as soon as it is written.
 
-    Cancelling the caller kills the whole process group (ESPHome and the compilers it started)."""
+    A failure whose output shows a network error is reported as the toolchain download it is when ESPHome builds
+    (:data:`OFFLINE_MESSAGE`); an upload, whose network errors are about the device, passes
+    ``diagnose_offline=False``.  With ``stop_when_offline``, the first line saying a download cannot reach its host stops the run (see the module
+    docstring); its result is a failure with :data:`OFFLINE_MESSAGE`.  Cancelling the caller kills the whole
+    process group (ESPHome and the compilers it started)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "ESPHOME_NO_COLOR": "1", "NO_COLOR": "1"}
     process = await asyncio.create_subprocess_exec(
         str(executable),
@@ -110,13 +133,17 @@ async def run_esphome(
             if len(seen) > 400:  # only the end matters for diagnose()
                 del seen[:200]
             on_line(line)
+            if stop_when_offline and any(marker in line for marker in _STOP_MARKERS):
+                _kill(process)
+                await process.wait()
+                return RunResult(process.returncode or 1, OFFLINE_MESSAGE)
         returncode = await process.wait()
     except BaseException:
         _kill(process)
         with contextlib.suppress(ProcessLookupError, asyncio.CancelledError):
             await asyncio.shield(process.wait())
         raise
-    return RunResult(returncode, None if returncode == 0 else diagnose(seen))
+    return RunResult(returncode, None if returncode == 0 or not diagnose_offline else diagnose(seen))
 
 
 def _kill(process: asyncio.subprocess.Process) -> None:

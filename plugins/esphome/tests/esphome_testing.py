@@ -16,7 +16,7 @@ import pytest
 from esphome_messages import Message
 
 from hub import Event, Hub
-from hub.testing import services_required
+from hub.testing import services_required, wait_until
 
 HOST_NODE = Path(__file__).with_name("data") / "host-node.yaml"
 """A node for ESPHome's host platform: compiles offline with g++ (the tests' real compile)."""
@@ -101,6 +101,38 @@ def standin_esphome(directory: Path, gate: Path) -> Path:
     )
     script.chmod(0o755)
     return script
+
+
+async def retained_at_broker(url: str, messages: list[Message], timeout: float = 10) -> None:
+    """Wait until the broker holds each retained message's payload (the last one per topic).
+
+    A probe subscribes to the topics and collects what the broker sends: the retained copies it replays, and any of
+    the messages reaching it only now (live: the broker stored a retained publish before forwarding it).  Once every
+    payload is there, a client subscribing later is sure to be sent them all as retained, whatever the timing of the
+    publishing client.
+    """
+    wanted = {topic: payload for topic, payload, retained in messages if retained}
+    parts = urlsplit(url)
+    seen: dict[str, bytes] = {}
+    probe = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"esphome-probe-{uuid.uuid4().hex[:12]}")
+
+    def on_message(_client: Any, _userdata: Any, message: Any) -> None:
+        seen[message.topic] = message.payload
+
+    probe.on_message = on_message
+    probe.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+    probe.loop_start()
+    try:
+        await wait_until(probe.is_connected, timeout=timeout, message="the probe's connection")
+        probe.subscribe([(topic, 0) for topic in wanted])
+        try:
+            await wait_until(lambda: seen == wanted, timeout=timeout)
+        except AssertionError:
+            missing = sorted(topic for topic in wanted if seen.get(topic) != wanted[topic])
+            raise AssertionError(f"the broker does not hold the retained messages of {missing}") from None
+    finally:
+        probe.loop_stop()
+        probe.disconnect()
 
 
 class Device:

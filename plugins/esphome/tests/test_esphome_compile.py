@@ -8,6 +8,7 @@ end with the hub's plain "cannot download its toolchain" message.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -158,3 +159,45 @@ def test_an_esp32_compile_offline_says_so(tmp_path: Path) -> None:
     assert "INFO ESPHome 2026.10" in run.stdout  # ESPHome's output came through before it failed
     assert OFFLINE_MESSAGE in run.stderr and "Compiling relay.yaml failed" in run.stderr
     assert not (firmware / ".esphome" / "build" / "relay-1" / BUILD_RECORD).exists()
+    # Stopped at PlatformIO's first failed lookup of its registry, not after its minute of retries.
+    retries = [line for line in run.stdout.splitlines() if "Retrying" in line]
+    assert len(retries) == 1 and "platformio.org" in retries[0], run.stdout[-2000:]
+    assert "Traceback" not in run.stdout
+
+
+async def test_a_compile_stops_at_the_first_sign_of_being_offline(tmp_path: Path) -> None:
+    """A stand-in that, like PlatformIO, goes on retrying after a failed lookup: the hub does not wait for it."""
+    script = tmp_path / "esphome"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import time\n"
+        "print('INFO Compiling app...')\n"
+        'print("WARNING Retrying (Retry(total=4)) after connection broken by \'NameResolutionError(\\"Failed to '
+        "resolve 'api.registry.platformio.org'\\\")': /v3/packages/esphome/library/noise-c\")\n"
+        "time.sleep(600)\n"
+    )
+    script.chmod(0o755)
+    lines: list[str] = []
+    result = await asyncio.wait_for(
+        run_esphome(script, ["compile", "x.yaml"], cwd=tmp_path, on_line=lines.append, stop_when_offline=True), 60
+    )
+    assert not result.ok and result.problem == OFFLINE_MESSAGE
+    assert lines[0] == "INFO Compiling app..." and "NameResolutionError" in lines[1]
+
+
+async def test_an_uploads_network_error_is_not_taken_for_a_toolchain_download(tmp_path: Path) -> None:
+    """``esphome upload`` failing to reach the device (what ESPHome prints after its three tries) is no download."""
+    script = tmp_path / "esphome"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        "print('ERROR Upload failed after 3 attempts: connecting to 192.168.1.20 failed: [Errno 101] Network is "
+        "unreachable')\n"
+        "sys.exit(1)\n"
+    )
+    script.chmod(0o755)
+    arguments = ["upload", "--device", "192.168.1.20", "x.yaml"]
+    upload = await run_esphome(script, arguments, cwd=tmp_path, on_line=lambda _line: None, diagnose_offline=False)
+    assert (upload.returncode, upload.problem) == (1, None)
+    compile_ = await run_esphome(script, ["compile", "x.yaml"], cwd=tmp_path, on_line=lambda _line: None)
+    assert compile_.problem == OFFLINE_MESSAGE

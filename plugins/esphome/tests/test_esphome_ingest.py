@@ -85,6 +85,22 @@ async def test_status_birth_and_will_are_availability_not_telemetry(hub: Hub, ev
     assert status.state is True and "restored" not in status.attributes
 
 
+async def test_a_retained_state_reaches_an_entity_whatever_came_first(hub: Hub, events: Recorder) -> None:
+    """The status binary sensor reads <node>/status, which the first entity's availability subscribed: the broker
+    replays the retained birth once, before or after the sensor's config arrives; either way it shows restored."""
+    for birth_first in (True, False):
+        node = climate(mac=f"0000000000{int(birth_first):02x}")
+        feed(hub, node.sensor("temperature", "Temperature", "°C", "temperature"))  # subscribes <node>/status
+        if birth_first:
+            feed(hub, node.birth())  # the broker's replay, taken before the status sensor exists
+        feed(hub, node.status_binary_sensor())  # the topic is subscribed already: nothing is replayed for it
+        if not birth_first:
+            feed(hub, node.birth())
+        status = hub.registry.get(node.node_id).entities["binary_sensor.status"]  # type: ignore[union-attr]
+        assert (status.state, status.attributes.get("restored")) == (True, True), birth_first
+    assert events.of(EVENT_STATE_REPORTED) == []
+
+
 async def test_states_as_esphome_sends_them(hub: Hub, events: Recorder) -> None:
     node = climate()
     feed(hub, *node.climate_node())

@@ -20,13 +20,15 @@ import orjson
 import pytest
 import sqlalchemy as sa
 from esphome_messages import EsphomeNode
-from esphome_testing import Device, Recorder
+from esphome_testing import Device, Recorder, retained_at_broker
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub import EVENT_STATE_REPORTED, MATCH_ALL, REASON_LWT, STATUS_OFFLINE, STATUS_ONLINE, Hub
 from hub.testing import wait_until
 
 pytestmark = pytest.mark.mosquitto
+
+RESTORED_KEYS = ("sensor.temperature", "sensor.humidity", "switch.relay", "binary_sensor.status")
 
 
 @pytest.fixture
@@ -55,33 +57,52 @@ def prefix() -> str:
     return f"hubtest-{uuid.uuid4().hex[:10]}"
 
 
+MqttHub = tuple[Hub, Recorder, list[str]]
+"""The hub, its events, and the topics it published."""
+
+
 @pytest.fixture
-async def mqtt_hub(
-    db_url: str, hub_mqtt_url: str, hub_factory: Any, prefix: str
-) -> AsyncIterator[tuple[Hub, Recorder, list[str]]]:
-    """The hub, its events, and the topics it published.  ``db_url`` comes first: torn down after the hub."""
-    hub = await hub_factory(
-        {
-            "mqtt": {"broker": hub_mqtt_url, "client_id": f"hub-esphome-{uuid.uuid4().hex[:12]}", "session_expiry": 0},
-            "storage": {"db_url": db_url, "flush_interval": 0.05},
-            "esphome": {"discovery_prefix": prefix},
-        },
-        builtins=("hub.plugins.storage", "hub.plugins.mqtt", "hub.plugins.presence"),
-        plugins=[(hub_esphome.plugin, "esphome")],
-    )
-    assert {"mqtt", "storage", "presence", "esphome"} <= set(hub.plugins.info), hub.plugins.failed
-    recorder = Recorder()
-    hub.bus.listen(MATCH_ALL, recorder)
-    published: list[str] = []
-    publish = hub.messages.publish
+async def start_hub(db_url: str, hub_mqtt_url: str, hub_factory: Any, prefix: str) -> AsyncIterator[Any]:
+    """``await start_hub()`` → :data:`MqttHub`.  ``db_url`` comes first: torn down after the hub."""
+    started: list[Hub] = []
 
-    async def recording(topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False) -> None:
-        published.append(topic)
-        await publish(topic, payload, qos=qos, retain=retain)
+    async def start() -> MqttHub:
+        hub = await hub_factory(
+            {
+                "mqtt": {
+                    "broker": hub_mqtt_url,
+                    "client_id": f"hub-esphome-{uuid.uuid4().hex[:12]}",
+                    "session_expiry": 0,
+                },
+                "storage": {"db_url": db_url, "flush_interval": 0.05},
+                "esphome": {"discovery_prefix": prefix},
+            },
+            builtins=("hub.plugins.storage", "hub.plugins.mqtt", "hub.plugins.presence"),
+            plugins=[(hub_esphome.plugin, "esphome")],
+        )
+        assert {"mqtt", "storage", "presence", "esphome"} <= set(hub.plugins.info), hub.plugins.failed
+        started.append(hub)
+        recorder = Recorder()
+        hub.bus.listen(MATCH_ALL, recorder)
+        published: list[str] = []
+        publish = hub.messages.publish
 
-    hub.messages.publish = recording  # type: ignore[method-assign]
-    yield hub, recorder, published
-    assert hub.messages.handler_errors == 0
+        async def recording(topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False) -> None:
+            published.append(topic)
+            await publish(topic, payload, qos=qos, retain=retain)
+
+        hub.messages.publish = recording  # type: ignore[method-assign]
+        return hub, recorder, published
+
+    yield start
+    for hub in started:
+        assert hub.messages.handler_errors == 0
+
+
+@pytest.fixture
+async def mqtt_hub(start_hub: Any) -> MqttHub:
+    """A hub started before the test's devices connect."""
+    return await start_hub()
 
 
 async def entity_keys(db_url: str, node_id: str) -> set[str]:
@@ -98,25 +119,36 @@ async def entity_keys(db_url: str, node_id: str) -> set[str]:
 
 
 async def test_a_stock_esphome_node_over_mqtt(
-    mqtt_hub: tuple[Hub, Recorder, list[str]], devices: Callable[..., Device], prefix: str, db_url: str
+    start_hub: Any, devices: Callable[..., Device], prefix: str, db_url: str, hub_mqtt_url: str
 ) -> None:
-    hub, events, published = mqtt_hub
+    """The node connected while the hub was down: the hub starts and finds its configs and states retained.
+
+    Only then is every state retained at subscribe time whatever the timing (a node that publishes while the hub
+    listens races its states against the hub's subscriptions: a state that reaches the broker after the hub
+    subscribed its topic is live, and fresh).  The probe makes sure the broker holds them all before the hub starts.
+    """
     node = EsphomeNode(f"climate-{uuid.uuid4().hex[:6]}", friendly_name="Climate", prefix=prefix)
     device = devices(will=(node.status_topic, b"offline"))
     await device.send(*node.climate_node())
+    await retained_at_broker(hub_mqtt_url, node.climate_node())
+    hub, events, published = await start_hub()
 
-    # Retained discovery arrives whenever the hub subscribed; the retained states once it subscribed their topics.
     registered = await wait_until(lambda: hub.registry.get(node.node_id))
     await wait_until(lambda: len(registered.entities) == 6)
     temperature = registered.entities["sensor.temperature"]
-    # Every retained state in: each state topic is subscribed (a fresh state published now reaches the hub).
+    # Every retained state in (the status sensor's too, whether its config or the birth came first).
     await wait_until(
         lambda: (
-            (temperature.state, registered.entities["sensor.humidity"].state, registered.entities["switch.relay"].state)
-            == (21.4, 48.0, False)
+            (
+                temperature.state,
+                registered.entities["sensor.humidity"].state,
+                registered.entities["switch.relay"].state,
+                registered.entities["binary_sensor.status"].state,
+            )
+            == (21.4, 48.0, False, True)
         )
     )
-    assert temperature.attributes["restored"] is True
+    assert all(registered.entities[key].attributes["restored"] is True for key in RESTORED_KEYS)
     assert (temperature.unit, temperature.device_class, temperature.state_class) == ("°C", "temperature", "measurement")
     assert registered.entities["sensor.humidity"].unit == "%"
     await wait_until(lambda: registered.attributes.get("esphome_version") == "2026.10.0")
@@ -125,7 +157,9 @@ async def test_a_stock_esphome_node_over_mqtt(
 
     # Fresh readings, as ESPHome publishes them (retained, so the hub sees them live: retain flag off).
     await device.send(node.state("sensor", "temperature", "22.5", retained=True))
+    await wait_until(lambda: "restored" not in temperature.attributes)
     await device.send(node.state("sensor", "humidity", "nan", retained=True))
+    await wait_until(lambda: "restored" not in registered.entities["sensor.humidity"].attributes)
     await device.send(node.state("switch", "relay", "ON", retained=True))
     await wait_until(lambda: registered.entities["switch.relay"].state is True)
     assert temperature.state == 22.5 and "restored" not in temperature.attributes
@@ -162,7 +196,7 @@ async def test_a_stock_esphome_node_over_mqtt(
 
 
 async def test_a_tasmota_plug_next_to_the_esphome_node(
-    mqtt_hub: tuple[Hub, Recorder, list[str]], devices: Callable[..., Device], prefix: str
+    mqtt_hub: MqttHub, devices: Callable[..., Device], prefix: str
 ) -> None:
     hub, _events, _published = mqtt_hub
     name = f"tasmota_{uuid.uuid4().hex[:6].upper()}"

@@ -110,7 +110,8 @@ async def test_a_real_node_reaches_registry_and_storage_and_takes_commands(
         f"(of which after the handshake: {connection.last_setup_seconds * 1000:.1f} ms)"
     )
     assert registered.name == "Hub native test"
-    assert registered.firmware_version == "2026.10.0"
+    assert registered.firmware_version == "1.0.0"  # the project's version
+    assert registered.attributes["esphome_version"] == "2026.10.0"
     assert registered.attributes["esphome_name"] == NODE_NAME
     assert registered.attributes["board"] == "host"
     assert registered.attributes["native_api"] == f"127.0.0.1:{node.port}"
