@@ -44,7 +44,8 @@ _LOGGER = logging.getLogger(__name__)
 ORIGIN = "origin"
 """Key in an event's data naming the process it came from (its fan-out instance id)."""
 
-_UPDATABLE = frozenset({"name", "description", "firmware_version", "area", "tags", "attributes"})
+UPDATABLE = frozenset({"name", "description", "firmware_version", "area", "tags", "attributes"})
+"""The node fields another process may change here (what a fan-out ``node_updated`` or a resync sets)."""
 
 
 def node_from_dict(data: dict[str, Any]) -> Node:
@@ -115,7 +116,7 @@ class RemoteEvents:
         node = self._registry.get(data["node_id"])
         if node is None:
             return
-        changes = {key: value for key, value in data["changes"].items() if key in _UPDATABLE}
+        changes = {key: value for key, value in data["changes"].items() if key in UPDATABLE}
         for key, value in changes.items():
             if key == "attributes":
                 node.attributes.update(value)
