@@ -42,7 +42,11 @@ async def test_a_reconnected_api_instance_reloads_what_it_missed_from_the_databa
     await other.async_stop()  # committed
 
     api = await hub_factory(
-        {"hub": {"name": name}, "storage": storage, "rabbitmq": rabbit_config(amqp_url, prefix, [known_mac], events={"interval": 0.05})},
+        {
+            "hub": {"name": name},
+            "storage": storage,
+            "rabbitmq": rabbit_config(amqp_url, prefix, [known_mac], events={"interval": 0.05}),
+        },
         builtins=BUILTINS,
         plugins=[(hub_esp32_node.plugin, "esp32_node")],
         role=ROLE_API,
