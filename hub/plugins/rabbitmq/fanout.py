@@ -63,7 +63,6 @@ from hub import (
     Event,
     RateLimitedLogger,
     ServiceNotFound,
-    StorageUnavailable,
 )
 
 from .remote import ORIGIN, RemoteEvents
@@ -185,7 +184,7 @@ class EventFanout:
                     stored = await self._hub.services.call("storage", "fleet")
                 except ServiceNotFound:
                     return  # no storage in this process: nothing to reload from
-                except StorageUnavailable as err:
+                except Exception as err:  # noqa: BLE001 - unavailable, or a lock conflict (a deadlock with DDL)
                     self._log.warning("resync", "Cannot reload the fleet from the database (%s); retrying", err)
                     await asyncio.sleep(RESYNC_RETRY)
                     continue
