@@ -41,6 +41,7 @@ import aio_pika
 import yaml
 from loadgen import node_macs
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from hub.plugins.rabbitmq.config import CONFIG_SCHEMA, queue_arguments, routing_key
@@ -182,11 +183,21 @@ async def count(engine: AsyncEngine, distinct: bool = False) -> int:
         return int((await conn.execute(text(query))).scalar_one())
 
 
-async def clear(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        exists = (await conn.execute(text("SELECT to_regclass('telemetry') IS NOT NULL"))).scalar_one()
-        if exists:
-            await conn.execute(text("TRUNCATE telemetry, status_history, entities, nodes CASCADE"))
+async def clear(engine: AsyncEngine, attempts: int = 5) -> None:
+    """Empty the hub's tables.  Running workers read them (a worker's registry reload at its connection reads
+    nodes, entities and telemetry in one transaction), so a TRUNCATE may deadlock with them: tried again."""
+    for attempt in range(attempts):
+        try:
+            async with engine.begin() as conn:
+                exists = (await conn.execute(text("SELECT to_regclass('telemetry') IS NOT NULL"))).scalar_one()
+                if exists:
+                    await conn.execute(text("SET LOCAL lock_timeout = '10s'"))
+                    await conn.execute(text("TRUNCATE telemetry, status_history, entities, nodes CASCADE"))
+            return
+        except DBAPIError as err:
+            if attempt == attempts - 1 or not ("deadlock" in str(err) or "lock timeout" in str(err)):
+                raise
+            await asyncio.sleep(0.5)
 
 
 async def through_workers(args: Any, prefix: str, workers: int, workdir: Path) -> dict[str, Any]:
