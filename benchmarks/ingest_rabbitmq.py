@@ -41,6 +41,7 @@ import aio_pika
 import yaml
 from loadgen import node_macs
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from hub.plugins.rabbitmq.config import CONFIG_SCHEMA, queue_arguments, routing_key
@@ -59,6 +60,15 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--rabbitmq-mqtt", default="mqtt://127.0.0.1:1884", help="RabbitMQ's MQTT plugin")
     parser.add_argument("--prefetch", type=int, default=5000, help="per worker and for the baseline consumer")
     parser.add_argument("--timeout", type=float, default=600.0, help="s any one phase may take")
+    parser.add_argument(
+        "--flush-interval", type=float, help="the workers' storage: flush_interval (default: storage's default)"
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc): what it cost, however busy the machine is."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_publisher(broker: str, nodes: int, messages: int) -> subprocess.Popen[str]:
@@ -120,6 +130,7 @@ async def baseline(args: Any, prefix: str) -> dict[str, Any]:
 
         await queue.consume(on_message, no_ack=False)
         started = time.perf_counter()
+        cpu_started = time.process_time()  # this process is the consumer (the publisher is a child)
         publisher = start_publisher(args.rabbitmq_mqtt, args.nodes, args.messages)
         sent = (await asyncio.to_thread(publisher_result, publisher, args.timeout))["sent"]
         try:
@@ -127,11 +138,17 @@ async def baseline(args: Any, prefix: str) -> dict[str, Any]:
                 await done.wait()
         except TimeoutError:
             pass
+        cpu = time.process_time() - cpu_started
         await queue.delete(if_unused=False, if_empty=False)
     finally:
         await connection.close()
     seconds = last - started
-    return {"sent": sent, "received": received, "msgs_per_s": round(received / seconds) if seconds > 0 else 0}
+    return {
+        "sent": sent,
+        "received": received,
+        "msgs_per_s": round(received / seconds) if seconds > 0 else 0,
+        "cpu_us_per_msg": round(cpu / received * 1e6, 1) if received else None,
+    }
 
 
 class Workers:
@@ -182,11 +199,21 @@ async def count(engine: AsyncEngine, distinct: bool = False) -> int:
         return int((await conn.execute(text(query))).scalar_one())
 
 
-async def clear(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        exists = (await conn.execute(text("SELECT to_regclass('telemetry') IS NOT NULL"))).scalar_one()
-        if exists:
-            await conn.execute(text("TRUNCATE telemetry, status_history, entities, nodes CASCADE"))
+async def clear(engine: AsyncEngine, attempts: int = 5) -> None:
+    """Empty the hub's tables.  Running workers read them (a worker's registry reload at its connection reads
+    nodes, entities and telemetry in one transaction), so a TRUNCATE may deadlock with them: tried again."""
+    for attempt in range(attempts):
+        try:
+            async with engine.begin() as conn:
+                exists = (await conn.execute(text("SELECT to_regclass('telemetry') IS NOT NULL"))).scalar_one()
+                if exists:
+                    await conn.execute(text("SET LOCAL lock_timeout = '10s'"))
+                    await conn.execute(text("TRUNCATE telemetry, status_history, entities, nodes CASCADE"))
+            return
+        except DBAPIError as err:
+            if attempt == attempts - 1 or not ("deadlock" in str(err) or "lock timeout" in str(err)):
+                raise
+            await asyncio.sleep(0.5)
 
 
 async def through_workers(args: Any, prefix: str, workers: int, workdir: Path) -> dict[str, Any]:
@@ -196,7 +223,10 @@ async def through_workers(args: Any, prefix: str, workers: int, workdir: Path) -
         yaml.safe_dump(
             {
                 "hub": {"name": f"bench-worker-{workers}", "data_dir": str(workdir / "data"), "log_level": "info"},
-                "storage": {"db_url": args.db},
+                "storage": {
+                    "db_url": args.db,
+                    **({"flush_interval": args.flush_interval} if args.flush_interval else {}),
+                },
                 "rabbitmq": rabbit_section(args, prefix),
             }
         )
@@ -209,6 +239,7 @@ async def through_workers(args: Any, prefix: str, workers: int, workdir: Path) -
         await group.running(args.timeout)
         await clear(engine)  # nodes registered by nobody: every run starts from an empty fleet
         started = time.perf_counter()
+        cpu_started = sum(cpu_seconds(p.pid) for p in group.processes)
         publisher = start_publisher(args.rabbitmq_mqtt, args.nodes, args.messages)
         result = asyncio.create_task(asyncio.to_thread(publisher_result, publisher, args.timeout))
         stored, finished, timed_out = 0, started, False
@@ -225,6 +256,7 @@ async def through_workers(args: Any, prefix: str, workers: int, workdir: Path) -
                 timed_out = True
                 break
         published = await result
+        cpu = sum(cpu_seconds(p.pid) for p in group.processes) - cpu_started
         group.stop()
         group = None
         rows, distinct = await count(engine), await count(engine, distinct=True)
@@ -240,6 +272,7 @@ async def through_workers(args: Any, prefix: str, workers: int, workdir: Path) -
         "lost": max(published["sent"] - distinct, 0),
         "duplicates": rows - distinct,
         "msgs_per_s": round(distinct / seconds) if seconds > 0 else 0,
+        "cpu_us_per_msg": round(cpu / distinct * 1e6, 1) if distinct else None,
         "publisher_msgs_per_s": published["msgs_per_s"],
         "seconds": round(seconds, 3),
         **({"timed_out": True} if timed_out else {}),
@@ -263,9 +296,13 @@ async def run(args: Any) -> dict[str, Any]:
         finally:
             await connection.close()
     rate = base["msgs_per_s"] if base else None
+    base_cpu = base["cpu_us_per_msg"] if base else None
     for result in results:
         result["baseline_msgs_per_s"] = rate
         result["ratio"] = round(result["msgs_per_s"] / rate, 3) if rate else None
+        # CPU per message, baseline over workers: the ratio a machine of our own would show, whatever the load
+        worker_cpu = result["cpu_us_per_msg"]
+        result["cpu_ratio"] = round(base_cpu / worker_cpu, 3) if base_cpu and worker_cpu else None
     return {
         "transport": "rabbitmq",
         "db": urlsplit(args.db).scheme,

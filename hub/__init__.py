@@ -77,6 +77,7 @@ from hub.core.events import MATCH_ALL, Event, EventBus
 from hub.core.hub import Hub, HubState
 from hub.core.keys import HubData, HubKey
 from hub.core.labels import MAX_AREA_LENGTH, MAX_TAG_LENGTH, MAX_TAGS, normalize_area, normalize_tags
+from hub.core.leadership import Leadership
 from hub.core.limits import Limits, fit_attributes
 from hub.core.mac import normalize_mac
 from hub.core.messages import MessageRouter, Transport, validate_filter
@@ -136,6 +137,7 @@ __all__ = [
     "MAX_AREA_LENGTH",
     # helpers for integrations
     "normalize_mac",
+    "Leadership",
     "Limits",
     "fit_attributes",
     "Rejections",

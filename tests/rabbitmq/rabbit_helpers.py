@@ -109,3 +109,46 @@ class Rows:
 
     async def close(self) -> None:
         await self._engine.dispose()
+
+
+RABBITMQCTL_TIMEOUT = 60.0
+"""Seconds one rabbitmqctl call may take (it starts an Erlang VM: a few seconds on a busy machine)."""
+
+
+async def _rabbitmqctl(*arguments: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", "-q", *arguments, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        async with asyncio.timeout(RABBITMQCTL_TIMEOUT):
+            out, _ = await process.communicate()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AssertionError(f"rabbitmqctl {' '.join(arguments)} took over {RABBITMQCTL_TIMEOUT} s") from None
+    if process.returncode != 0:
+        raise AssertionError(f"rabbitmqctl {' '.join(arguments)} failed: {out.decode(errors='replace')[-500:]}")
+    return out.decode(errors="replace")
+
+
+def rabbitmqctl_usable() -> bool:
+    """True when this user can run ``rabbitmqctl`` against the machine's RabbitMQ (root, or its Erlang cookie)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("rabbitmqctl") is None:
+        return False
+    try:
+        return subprocess.run(["rabbitmqctl", "-q", "status"], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+async def close_connections_named(name: str) -> int:
+    """Have RabbitMQ close the connections whose client-given ``connection_name`` contains ``name``, as an operator's
+    ``rabbitmqctl close_connection`` (or a broker going down) does; returns how many it closed."""
+    listing = await _rabbitmqctl("list_connections", "--no-table-headers", "pid", "client_properties")
+    pids = [line.split("\t", 1)[0] for line in listing.splitlines() if f'{{"connection_name","{name}' in line]
+    for pid in pids:
+        await _rabbitmqctl("close_connection", pid, "closed by a hub test")
+    return len(pids)

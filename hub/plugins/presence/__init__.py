@@ -36,9 +36,9 @@ from typing import Any
 
 import voluptuous as vol
 
-from hub import DATA_DATABASE, Hub, HubKey, Manifest, Node, hookimpl
+from hub import DATA_DATABASE, Hub, HubKey, Leadership, Manifest, Node, hookimpl
 
-from .leader import Leadership, read_fleet
+from .leader import presence_leadership, read_fleet
 from .tracker import PresenceTracker
 
 MANIFEST = Manifest(name="presence", after=("storage", "mqtt"), sections=("presence",))
@@ -93,7 +93,7 @@ def hub_start(hub: Hub) -> None:
     if tracker is None or not hub.role.takes_input:
         return
     database = hub.data.get(DATA_DATABASE)
-    leadership = hub.data[DATA_LEADERSHIP] = Leadership(database, hub.metrics)
+    leadership = hub.data[DATA_LEADERSHIP] = presence_leadership(database, hub.metrics)
     if leadership.elected and database is not None:
 
         async def judge() -> bool:

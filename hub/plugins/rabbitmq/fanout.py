@@ -21,6 +21,12 @@ and applies the others' with :class:`.remote.RemoteEvents`, whose events carry
 ``origin`` so storage does not write them again and this fan-out does not
 publish them again.
 
+Resync.  While a process is disconnected its queue is gone and what the others
+publish meanwhile is lost to it; so at every (re)connection, once its new queue
+is bound, it reloads the fleet from PostgreSQL and applies the difference
+(:mod:`.resync`), holding the fan-out messages that arrive meanwhile until
+then.
+
 Command answers.  In a split deployment the API instance that accepted a
 command owns its lifecycle, but a worker consumes the node's answer from
 ``<prefix>.acks``.  The worker forwards each answer (topic and payload) in its
@@ -56,9 +62,11 @@ from hub import (
     EVENT_STATE_REPORTED,
     Event,
     RateLimitedLogger,
+    ServiceNotFound,
 )
 
 from .remote import ORIGIN, RemoteEvents
+from .resync import ORIGIN_RESYNC, difference
 from .topology import Topology
 
 if TYPE_CHECKING:
@@ -82,6 +90,8 @@ MAX_PER_MESSAGE = 2_000
 """Events (or nodes' states, or answers) per fan-out message, so one message stays small."""
 MAX_GATHERED = 100_000
 """Events held between two publishes; beyond it the oldest go (only a RabbitMQ outage gets near it)."""
+RESYNC_RETRY = 5.0
+"""Seconds before a resync the database refused is tried again (while the connection lasts)."""
 
 
 class EventFanout:
@@ -101,11 +111,20 @@ class EventFanout:
         self._channel: AbstractChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
         self._task: asyncio.Task[None] | None = None
+        self._resync_task: asyncio.Task[None] | None = None
+        self._held: deque[tuple[dict[str, Any], str]] | None = None
+        """Fan-out batches that arrived during a resync (applied after it), or None when none runs."""
         self._log = RateLimitedLogger(_LOGGER)
         metrics = hub.metrics
         self._published = metrics.counter("rabbitmq_events_published", "Fan-out messages published")
         self._dropped = metrics.counter(
             "rabbitmq_events_dropped", "Gathered events not published (RabbitMQ away; they are in the database)"
+        )
+        self._resyncs = metrics.counter(
+            "rabbitmq_resyncs", "Registry reloads from the database at a (re)connection to the event fan-out"
+        )
+        self._resync_changes = metrics.counter(
+            "rabbitmq_resync_changes", "Changes a resync found the registry had missed (nodes, entities, states)"
         )
         bus = hub.bus
         self._unlisten = [bus.listen(event_type, self._on_event) for event_type in PUBLISHED]
@@ -146,8 +165,41 @@ class EventFanout:
             arguments={"x-max-length": self._max_length, "x-overflow": "drop-head"},
         )
         await queue.bind(exchange)
+        self._begin_resync()
         await queue.consume(self._on_message, no_ack=True)
         self._channel, self._exchange = channel, exchange
+
+    # --- resync ---------------------------------------------------------------------------
+    def _begin_resync(self) -> None:
+        """Hold incoming batches and reload from the database (a resync already running starts over)."""
+        if self._resync_task is not None:
+            self._resync_task.cancel()
+        held = self._held = deque(maxlen=self._max_length)
+        self._resync_task = self._hub.create_task(self._resync(held), name="rabbitmq-resync")
+
+    async def _resync(self, held: deque[tuple[dict[str, Any], str]]) -> None:
+        try:
+            while True:
+                try:
+                    stored = await self._hub.services.call("storage", "fleet")
+                except ServiceNotFound:
+                    return  # no storage in this process: nothing to reload from
+                except Exception as err:  # noqa: BLE001 - unavailable, or a lock conflict (a deadlock with DDL)
+                    self._log.warning("resync", "Cannot reload the fleet from the database (%s); retrying", err)
+                    await asyncio.sleep(RESYNC_RETRY)
+                    continue
+                break
+            batch = difference(self._hub.registry, stored, removals=not self._hub.role.takes_input)
+            changes = len(batch["events"]) + len(batch["states"])
+            self._remote.apply(batch, ORIGIN_RESYNC)
+            self._resyncs.inc()
+            self._resync_changes.inc(changes)
+            _LOGGER.info("Event fan-out: registry reloaded from the database (%d change(s) missed)", changes)
+        finally:
+            if self._held is held:  # not superseded by the resync of a newer connection
+                self._held = self._resync_task = None
+            for held_batch, origin in held:
+                self._remote.apply(held_batch, origin)
 
     def start(self) -> None:
         self._task = self._hub.create_task(self._run(), name="rabbitmq-events")
@@ -156,9 +208,10 @@ class EventFanout:
         """Publish what is gathered (best effort), then stop listening and publishing."""
         for unlisten in self._unlisten:
             unlisten()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, self._resync_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self._flush()
         self._channel = self._exchange = None
 
@@ -221,5 +274,8 @@ class EventFanout:
                 raise TypeError("not an object")
         except (orjson.JSONDecodeError, TypeError) as err:
             self._log.warning("decode", "Dropped an undecodable fan-out message from %s: %s", origin, err)
+            return
+        if self._held is not None:
+            self._held.append((batch, origin))  # a resync reads the database: applied after it, in order
             return
         self._remote.apply(batch, origin)

@@ -11,7 +11,11 @@ delete is idempotent and the fan-out is told to skip that one event.
 
 Coalesced states are applied as ``state_changed`` only (per entity whose value
 differs), never as ``state_reported``: readings are stored by the worker that
-received them, and a live view wants changes.  A status change older than the
+received them, and a live view wants changes.  Only processes that serve HTTP
+apply them (API instances, whose clients watch live readings): a worker's
+registry needs no other worker's readings (the presence leader reads
+``last_seen`` from the database), and applying them would cost every worker a
+share of every other worker's load.  A status change older than the
 one the node already has (``ts`` < ``status_since``) is stale and skipped, so
 events crossing on the wire cannot turn a newer status back.
 
@@ -44,7 +48,8 @@ _LOGGER = logging.getLogger(__name__)
 ORIGIN = "origin"
 """Key in an event's data naming the process it came from (its fan-out instance id)."""
 
-_UPDATABLE = frozenset({"name", "description", "firmware_version", "area", "tags", "attributes"})
+UPDATABLE = frozenset({"name", "description", "firmware_version", "area", "tags", "attributes"})
+"""The node fields another process may change here (what a fan-out ``node_updated`` or a resync sets)."""
 
 
 def node_from_dict(data: dict[str, Any]) -> Node:
@@ -59,6 +64,7 @@ class RemoteEvents:
 
     def __init__(self, hub: Hub, skip_removal: Callable[[str | None], None]) -> None:
         self._hub = hub
+        self._live_states = hub.role.serves_http
         self._registry = hub.registry
         self._bus = hub.bus
         self._skip_removal = skip_removal
@@ -79,11 +85,13 @@ class RemoteEvents:
         }
 
     def apply(self, batch: dict[str, Any], origin: str) -> None:
-        """Apply one batch: its events in order, then its coalesced states, then dispatch its command answers."""
+        """Apply one batch: its events in order, then its coalesced states (where HTTP is served), then dispatch its
+        command answers."""
         for item in batch.get("events") or ():
             self._guard("event", self._event, item, origin)
-        for item in batch.get("states") or ():
-            self._guard("states", self._states, item, origin)
+        if self._live_states:
+            for item in batch.get("states") or ():
+                self._guard("states", self._states, item, origin)
         for item in batch.get("answers") or ():
             self._guard("answer", self._answer, item, origin)
 
@@ -115,7 +123,7 @@ class RemoteEvents:
         node = self._registry.get(data["node_id"])
         if node is None:
             return
-        changes = {key: value for key, value in data["changes"].items() if key in _UPDATABLE}
+        changes = {key: value for key, value in data["changes"].items() if key in UPDATABLE}
         for key, value in changes.items():
             if key == "attributes":
                 node.attributes.update(value)

@@ -1,5 +1,5 @@
 """The services storage offers other plugins and the web API: ``storage.history``, ``storage.status_history``,
-``storage.purge``, ``storage.commands``, ``storage.command``.  The data shapes here are a contract (the web API builds on them)."""
+``storage.purge``, ``storage.commands``, ``storage.command``, ``storage.fleet``.  The data shapes here are a contract (the web API builds on them)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub import ServiceRegistry
 from hub.core.commands import STATUSES
 
-from . import queries
+from . import queries, restore
 from .commands import CommandStore
 from .database import unavailable_as_error
 from .retention import Retention
@@ -84,6 +84,10 @@ COMMANDS_SCHEMA = vol.Schema(
 COMMAND_SCHEMA = vol.Schema({vol.Required("id"): vol.All(str, vol.Length(min=1, max=64))})
 """``storage.command``: {id} -> command or None."""
 
+FLEET_SCHEMA = vol.Schema({})
+"""``storage.fleet``: {} -> [node], every node as the database holds it (``Node.as_dict`` with entities, each
+entity's state from the node's newest reading): what a cache reloads from the source of truth."""
+
 
 def register(
     services: ServiceRegistry, engine: AsyncEngine, retention: Retention, commands: CommandStore
@@ -122,10 +126,20 @@ def register(
         with unavailable_as_error("storage.command"):
             return await commands.get(data["id"])
 
+    async def fleet(data: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every node with its entities and latest states, read from the database (the source of truth).
+
+        For a process whose registry may have missed changes other processes made (the RabbitMQ event fan-out
+        after a reconnection): the same three queries as the restore at start."""
+        with unavailable_as_error("storage.fleet"):
+            restored = await restore.load(engine)
+        return [node.as_dict() for node in restored.nodes]
+
     return [
         services.register(DOMAIN, "history", history, HISTORY_SCHEMA),
         services.register(DOMAIN, "status_history", status_history, STATUS_HISTORY_SCHEMA),
         services.register(DOMAIN, "purge", purge, PURGE_SCHEMA),
         services.register(DOMAIN, "commands", list_commands, COMMANDS_SCHEMA),
         services.register(DOMAIN, "command", get_command, COMMAND_SCHEMA),
+        services.register(DOMAIN, "fleet", fleet, FLEET_SCHEMA),
     ]

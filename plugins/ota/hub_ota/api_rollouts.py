@@ -1,8 +1,8 @@
 """``/api/ota/rollouts``: start a staged rollout, follow it (per node), pause, resume or cancel it.
 
 Reads answer from the running engine for active rollouts (live counts) and from the database for the rest.
-Changes need the engine, which runs in the process that takes input; a process without it answers 503. Every
-change records who made it (``created_by``, and ``history`` entries ``{ts, action, by, detail}``).
+Changes need the running engine (one process at a time drives rollouts: the holder of the OTA lock); any other
+process answers 503. Every change records who made it (``created_by``, and ``history`` entries ``{ts, action, by, detail}``).
 """
 
 from __future__ import annotations
@@ -259,7 +259,11 @@ class RolloutsApi:
 
     def _require_engine(self) -> RolloutEngine:
         if self._engine is None or not self._engine.running:
-            raise ApiError(503, "rollouts_unavailable", "rollouts run in the hub process that takes input, not here")
+            raise ApiError(
+                503,
+                "rollouts_unavailable",
+                "rollouts run in another hub process (the API instance holding the OTA lock), not here",
+            )
         return self._engine
 
     async def _stored(self, rollout_id: str) -> Rollout | None:

@@ -1,10 +1,13 @@
 """The rollout engine: creates rollouts, runs the active ones (one task each), feeds them what nodes do, writes
 their progress and announces it.
 
-It runs in the process that takes input (it sends commands). What nodes do reaches the runs through synchronous
-event listeners that only look up a dict and change memory: ``command_updated`` (the commands of rollouts),
-``node_updated`` (a new ``firmware_version``), ``availability_reported``/``node_status_changed`` (a node went
-offline: it rebooted), ``state_reported`` (a node's first report after that) and ``node_removed``. Every
+It runs in one process at a time (the holder of the OTA lock, see :class:`~hub_ota.runtime.OtaRuntime`), which
+sends the commands. What nodes do reaches the runs through synchronous event listeners that only look up a dict
+and change memory: ``command_updated`` (the commands of rollouts), ``node_updated`` (a new ``firmware_version``),
+``availability_reported``/``node_status_changed`` (a node went offline: it rebooted), ``state_reported`` (a node's
+first report after that; on an API instance, whose readings come from workers through the RabbitMQ event fan-out,
+``state_changed`` with ``origin``) and ``node_removed``. Stopped (the lock lost or handed over), it writes what
+changed and forgets its runs: the next holder takes them back from the database. Every
 :data:`FLUSH_INTERVAL` seconds what changed is written (:class:`~hub_ota.rollout_store.RolloutStore`) and fired
 as ``ota_rollout_updated`` with the rollout's summary and the nodes that changed, which is what a dashboard
 shows live. At start the engine takes back the rollouts that were running or paused, with their nodes where they
@@ -29,6 +32,7 @@ from hub import (
     EVENT_NODE_REMOVED,
     EVENT_NODE_STATUS_CHANGED,
     EVENT_NODE_UPDATED,
+    EVENT_STATE_CHANGED,
     EVENT_STATE_REPORTED,
     STATUS_OFFLINE,
     CommandNotFound,
@@ -92,7 +96,11 @@ class RolloutEngine:
 
     # --- lifecycle -------------------------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Listen, take back the active rollouts, and start writing progress."""
+        """Listen, take back the active rollouts, and start writing progress.
+
+        A second start (this process holds the OTA lock again) forgets what it drove before: the database has it,
+        and another process may have moved it on meanwhile."""
+        self.runs, self._tasks, self._node_runs, self._commands, self._changed = {}, {}, {}, {}, set()
         bus = self.hub.bus
         self._unlisten = [
             bus.listen(EVENT_COMMAND_UPDATED, self._on_command),
@@ -100,6 +108,7 @@ class RolloutEngine:
             bus.listen(EVENT_AVAILABILITY_REPORTED, self._on_availability),
             bus.listen(EVENT_NODE_STATUS_CHANGED, self._on_status),
             bus.listen(EVENT_STATE_REPORTED, self._on_report),
+            bus.listen(EVENT_STATE_CHANGED, self._on_remote_report),
             bus.listen(EVENT_NODE_REMOVED, self._on_removed),
         ]
         for rollout in await self.store.load_active():
@@ -342,6 +351,11 @@ class RolloutEngine:
     def _on_report(self, event: Event) -> None:
         if (run := self._run_of(event.data["node_id"])) is not None:
             run.on_report(event.data["node_id"])
+
+    def _on_remote_report(self, event: Event) -> None:
+        """Readings a worker received reach an API instance as ``state_changed`` with ``origin`` (the fan-out)."""
+        if "origin" in event.data:
+            self._on_report(event)
 
     def _on_removed(self, event: Event) -> None:
         if (run := self._run_of(event.data["node_id"])) is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from hub import DATA_DATABASE, EVENT_NODE_UPDATED, Event, Hub, NodeUpdatedData, StorageUnavailable
+from hub import DATA_DATABASE, EVENT_NODE_UPDATED, Event, Hub, Leadership, NodeUpdatedData, StorageUnavailable
 
 from .api_firmware import FirmwareApi
 from .api_rollouts import RolloutsApi
@@ -23,6 +23,9 @@ _LOGGER = logging.getLogger(__name__)
 
 PURGE_INTERVAL = 600.0
 """Seconds between two purges of long-expired download links."""
+LOCK_KEY = 0x6875622D6F746172  # "hub-otar": the advisory lock of the process that drives the rollouts
+ELECTION_WAIT = 5.0
+"""Seconds the start waits for the first election round, so a lone process drives rollouts from its first request."""
 
 
 class _Released:
@@ -41,8 +44,11 @@ class _Released:
 class OtaRuntime:
     """The store, the catalogue, the download links, the rollouts and the HTTP routes of one hub.
 
-    The rollout engine exists only in roles that take input (it sends commands); elsewhere the rollout routes
-    read the database and refuse changes.
+    Rollouts run in exactly one process: the engine exists in the roles that serve HTTP (operators create and steer
+    rollouts there; ``all``, ``api``) and runs only while this process holds the OTA lock (a PostgreSQL advisory
+    lock with failover, :class:`hub.Leadership`; on SQLite a process always holds it).  Two API instances on one
+    database never both drive a rollout; when the holder stops or dies another takes over and carries on from the
+    progress written to the database.  Elsewhere the rollout routes read the database and refuse changes.
     """
 
     def __init__(self, hub: Hub) -> None:
@@ -54,7 +60,15 @@ class OtaRuntime:
         self.links = DownloadLinks(database, hub.clock)
         self.keys = ManifestKeys(hub.data_dir)
         self.rollouts = RolloutStore(database)
-        self.engine = RolloutEngine(hub, self.rollouts, self.catalogue, self.links) if hub.role.takes_input else None
+        self.engine = RolloutEngine(hub, self.rollouts, self.catalogue, self.links) if hub.role.serves_http else None
+        self.leadership = (
+            Leadership(database, hub.metrics, key=LOCK_KEY, job="drives the OTA rollouts", gauge="ota_rollouts_leader")
+            if self.engine is not None
+            else None
+        )
+        self._switch = asyncio.Lock()
+        self._switching: set[asyncio.Task[None]] = set()
+        self._stopping = False
         self._apis = (
             FirmwareApi(self.catalogue, self._firmware_in_use),
             ServingApi(hub, self.store, self.catalogue, self.links, self.keys, _Released(self.rollouts)),
@@ -69,16 +83,40 @@ class OtaRuntime:
         """Spend a node's links when it reports a new version; carry on with the active rollouts; housekeeping where
         maintenance runs (orphaned image files, expired links every few minutes)."""
         self.hub.bus.listen(EVENT_NODE_UPDATED, self._on_node_updated)
-        if self.engine is not None:
-            await self.engine.start()
+        if self.leadership is not None:
+            self.leadership.on_change(self._on_leadership)
+            self.leadership.start(self.hub.create_task)
+            await self.leadership.decided(ELECTION_WAIT)
+            if self.leadership.leader and not self.leadership.elected:  # SQLite: no election, no change to hear
+                await self._drive(True)
+            await asyncio.gather(*self._switching)  # elected at the first round: running before the first request
         if self.hub.role.runs_maintenance:
             await self.catalogue.reconcile()
             self.hub.create_task(self._purge_links(), "ota-purge-links")
 
     async def stop(self) -> None:
-        """Stop the rollouts where they are (written down, to carry on at the next start)."""
-        if self.engine is not None:
-            await self.engine.stop()
+        """Stop the rollouts where they are (written down, to carry on at the next start), then hand the lock over."""
+        if self.leadership is not None:
+            self._stopping = True
+            await asyncio.gather(*self._switching, return_exceptions=True)
+            await self._drive(False)
+            await self.leadership.stop()
+
+    def _on_leadership(self, leader: bool) -> None:
+        if self._stopping:
+            return
+        task = self.hub.create_task(self._drive(leader), "ota-rollouts-leadership")
+        self._switching.add(task)
+        task.add_done_callback(self._switching.discard)
+
+    async def _drive(self, leader: bool) -> None:
+        """Start the engine (taking back the active rollouts from the database) or stop it (writing their progress)."""
+        assert self.engine is not None
+        async with self._switch:
+            if leader and not self.engine.running and (self.leadership is None or self.leadership.leader):
+                await self.engine.start()
+            elif not leader and self.engine.running:
+                await self.engine.stop()
 
     async def _purge_links(self) -> None:
         while True:

@@ -31,8 +31,17 @@ NEW = "2.0.0"
 class RolloutSetup:
     """See the module docstring; ``await setup.start_hub()``, ``await setup.start_fleet(n, …)``."""
 
-    def __init__(self, broker: PrivateMosquitto, hub_factory: Any, db_url: str, data_dir: Path, port: int) -> None:
+    def __init__(
+        self,
+        broker: PrivateMosquitto,
+        hub_factory: Any,
+        db_url: str,
+        data_dir: Path,
+        port: int,
+        ota: dict[str, Any] | None = None,
+    ) -> None:
         self.broker = broker
+        self._ota = ota or {}
         self._hub_factory = hub_factory
         self._db_url = db_url
         self._data_dir = data_dir
@@ -51,6 +60,7 @@ class RolloutSetup:
             "mqtt": {"broker": self.broker.url, "client_id": f"hub-{uuid.uuid4().hex[:8]}", "session_expiry": 0},
             "http": {"port": self._port},
             "presence": {"initial_timeout": 30},
+            "ota": self._ota,
         }
         plugins = [(hub_esp32_node.plugin, "esp32_node"), (hub_ota.plugin, "ota")]
         self.hub = await self._hub_factory(config, builtins=BUILTINS, plugins=plugins, start=False)
