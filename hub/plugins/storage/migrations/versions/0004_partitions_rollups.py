@@ -9,8 +9,10 @@ PostgreSQL, online on a populated table.  The existing table becomes the
 partition ``telemetry_legacy`` for all times before a cut (midnight UTC three
 days from now), without any step that scans it under a lock writers wait for:
 
-1. On a separate autocommit connection (each step its own short transaction, so
-   a hub of the previous version keeps writing between them):
+1. In :func:`prepare_online`, which :mod:`storage.migrate` runs before the
+   migration's transaction opens (``CREATE INDEX CONCURRENTLY`` would wait for
+   that transaction forever), on an autocommit connection: each step is its own
+   short transaction, so a hub of the previous version keeps writing between them.
 
    a. ``ADD COLUMN txid xid8 NOT NULL DEFAULT '0'`` (a constant default: no
       rewrite), then its default becomes ``pg_current_xact_id()``, so every row
@@ -29,7 +31,9 @@ days from now), without any step that scans it under a lock writers wait for:
    table's matching ones instead of building new ones.  Rows the previous
    version wrote after step 1d carry real transaction ids: the rollup fold
    takes them (its watermark starts at the first normal transaction id), and
-   their dedupe keys are copied here through the ``txid`` index.
+   their dedupe keys are copied here through the ``txid`` index, under the
+   lock, so none is missed.  (A process of the previous version still writing
+   after the upgrade stores rows without dedupe keys: upgrade them all.)
 
 A new database (where the whole schema is made in this one transaction, so a
 second connection cannot see it) or an empty table gets no legacy partition:
@@ -40,6 +44,7 @@ Downgrade copies everything back into a plain table (offline: it rewrites the da
 """
 
 import math
+import re
 import time
 
 import sqlalchemy as sa
@@ -137,33 +142,53 @@ def _backfill() -> list[str]:
 _WIDTHS = (("rollup_1m", 60), ("rollup_1h", 3600))
 
 
-def _prepare_online(bind: sa.Connection, cut: int) -> bool:
-    """Run step 1 on its own autocommit connection; False when the table is not there for it or empty."""
-    with bind.engine.connect() as other:
-        other = other.execution_options(isolation_level="AUTOCOMMIT")
-        if not other.scalar(sa.text("SELECT to_regclass('public.telemetry') IS NOT NULL")):
-            return False
-        if not other.scalar(sa.text("SELECT EXISTS (SELECT FROM telemetry)")):
-            return False
-        if other.scalar(sa.text("SELECT count(*) FROM pg_partitioned_table WHERE partrelid = 'telemetry'::regclass")):
-            return False  # already partitioned: nothing to prepare
-        other.execute(sa.text("SET lock_timeout = '10s'"))
-        for statement in _prepare_steps(cut):
-            other.execute(sa.text(statement))
-        invalid = other.scalar(
-            sa.text(
-                "SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('ix_telemetry_legacy_txid') "
-                "AND NOT indisvalid"
-            )
+def prepare_online(other: sa.Connection) -> None:
+    """Step 1 on an autocommit connection, before the migration's transaction (PostgreSQL, populated table only).
+
+    :mod:`storage.migrate` calls it under a session advisory lock, so two processes upgrading at once take turns.
+    """
+    if other.dialect.name != "postgresql":
+        return
+    if not other.scalar(sa.text("SELECT to_regclass('public.telemetry') IS NOT NULL")):
+        return
+    if other.scalar(sa.text("SELECT count(*) FROM pg_partitioned_table WHERE partrelid = 'telemetry'::regclass")):
+        return  # already partitioned: nothing to prepare
+    if not other.scalar(sa.text("SELECT EXISTS (SELECT FROM telemetry)")):
+        return  # empty: the migration replaces the table
+    cut = _cut()
+    other.execute(sa.text("SET lock_timeout = '10s'"))
+    for statement in _prepare_steps(cut):
+        other.execute(sa.text(statement))
+    invalid = other.scalar(
+        sa.text(
+            "SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass('ix_telemetry_legacy_txid') "
+            "AND NOT indisvalid"
         )
-        if invalid:  # a CREATE INDEX CONCURRENTLY interrupted earlier leaves an invalid index behind
-            other.execute(sa.text("DROP INDEX CONCURRENTLY ix_telemetry_legacy_txid"))
-        other.execute(sa.text("CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_telemetry_legacy_txid ON telemetry (txid)"))
-        if not other.scalar(sa.text("SELECT count(*) FROM rollup_state")):  # not done by an interrupted run
-            with other.begin():  # all or nothing: a rerun must not count the old rows twice
-                for statement in _backfill():
-                    other.execute(sa.text(statement))
-    return True
+    )
+    if invalid:  # a CREATE INDEX CONCURRENTLY interrupted earlier leaves an invalid index behind
+        other.execute(sa.text("DROP INDEX CONCURRENTLY ix_telemetry_legacy_txid"))
+    other.execute(sa.text("CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_telemetry_legacy_txid ON telemetry (txid)"))
+    if not other.scalar(sa.text("SELECT count(*) FROM rollup_state")):  # not done by an interrupted run
+        for statement in ["BEGIN", *_backfill(), "COMMIT"]:  # all or nothing: a rerun must not count twice
+            other.execute(sa.text(statement))
+    other.execute(sa.text("RESET lock_timeout"))
+
+
+def _prepared(bind: sa.Connection) -> int | None:
+    """The cut of a completed :func:`prepare_online` (its CHECK validated, its index valid), else None."""
+    valid_index = bind.scalar(
+        sa.text("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('ix_telemetry_legacy_txid')")
+    )
+    check = bind.execute(
+        sa.text(
+            "SELECT convalidated, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conname = 'telemetry_legacy_range' AND conrelid = 'telemetry'::regclass"
+        )
+    ).first()
+    done = bind.scalar(sa.text("SELECT to_regclass('rollup_state') IS NOT NULL"))
+    if not (valid_index and check and check[0] and done):
+        return None
+    return int(float(re.search(r"<\s*\(?'?([-\d.e+]+)", check[1])[1]))  # CHECK ((ts < (1764806400)::double …
 
 
 def _create_partitioned() -> None:
@@ -191,9 +216,9 @@ def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         return
-    cut = _cut()
-    online = _prepare_online(bind, cut)
-    if not online and not bind.scalar(sa.text("SELECT EXISTS (SELECT FROM telemetry)")):
+    prepared_cut = _prepared(bind)
+    cut = prepared_cut or _cut()
+    if prepared_cut is None and not bind.scalar(sa.text("SELECT EXISTS (SELECT FROM telemetry)")):
         # A new (or empty) table: no legacy partition, the partitions of today on are made by the hub.
         for statement in _NEW_TABLES:
             op.execute(statement)
@@ -202,12 +227,15 @@ def upgrade() -> None:
         _create_partitioned()
         _create_indexes()
         return
-    if not online:  # rows arrived after the check above: the same steps, here (the table is still small)
+    if prepared_cut is None:  # not prepared (rows arrived since, or run by hand): the same steps, here
         for statement in [*_prepare_steps(cut), "CREATE INDEX ix_telemetry_legacy_txid ON telemetry (txid)"]:
             op.execute(statement)
         for statement in _backfill():
             op.execute(statement)
-    # the dedupe keys of rows the previous version stored since step 1
+    # From here writers wait (for milliseconds): the dedupe keys of rows the previous version stored since
+    # step 1, then the swap.  A hub of the previous version still writing after this stores no dedupe keys.
+    op.execute("SET LOCAL lock_timeout = '10s'")
+    op.execute("LOCK TABLE telemetry IN ACCESS EXCLUSIVE MODE")
     op.execute(_COPY_DEDUPE.format(source="telemetry", where="AND txid >= '3'"))
     op.execute("ALTER TABLE telemetry RENAME TO telemetry_legacy")
     op.execute("ALTER INDEX ix_telemetry_node_ts RENAME TO ix_telemetry_legacy_node_ts")
