@@ -62,6 +62,7 @@ async def test_history_defaults_to_the_last_day_and_accepts_iso_times(stored: tu
     status, body = await api.call("GET", f"/api/nodes/{MAC.upper()}/history/temperature")
     assert status == 200 and sum(b["count"] for b in body["buckets"]) == 360
     assert body["end"] - body["start"] == 86400 and len(body["buckets"]) <= 500
+    assert body["resolution"] == ("1m" if api.hub.config["storage"]["db_url"].startswith("postgresql") else "raw")
     status, body = await api.call(
         "GET",
         f"/api/nodes/{MAC}/history/temperature",
@@ -84,6 +85,7 @@ async def test_history_validation_and_not_found(stored: tuple[Api, float]) -> No
         {"start": str(start + 10), "end": str(start)},
         {"start": str(start), "end": str(start)},
         {"step": "5"},
+        {"resolution": "5m"},
     ]:
         status, body = await api.call("GET", path, params=params)
         assert_error(status, body, 400, "invalid_request")

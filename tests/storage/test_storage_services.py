@@ -146,3 +146,22 @@ async def test_keep_days_zero_keeps_everything(storage_hub, store: Store, hub_cl
     result = await hub.services.call("storage", "purge", {})
     assert result == {"deleted": 0, "telemetry": 0, "status_history": 0}
     assert await store.scalar("SELECT count(*) FROM telemetry") == 1
+
+
+async def test_sqlite_answers_history_from_raw_rows_whatever_the_resolution(storage_hub, store: Store):
+    hub = await storage_hub()
+    for second in range(0, 7200, 30):
+        report(hub, NODE_A, {"temperature": 1.0}, T0 + second)
+    await committed(hub)
+    folded = await hub.services.call("storage", "fold", {})
+    query = {"node_id": NODE_A, "key": "temperature", "start": T0, "end": T0 + 7200, "points": 2}
+    for resolution in ("auto", "raw", "1m", "1h"):
+        result = await hub.services.call("storage", "history", {**query, "resolution": resolution})
+        expected = "raw" if store.dialect == "sqlite" else {"auto": "1h"}.get(resolution, resolution)
+        assert result["resolution"] == expected
+        assert sum(bucket["count"] for bucket in result["buckets"]) == 240
+    if store.dialect == "sqlite":
+        assert folded == {"watermark": None, "minutes": 0, "hours": 0}
+        assert await store.all("SELECT name FROM sqlite_master WHERE name LIKE 'rollup%'") == []
+    with pytest.raises(ServiceValidationError):
+        await hub.services.call("storage", "history", {**query, "resolution": "5m"})
