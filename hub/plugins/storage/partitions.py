@@ -46,6 +46,7 @@ TIME_COLUMNS = {"telemetry": "ts", "rollup_1m": "bucket", "rollup_1h": "bucket"}
 LOCK_TIMEOUT = "2s"
 """Longest wait for a lock when making or dropping a partition (the writer waits behind a waiting DDL)."""
 _LOCK_KEY = 0x6875625F70617274  # "hub_part": one maintainer at a time
+_LOCK_NOT_AVAILABLE = "55P03"
 
 _LIST = """
 SELECT c.relname, pg_get_expr(c.relpartbound, c.oid)
@@ -166,7 +167,7 @@ async def drop_partitions_before(engine: AsyncEngine, table: str, cutoff: float)
                 await conn.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
                 await conn.execute(text(f"DROP TABLE IF EXISTS {partition.name}"))
         except DBAPIError as err:
-            if "lock timeout" not in str(err):
+            if getattr(err.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE and "lock timeout" not in str(err):
                 raise
             _LOGGER.warning("Storage: partition %s is busy, dropping it at the next retention run", partition.name)
             continue

@@ -32,6 +32,9 @@ themselves are made at run time, never described here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import base as postgresql_base
@@ -59,11 +62,11 @@ class XID8(sa.types.UserDefinedType[int]):
 postgresql_base.ischema_names["xid8"] = XID8  # so reflection (alembic's schema comparison) knows the type
 
 
-def dialect_filter(dialect: str):  # type: ignore[no-untyped-def]
+def dialect_filter(dialect: str) -> Callable[..., bool]:
     """An alembic ``include_object`` hook: this dialect's objects only, and no partitions (made at run time)."""
     skip = "sqlite_only" if dialect == "postgresql" else "postgresql_only"
 
-    def include(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
         if type_ == "table" and reflected and name and is_partition(name):
             return False
         info = getattr(obj if not reflected else compare_to, "info", None) or {}
