@@ -27,12 +27,17 @@ _LOGGER = logging.getLogger(__name__)
 DEFAULT_RANGE = 86400.0
 DEFAULT_POINTS = 500
 MAX_POINTS = 5000
+RESOLUTIONS = ("auto", "raw", "1m", "1h")
+"""What ``storage.history`` may answer from: the raw rows or a rollup (PostgreSQL), ``auto`` chooses."""
 
 HISTORY_QUERY = vol.Schema(
     {
         vol.Optional("start"): timestamp,
         vol.Optional("end"): timestamp,
         vol.Optional("points", default=DEFAULT_POINTS): int_in(1, MAX_POINTS),
+        vol.Optional("resolution", default="auto"): vol.In(
+            RESOLUTIONS, msg=f"expected one of {', '.join(RESOLUTIONS)}"
+        ),
     }
 )
 STATUS_QUERY = vol.Schema(
@@ -82,7 +87,7 @@ async def entity_history(request: web.Request) -> web.Response:
         raise NotFound(f"node {node.node_id} has no entity {key!r}", code="entity_not_found")
     params = read_query(request, HISTORY_QUERY)
     span = _time_range(hub, params, DEFAULT_RANGE)
-    data = {"node_id": node.node_id, "key": key, **span, "points": params["points"]}
+    data = {"node_id": node.node_id, "key": key, **span, "points": params["points"], "resolution": params["resolution"]}
     return json_response(await call_storage(hub, "history", data))
 
 
@@ -108,13 +113,20 @@ ROUTES = [
             "Telemetry history of one entity, downsampled",
             tag="history",
             description="Buckets of equal width between start and end (default: the last 24 h), at most `points` "
-            "of them, each with min/avg/max/count. Times are epoch seconds or ISO 8601.",
+            "of them, each with min/avg/max/count. Times are epoch seconds or ISO 8601. `resolution` in the answer "
+            "says what it was computed from.",
             params=[
                 _NODE_ID,
                 path("key", "entity key, e.g. temperature"),
                 query("start", _TIME, "range start (default: end - 24 h)"),
                 query("end", _TIME, "range end (default: now)"),
                 query("points", {"type": "integer", "minimum": 1, "maximum": MAX_POINTS}, "most buckets to return"),
+                query(
+                    "resolution",
+                    {"type": "string", "enum": list(RESOLUTIONS)},
+                    "raw rows or a 1-minute/1-hour rollup (PostgreSQL; SQLite always raw); auto (default): the "
+                    "coarsest rollup no wider than a bucket",
+                ),
             ],
             ok=ref("History"),
             errors=(503,),

@@ -175,6 +175,7 @@ SCHEMAS: dict[str, Any] = {
             "key": _STR,
             "start": _NUM,
             "end": _NUM,
+            "resolution": {"type": "string", "enum": ["raw", "1m", "1h"]},
             "bucket_seconds": _NUM,
             "buckets": {
                 "type": "array",

@@ -12,8 +12,10 @@ What it does for the hub (details in each module):
   ``after=("storage",)`` (or ``requires``): they set up after this, and stop before its final flush.
 * Writes every registry event in batches, one transaction each, and provides the durability
   barrier so transports acknowledge a message only after its batch committed (:mod:`.writer`).
-* Retention (:mod:`.retention`) and the ``storage.history``, ``storage.status_history`` and
-  ``storage.purge`` services (:mod:`.services`).
+* Retention (:mod:`.retention`) and the ``storage.history``, ``storage.status_history``,
+  ``storage.purge`` and ``storage.fold`` services (:mod:`.services`).
+* On PostgreSQL: daily time partitions made ahead (:mod:`.partitions`) and 1-minute/1-hour rollups folded
+  in the background (:mod:`.rollups`, :mod:`.maintenance`), which long history windows read.
 """
 
 from __future__ import annotations

@@ -119,6 +119,24 @@ CONFIG_SCHEMA = vol.All(
                 description="Rows deleted per short retention transaction, so ingest never waits long.",
             ): vol.All(int, vol.Range(min=100, max=100_000)),
             vol.Optional(
+                "partition_days_ahead",
+                default=3,
+                description="PostgreSQL: make the daily telemetry partitions (and the rollups') this many days "
+                "ahead, at start and hourly. Rows with a time no partition covers go to a default partition.",
+            ): vol.All(int, vol.Range(min=1, max=60)),
+            vol.Optional(
+                "rollup_interval",
+                default=5,
+                description="PostgreSQL: seconds between two folds of new telemetry into the 1-minute and 1-hour "
+                "rollups (how far history charts from rollups lag behind).",
+            ): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=3600)),
+            vol.Optional(
+                "rollup_keep_days",
+                default=400,
+                description="PostgreSQL: keep the 1-hour rollups this many days (the 1-minute ones follow "
+                "keep_days); 0 keeps them forever.",
+            ): vol.All(vol.Coerce(float), vol.Range(min=0)),
+            vol.Optional(
                 "shutdown_timeout",
                 default=20,
                 description="Seconds the final flush at shutdown may keep retrying a failing database before "

@@ -13,6 +13,14 @@ upgrade``.  An owner already at its newest revision costs one ``SELECT`` on its
 version table.  Each owner migrates in its own transaction; on PostgreSQL an
 advisory lock makes two processes starting at once (``hub run`` and ``hub
 nodes``) take turns instead of racing to create the same tables.
+
+A revision may define ``prepare_online(connection)``: on PostgreSQL it runs
+for each pending revision before the migration's transaction opens, on an
+autocommit connection under a session advisory lock, for work that must not
+sit inside one long transaction (``CREATE INDEX CONCURRENTLY``, a ``VALIDATE
+CONSTRAINT`` that scans while writers go on).  It must be idempotent, and the
+revision's ``upgrade`` must still work when it did not run (``hub db`` by hand,
+SQLite).  Revision 0004 uses it.
 """
 
 from __future__ import annotations
@@ -79,6 +87,8 @@ def head_revision(migrations: Migrations = CORE) -> str | None:
 async def upgrade(engine: AsyncEngine, migrations: Migrations = CORE) -> tuple[str | None, str | None]:
     """Upgrade one owner's tables to its newest revision; returns (revision before, revision now)."""
     head = head_revision(migrations)
+    if engine.dialect.name == "postgresql":
+        await _prepare_online(engine, migrations, head)
     async with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
@@ -87,6 +97,29 @@ async def upgrade(engine: AsyncEngine, migrations: Migrations = CORE) -> tuple[s
             await conn.run_sync(lambda sync_conn: command.upgrade(alembic_config(migrations, sync_conn), "head"))
             _LOGGER.info("Database schema of %s upgraded from %s to %s", migrations.name, before or "empty", head)
         return before, head
+
+
+async def _prepare_online(engine: AsyncEngine, migrations: Migrations, head: str | None) -> None:
+    """Run the ``prepare_online`` steps of the revisions still to apply, oldest first (see the module docstring)."""
+    async with engine.connect() as conn:
+        before = await conn.run_sync(current_revision, migrations.version_table)
+        await conn.rollback()
+        if before == head or head is None:
+            return
+        scripts = ScriptDirectory.from_config(alembic_config(migrations))
+        pending = list(scripts.iterate_revisions(head, before))
+        steps = [
+            script.module.prepare_online for script in reversed(pending) if hasattr(script.module, "prepare_online")
+        ]
+        if not steps:
+            return
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_LOCK_KEY})
+        try:
+            for step in steps:
+                await conn.run_sync(step)
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_LOCK_KEY})
 
 
 async def upgrade_plugins(engine: AsyncEngine, owners: list[Migrations]) -> list[tuple[str, str | None, str | None]]:

@@ -7,6 +7,14 @@ PostgreSQL it does not wait at all.  Chunks are taken per node through the
 (node, ts) index the tables already have, so retention needs no extra index
 on ``ts`` that every insert would pay for.  Only nodes whose oldest row is
 past the cutoff are visited (one index lookup per node to find them).
+
+PostgreSQL first drops whole partitions (:mod:`.partitions`): the telemetry
+and 1-minute rollup days older than ``keep_days``, the 1-hour rollup ranges
+older than ``rollup_keep_days``.  Row by row there is then only what a dropped
+partition could not take: the day the cutoff falls in, rows in the default
+partitions, and the dedupe keys of deleted rows (through a BRIN index on
+their ``ts``).  The counts returned are those rows; the dropped partitions are
+counted apart (``partitions_dropped``): counting their rows would mean reading them.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub import RateLimitedLogger
 
+from .partitions import drop_partitions_before
+
 _LOGGER = logging.getLogger(__name__)
 
 TABLES = ("telemetry", "status_history")
@@ -28,10 +38,17 @@ CHUNK_PAUSE = 0.05
 FIRST_RUN_DELAY = 60.0
 """Seconds after start before the first background purge (startup is busy enough)."""
 
+_DELETE_KEYS = (
+    "DELETE FROM telemetry_dedupe WHERE ctid = ANY(ARRAY(SELECT ctid FROM telemetry_dedupe WHERE ts < :cutoff "
+    "LIMIT :limit))"
+)
+_DELETE_OLD_ROLLUPS = "DELETE FROM {table}_default WHERE bucket < :cutoff"
 _NODES_WITH_OLD_ROWS = "SELECT id FROM nodes WHERE (SELECT min(ts) FROM {table} WHERE node_ref = nodes.id) < :cutoff"
 _DELETE_CHUNK = {
-    # ctid = ANY(ARRAY(...)) plans as a TID scan; ctid IN (subquery) would scan the whole table.
-    "postgresql": "DELETE FROM {table} WHERE ctid = ANY(ARRAY("
+    # ctid = ANY(ARRAY(...)) plans as a TID scan; ctid IN (subquery) would scan the whole table.  A ctid is
+    # only unique within one partition, so the row's own conditions are repeated: whatever else in another
+    # partition shares a ctid is deleted only when it is just as old (the chunk may then be a little larger).
+    "postgresql": "DELETE FROM {table} WHERE node_ref = :node_ref AND ts < :cutoff AND ctid = ANY(ARRAY("
     "SELECT ctid FROM {table} WHERE node_ref = :node_ref AND ts < :cutoff LIMIT :limit))",
     "sqlite": "DELETE FROM {table} WHERE rowid IN ("
     "SELECT rowid FROM {table} WHERE node_ref = :node_ref AND ts < :cutoff LIMIT :limit)",
@@ -46,6 +63,7 @@ class Retention:
         engine: AsyncEngine,
         *,
         keep_days: float,
+        rollup_keep_days: float = 0,
         chunk: int,
         interval: float,
         clock: Callable[[], float],
@@ -53,6 +71,7 @@ class Retention:
     ) -> None:
         self._engine = engine
         self._keep_days = keep_days
+        self._rollup_keep_days = rollup_keep_days
         self._chunk = chunk
         self._interval = interval
         self._clock = clock
@@ -63,19 +82,48 @@ class Retention:
     async def purge(self, keep_days: float | None = None) -> dict[str, int]:
         """Delete rows older than ``keep_days`` (default: the configured value; 0 keeps everything).
 
-        Returns how many rows were deleted, in total and per table.  Runs one at
-        a time: a call while another purge runs waits for it, then runs.
+        Returns how many rows were deleted, in total and per table (and on
+        PostgreSQL how many partitions were dropped).  Runs one at a time: a
+        call while another purge runs waits for it, then runs.
         """
         days = self._keep_days if keep_days is None else keep_days
         result = {"deleted": 0, **{table: 0 for table in TABLES}}
         if days <= 0:
             return result
+        postgres = self._engine.dialect.name == "postgresql"
         async with self._lock:
-            cutoff = self._clock() - days * 86400
+            now = self._clock()
+            cutoff = now - days * 86400
+            if postgres:
+                result["partitions_dropped"] = await self._drop_partitions(now, cutoff)
             for table in TABLES:
                 result[table] = await self._purge_table(table, cutoff)
+            if postgres:
+                await self._purge_keys(cutoff)
         result["deleted"] = sum(result[table] for table in TABLES)
         return result
+
+    async def _drop_partitions(self, now: float, cutoff: float) -> int:
+        """Drop whole partitions past their table's cutoff, and old rows of the rollups' default partitions."""
+        cutoffs = {"telemetry": cutoff, "rollup_1m": cutoff}
+        if self._rollup_keep_days > 0:
+            cutoffs["rollup_1h"] = now - self._rollup_keep_days * 86400
+        dropped = 0
+        for table, table_cutoff in cutoffs.items():
+            dropped += len(await drop_partitions_before(self._engine, table, table_cutoff))
+            if table != "telemetry":
+                async with self._engine.begin() as conn:
+                    await conn.execute(sa.text(_DELETE_OLD_ROLLUPS.format(table=table)), {"cutoff": table_cutoff})
+        return dropped
+
+    async def _purge_keys(self, cutoff: float) -> None:
+        """Delete the dedupe keys of messages older than the cutoff, in chunks."""
+        count = self._chunk
+        while count >= self._chunk:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(sa.text(_DELETE_KEYS), {"cutoff": cutoff, "limit": self._chunk})
+            count = max(result.rowcount, 0)
+            await asyncio.sleep(CHUNK_PAUSE)
 
     async def _purge_table(self, table: str, cutoff: float) -> int:
         delete = sa.text(_DELETE_CHUNK[self._engine.dialect.name].format(table=table))
@@ -85,7 +133,7 @@ class Retention:
         deleted = since_pause = 0
         for node_ref in node_refs:
             count = self._chunk
-            while count == self._chunk:
+            while count >= self._chunk:
                 async with self._engine.begin() as conn:
                     result = await conn.execute(delete, {"node_ref": node_ref, "cutoff": cutoff, "limit": self._chunk})
                 count = max(result.rowcount, 0)

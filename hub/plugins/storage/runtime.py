@@ -23,6 +23,7 @@ from .commands import CommandStore
 from .config import resolve_db_url
 from .database import SharedDatabase
 from .engine import create_engine, sqlite_problem
+from .maintenance import Maintenance
 from .migrate import upgrade, upgrade_plugins
 from .owners import collect
 from .retention import Retention
@@ -50,6 +51,8 @@ class Storage:
         self._writer: BatchWriter | None = None
         self._retention: Retention | None = None
         self._retention_task: asyncio.Task[None] | None = None
+        self._maintenance: Maintenance | None = None
+        self._maintenance_task: asyncio.Task[None] | None = None
         self._unregister: list[Callable[[], None]] = []
         self._database: SharedDatabase | None = None
         self._commands: CommandStore | None = None
@@ -63,6 +66,18 @@ class Storage:
                 raise StartupError(f"storage: {problem}")
             await upgrade(self.engine)
             await upgrade_plugins(self.engine, owners)
+            if self.engine.dialect.name == "postgresql" and hub.role.runs_maintenance:
+                self._maintenance = Maintenance(
+                    self.engine,
+                    days_ahead=config["partition_days_ahead"],
+                    fold_interval=config["rollup_interval"],
+                    clock=hub.clock,
+                    metrics=hub.metrics,
+                )
+                try:
+                    await self._maintenance.prepare_partitions()
+                except SQLAlchemyError as err:  # e.g. a lock timeout: rows go to the default partition meanwhile
+                    _LOGGER.warning("Storage: making partitions ahead failed, retrying within the hour: %s", err)
             restored = await restore.load(self.engine)
             self._commands = CommandStore(self.engine, hub.bus)
             pending_commands = await self._commands.load_pending()
@@ -95,30 +110,34 @@ class Storage:
         self._retention = Retention(
             self.engine,
             keep_days=config["keep_days"],
+            rollup_keep_days=config["rollup_keep_days"],
             chunk=config["purge_chunk"],
             interval=config["purge_interval"],
             clock=hub.clock,
             on_deleted=purged.inc,
         )
-        self._unregister = services.register(hub.services, self.engine, self._retention, self._commands)
+        self._unregister = services.register(hub.services, self.engine, self._retention, self._commands, hub.clock)
         self._database = hub.data[DATA_DATABASE] = SharedDatabase(self.engine)
         _LOGGER.info(
             "Storage: %s, %d node(s) restored", self.url.render_as_string(hide_password=True), len(restored.nodes)
         )
 
     def start(self) -> None:
-        """Start background retention (not for one-off CLI commands, and not when keep_days is 0)."""
+        """Start background retention (not for one-off CLI commands, and not when keep_days is 0) and, on
+        PostgreSQL, the partition and rollup upkeep."""
+        loop = asyncio.get_running_loop()
         if self._hub.role.runs_maintenance and self._retention is not None and self._config["keep_days"] > 0:
-            self._retention_task = asyncio.get_running_loop().create_task(
-                self._retention.run(), name="storage-retention"
-            )
+            self._retention_task = loop.create_task(self._retention.run(), name="storage-retention")
+        if self._maintenance is not None:
+            self._maintenance_task = loop.create_task(self._maintenance.run(), name="storage-maintenance")
 
     async def shutdown(self) -> None:
-        """Stop retention, commit everything accepted, close the database."""
-        if self._retention_task is not None:
-            self._retention_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retention_task
+        """Stop retention and upkeep, commit everything accepted, close the database."""
+        for task in (self._retention_task, self._maintenance_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for unregister in self._unregister:
             unregister()
         if self._database is not None:

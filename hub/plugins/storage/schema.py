@@ -17,18 +17,69 @@ Choices that matter:
   of a removed node are deleted explicitly by the writer instead.
 * ``telemetry.dedupe`` (an int64 the contract plugin derives from the message,
   or NULL) is unique per node where present, so a redelivered message is
-  stored once (``ON CONFLICT DO NOTHING`` / ``INSERT OR IGNORE``).
+  stored once.  On SQLite a partial unique index on ``telemetry`` enforces it
+  (``INSERT OR IGNORE``).  On PostgreSQL ``telemetry`` is partitioned by time
+  and a unique index there would have to include ``ts``, which a redelivered
+  message does not keep when it carries no timestamp of its own (the hub
+  stamps it on receipt); so the keys live in ``telemetry_dedupe`` instead,
+  unique on (node, dedupe) whatever the time (:mod:`.sink_postgres`).
+
+PostgreSQL-only objects (partitioning, rollups; :mod:`.partitions`,
+:mod:`.rollups`) carry ``info={"postgresql_only": True}``: the migrations build
+them only there, and the schema comparison skips them on SQLite.  Partitions
+themselves are made at run time, never described here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import base as postgresql_base
 
 JSON_TYPE = sa.JSON().with_variant(JSONB(), "postgresql")
 """JSON documents: JSONB on PostgreSQL (indexable, parsed once), JSON text on SQLite."""
 
 metadata = sa.MetaData()
+
+POSTGRESQL_ONLY = {"postgresql_only": True}
+"""``info`` of tables, columns and indexes that exist on PostgreSQL only."""
+SQLITE_ONLY = {"sqlite_only": True}
+"""``info`` of indexes that exist on SQLite only."""
+
+
+class XID8(sa.types.UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id (``xid8``): never wraps around, so it orders transactions for good."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_: object) -> str:
+        return "XID8"
+
+
+postgresql_base.ischema_names["xid8"] = XID8  # so reflection (alembic's schema comparison) knows the type
+
+
+def dialect_filter(dialect: str) -> Callable[..., bool]:
+    """An alembic ``include_object`` hook: this dialect's objects only, and no partitions (made at run time)."""
+    skip = "sqlite_only" if dialect == "postgresql" else "postgresql_only"
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if type_ == "table" and reflected and name and is_partition(name):
+            return False
+        info = getattr(obj if not reflected else compare_to, "info", None) or {}
+        return not info.get(skip)
+
+    return include
+
+
+def is_partition(name: str) -> bool:
+    """True for the run-time partitions of the partitioned tables (``telemetry_p20261130``, ``…_default``)."""
+    base, _, suffix = name.rpartition("_")
+    return base in PARTITIONED and (suffix == "default" or suffix == "legacy" or suffix[:1] == "p")
+
 
 nodes = sa.Table(
     "nodes",
@@ -68,16 +119,70 @@ telemetry = sa.Table(
     sa.Column("ts", sa.Double, nullable=False),
     sa.Column("states", JSON_TYPE, nullable=False),
     sa.Column("dedupe", sa.BigInteger),
+    sa.Column(
+        "txid",
+        XID8,
+        nullable=False,
+        server_default=sa.text("pg_current_xact_id()"),
+        info=POSTGRESQL_ONLY,
+    ),
     sa.Index("ix_telemetry_node_ts", "node_ref", "ts"),
     sa.Index(
         "uq_telemetry_node_dedupe",
         "node_ref",
         "dedupe",
         unique=True,
-        postgresql_where=sa.text("dedupe IS NOT NULL"),
         sqlite_where=sa.text("dedupe IS NOT NULL"),
+        info=SQLITE_ONLY,
     ),
+    sa.Index("ix_telemetry_txid", "txid", info=POSTGRESQL_ONLY),
+    postgresql_partition_by="RANGE (ts)",
 )
+"""One row per message.  PostgreSQL: partitioned by RANGE (ts), one partition a day plus a default one;
+``txid`` is the inserting transaction (what the rollup fold follows, see :mod:`.rollups`)."""
+
+telemetry_dedupe = sa.Table(
+    "telemetry_dedupe",
+    metadata,
+    sa.Column("node_ref", sa.Integer, primary_key=True),
+    sa.Column("dedupe", sa.BigInteger, primary_key=True),
+    sa.Column("ts", sa.Double, nullable=False),
+    sa.Index("ix_telemetry_dedupe_ts", "ts", postgresql_using="brin"),
+    info=POSTGRESQL_ONLY,
+)
+"""PostgreSQL: the (node, dedupe) keys of stored messages, kept as long as their telemetry (``ts``, for retention)."""
+
+
+def _rollup(name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("node_ref", sa.Integer, primary_key=True),
+        sa.Column("key", sa.Text, primary_key=True),
+        sa.Column("bucket", sa.Double, primary_key=True),
+        sa.Column("min_v", sa.Double, nullable=False),
+        sa.Column("max_v", sa.Double, nullable=False),
+        sa.Column("sum_v", sa.Double, nullable=False),
+        sa.Column("n", sa.BigInteger, nullable=False),
+        postgresql_partition_by="RANGE (bucket)",
+        info=POSTGRESQL_ONLY,
+    )
+
+
+rollup_1m = _rollup("rollup_1m")
+"""PostgreSQL: min/max/sum/count of each numeric key per node and minute (``bucket`` = the minute's start)."""
+rollup_1h = _rollup("rollup_1h")
+"""PostgreSQL: the same per hour."""
+
+rollup_state = sa.Table(
+    "rollup_state",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("watermark", XID8, nullable=False),
+    sa.Column("folded_at", sa.Double),
+    info=POSTGRESQL_ONLY,
+)
+"""PostgreSQL: how far the fold got: every telemetry row whose ``txid`` is below ``watermark`` is in the rollups."""
 
 status_history = sa.Table(
     "status_history",
@@ -111,3 +216,6 @@ commands = sa.Table(
     sa.Index("ix_commands_status", "status"),
 )
 """One row per command, rewritten at each status change; ``history`` holds every step (commands are few)."""
+
+PARTITIONED = ("telemetry", "rollup_1m", "rollup_1h")
+"""PostgreSQL tables partitioned by RANGE of their time column."""

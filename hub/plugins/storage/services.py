@@ -1,5 +1,5 @@
 """The services storage offers other plugins and the web API: ``storage.history``, ``storage.status_history``,
-``storage.purge``, ``storage.commands``, ``storage.command``, ``storage.fleet``.  The data shapes here are a contract (the web API builds on them)."""
+``storage.purge``, ``storage.fold``, ``storage.commands``, ``storage.command``, ``storage.fleet``.  The data shapes here are a contract (the web API builds on them)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub import ServiceRegistry
 from hub.core.commands import STATUSES
 
-from . import queries, restore
+from . import queries, restore, rollups
 from .commands import CommandStore
 from .database import unavailable_as_error
 from .retention import Retention
@@ -46,12 +46,14 @@ HISTORY_SCHEMA = vol.Schema(
             vol.Required("start"): _finite,
             vol.Required("end"): _finite,
             vol.Optional("points", default=500): vol.All(vol.Coerce(int), vol.Range(min=1, max=MAX_POINTS)),
+            vol.Optional("resolution", default="auto"): vol.In(queries.RESOLUTIONS),
         },
         _window,
     )
 )
-"""``storage.history``: {node_id, key, start, end, points=500} ->
-{node_id, key, start, end, bucket_seconds, buckets: [{t, min, avg, max, count}]} (empty buckets left out)."""
+"""``storage.history``: {node_id, key, start, end, points=500, resolution=auto} ->
+{node_id, key, start, end, resolution, bucket_seconds, buckets: [{t, min, avg, max, count}]} (empty buckets
+left out; ``resolution``: raw, 1m or 1h, what answered, see :mod:`.queries`)."""
 
 STATUS_HISTORY_SCHEMA = vol.Schema(
     vol.All(
@@ -67,7 +69,15 @@ STATUS_HISTORY_SCHEMA = vol.Schema(
 """``storage.status_history``: {node_id, start?, end?, limit=100} -> [{ts, old, new, reason}], newest first."""
 
 PURGE_SCHEMA = vol.Schema({vol.Optional("keep_days"): vol.All(vol.Coerce(float), vol.Range(min=0, min_included=False))})
-"""``storage.purge``: {keep_days?} -> {deleted, telemetry, status_history} (row counts)."""
+"""``storage.purge``: {keep_days?} -> {deleted, telemetry, status_history} (row counts), and on PostgreSQL
+``partitions_dropped`` (whole partitions, whose rows are not counted)."""
+
+
+FOLD_SCHEMA = vol.Schema(
+    {vol.Optional("timeout", default=30.0): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=600))}
+)
+"""``storage.fold``: {timeout=30} -> {watermark, minutes, hours}: fold now, until every row committed before the
+call is in the rollups (PostgreSQL; on SQLite, which has none, {watermark: None, minutes: 0, hours: 0})."""
 
 
 COMMANDS_SCHEMA = vol.Schema(
@@ -90,7 +100,11 @@ entity's state from the node's newest reading): what a cache reloads from the so
 
 
 def register(
-    services: ServiceRegistry, engine: AsyncEngine, retention: Retention, commands: CommandStore
+    services: ServiceRegistry,
+    engine: AsyncEngine,
+    retention: Retention,
+    commands: CommandStore,
+    clock: Callable[[], float],
 ) -> list[Callable[[], None]]:
     """Register the storage services; returns their unregister functions.
 
@@ -101,7 +115,7 @@ def register(
         """Downsampled readings of one entity: min/avg/max/count per time bucket, computed in SQL."""
         with unavailable_as_error("storage.history"):
             return await queries.history(
-                engine, data["node_id"], data["key"], data["start"], data["end"], data["points"]
+                engine, data["node_id"], data["key"], data["start"], data["end"], data["points"], data["resolution"]
             )
 
     async def status_history(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -115,6 +129,14 @@ def register(
         """Delete telemetry and status history older than keep_days now; returns the rows deleted."""
         with unavailable_as_error("storage.purge"):
             return await retention.purge(data.get("keep_days"))
+
+    async def fold_now(data: dict[str, Any]) -> dict[str, Any]:
+        """Bring the rollups up to date now (tests, benchmarks, an operator who cannot wait rollup_interval)."""
+        if engine.dialect.name != "postgresql":
+            return {"watermark": None, "minutes": 0, "hours": 0}
+        with unavailable_as_error("storage.fold"):
+            result = await rollups.wait_folded(engine, clock(), data["timeout"])
+        return {"watermark": result.watermark, "minutes": result.minutes, "hours": result.hours}
 
     async def list_commands(data: dict[str, Any]) -> list[dict[str, Any]]:
         """Stored commands, newest first."""
@@ -139,6 +161,7 @@ def register(
         services.register(DOMAIN, "history", history, HISTORY_SCHEMA),
         services.register(DOMAIN, "status_history", status_history, STATUS_HISTORY_SCHEMA),
         services.register(DOMAIN, "purge", purge, PURGE_SCHEMA),
+        services.register(DOMAIN, "fold", fold_now, FOLD_SCHEMA),
         services.register(DOMAIN, "commands", list_commands, COMMANDS_SCHEMA),
         services.register(DOMAIN, "command", get_command, COMMAND_SCHEMA),
         services.register(DOMAIN, "fleet", fleet, FLEET_SCHEMA),

@@ -10,13 +10,15 @@ revision was generated (SQLite recreates the table, PostgreSQL just alters it).
 
 from alembic import context
 
+from hub.plugins.storage.schema import is_partition
+
 config = context.config
 connection = config.attributes["connection"]
 metadata = config.attributes.get("metadata")
 
 
 def _own_tables_only(name, type_, parent_names):
-    return type_ != "table" or metadata is None or name in metadata.tables
+    return type_ != "table" or metadata is None or (name in metadata.tables and not is_partition(name))
 
 
 context.configure(
