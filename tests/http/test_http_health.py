@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from http_helpers import Api
-from private_postgres import PrivatePostgres
+from hub.testing.private_postgres import PrivatePostgres
 
 from hub.testing import wait_until
 

@@ -286,6 +286,16 @@ SCHEMAS: dict[str, Any] = {
                 }
             ),
             "events": {"type": "object"},
+            "loop": _obj(
+                {
+                    "lag_max_seconds": {**_NUM, "description": "longest event-loop lag since the hub started"},
+                    "lag_last_seconds": {**_NUM, "description": "the latest lag sample (every 50 ms)"},
+                    "busy_max_seconds": {
+                        **_NUM,
+                        "description": "most CPU time the loop's thread used in one sample (the hub's own share)",
+                    },
+                }
+            ),
             "plugins": {"type": "object"},
             "metrics": {"type": "object", "description": "every hub_ metric family"},
         }
