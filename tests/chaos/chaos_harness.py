@@ -225,7 +225,9 @@ class Store:
     async def messages(self) -> list[tuple[str, int]]:
         """Every stored message as ``(node, counter)``, duplicates included."""
         async with self.engine.connect() as conn:
-            rows = await conn.execute(text("SELECT n.node_id, t.states FROM telemetry t JOIN nodes n ON n.id = t.node_ref"))
+            rows = await conn.execute(
+                text("SELECT n.node_id, t.states FROM telemetry t JOIN nodes n ON n.id = t.node_ref")
+            )
             result = []
             for node_id, states in rows:
                 if isinstance(states, str):
@@ -301,5 +303,7 @@ class MemoryWatch:
 def report(name: str, **figures: Any) -> None:
     """Print a fault's figures (``pytest -s`` shows them; docs/reliability.md quotes them) with the load average."""
     load = os.getloadavg()[0]
-    shown = ", ".join(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}" for key, value in figures.items())
+    shown = ", ".join(
+        f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}" for key, value in figures.items()
+    )
     print(f"\n[chaos] {name}: {shown}, load={load:.2f}")
