@@ -82,11 +82,14 @@ class Hub:
         *,
         role: Role = ROLE_ALL,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.plugins = plugins
         self.role = role
         self.clock = clock
+        self.monotonic = monotonic
+        """For measuring durations (presence's silence): unlike ``clock``, never jumps when the date is set."""
         self.state = HubState.NOT_STARTED
         self.bus = EventBus(clock=clock)
         self.registry = NodeRegistry(
@@ -128,7 +131,8 @@ class Hub:
         except TimeoutError:
             raise StartupError(f"plugins did not finish starting within {timeout:.0f} s") from None
         self.state = HubState.RUNNING
-        self.create_task(self.loop_lag.run(), "hub:loop-lag")
+        if self.role.takes_input or self.role.serves_http:  # a long-running process, not a one-off CLI command
+            self.create_task(self.loop_lag.run(), "hub:loop-lag")
         started: NoEventData = {}
         self.bus.fire(EVENT_HUB_STARTED, started)
         _LOGGER.info("Hub %r running with plugins: %s", self.config["hub"]["name"], ", ".join(self.plugins.info))
