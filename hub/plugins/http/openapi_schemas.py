@@ -245,8 +245,17 @@ SCHEMAS: dict[str, Any] = {
     "BanList": _obj({"bans": {"type": "array", "items": _ref("Ban")}}),
     "Health": _obj(
         {
-            "status": {"type": "string", "description": "ok, degraded (database unreachable), or the hub's state"},
-            "checks": _obj({"database": {"type": "string", "enum": ["ok", "unavailable", "none"]}}),
+            "status": {
+                "type": "string",
+                "description": "ok, degraded (database unreachable or refusing writes), or the hub's state",
+            },
+            "checks": _obj(
+                {
+                    "database": {"type": "string", "enum": ["ok", "unavailable", "none"]},
+                    "storage": {"type": "string", "enum": ["failing"], "description": "while batch writes fail"},
+                },
+                required=["database"],
+            ),
         },
         required=["status"],
     ),
