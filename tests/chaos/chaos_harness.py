@@ -29,6 +29,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 HUB = str(Path(sys.executable).parent / "hub")
+MAX_OUTSTANDING = 20_000
+"""Messages the publisher lets wait for the broker's PUBACK at most (paho's ids are 16 bits)."""
 BAD_PAYLOAD = b"{not json"
 """What the publisher sends as a malformed message: the hub counts it as ``not_json`` and stores nothing."""
 
@@ -153,6 +155,10 @@ class Publisher:
                 self.acked.add(message)
 
     def _send(self, topic: str, body: bytes, key: tuple[str, int]) -> None:
+        # paho's message ids are 16 bits: never have more than MAX_OUTSTANDING unacknowledged, or an id would be
+        # reused while its first message is still pending (the broker acknowledges at its own pace).
+        while self.unacked() >= MAX_OUTSTANDING:
+            time.sleep(0.001)
         # Never hold our lock across paho's publish: its network thread holds paho's lock while calling us.
         info = self.client.publish(topic, body, qos=1)
         with self._lock:
@@ -214,12 +220,15 @@ class Store:
 
     def __init__(self, db_url: str) -> None:
         self.engine = create_async_engine(db_url)
+        self.last_error: Exception | None = None
+        """Why the latest :meth:`count` answered 0 without asking (shown when a wait times out)."""
 
     async def count(self) -> int:
         try:
             async with self.engine.connect() as conn:
                 return (await conn.execute(text("SELECT count(*) FROM telemetry"))).scalar_one()
-        except Exception:  # noqa: BLE001 - no table yet (the hub has not migrated) or the database is down
+        except Exception as err:  # noqa: BLE001 - no table yet (the hub has not migrated) or the database is down
+            self.last_error = err
             return 0
 
     async def messages(self) -> list[tuple[str, int]]:

@@ -59,7 +59,10 @@ async def test_postgres_outage_under_load(tmp_path: Path, private_postgres: Priv
         try:
             hub.wait_running()
             load.start()
-            await wait_until(lambda: store.count(), timeout=30, message="the hub to store the first messages")
+            try:
+                await wait_until(store.count, timeout=60, message="the hub to store the first messages")
+            except AssertionError as err:
+                raise AssertionError(f"{err}; database: {store.last_error!r}; hub log:\n{hub.log()}") from None
             memory = MemoryWatch(hub)
 
             await asyncio.to_thread(private_postgres.stop)

@@ -57,7 +57,7 @@ from hub import (
     StorageUnavailable,
 )
 
-from .batch import Batch, Sink, WritePlan, WriteResult, build_plan
+from .batch import Batch, Sink, WritePlan, WriteResult, build_plan, prepare_rows
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -300,7 +300,10 @@ class BatchWriter:
         self._open = Batch(self._loop)
         self._inflight = batch
         self._row_cap = self._max_pending - len(batch.rows)
-        plan = build_plan(batch, self._registry, self._ids, self._persisted_seen)
+        # A large batch is serialized slice by slice with yields between (see batch.ROWS_PER_TURN); a node
+        # removed meanwhile is deleted, with its rows, by the next batch.
+        prepared = await prepare_rows(batch.rows)
+        plan = build_plan(batch, self._registry, self._ids, self._persisted_seen, prepared)
         self._m_depth.set(self.pending())
         result = await self._write_until_committed(plan)
         self._committed(plan, result)
