@@ -28,6 +28,7 @@ import pytest
 from chaos_harness import Publisher, Store, report
 
 from hub import DATA_HTTP_URL, EVENT_STATE_REPORTED
+from hub.core.looplag import WARN_AFTER
 from hub.testing import create_user_and_token, unavailable, wait_until
 from hub.testing.mosquitto import PrivateMosquitto
 
@@ -99,13 +100,13 @@ async def test_slow_websocket_client_and_stalled_listener_are_isolated(hub_facto
 
         # A synchronous listener that blocks holds the loop: not isolated, but measured and logged.
         def blocking(event: Any) -> None:
-            time.sleep(0.3)
+            time.sleep(WARN_AFTER + 0.1)  # the loop is late by at least this minus one 50 ms sample
 
         unlisten = hub.bus.listen(EVENT_STATE_REPORTED, blocking)
         with caplog.at_level(logging.WARNING, logger="hub.core.looplag"):
             await _report_readings(hub, 1)
             unlisten()
-            await wait_until(lambda: hub.loop_lag.max_lag >= 0.25, message="the stall to be measured")
+            await wait_until(lambda: hub.loop_lag.max_lag > WARN_AFTER, message="the stall to be measured")
         assert any("event loop was held" in r.getMessage() for r in caplog.records)
         report(
             "slow WebSocket client + stalled listener",
