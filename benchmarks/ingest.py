@@ -10,7 +10,9 @@
    database is counted: ``stored`` rows, ``lost`` = acknowledged-by-broker minus stored,
    ``duplicates`` = rows beyond one per (node, seq).
 
-Prints one JSON line with sent, stored, lost, duplicates, msgs_per_s, baseline_msgs_per_s, ratio.
+Prints one JSON line with sent, stored, lost, duplicates, msgs_per_s, baseline_msgs_per_s, ratio, and the
+hub's longest event-loop lag (``loop_lag_max_s``, wall clock: on a shared machine it includes time the process
+was not scheduled) and the most CPU its loop thread used in one 50 ms sample (``loop_busy_max_s``).
 The database named by ``--db`` gets the hub's tables; the benchmark deletes its own rows first.
 
 ``--transport rabbitmq --workers 1,2`` measures the RabbitMQ path instead (RabbitMQ's MQTT plugin -> N
@@ -37,6 +39,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub import Hub
+from hub.core.hub import freeze_startup_heap
 from hub.testing import PrivateMosquitto, make_hub
 
 HERE = Path(__file__).resolve().parent
@@ -138,6 +141,7 @@ async def through_hub(broker: str, db_url: str, nodes: int, messages: int, data_
     """Messages per second from the publisher's start to the last committed row."""
     hub = build_hub(broker, db_url, data_dir)
     await hub.async_start()
+    freeze_startup_heap()  # as `hub run` does
     await clear_rows(db_url)
     await asyncio.sleep(0.5)
     stored_before = hub.metrics.value("stored_rows")
@@ -166,6 +170,8 @@ async def through_hub(broker: str, db_url: str, nodes: int, messages: int, data_
         "duplicates": rows - distinct,
         "msgs_per_s": round(distinct / seconds) if seconds else 0,
         "seconds": round(seconds, 3),
+        "loop_lag_max_s": round(hub.loop_lag.max_lag, 3),
+        "loop_busy_max_s": round(hub.loop_lag.max_busy, 3),
     }
 
 

@@ -35,7 +35,7 @@ def build(nodes: int, with_presence: bool) -> tuple[NodeRegistry, list, Presence
     # stands in for it so the difference measured is presence's own work.
     bus.listen("state_reported", lambda event: None)
     if with_presence:
-        tracker = PresenceTracker(registry, bus, Metrics(), clock, **CONFIG_SCHEMA({}))
+        tracker = PresenceTracker(registry, bus, Metrics(), clock, monotonic=clock.monotonic, **CONFIG_SCHEMA({}))
         tracker.attach()
         tracker.start(clock.now)
     fleet = []

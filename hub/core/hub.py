@@ -5,7 +5,8 @@ A plugin sees the hub as: ``config`` (validated sections), ``bus`` (events),
 ``messages`` (topic subscriptions and publishing), ``commands`` (commands to nodes and their lifecycle), ``durability`` (the
 commit barrier between storage and transports), ``metrics`` (Prometheus),
 ``data`` (shared state under typed keys, see :mod:`hub.core.keys`),
-``role`` (what this process may do, see :mod:`hub.core.roles`) and
+``role`` (what this process may do, see :mod:`hub.core.roles`),
+``loop_lag`` (the event loop's measured lag, see :mod:`hub.core.looplag`) and
 ``create_task`` (background work stopped with the hub).
 
 Lifecycle: ``starting`` → ``running`` → ``stopping`` → ``stopped``.  Start
@@ -38,6 +39,7 @@ from .event_types import NoEventData
 from .events import EventBus
 from .keys import HubData
 from .limits import Limits
+from .looplag import LoopLag
 from .messages import MessageRouter
 from .metrics import Metrics
 from .registry import NodeRegistry
@@ -80,11 +82,14 @@ class Hub:
         *,
         role: Role = ROLE_ALL,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.plugins = plugins
         self.role = role
         self.clock = clock
+        self.monotonic = monotonic
+        """For measuring durations (presence's silence): unlike ``clock``, never jumps when the date is set."""
         self.state = HubState.NOT_STARTED
         self.bus = EventBus(clock=clock)
         self.registry = NodeRegistry(
@@ -95,6 +100,7 @@ class Hub:
         self.durability = Durability()
         self.commands = CommandManager(self.bus, self.registry, clock)
         self.metrics = Metrics()
+        self.loop_lag = LoopLag(self.metrics)
         self.data = HubData()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop_requested: asyncio.Event | None = None
@@ -125,6 +131,8 @@ class Hub:
         except TimeoutError:
             raise StartupError(f"plugins did not finish starting within {timeout:.0f} s") from None
         self.state = HubState.RUNNING
+        if self.role.takes_input or self.role.serves_http:  # a long-running process, not a one-off CLI command
+            self.create_task(self.loop_lag.run(), "hub:loop-lag")
         started: NoEventData = {}
         self.bus.fire(EVENT_HUB_STARTED, started)
         _LOGGER.info("Hub %r running with plugins: %s", self.config["hub"]["name"], ", ".join(self.plugins.info))

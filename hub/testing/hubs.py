@@ -35,5 +35,9 @@ def make_hub(
     for plugin, name in plugins:
         manager.register(plugin, name)
     validated = validate_config(dict(config or {}), {**CORE_SCHEMAS, **config_schemas(manager)})
-    extra = {"clock": clock} if clock is not None else {}
+    extra: dict[str, Any] = {}
+    if clock is not None:
+        extra["clock"] = clock
+        if callable(getattr(clock, "monotonic", None)):  # a FakeClock: its monotonic side too
+            extra["monotonic"] = clock.monotonic  # type: ignore[attr-defined]
     return Hub(validated, manager, role=role, **extra)

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 from http_helpers import Api
-from private_postgres import PrivatePostgres
 
 from hub.testing import wait_until
+from hub.testing.private_postgres import PrivatePostgres
 
 pytestmark = pytest.mark.postgres
 

@@ -234,3 +234,42 @@ async def test_a_cancelled_waiter_does_not_fail_the_others(storage_hub):
 
 async def _await(future):
     await future
+
+
+async def test_a_large_batch_is_written_in_slices(storage_hub, store: Store, db_url: str):
+    """A batch grown past ROWS_PER_TURN (a slow or absent database) is stored whole, each message once, also when a
+    later slice repeats a message of an earlier one (PostgreSQL: that slice's COPY falls back alone)."""
+    from hub.plugins.storage.batch import ROWS_PER_TURN
+
+    count = 2 * ROWS_PER_TURN + 123
+    hub = await storage_hub(batch_size=100_000, flush_interval=0.01)
+    report(hub, NODE_A, {"temperature": 20.0}, T0)
+    await committed(hub)
+    for i in range(count):  # all in one batch: nothing awaits in between
+        report(hub, NODE_A, {"temperature": float(i)}, T0 + 1 + i, dedupe=i)
+    report(hub, NODE_A, {"temperature": 0.0}, T0 + 1, dedupe=0)  # the first one again, in the last slice
+    await committed(hub, timeout=30)
+    assert await store.scalar("SELECT count(*) FROM telemetry") == 1 + count
+    assert hub.metrics.value("storage_duplicates") == 1
+    assert hub.metrics.value("stored_rows") == 1 + count
+
+
+async def test_preparing_a_large_batch_yields_to_the_loop_between_slices():
+    from hub.plugins.storage.batch import ROWS_PER_TURN, prepare_rows
+
+    rows = [(NODE_A, T0 + i, {"temperature": float(i)}, i) for i in range(2 * ROWS_PER_TURN + 1)]
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    counter = asyncio.create_task(count_turns())
+    await asyncio.sleep(0)
+    before = turns
+    prepared, invalid = await prepare_rows(rows)
+    counter.cancel()
+    assert (len(prepared), invalid) == (len(rows), 0)
+    assert turns - before >= 2  # the loop ran between the three slices

@@ -8,19 +8,31 @@ message, so the answer is 503 ``{"status": "degraded", "checks": {"database":
 "unavailable"}}``: a monitor alerts on the status code alone.  A hub starting
 or stopping answers 503 with its state.  No other details: the endpoint is public.
 
+A database that answers but refuses the writes (a full disk under SQLite, a read-only
+PostgreSQL) is just as bad for the promise "acknowledged means stored": while storage's
+latest batch write failed and is being retried (the ``hub_storage_failing`` gauge), the
+answer is 503 ``degraded`` with ``"storage": "failing"``.
+
 The probe result is reused for :data:`PROBE_INTERVAL` seconds and concurrent
 callers share one probe, so polling health cannot load the database.
+
+:class:`HealthWatch` pushes the same answer to the dashboard: while a WebSocket client
+is connected it evaluates the checks every :data:`PROBE_INTERVAL` seconds and fires
+``health_changed`` (``{"status", "checks"}``) on the bus when the answer changes, which
+clients receive with ``subscribe_events`` like any event (the dashboard shows a banner).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 from aiohttp import web
 
-from hub import DATA_DATABASE, Hub, HubState
+from hub import DATA_DATABASE, EventType, Hub, HubState
 
 from .middleware import SERVER_KEY
 from .openapi import operation, ref
@@ -29,6 +41,8 @@ from .validation import json_response
 
 PROBE_TIMEOUT = 2.0
 PROBE_INTERVAL = 2.0
+EVENT_HEALTH_CHANGED: EventType[dict] = EventType("health_changed")
+"""Fired by :class:`HealthWatch` when ``/api/health``'s answer changes: ``{"status", "checks"}``."""
 
 
 class DatabaseProbe:
@@ -68,16 +82,63 @@ class DatabaseProbe:
         return result
 
 
+class HealthWatch:
+    """Fires :data:`EVENT_HEALTH_CHANGED` when the health answer changes, while someone is connected to hear it."""
+
+    def __init__(self, hub: Hub, probe: DatabaseProbe, clients: Callable[[], int]) -> None:
+        self._hub = hub
+        self._probe = probe
+        self._clients = clients
+        self._last: dict[str, Any] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = self._hub.create_task(self._run(), "http:health-watch")
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL)
+            if self._clients():
+                await self.evaluate()
+
+    async def evaluate(self) -> dict[str, Any]:
+        """The current answer; fired on the bus when it differs from the last one fired."""
+        checks = await health_checks(self._hub, self._probe)
+        answer = {"status": _status(checks), "checks": checks}
+        if answer != self._last:
+            if self._last is not None or answer["status"] != "ok":  # the first "ok" is no change worth a banner
+                self._hub.bus.fire(EVENT_HEALTH_CHANGED, answer)
+            self._last = answer
+        return answer
+
+
+def _status(checks: dict[str, str]) -> str:
+    return "degraded" if "unavailable" in checks.values() or "failing" in checks.values() else "ok"
+
+
 async def health(request: web.Request) -> web.Response:
     """200 ``ok``; 503 ``degraded`` when the database is unreachable, 503 with the state when not running."""
     server = request.app[SERVER_KEY]
     hub = server.hub
     if hub.state is not HubState.RUNNING:
         return json_response({"status": hub.state.value}, status=503)
-    database = await server.database_probe.status()
-    if database == "unavailable":
-        return json_response({"status": "degraded", "checks": {"database": database}}, status=503)
-    return json_response({"status": "ok", "checks": {"database": database or "none"}})
+    checks = await health_checks(server.hub, server.database_probe)
+    status = _status(checks)
+    return json_response({"status": status, "checks": checks}, status=503 if status == "degraded" else 200)
+
+
+async def health_checks(hub: Hub, probe: DatabaseProbe) -> dict[str, str]:
+    """``{"database": "ok" | "unavailable" | "none"}``, plus ``"storage": "failing"`` while writes fail."""
+    database = await probe.status()
+    checks = {"database": database or "none"}
+    if database != "unavailable" and hub.metrics.value("storage_failing"):
+        checks["storage"] = "failing"
+    return checks
 
 
 ROUTES = [

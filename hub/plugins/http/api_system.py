@@ -178,6 +178,11 @@ class SystemStats:
             "series": self.series(),
             "websocket": self.websockets.stats(),
             "events": {"listener_errors": dict(hub.bus.errors), "dropped": dict(hub.bus.dropped)},
+            "loop": {
+                "lag_max_seconds": hub.loop_lag.max_lag,
+                "lag_last_seconds": hub.metrics.value("loop_lag_last_seconds"),
+                "busy_max_seconds": hub.loop_lag.max_busy,
+            },
             "plugins": {
                 "loaded": [
                     {
@@ -209,7 +214,7 @@ def _by_label(family: dict[str, Any] | None, label: str) -> dict[str, float]:
 
 
 async def system(request: web.Request) -> web.Response:
-    """Message rates, rejects by reason, storage, broker, WebSocket clients, plugins, every hub metric."""
+    """Message rates, rejects by reason, storage, broker, WebSocket clients, loop lag, plugins, every hub metric."""
     return json_response(request.app[SERVER_KEY].stats.snapshot())
 
 

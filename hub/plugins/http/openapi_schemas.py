@@ -246,8 +246,17 @@ SCHEMAS: dict[str, Any] = {
     "BanList": _obj({"bans": {"type": "array", "items": _ref("Ban")}}),
     "Health": _obj(
         {
-            "status": {"type": "string", "description": "ok, degraded (database unreachable), or the hub's state"},
-            "checks": _obj({"database": {"type": "string", "enum": ["ok", "unavailable", "none"]}}),
+            "status": {
+                "type": "string",
+                "description": "ok, degraded (database unreachable or refusing writes), or the hub's state",
+            },
+            "checks": _obj(
+                {
+                    "database": {"type": "string", "enum": ["ok", "unavailable", "none"]},
+                    "storage": {"type": "string", "enum": ["failing"], "description": "while batch writes fail"},
+                },
+                required=["database"],
+            ),
         },
         required=["status"],
     ),
@@ -287,6 +296,16 @@ SCHEMAS: dict[str, Any] = {
                 }
             ),
             "events": {"type": "object"},
+            "loop": _obj(
+                {
+                    "lag_max_seconds": {**_NUM, "description": "longest event-loop lag since the hub started"},
+                    "lag_last_seconds": {**_NUM, "description": "the latest lag sample (every 50 ms)"},
+                    "busy_max_seconds": {
+                        **_NUM,
+                        "description": "most CPU time the loop's thread used in one sample (the hub's own share)",
+                    },
+                }
+            ),
             "plugins": {"type": "object"},
             "metrics": {"type": "object", "description": "every hub_ metric family"},
         }

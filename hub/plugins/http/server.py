@@ -85,6 +85,8 @@ class HttpServer:
         )
         self.stats = api_system.SystemStats(hub, self.websockets)
         self.database_probe = api_health.DatabaseProbe(hub)
+        self.health_watch = api_health.HealthWatch(hub, self.database_probe, lambda: len(self.websockets.connections))
+        self.websockets.health = self.health_watch.evaluate
         self.routes: list[Route] = []
         self.url: str | None = None
         self._public_routes: set[AbstractRoute] = set()
@@ -172,6 +174,7 @@ class HttpServer:
         self.url = f"{scheme}://{url_host(host)}:{bound_port}"
         self.hub.data[DATA_HTTP_URL] = self.url
         self.stats.start()
+        self.health_watch.start()
         _LOGGER.info("HTTP API listening on %s (hub %s)", self.url, __version__)
         if not ssl_context and not is_loopback(host):
             _LOGGER.warning(
@@ -184,6 +187,7 @@ class HttpServer:
     async def stop(self) -> None:
         """Close WebSockets, stop listening, finish in-flight requests (5 s at most)."""
         self.stats.stop()
+        self.health_watch.stop()
         if self._announcer is not None:
             self._announcer.close()
         if self._runner is not None:

@@ -9,7 +9,8 @@ Commands: ``ping`` (→ ``pong``), ``subscribe_events`` (``event_type`` default
 ``*``, optional ``node_id``; then ``{"id": n, "type": "event", "event": …}``),
 ``unsubscribe_events`` (``subscription``: the id of the subscribe), ``get_nodes``
 (optional ``status``, ``q``, ``area``, ``tag``, and ``limit``/``cursor``: a page,
-see :mod:`.node_pages`), ``get_node`` (``node_id``).  A client has at most
+see :mod:`.node_pages`), ``get_node`` (``node_id``), ``get_health`` (what
+``/api/health`` says; changes follow as ``health_changed`` events).  A client has at most
 ``websocket_max_subscriptions`` subscriptions; each is dropped in constant time.
 
 Every outgoing message goes through one bounded queue per client, drained by
@@ -85,6 +86,8 @@ class WebSocketHub:
         self.max_subscriptions = max_subscriptions
         self.fanout = EventFanout(hub.bus, hub.metrics)
         self.connections: set[WsConnection] = set()
+        self.health: Callable[[], Awaitable[dict[str, Any]]] | None = None
+        """What ``get_health`` answers (the server's :class:`~.api_health.HealthWatch`)."""
         self.slow_disconnects = 0
         self.messages_dropped = 0
         self._clients = hub.metrics.gauge("websocket_clients", "Authenticated WebSocket clients connected")
@@ -341,6 +344,11 @@ class WsConnection:
         finally:
             self.outbox.release(_RESULT % msg_id + body + b"}" if body is not None else None)
 
+    async def get_health(self, msg_id: int, _data: dict[str, Any]) -> None:
+        """What ``GET /api/health`` says (``{"status", "checks"}``); changes follow as ``health_changed`` events."""
+        health = self._wshub.health
+        self._result(msg_id, await health() if health is not None else {"status": "ok", "checks": {}})
+
     def get_node(self, msg_id: int, data: dict[str, Any]) -> None:
         """What ``GET /api/nodes/{node_id}`` returns."""
         node = self._wshub.hub.registry.get(data["node_id"])
@@ -371,6 +379,7 @@ COMMANDS: dict[str, tuple[vol.Schema, CommandHandler]] = {
         WsConnection.get_nodes,
     ),
     "get_node": (vol.Schema({vol.Required("node_id"): _node_id}), WsConnection.get_node),
+    "get_health": (vol.Schema({}), WsConnection.get_health),
 }
 
 

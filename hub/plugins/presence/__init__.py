@@ -79,7 +79,9 @@ def hub_setup(hub: Hub) -> None:
     Taking stock here, not in ``hub_start``, sees the fleet as restored: messages the transport
     delivers once it connects (it starts before this plugin's ``hub_start``) would hide the downtime.
     """
-    tracker = PresenceTracker(hub.registry, hub.bus, hub.metrics, hub.clock, **hub.config["presence"])
+    tracker = PresenceTracker(
+        hub.registry, hub.bus, hub.metrics, hub.clock, monotonic=hub.monotonic, **hub.config["presence"]
+    )
     tracker.attach()
     if hub.role.takes_input:
         tracker.start(hub.clock())

@@ -42,6 +42,14 @@ has lost the broker (``transport_disconnected``): the hub is deaf, so nobody is
 timed out meanwhile, and on ``transport_connected`` every online node's silence
 is shifted by the outage, exactly as after a restart.  Without this a broker
 restart longer than the allowed silence would mark the whole fleet offline.
+
+Clocks.  Silence is measured on the monotonic clock (``monotonic``, the hub's
+``Hub.monotonic``), never on the wall clock: an NTP step or an operator setting
+the date moves the wall clock by minutes or hours at once, which would time the
+whole fleet out (forward) or keep dead nodes online (backward).  Only the
+status timestamps (``status_since``, what the API shows) are wall-clock times;
+wall-clock ``last_seen`` values that come from the database (a restart, another
+process) are turned into monotonic ones once, when they are read.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ import asyncio
 import heapq
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -91,11 +100,13 @@ _NEVER = -math.inf
 class _NodePresence:
     """What presence remembers about one node between its messages."""
 
-    __slots__ = ("allowed", "burst_start", "due", "intervals", "learn", "quiet_from")
+    __slots__ = ("allowed", "burst_start", "due", "heard", "intervals", "learn", "quiet_from")
 
     def __init__(self, window: int, allowed: float) -> None:
         self.burst_start = _NEVER
-        """When the node's current burst of messages began."""
+        """When the node's current burst of messages began (monotonic, as every time here but ``status_since``)."""
+        self.heard = _NEVER
+        """When the node was last heard from."""
         self.learn = False
         """Whether the gap before the next burst is an interval (False after an LWT or a restart)."""
         self.intervals = IntervalLearner(window)
@@ -122,10 +133,12 @@ class PresenceTracker:
         interval_factor: float,
         interval_window: int,
         check_interval: float,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._registry = registry
         self._bus = bus
         self._clock = clock
+        self._mono = monotonic
         self.timeout = timeout
         self.initial_timeout = max(initial_timeout, timeout)
         self.interval_factor = interval_factor
@@ -161,13 +174,15 @@ class PresenceTracker:
         nodes = list(self._registry)
         last_heard = max((n.last_seen for n in nodes if n.last_seen is not None and n.last_seen <= now), default=now)
         downtime = now - last_heard
+        mono = self._mono()
         for node in nodes:
             if node.status != STATUS_ONLINE:
                 continue
             state = self._nodes.get(node.node_id)
             if state is None:
                 state = self._nodes[node.node_id] = _NodePresence(self.interval_window, self.initial_timeout)
-                state.quiet_from = now if node.last_seen is None else node.last_seen + downtime
+                quiet_from = now if node.last_seen is None else min(node.last_seen + downtime, now)
+                state.quiet_from = mono - (now - quiet_from)
             if state.due is None:
                 self._schedule(node, state)
         self._recount()
@@ -204,6 +219,9 @@ class PresenceTracker:
         state = self._nodes.get(node_id)
         if state is None:
             state = self._nodes[node_id] = _NodePresence(self.interval_window, self.initial_timeout)
+        heard = self._mono() - max(self._clock() - last_seen, 0.0)  # how long ago, on the monotonic clock
+        if heard > state.heard:
+            state.heard = heard
         if state.due is None:
             self._schedule(node, state)
 
@@ -228,19 +246,27 @@ class PresenceTracker:
         state = self._nodes.get(node_id)
         if state is None or state.due is None:
             return None
-        return self._silent_since(node, state) + state.allowed
+        return self._clock() + (self._silent_since(state) + state.allowed - self._mono())
 
-    def _silent_since(self, node: Node, state: _NodePresence) -> float:
-        last = node.last_seen
-        if last is None or last < state.quiet_from:
-            return state.quiet_from
-        return last
+    def _silent_since(self, state: _NodePresence) -> float:
+        """Since when (monotonic) the node's silence counts."""
+        since = state.heard if state.heard > state.quiet_from else state.quiet_from
+        return self._mono() if since == _NEVER else since
 
     # --- the silence check -------------------------------------------------------------
-    def check(self, now: float) -> int:
-        """Mark offline every online node silent for longer than it is allowed; returns how many."""
+    def check(self, now: float | None = None) -> int:
+        """Mark offline every online node silent for longer than it is allowed; returns how many.
+
+        ``now`` is a wall-clock time (default: the hub's clock now); silence is judged on the
+        monotonic clock, at the moment ``now`` stands for (``now`` minus the wall clock's reading,
+        added to the monotonic clock's), so a wall clock that jumped does not count as silence.
+        """
         if self._deaf_since is not None:
             return 0  # the hub cannot hear anyone right now
+        wall = self._clock()
+        if now is None:
+            now = wall
+        now, wall = self._mono() + (now - wall), now
         heap = self._heap
         nodes = self._nodes
         registry = self._registry
@@ -254,20 +280,20 @@ class PresenceTracker:
             node = registry.get(node_id)
             if node is None or node.status != STATUS_ONLINE:
                 continue
-            silent_since = self._silent_since(node, state)
+            silent_since = self._silent_since(state)
             deadline = silent_since + state.allowed
             if deadline > now:
                 state.due = deadline
                 heapq.heappush(heap, (deadline, node_id))
                 continue
-            if registry.set_status(node, STATUS_OFFLINE, REASON_TIMEOUT, now):
+            if registry.set_status(node, STATUS_OFFLINE, REASON_TIMEOUT, wall):
                 marked += 1
-                silence = now - (node.last_seen if node.last_seen is not None else silent_since)
+                silence = now - silent_since
                 _LOGGER.info("node %s offline (timeout after %.0f s silence)", node_id, silence)
         return marked
 
     def _schedule(self, node: Node, state: _NodePresence) -> None:
-        due = self._silent_since(node, state) + state.allowed
+        due = self._silent_since(state) + state.allowed
         state.due = due
         heapq.heappush(self._heap, (due, node.node_id))
 
@@ -275,8 +301,7 @@ class PresenceTracker:
     def _on_state_reported(self, event: Event[StateReportedData]) -> None:
         node = self._registry.get(event.data["node_id"])
         if node is not None:
-            last = node.last_seen
-            self._heard(node, event.time_fired if last is None else last)
+            self._heard(node, self._mono())
 
     def _on_availability(self, event: Event[AvailabilityReportedData]) -> None:
         data = event.data
@@ -284,8 +309,7 @@ class PresenceTracker:
         if node is None:
             return
         if data["online"]:
-            last = node.last_seen
-            self._heard(node, data["ts"] if last is None else last)
+            self._heard(node, self._mono())
             return
         state = self._nodes.get(node.node_id)
         if state is not None:
@@ -297,6 +321,7 @@ class PresenceTracker:
         state = self._nodes.get(node.node_id)
         if state is None:
             state = self._nodes[node.node_id] = _NodePresence(self.interval_window, self.initial_timeout)
+        state.heard = t
         gap = t - state.burst_start
         if gap >= BURST_WINDOW:
             if state.learn:
@@ -314,9 +339,10 @@ class PresenceTracker:
 
     def _go_online(self, node: Node, state: _NodePresence, t: float) -> None:
         was, since = node.status, node.status_since
-        self._registry.set_status(node, STATUS_ONLINE, REASON_MESSAGE, t)
+        wall = node.last_seen if node.last_seen is not None else self._clock()
+        self._registry.set_status(node, STATUS_ONLINE, REASON_MESSAGE, wall)
         if was == STATUS_OFFLINE and since is not None:
-            _LOGGER.info("node %s online (message, after %.0f s offline)", node.node_id, t - since)
+            _LOGGER.info("node %s online (message, after %.0f s offline)", node.node_id, wall - since)
         else:  # a node heard of for the first time: its integration already logged it (rate-limited)
             _LOGGER.debug("node %s online (message)", node.node_id)
         if state.due is None:
@@ -325,19 +351,19 @@ class PresenceTracker:
     # --- transport outages ---------------------------------------------------------------
     def _on_transport_lost(self, event: Event[TransportData]) -> None:
         if self._deaf_since is None:
-            self._deaf_since = event.time_fired
+            self._deaf_since = self._mono()
             _LOGGER.warning("No message transport: offline detection paused until it reconnects")
 
     def _on_transport_back(self, event: Event[TransportData]) -> None:
         deaf_since, self._deaf_since = self._deaf_since, None
         if deaf_since is None:
             return
-        outage = max(event.time_fired - deaf_since, 0.0)
+        outage = max(self._mono() - deaf_since, 0.0)
         for node_id, state in self._nodes.items():
             node = self._registry.get(node_id)
             if node is None or node.status != STATUS_ONLINE:
                 continue
-            state.quiet_from = self._silent_since(node, state) + outage  # silence counts only while listening
+            state.quiet_from = self._silent_since(state) + outage  # silence counts only while listening
             state.learn = False  # the gap across the outage is not the node's rhythm
         _LOGGER.info("Message transport back after %.0f s: offline detection resumed", outage)
 

@@ -49,6 +49,17 @@ flush; with it, a crash can leave a restored ``last_seen`` at most this stale.
 
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 
+ROWS_PER_TURN = 5_000
+"""Readings validated, serialized or encoded in one event-loop turn.
+
+A batch is normally at most ``batch_size`` (5,000) readings, but while a write is slow or the
+database is away the next one grows up to ``max_pending`` (100,000).  Worked through in one go,
+such a batch held the event loop for ~360 ms of CPU (measured: 225 ms serializing, 43 ms
+resolving node ids, 94 ms building SQLite's JSON parameter) and so stalled ingest, HTTP and the
+WebSocket right when the hub recovers.  In slices of this size, with a yield in between, no
+slice takes more than ~15 ms; a normal batch is one slice, so nothing changes for it.
+"""
+
 
 class Batch:
     """Everything handed to storage since the previous batch was sealed, and the future of its commit."""
@@ -168,14 +179,19 @@ def build_plan(
     registry: NodeRegistry,
     ids: Mapping[str, int],
     persisted_seen: Mapping[str, float],
+    prepared: tuple[list[PreparedRow], int] | None = None,
 ) -> WritePlan:
-    """Turn a sealed batch into a plan; synchronous, so every node snapshot is taken at the same instant."""
+    """Turn a sealed batch into a plan; synchronous, so every node snapshot is taken at the same instant.
+
+    ``prepared`` is the batch's readings already run through :func:`prepare_rows` (which may yield
+    to the loop, so it runs before this); without it they are prepared here.
+    """
     plan = WritePlan(
         removed=sorted(batch.removed),
         removed_entities=sorted(batch.removed_entities),
         status=[_clean_status(row) for row in batch.status],
     )
-    plan.rows, plan.invalid_rows = _prepare_rows(batch.rows)
+    plan.rows, plan.invalid_rows = prepared if prepared is not None else _prepare_rows(batch.rows)
     row_nodes = {row[0] for row in plan.rows}
     referenced = row_nodes | {key[0] for key in batch.entities} | {row[0] for row in batch.status}
     upsert = batch.dirty | {node_id for node_id in referenced if node_id not in ids}
@@ -218,6 +234,27 @@ def telemetry_records(
         else:
             append((ref, ts, states, dedupe))
     return records, orphans
+
+
+async def prepare_rows(rows: list[Row]) -> tuple[list[PreparedRow], int]:
+    """:func:`_prepare_rows` in slices of :data:`ROWS_PER_TURN`, yielding to the event loop between them."""
+    if len(rows) <= ROWS_PER_TURN:
+        return _prepare_rows(rows)
+    prepared: list[PreparedRow] = []
+    invalid = 0
+    for start in range(0, len(rows), ROWS_PER_TURN):
+        part, bad = _prepare_rows(rows[start : start + ROWS_PER_TURN])
+        prepared += part
+        invalid += bad
+        await asyncio.sleep(0)
+    return prepared, invalid
+
+
+def row_slices(rows: list[PreparedRow]) -> list[list[PreparedRow]]:
+    """``rows`` in slices of at most :data:`ROWS_PER_TURN` (one slice, the list itself, when it is small)."""
+    if len(rows) <= ROWS_PER_TURN:
+        return [rows]
+    return [rows[start : start + ROWS_PER_TURN] for start in range(0, len(rows), ROWS_PER_TURN)]
 
 
 def _prepare_rows(rows: list[Row]) -> tuple[list[PreparedRow], int]:

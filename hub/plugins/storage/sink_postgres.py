@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .batch import TelemetryRecord, WritePlan, WriteResult, telemetry_records
+from .batch import TelemetryRecord, WritePlan, WriteResult, row_slices, telemetry_records
 
 _REMOVED_REFS = "(SELECT id FROM nodes WHERE node_id = ANY($1::text[]))"
 _DELETE_TELEMETRY = [
@@ -113,10 +113,12 @@ class PostgresSink:
                 if plan.last_seen:
                     await db.execute(_UPDATE_LAST_SEEN, *_columns(plan.last_seen, 2))
                 stored = duplicates = orphans = 0
-                if plan.rows:
-                    records, orphans = telemetry_records(plan.rows, ids, new_ids)
-                    stored = await _insert_telemetry(db, records)
-                    duplicates = len(records) - stored
+                for rows in row_slices(plan.rows) if plan.rows else ():  # a COPY per slice: the loop turns between
+                    records, lost = telemetry_records(rows, ids, new_ids)
+                    orphans += lost
+                    inserted = await _insert_telemetry(db, records)
+                    stored += inserted
+                    duplicates += len(records) - inserted
                 if plan.status:
                     await db.execute(_INSERT_STATUS, *_columns(plan.status, 5))
         return WriteResult(new_ids, stored, duplicates, orphans)

@@ -23,7 +23,7 @@ import aiosqlite
 import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .batch import WritePlan, WriteResult, telemetry_records
+from .batch import WritePlan, WriteResult, row_slices, telemetry_records
 
 
 def _field(index: int) -> str:
@@ -112,12 +112,14 @@ async def _apply(db: aiosqlite.Connection, plan: WritePlan, ids: dict[str, int])
     if plan.last_seen:
         await _run(db, _UPDATE_LAST_SEEN, plan.last_seen)
     stored = duplicates = orphans = 0
-    if plan.rows:
-        records, orphans = telemetry_records(plan.rows, ids, new_ids)
+    fragment = orjson.Fragment
+    for rows in row_slices(plan.rows) if plan.rows else ():  # each slice one statement: the loop turns between
+        records, lost = telemetry_records(rows, ids, new_ids)
+        orphans += lost
         if records:
-            fragment = orjson.Fragment
-            stored = await _run(db, _INSERT_TELEMETRY, [(ref, ts, fragment(s), d) for ref, ts, s, d in records])
-            duplicates = len(records) - stored
+            inserted = await _run(db, _INSERT_TELEMETRY, [(ref, ts, fragment(s), d) for ref, ts, s, d in records])
+            stored += inserted
+            duplicates += len(records) - inserted
     if plan.status:
         await _run(db, _INSERT_STATUS, plan.status)
     return WriteResult(new_ids, stored, duplicates, orphans)

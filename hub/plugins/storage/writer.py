@@ -57,7 +57,7 @@ from hub import (
     StorageUnavailable,
 )
 
-from .batch import Batch, Sink, WritePlan, WriteResult, build_plan
+from .batch import Batch, Sink, WritePlan, WriteResult, build_plan, prepare_rows
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -110,6 +110,9 @@ class BatchWriter:
         self._m_batch = metrics.histogram("batch_seconds", "Time to write and commit one batch", buckets=BATCH_BUCKETS)
         self._m_depth = metrics.gauge("write_queue_depth", "Readings waiting to be committed")
         self._m_errors = metrics.counter("write_errors", "Failed batch writes (each is retried)")
+        self._m_failing = metrics.gauge(
+            "storage_failing", "1 while the latest batch write failed and is being retried (health: degraded)"
+        )
         self._m_duplicates = metrics.counter(
             "storage_duplicates", "Redelivered readings not stored again (same node and dedupe)"
         )
@@ -297,7 +300,10 @@ class BatchWriter:
         self._open = Batch(self._loop)
         self._inflight = batch
         self._row_cap = self._max_pending - len(batch.rows)
-        plan = build_plan(batch, self._registry, self._ids, self._persisted_seen)
+        # A large batch is serialized slice by slice with yields between (see batch.ROWS_PER_TURN); a node
+        # removed meanwhile is deleted, with its rows, by the next batch.
+        prepared = await prepare_rows(batch.rows)
+        plan = build_plan(batch, self._registry, self._ids, self._persisted_seen, prepared)
         self._m_depth.set(self.pending())
         result = await self._write_until_committed(plan)
         self._committed(plan, result)
@@ -316,6 +322,7 @@ class BatchWriter:
                 attempt += 1
                 delay = min(RETRY_INITIAL * 2 ** (attempt - 1), RETRY_MAX)
                 self._m_errors.inc()
+                self._m_failing.set(1)
                 self._m_depth.set(self.pending())
                 self._log.error(
                     "write",
@@ -329,6 +336,7 @@ class BatchWriter:
                 continue
             self._m_batch.observe(time.perf_counter() - started)
             if attempt:
+                self._m_failing.set(0)
                 _LOGGER.warning("Storage write succeeded after %d failed attempt(s)", attempt)
             return result
 

@@ -11,6 +11,7 @@ import "./theme.js";
 import { api, isSignedOut } from "./api.js";
 import { isSignedIn, onSignedOut, signOut } from "./auth.js";
 import { h, link, replace } from "./dom.js";
+import { healthBanner } from "./health-banner.js";
 import * as firmware from "./pages/firmware.js";
 import * as fleet from "./pages/fleet.js";
 import * as node from "./pages/node.js";
@@ -140,7 +141,8 @@ function buildFrame() {
     ),
   );
   const main = h("main", { class: "content", id: "main", tabindex: "-1" });
-  replace(document.body, skip, header, main);
+  const health = healthBanner(socket);
+  replace(document.body, skip, header, health.element, main);
   const unwatch = socket.onState((state) => {
     connection.className = `connection ${state}`;
     connection.textContent = { online: "Live", connecting: "Connecting…", offline: "Reconnecting…" }[state];
@@ -153,7 +155,14 @@ function buildFrame() {
     .catch((err) => {
       if (!isSignedOut(err)) user.textContent = "";
     });
-  return { nav, main, dispose: unwatch };
+  return {
+    nav,
+    main,
+    dispose() {
+      unwatch();
+      health.dispose();
+    },
+  };
 }
 
 /** Forget the frame (signed out): the next signed-in page builds a new one. */

@@ -15,8 +15,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from hub.testing import free_port
-from hub.testing.services import unavailable
+from .ports import free_port
+from .services import unavailable
 
 
 class PrivatePostgres:
