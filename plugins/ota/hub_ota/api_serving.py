@@ -107,7 +107,7 @@ class ServingApi:
                 "name": {"type": "string"},
                 "kind": {"type": "string", "description": "`node`, `group`, or the kind of name"},
                 "url": {"type": "string"},
-                "node_id": {"type": ["string", "null"], "description": "by name: the node that carries it now"},
+                "node_id": {"type": "string", "nullable": True, "description": "by name: the node that carries it now"},
             },
         }
         return [
