@@ -1,7 +1,8 @@
 """``hub esphome new|validate|compile|upload|list``: the node YAMLs of firmware/esphome/ from the hub's command line.
 
 ``validate`` runs ESPHome's own ``esphome config`` (offline: nothing is
-downloaded or compiled) and ``compile`` runs ``esphome compile``, their output
+downloaded or compiled) and ``compile`` runs ``esphome compile`` (with the
+node's update manifest URL from the ``ota`` plugin, :mod:`.update_url`), their output
 printed line by line as ESPHome writes it; both leave the records the hub and
 its dashboard read (:mod:`.builds`).  ``upload`` is in :mod:`.cli_upload`.
 ``list`` shows each defined node next to what the hub knows of it (matched by
@@ -111,13 +112,19 @@ async def cmd_validate(args: argparse.Namespace) -> int:
 
 
 async def cmd_compile(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    provisioner = Provisioner(Path(settings["firmware_dir"]), settings["executable"])
+    hub = build_hub(args.config, role=ROLE_CLI, plugins=args.plugins)
+    settings = hub.config[SECTION]
     try:
-        provisioner.executable()
-        (node,) = _chosen(node_files(provisioner.directory), [args.name])
-        print(f"==> esphome compile {node.path.name}", flush=True)
-        outcome = await provisioner.compile(node, _print, by=_login())
+        Provisioner(Path(settings["firmware_dir"]), settings["executable"]).executable()  # before starting the hub
+        (node,) = _chosen(node_files(Path(settings["firmware_dir"])), [args.name])
+        # Started, so the ota plugin's service gives the node's update manifest URL (see update_url).
+        await hub.async_start()
+        try:
+            provisioner = Provisioner(Path(settings["firmware_dir"]), settings["executable"], hub.services)
+            print(f"==> esphome compile {node.path.name}", flush=True)
+            outcome = await provisioner.compile(node, _print, by=_login())
+        finally:
+            await hub.async_stop()
     except FirmwareError as err:
         print(err, file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .builds import (
     Build,
@@ -27,6 +28,10 @@ from .builds import (
 )
 from .firmware import FirmwareError, NodeFile, find_executable
 from .runner import run_esphome
+from .update_url import substitution_arguments
+
+if TYPE_CHECKING:
+    from hub.core.services import ServiceRegistry
 
 OnLine = Callable[[str], None]
 
@@ -42,11 +47,15 @@ class Outcome:
 
 
 class Provisioner:
-    """Runs ESPHome on the node files of one firmware folder."""
+    """Runs ESPHome on the node files of one firmware folder.
 
-    def __init__(self, directory: Path, executable: str | None) -> None:
+    ``services`` are the started hub's: a compile asks the ``ota`` plugin there for the node's update manifest URL
+    (see :mod:`.update_url`)."""
+
+    def __init__(self, directory: Path, executable: str | None, services: ServiceRegistry | None = None) -> None:
         self.directory = directory
         self._executable = executable
+        self._services = services
         self.digests = SourceDigests(directory)
 
     def executable(self) -> Path:
@@ -79,7 +88,8 @@ class Provisioner:
         return Outcome(result.ok, result.returncode, result.problem)
 
     async def compile(self, node: NodeFile, on_line: OnLine, *, by: str | None = None) -> Outcome:
-        """``esphome compile``; on success the binary is found, hashed and recorded in ``hub-build.json``."""
+        """``esphome compile`` with the node's update manifest URL as a substitution; on success the binary is found,
+        hashed and recorded in ``hub-build.json``."""
         if node.name is None:
             raise FirmwareError(f"{node.path.name}: no node name (substitutions: name:) to compile")
         executable = self.executable()
@@ -91,8 +101,13 @@ class Provisioner:
             output.feed(line)
             on_line(line)
 
+        substitutions = await substitution_arguments(self._services, self.directory, node.name, on_line)
         result = await run_esphome(
-            executable, ["compile", node.path.name], cwd=self.directory, on_line=feed, stop_when_offline=True
+            executable,
+            [*substitutions, "compile", node.path.name],
+            cwd=self.directory,
+            on_line=feed,
+            stop_when_offline=True,
         )
         if not result.ok:
             return Outcome(False, result.returncode, result.problem)

@@ -32,7 +32,7 @@ class Provisioning:
     def __init__(self, hub: Hub, config: dict[str, Any]) -> None:
         self.directory = Path(config["firmware_dir"])
         self.defined = DefinedNodes(hub, self.directory)
-        self.provisioner = Provisioner(self.directory, config["executable"])
+        self.provisioner = Provisioner(self.directory, config["executable"], hub.services)
         self.jobs = JobManager(hub, self.provisioner, on_finished=self._finished)
         self._log = RateLimitedLogger(_LOGGER, interval=300.0)
 

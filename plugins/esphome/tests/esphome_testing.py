@@ -70,7 +70,8 @@ def standin_esphome(directory: Path, gate: Path) -> Path:
 
     ``config FILE`` says the file is valid.  ``compile FILE`` prints ESPHome's first lines, then waits until
     ``gate`` exists (so a test can look at a job while it runs), then writes a "binary" and prints the lines the
-    hub reads (build path, config hash, the program's path).  The real ESPHome is tested in
+    hub reads (build path, config hash, the program's path).  Its last command line is in ``argv.json`` next to
+    it.  The real ESPHome is tested in
     test_esphome_compile.py; this one makes the API's job lifecycle deterministic.
     """
     import sys
@@ -78,8 +79,9 @@ def standin_esphome(directory: Path, gate: Path) -> Path:
     script = directory / "esphome"
     script.write_text(
         f"#!{sys.executable}\n"
-        "import pathlib, sys, time\n"
-        "command, file = sys.argv[1], sys.argv[2]\n"
+        "import json, pathlib, sys, time\n"
+        f"pathlib.Path({str(directory / 'argv.json')!r}).write_text(json.dumps(sys.argv[1:]))\n"
+        "command, file = [a for a in sys.argv[1:] if not a.startswith('-')][-2:]  # after any -s KEY VALUE\n"
         "print('INFO ESPHome 2026.10.0')\n"
         "print(f'INFO Reading configuration {file}...')\n"
         "if command == 'config':\n"

@@ -16,6 +16,7 @@ import aiohttp
 import hub_esphome.plugin
 import pytest
 from esphome_testing import host_firmware, standin_esphome
+from hub_esphome.update_url import NO_OTA
 
 from hub import DATA_HTTP_URL, Hub
 from hub.testing import create_user_and_token, wait_until
@@ -71,6 +72,8 @@ async def test_nodes_jobs_and_the_binary(api: Any) -> None:
     job = await _json(session, "POST", f"{url}/api/esphome/nodes/host-node/compile", 202)
     async with session.get(f"{url}/api/esphome/jobs/{job['id']}/log") as log:
         assert log.status == 200 and log.headers["Content-Type"].startswith("text/plain")
+        note = await log.content.readline()  # this hub has no ota plugin: the compile says so before it starts
+        assert note.decode() == f"{NO_OTA}\n"
         first = await log.content.readline()
         assert first == b"INFO ESPHome 2026.10.0\n"
         # The compile is still running (held at the gate) while its first lines have arrived.

@@ -13,8 +13,11 @@ download link, and MQTT and HTTP between hub and node.  What is simulated:
   ``esphome/discover/<name>`` with its project version), and doing what its
   ``update: platform: http_request`` does: poll its manifest, compare the
   version, download ``ota.path``, check the MD5, "reboot" and report the new
-  version.  Its manifest URL is the one ``GET /api/ota/manifest_url/<node>``
-  gives (what an operator writes into the node's YAML).
+  version.  Its manifest URL is the one the compile built in: the hub passes
+  ``-s ota_manifest_url <hub_url>/api/ota/manifest/esphome/<name>.json?key=…``
+  to ESPHome (the stand-in records its command line), and the node polls that
+  URL from before its first connect (the hub knows it as a placeholder) to
+  after (under its MAC), as a node built from the shared package does.
 """
 
 from __future__ import annotations
@@ -60,12 +63,14 @@ def _esp32_image(version: str) -> bytes:
 
 
 def _standin_esphome(directory: Path, image: Path) -> Path:
-    """``compile FILE``: ESPHome's lines for an ESP32 build, the image as ``firmware.ota.bin``, and ``defines.h``."""
+    """``[-s KEY VALUE]… compile FILE``: ESPHome's lines for an ESP32 build, the image as ``firmware.ota.bin``, and
+    ``defines.h``; its command line goes to ``argv.json`` next to it."""
     script = directory / "esphome"
     script.write_text(
         f"#!{sys.executable}\n"
-        "import pathlib, shutil, sys\n"
-        "file = sys.argv[2]\n"
+        "import json, pathlib, shutil, sys\n"
+        f"pathlib.Path({str(directory / 'argv.json')!r}).write_text(json.dumps(sys.argv[1:]))\n"
+        "file = sys.argv[-1]\n"
         "name = pathlib.Path(file).stem\n"
         "build = pathlib.Path.cwd() / '.esphome' / 'build' / name\n"
         "print('INFO ESPHome 2026.10.0')\n"
@@ -174,7 +179,7 @@ async def setup(hub_factory: Any, hub_mqtt_url: str, tmp_path: Path, hub_free_po
         "esphome:\n  name: ${name}\n  friendly_name: ${friendly_name}\n"
         "  project:\n    name: hub.upload-test\n    version: ${version}\n\nesp32:\n  board: esp32dev\n"
     )
-    (firmware / "secrets.yaml").write_text("# none\n")
+    (firmware / "secrets.yaml").write_text(f"hub_url: http://127.0.0.1:{hub_free_port}\n")  # as the node reaches it
     image = tmp_path / "image.bin"
     image.write_bytes(_esp32_image(NEW))
     config: dict[str, Any] = {
@@ -208,8 +213,21 @@ async def test_upload_goes_through_the_ota_rollout_to_a_node_that_pulls(
     hub, user, node, config_file, http = setup
     name = node.esphome.name
     url = hub.data[DATA_HTTP_URL]
+    await wait_until(lambda: hub.registry.get(f"esphome:{name}"), message="the node known by its file")
     code, out, err = await _hub_cli_in_process(capsys, "esphome", "compile", name, "-c", str(config_file))
     assert code == 0, out + err
+    # The compile built in the node's manifest URL, by its ESPHome name, with its key; the key is in no file of the
+    # firmware folder (only the build folder gets it).
+    async with http.get(f"{url}/api/ota/manifest_url/esphome/{name}", headers=user.headers) as response:
+        by_name = await response.json()
+    manifest_url = by_name["url"]
+    assert manifest_url.startswith(f"{url}/api/ota/manifest/esphome/{name}.json?key=")
+    argv = json.loads((config_file.parent / "argv.json").read_text())
+    assert argv == ["-s", "ota_manifest_url", manifest_url, "compile", f"{name}.yaml"]
+    key = manifest_url.split("key=")[1]
+    assert "key=" not in out and all(key not in p.read_text() for p in (config_file.parent / "firmware").glob("*.y*"))
+    assert by_name["node_id"] == f"esphome:{name}"  # known by its file only: a placeholder
+    assert await node.poll(http, manifest_url) is None  # its manifest answers: nothing released to it yet
     build = json.loads((config_file.parent / "firmware" / ".esphome" / "build" / name / "hub-build.json").read_text())
     assert (build["version"], Path(build["binary"]).name) == (NEW, "firmware.ota.bin")
 
@@ -224,8 +242,12 @@ async def test_upload_goes_through_the_ota_rollout_to_a_node_that_pulls(
         message=f"the node registered, running {OLD}",
     )
     await wait_until(lambda: registered.status == STATUS_ONLINE)
-    async with http.get(f"{url}/api/ota/manifest_url/{registered.node_id}", headers=user.headers) as response:
-        manifest_url = (await response.json())["url"]
+    # The same URL now means the node under its MAC (the placeholder was folded into it).
+    await wait_until(lambda: hub.registry.get(f"esphome:{name}") is None, message="the placeholder folded")
+    async with http.get(f"{url}/api/ota/manifest_url/esphome/{name}", headers=user.headers) as response:
+        assert await response.json() == {**by_name, "node_id": registered.node_id}
+    async with http.get(manifest_url.replace(key, "0" * len(key))) as response:
+        assert response.status == 404 and (await response.json())["error"]["code"] == "manifest_not_found"
 
     code, out, err = await _hub_cli(*upload)
     assert code == 0, out + err

@@ -1,7 +1,10 @@
 """Serving firmware to nodes: single-use download links (``/api/ota/download/{token}``, with HTTP range requests)
-and ESPHome update manifests (``/api/ota/manifest/{node_or_group}.json?key=…``). Both are public (a node sends no
+and ESPHome update manifests (``/api/ota/manifest/{node_or_group}.json?key=…``, or by a node's stable name
+``/api/ota/manifest/{kind}/{name}.json?key=…``, see :mod:`hub_ota.names`). Both are public (a node sends no
 credentials): the token, or the manifest key, is the credential; see :mod:`hub_ota.links` and
-:mod:`hub_ota.manifest`. ``/api/ota/manifest_url/{node_or_group}`` tells a signed-in operator a manifest's URL.
+:mod:`hub_ota.manifest`. ``/api/ota/manifest_url/{node_or_group}`` and ``/api/ota/manifest_url/{kind}/{name}`` tell
+a signed-in operator a manifest's URL; the service ``ota.manifest_url`` tells another plugin (the ``esphome``
+plugin builds it into a node's firmware).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from aiohttp import web
 
 from hub import DATA_HTTP_URL, Hub, InvalidMac, normalize_mac
 
+from . import names
 from .catalogue import Firmware, FirmwareCatalogue
 from .errors import FirmwareNotFound
 from .links import GROUP_PREFIX, PURPOSE_MANIFEST, DownloadLinks, LinkRefused
@@ -92,6 +96,20 @@ class ServingApi:
     def routes(self) -> list[Route]:
         """Every route: the download and the manifest are public."""
         name = path_param("node_or_group", "a node id (its MAC in any spelling) or a group (a tag or an area)")
+        by_name = [
+            path_param("kind", "the kind of name (`esphome`): nodes carry it in the attribute `<kind>_name`"),
+            path_param("name", "the node's name of that kind (an ESPHome node's `esphome: name:`)"),
+        ]
+        url_schema = {
+            "type": "object",
+            "required": ["name", "kind", "url"],
+            "properties": {
+                "name": {"type": "string"},
+                "kind": {"type": "string", "description": "`node`, `group`, or the kind of name"},
+                "url": {"type": "string"},
+                "node_id": {"type": "string", "nullable": True, "description": "by name: the node that carries it now"},
+            },
+        }
         return [
             Route(
                 "GET",
@@ -130,20 +148,35 @@ class ServingApi:
             ),
             Route(
                 "GET",
+                "/api/ota/manifest/{kind}/{name}.json",
+                api(self.manifest_by_name),
+                operation(
+                    "ESPHome update manifest of the node carrying a stable name",
+                    description="Public: the key (from /api/ota/manifest_url/{kind}/{name}, an HMAC of `kind:name`) "
+                    "is the credential. The manifest of whichever node carries the name now (the attribute "
+                    "`<kind>_name`; the one seen last when several do). 404 without the key, or when no node "
+                    "carries the name.",
+                    params=[*by_name, query_param("key", {"type": "string"}, "the manifest's key")],
+                    ok=MANIFEST_SCHEMA,
+                    public=True,
+                ),
+                auth=False,
+            ),
+            Route(
+                "GET",
                 "/api/ota/manifest_url/{node_or_group}",
                 api(self.manifest_url),
+                operation("The URL of a node's or group's ESPHome update manifest", params=[name], ok=url_schema),
+            ),
+            Route(
+                "GET",
+                "/api/ota/manifest_url/{kind}/{name}",
+                api(self.manifest_url_by_name),
                 operation(
-                    "The URL of a node's or group's ESPHome update manifest",
-                    params=[name],
-                    ok={
-                        "type": "object",
-                        "required": ["name", "kind", "url"],
-                        "properties": {
-                            "name": {"type": "string"},
-                            "kind": {"type": "string", "enum": [NODE, GROUP]},
-                            "url": {"type": "string"},
-                        },
-                    },
+                    "The URL of the ESPHome update manifest of a stable name (`esphome/kitchen-climate`)",
+                    description="Answers for a name no node carries yet: the URL is the same before and after.",
+                    params=by_name,
+                    ok=url_schema,
                 ),
             ),
         ]
@@ -175,6 +208,21 @@ class ServingApi:
             raise ApiError(404, "manifest_not_found", "no such manifest") from None
         if not key or not self._keys.check(kind, name, key):
             raise ApiError(404, "manifest_not_found", "no such manifest")
+        return await self._serve(request, kind, name)
+
+    async def manifest_by_name(self, request: web.Request) -> web.Response:
+        key = read_query(request, vol.Schema({vol.Optional("key", default=""): str}))["key"]
+        kind, name = request.match_info["kind"], request.match_info["name"]
+        # One answer for a bad name, a wrong key and a name no node carries: the caller learns nothing.
+        if not names.valid(kind, name) or not key or not self._keys.check(kind, name, key):
+            raise ApiError(404, "manifest_not_found", "no such manifest")
+        node = names.resolve(self._hub.registry, kind, name)
+        if node is None:
+            raise ApiError(404, "manifest_not_found", "no such manifest")
+        return await self._serve(request, NODE, node.node_id)
+
+    async def _serve(self, request: web.Request, kind: str, name: str) -> web.Response:
+        """The manifest of node or group ``name``, with a fresh download link."""
         firmware = await self._assigned(kind, name)
         if firmware is None:
             raise ApiError(404, "no_firmware", f"no firmware is released to {kind} {name}")
@@ -191,6 +239,34 @@ class ServingApi:
         spelled = name.replace(":", "") if kind == NODE else name
         url = f"{base}/api/ota/manifest/{quote(spelled, safe='')}.json?key={self._keys.key(kind, name)}"
         return json_response({"name": name, "kind": kind, "url": url})
+
+    async def manifest_url_by_name(self, request: web.Request) -> web.Response:
+        read_query(request, vol.Schema({}))
+        kind, name = request.match_info["kind"], request.match_info["name"]
+        if not names.valid(kind, name):
+            raise ApiError(404, "manifest_not_found", "not a kind of name and a name")
+        base = self._section.get("public_url") or self._hub.data.get(DATA_HTTP_URL) or str(request.url.origin())
+        node = names.resolve(self._hub.registry, kind, name)
+        url = self.name_manifest_url(kind, name, base)
+        return json_response({"name": name, "kind": kind, "url": url, "node_id": node.node_id if node else None})
+
+    def name_manifest_url(self, kind: str, name: str, base: str) -> str:
+        """The manifest URL, with its key, of the node named ``name`` by ``kind`` (``valid(kind, name)``)."""
+        key = self._keys.key(kind, name)
+        return f"{base.rstrip('/')}/api/ota/manifest/{kind}/{quote(name, safe='')}.json?key={key}"
+
+    def manifest_url_service(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``ota.manifest_url``: the manifest URL of a stable name, for a plugin that builds it into firmware.
+
+        The base is ``base_url`` (how the node reaches the hub, when the caller knows it), else ``ota: public_url:``;
+        with neither, ``url`` is None (the hub's own listening address is not one a node can be assumed to reach).
+        """
+        base = data.get("base_url") or self._section.get("public_url")
+        node = names.resolve(self._hub.registry, data["kind"], data["name"])
+        return {
+            "url": self.name_manifest_url(data["kind"], data["name"], base) if base else None,
+            "node_id": node.node_id if node else None,
+        }
 
     def _classify(self, value: str) -> tuple[str, str]:
         """(``node``, node id) for a known node in any MAC spelling, else (``group``, name); 404 for an unknown MAC."""

@@ -31,7 +31,7 @@ def _byte_count(value: Any) -> int:
     return value
 
 
-def _base_url(value: Any) -> str:
+def base_url(value: Any) -> str:
     """An http(s) URL with a host and no query, without its trailing slash."""
     if not isinstance(value, str):
         raise vol.Invalid("expected a URL such as http://192.168.1.10:8124")
@@ -47,7 +47,7 @@ CONFIG_SCHEMA = vol.Schema(
             _byte_count, vol.Range(min=1024, max=MAX_IMAGE_SIZE_LIMIT)
         ),
         vol.Optional("firmware_dir", default="firmware"): vol.All(str, vol.Length(min=1)),
-        vol.Optional("public_url"): _base_url,
+        vol.Optional("public_url"): base_url,
         vol.Optional("manifest_link_lifetime", default=86400): vol.All(
             vol.Coerce(float), vol.Range(min=60, max=30 * 86400)
         ),

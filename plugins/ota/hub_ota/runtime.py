@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import voluptuous as vol
+
 from hub import DATA_DATABASE, EVENT_NODE_UPDATED, Event, Hub, Leadership, NodeUpdatedData, StorageUnavailable
 
+from . import names
 from .api_firmware import FirmwareApi
 from .api_rollouts import RolloutsApi
 from .api_serving import ServingApi
 from .catalogue import FirmwareCatalogue
-from .config import SECTION, firmware_dir
+from .config import SECTION, base_url, firmware_dir
 from .links import DownloadLinks
 from .manifest import ManifestKeys
 from .rollout_engine import RolloutEngine
@@ -26,6 +29,19 @@ PURGE_INTERVAL = 600.0
 LOCK_KEY = 0x6875622D6F746172  # "hub-otar": the advisory lock of the process that drives the rollouts
 ELECTION_WAIT = 5.0
 """Seconds the start waits for the first election round, so a lone process drives rollouts from its first request."""
+
+
+def _stable_name(data: dict[str, str]) -> dict[str, str]:
+    if not names.valid(data["kind"], data["name"]):
+        raise vol.Invalid(f"not a kind of name and a name: {data['kind']!r}, {data['name']!r}")
+    return data
+
+
+MANIFEST_URL_SCHEMA = vol.All(
+    vol.Schema({vol.Required("kind"): str, vol.Required("name"): str, vol.Optional("base_url"): base_url}),
+    _stable_name,
+)
+"""``ota.manifest_url``: ``kind`` and ``name`` (a node's stable name, see :mod:`.names`), optional ``base_url``."""
 
 
 class _Released:
@@ -69,11 +85,13 @@ class OtaRuntime:
         self._switch = asyncio.Lock()
         self._switching: set[asyncio.Task[None]] = set()
         self._stopping = False
+        serving = ServingApi(hub, self.store, self.catalogue, self.links, self.keys, _Released(self.rollouts))
         self._apis = (
             FirmwareApi(self.catalogue, self._firmware_in_use),
-            ServingApi(hub, self.store, self.catalogue, self.links, self.keys, _Released(self.rollouts)),
+            serving,
             RolloutsApi(self.rollouts, self.engine),
         )
+        hub.services.register("ota", "manifest_url", serving.manifest_url_service, MANIFEST_URL_SCHEMA)
 
     def routes(self) -> list[Route]:
         """Every route of the plugin."""
