@@ -180,7 +180,15 @@ def test_not_utf8(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_bytes(b"mqtt:\n  host: \xff\xfe\n")
     (message,) = errors_of(path)
-    assert message.startswith("config.yaml: not UTF-8 text")
+    assert message == "config.yaml:2: not UTF-8 text (invalid start byte at byte 14)"
+
+
+def test_control_characters_are_invalid_yaml_at_their_line(tmp_path):
+    # Found by tests/fuzz: PyYAML's reader refused them while the loader was made, outside the error handling.
+    path = write(tmp_path, "config.yaml", "hub:\n  name: a\x1fb\n")
+    (message,) = errors_of(path)
+    assert message == "config.yaml:2: invalid YAML: character 0x001f is not allowed"
+
 
 
 # --- !include -------------------------------------------------------------------------

@@ -233,12 +233,19 @@ def load_yaml(
     if not isinstance(secrets, _Secrets):
         secrets = _Secrets(path.parent / SECRETS_FILE, secrets)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as err:
         raise ConfigError([f"{label}: cannot read: {err.strerror or err}"]) from err
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError([f"{label}: not UTF-8 text ({err.reason})"]) from err
-    loader = _Loader(text, path, label, secrets)
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ConfigError([f"{label}:{line}: not UTF-8 text ({err.reason} at byte {err.start})"]) from err
+    try:
+        loader = _Loader(text, path, label, secrets)  # a str is checked for control characters here, whole
+    except yaml.reader.ReaderError as err:
+        line = text.count("\n", 0, err.position) + 1
+        raise ConfigError([f"{label}:{line}: invalid YAML: character {err.character:#06x} is not allowed"]) from err
     loader.include_chain = (*include_chain, path.resolve())
     try:
         return loader.get_single_data()
