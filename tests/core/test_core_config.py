@@ -190,6 +190,13 @@ def test_control_characters_are_invalid_yaml_at_their_line(tmp_path):
     assert message == "config.yaml:2: invalid YAML: character 0x001f is not allowed"
 
 
+@pytest.mark.parametrize("key", ["~", "null", "1", "[a]: 1\nb"])
+def test_an_unknown_section_that_is_no_name(tmp_path, key):
+    # Found by tests/fuzz: `~:` (None) or `1:` as a top-level key made the did-you-mean raise TypeError.
+    path = write(tmp_path, "config.yaml", f"{key}: x\n")
+    messages = errors_of(path)
+    assert messages and all(message.startswith("config.yaml:1: ") for message in messages), messages
+
 
 # --- !include -------------------------------------------------------------------------
 

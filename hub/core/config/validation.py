@@ -194,7 +194,9 @@ def _key_name(key: Any) -> Any:
     return key.schema if isinstance(key, vol.Marker) else key
 
 
-def _did_you_mean(word: str, candidates: Any) -> str:
+def _did_you_mean(word: Any, candidates: Any) -> str:
+    if not isinstance(word, str):  # a key like `1:` or `~:` (None) is no misspelled name
+        return ""
     names = [str(candidate) for candidate in candidates if isinstance(candidate, str)]
     close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
     return f", did you mean {close[0]!r}?" if close else ""
