@@ -460,3 +460,20 @@ def test_a_world_readable_secrets_yaml_is_warned_about(tmp_path, caplog):
     secrets.chmod(0o600)
     load_config(path, SCHEMAS)
     assert "readable by every user" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("hub:\n  name: !!int x\n", "config.yaml:2: cannot read 'x' as tag:yaml.org,2002:int"),
+        ("hub:\n  name: !!bool maybe\n", "config.yaml:2: cannot read 'maybe' as tag:yaml.org,2002:bool"),
+        ("\nhub: !!timestamp soon\n", "config.yaml:2: cannot read 'soon' as tag:yaml.org,2002:timestamp"),
+        ("hub:\n  name: " + "[" * 3000 + "\n", "config.yaml:2: invalid YAML: nested too deeply"),
+        ("hub:\n  name: !env_var HUB_UNSET_X [1\n", "config.yaml:2: !env_var default '[1' is not a YAML value"),
+    ],
+)
+def test_values_pyyaml_cannot_build_are_located_errors(tmp_path, text, message):
+    # Found by tests/fuzz: PyYAML raised ValueError, KeyError, AttributeError or RecursionError as a traceback,
+    # and a bad !env_var default was reported at line 1 of the default itself.
+    path = write(tmp_path, "config.yaml", text)
+    assert errors_of(path) == [message]

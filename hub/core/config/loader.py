@@ -70,6 +70,20 @@ class _Loader(yaml.SafeLoader):
         self.include_chain: tuple[Path, ...] = ()
         """The files being read, outermost first, so an ``!include`` cycle is an error, not a recursion."""
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """PyYAML's, but a scalar its own constructors cannot read is a located error, not a traceback.
+
+        ``!!int x``, ``!!bool maybe`` and ``!!timestamp soon`` make PyYAML raise ValueError, KeyError or
+        AttributeError rather than a YAMLError; the innermost node that fails is the one reported.
+        """
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, KeyError, AttributeError, TypeError, OverflowError) as err:
+            if isinstance(err, yaml.YAMLError):
+                raise
+            value = node.value if isinstance(node, yaml.ScalarNode) else "…"
+            raise _located_error(self, node, f"cannot read {str(value)[:40]!r} as {node.tag}") from None
+
     def construct_located_mapping(self, node: yaml.MappingNode) -> LocatedDict:
         result = LocatedDict()
         result.file, result.line = _location(node, self)
@@ -138,7 +152,10 @@ class _Loader(yaml.SafeLoader):
         if not parts:
             raise _located_error(self, node, "!env_var needs a variable name")
         value = os.environ.get(parts[0])
-        default = yaml.safe_load(parts[1]) if len(parts) == 2 else None
+        try:
+            default = yaml.safe_load(parts[1]) if len(parts) == 2 else None
+        except yaml.YAMLError:
+            raise _located_error(self, node, f"!env_var default {parts[1][:40]!r} is not a YAML value") from None
         if value is not None:
             return _typed_like(value, default)
         if len(parts) == 2:
@@ -249,6 +266,8 @@ def load_yaml(
     loader.include_chain = (*include_chain, path.resolve())
     try:
         return loader.get_single_data()
+    except RecursionError:
+        raise ConfigError([f"{label}:{loader.line + 1}: invalid YAML: nested too deeply"]) from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"{label}:{mark.line + 1}" if mark else label
