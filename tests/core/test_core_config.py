@@ -477,3 +477,12 @@ def test_values_pyyaml_cannot_build_are_located_errors(tmp_path, text, message):
     # and a bad !env_var default was reported at line 1 of the default itself.
     path = write(tmp_path, "config.yaml", text)
     assert errors_of(path) == [message]
+
+
+@pytest.mark.parametrize("name", ['"a\\0b"', "a" * 300, "loop"])
+def test_an_include_name_the_system_refuses_is_a_located_error(tmp_path, name):
+    # Found by tests/fuzz: a NUL byte (ValueError), a name too long or a symlink loop (OSError) was a traceback.
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    path = write(tmp_path, "config.yaml", f"hub:\n  name: !include {name}\n")
+    (message,) = errors_of(path)
+    assert message.startswith("config.yaml:2: !include ") and "not a usable file name" in message

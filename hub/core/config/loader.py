@@ -129,13 +129,17 @@ class _Loader(yaml.SafeLoader):
 
     def construct_include(self, node: yaml.Node) -> Any:
         name = self.construct_scalar(node)  # type: ignore[arg-type]
-        target = (self.path.parent / str(name)).resolve()
+        try:
+            target = (self.path.parent / str(name)).resolve()
+            found = target.is_file()
+        except (OSError, ValueError, RuntimeError) as err:  # a NUL byte, a name too long, a symlink loop
+            raise _located_error(self, node, f"!include {str(name)[:60]!r}: not a usable file name ({err})") from None
         root = self.secrets.path.parent.resolve()  # the top-level config file's directory
         if not target.is_relative_to(root):
             raise _located_error(
                 self, node, f"!include {name!r} points outside the config directory {root}; copy the file into it"
             )
-        if not target.is_file():
+        if not found:
             raise _located_error(self, node, f"included file {name!r} not found")
         if target in self.include_chain:
             cycle = " -> ".join(p.name for p in (*self.include_chain, target))
