@@ -486,3 +486,23 @@ def test_an_include_name_the_system_refuses_is_a_located_error(tmp_path, name):
     path = write(tmp_path, "config.yaml", f"hub:\n  name: !include {name}\n")
     (message,) = errors_of(path)
     assert message.startswith("config.yaml:2: !include ") and "not a usable file name" in message
+
+
+@pytest.mark.parametrize(("value", "line"), [(".inf", 3), ("[1, -.inf]", 3), ("{a: .inf}", 3)])
+def test_a_validator_that_raises_is_a_located_error(tmp_path, value, line):
+    # Found by tests/fuzz: vol.Coerce(int) raises OverflowError (not Invalid) on .inf, and `hub check-config`
+    # printed a traceback for `max_sessions_per_user: .inf`.
+    schemas = {"s": vol.Schema({"name": str, "n": vol.Any(vol.Coerce(int), [vol.Coerce(int)], {"a": vol.Coerce(int)})})}
+    path = write(tmp_path, "config.yaml", f"s:\n  name: x\n  n: {value}\n")
+    (message,) = errors_of(path, schemas)
+    assert message.startswith(f"config.yaml:{line}: s -> n") and "cannot be used" in message
+
+
+def test_a_validators_own_message_masks_url_passwords(tmp_path):
+    # Found by tests/fuzz: the broker's host validator quoted mqtt://user:password@… whole in its message.
+    def no_urls(value):
+        raise vol.Invalid(f"{value} is not a host name")
+
+    path = write(tmp_path, "config.yaml", "s:\n  host: mqtt://u:hunter2@example\n")
+    (message,) = errors_of(path, {"s": vol.Schema({"host": no_urls})})
+    assert "hunter2" not in message and "mqtt://u:***@example" in message
