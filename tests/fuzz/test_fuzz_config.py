@@ -163,6 +163,55 @@ def mutated(draw: st.DrawFn) -> str:
     return text
 
 
+HOSTILE_SCALARS = st.sampled_from(
+    [
+        ".inf",
+        "-.inf",
+        ".nan",
+        "1e999",
+        "-1",
+        "0",
+        "99999999999999999999999999",
+        "-99999999999999999999",
+        "1.5",
+        "true",
+        "null",
+        "~",
+        "''",
+        "'x'",
+        "[]",
+        "{}",
+        "[1, .inf]",
+        "{a: .nan}",
+        "!!binary AAAA",
+        "2001-12-14",
+        "0x7fffffffffffffff",
+        "mqtt://u:pw-secret@h:99999",
+        "'sqlite:///:memory:'",
+        "'../../etc'",
+        "'\\x00'",
+        "!secret db",
+        "!env_var HUB_FUZZ_UNSET .inf",
+        "*a",
+        "&a 5",
+    ]
+)
+"""Values for a known key: the numbers and shapes validators trip over (infinity, NaN, huge, wrong type)."""
+
+
+def _schema_keys(plugins) -> dict[str, list[str]]:
+    """Every section's top-level keys, read from the loaded schemas (the core's and every plugin's)."""
+    from hub.core.config import CORE_SCHEMAS
+    from hub.core.config.validation import _key_name, _schema_dict
+    from hub.core.plugins.sections import config_schemas
+
+    keys = {}
+    for section, schema in {**CORE_SCHEMAS, **config_schemas(plugins)}.items():
+        found = _schema_dict(schema)
+        keys[section] = [str(_key_name(key)) for key in found] if found else ["x"]
+    return keys
+
+
 @pytest.fixture(scope="module")
 def plugins():
     """Every installed plugin, as ``hub check-config`` loads them (their sections are validated too)."""
@@ -212,6 +261,29 @@ def test_mutated_real_configs(plugins, config_dir: Path) -> None:
     @fuzz_settings(EXAMPLES // 2)  # the shipped config.yaml is long: each example costs more
     @given(text=mutated())
     def run(text: str) -> None:
+        check(plugins, path, text)
+
+    run()
+
+
+def test_every_key_of_every_section_with_hostile_values(plugins, config_dir: Path) -> None:
+    path = config_dir / "config.yaml"
+    keys = _schema_keys(plugins)
+    sections = sorted(keys)
+    pairs = st.sampled_from(sections).flatmap(
+        lambda section: st.tuples(st.just(section), st.sampled_from(keys[section]))
+    )
+
+    @fuzz_settings(EXAMPLES // 2)
+    @given(entries=st.lists(st.tuples(pairs, HOSTILE_SCALARS), min_size=1, max_size=6))
+    def run(entries: list[tuple[tuple[str, str], str]]) -> None:
+        by_section: dict[str, dict[str, str]] = {}
+        for (section, key), value in entries:
+            by_section.setdefault(section, {})[key] = value
+        text = "".join(
+            f"{section}:\n" + "".join(f"  {key}: {value}\n" for key, value in values.items())
+            for section, values in by_section.items()
+        )
         check(plugins, path, text)
 
     run()
