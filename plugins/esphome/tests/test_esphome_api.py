@@ -8,6 +8,7 @@ in test_esphome_compile.py and the dashboard's browser test.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,12 @@ async def test_the_endpoints_are_in_the_openapi_document(api: Any) -> None:
         "/api/esphome/jobs/{job_id}",
         "/api/esphome/jobs/{job_id}/log",
     }
+
+
+async def test_a_missing_firmware_folder_lists_no_nodes(api: Any, tmp_path: Path) -> None:
+    # Found by tests/security: with firmware_dir missing, GET /api/esphome/nodes answered 500 (FileNotFoundError
+    # while looking for shared packages).
+    hub, session, url, _ = api
+    shutil.rmtree(tmp_path / "firmware")
+    body = await _json(session, "GET", f"{url}/api/esphome/nodes")
+    assert body["nodes"] == []
