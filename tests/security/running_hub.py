@@ -39,7 +39,7 @@ presence:
   initial_timeout: 3600               # nothing changes by itself while the test compares snapshots
   timeout: 3600
 esphome:
-  firmware_dir: esphome
+  firmware_dir: {esphome}
 nodes:
   "{node}":
     name: probe
@@ -78,7 +78,9 @@ class RunningHub:
     async def start(self) -> RunningHub:
         (self.folder / "esphome").mkdir()
         self.config.write_text(
-            CONFIG.format(broker_port=free_port(), http_port=self.http_port, node=NODE),
+            CONFIG.format(
+                broker_port=free_port(), http_port=self.http_port, node=NODE, esphome=self.folder / "esphome"
+            ),
         )
         await self._cli(
             "user", "create", "--username", "owner", "--password-stdin", stdin=f"{TEST_PASSWORD}\n".encode()
