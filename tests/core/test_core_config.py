@@ -180,7 +180,22 @@ def test_not_utf8(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_bytes(b"mqtt:\n  host: \xff\xfe\n")
     (message,) = errors_of(path)
-    assert message.startswith("config.yaml: not UTF-8 text")
+    assert message == "config.yaml:2: not UTF-8 text (invalid start byte at byte 14)"
+
+
+def test_control_characters_are_invalid_yaml_at_their_line(tmp_path):
+    # Found by tests/fuzz: PyYAML's reader refused them while the loader was made, outside the error handling.
+    path = write(tmp_path, "config.yaml", "hub:\n  name: a\x1fb\n")
+    (message,) = errors_of(path)
+    assert message == "config.yaml:2: invalid YAML: character 0x001f is not allowed"
+
+
+@pytest.mark.parametrize("key", ["~", "null", "1", "[a]: 1\nb"])
+def test_an_unknown_section_that_is_no_name(tmp_path, key):
+    # Found by tests/fuzz: `~:` (None) or `1:` as a top-level key made the did-you-mean raise TypeError.
+    path = write(tmp_path, "config.yaml", f"{key}: x\n")
+    messages = errors_of(path)
+    assert messages and all(message.startswith("config.yaml:1: ") for message in messages), messages
 
 
 # --- !include -------------------------------------------------------------------------
@@ -445,3 +460,49 @@ def test_a_world_readable_secrets_yaml_is_warned_about(tmp_path, caplog):
     secrets.chmod(0o600)
     load_config(path, SCHEMAS)
     assert "readable by every user" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("hub:\n  name: !!int x\n", "config.yaml:2: cannot read 'x' as tag:yaml.org,2002:int"),
+        ("hub:\n  name: !!bool maybe\n", "config.yaml:2: cannot read 'maybe' as tag:yaml.org,2002:bool"),
+        ("\nhub: !!timestamp soon\n", "config.yaml:2: cannot read 'soon' as tag:yaml.org,2002:timestamp"),
+        ("hub:\n  name: " + "[" * 3000 + "\n", "config.yaml:2: invalid YAML: nested too deeply"),
+        ("hub:\n  name: !env_var HUB_UNSET_X [1\n", "config.yaml:2: !env_var default '[1' is not a YAML value"),
+    ],
+)
+def test_values_pyyaml_cannot_build_are_located_errors(tmp_path, text, message):
+    # Found by tests/fuzz: PyYAML raised ValueError, KeyError, AttributeError or RecursionError as a traceback,
+    # and a bad !env_var default was reported at line 1 of the default itself.
+    path = write(tmp_path, "config.yaml", text)
+    assert errors_of(path) == [message]
+
+
+@pytest.mark.parametrize("name", ['"a\\0b"', "a" * 300, "loop"])
+def test_an_include_name_the_system_refuses_is_a_located_error(tmp_path, name):
+    # Found by tests/fuzz: a NUL byte (ValueError), a name too long or a symlink loop (OSError) was a traceback.
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    path = write(tmp_path, "config.yaml", f"hub:\n  name: !include {name}\n")
+    (message,) = errors_of(path)
+    assert message.startswith("config.yaml:2: !include ") and "not a usable file name" in message
+
+
+@pytest.mark.parametrize(("value", "line"), [(".inf", 3), ("[1, -.inf]", 3), ("{a: .inf}", 3)])
+def test_a_validator_that_raises_is_a_located_error(tmp_path, value, line):
+    # Found by tests/fuzz: vol.Coerce(int) raises OverflowError (not Invalid) on .inf, and `hub check-config`
+    # printed a traceback for `max_sessions_per_user: .inf`.
+    schemas = {"s": vol.Schema({"name": str, "n": vol.Any(vol.Coerce(int), [vol.Coerce(int)], {"a": vol.Coerce(int)})})}
+    path = write(tmp_path, "config.yaml", f"s:\n  name: x\n  n: {value}\n")
+    (message,) = errors_of(path, schemas)
+    assert message.startswith(f"config.yaml:{line}: s -> n") and "cannot be used" in message
+
+
+def test_a_validators_own_message_masks_url_passwords(tmp_path):
+    # Found by tests/fuzz: the broker's host validator quoted mqtt://user:password@… whole in its message.
+    def no_urls(value):
+        raise vol.Invalid(f"{value} is not a host name")
+
+    path = write(tmp_path, "config.yaml", "s:\n  host: mqtt://u:hunter2@example\n")
+    (message,) = errors_of(path, {"s": vol.Schema({"host": no_urls})})
+    assert "hunter2" not in message and "mqtt://u:***@example" in message

@@ -50,3 +50,25 @@ async def test_the_audit_trail_is_kept_across_a_restart(api: Api, make_api, hub_
     status, body = await again.call("GET", "/api/audit")
     assert status == 200
     assert [(r["method"], r["path"], r["status"]) for r in body["records"]][-1] == ("POST", "/api/auth/tokens", 201)
+
+
+async def test_anonymous_refusals_are_recorded_at_a_bounded_rate(api: Api) -> None:
+    # Found by tests/security: every refused request without a token wrote a row (and a log line), so anyone who
+    # could reach the port could grow the hub's database without limit while changing nothing else.
+    from hub.plugins.http.audit import ANONYMOUS_PER_MINUTE
+
+    for _ in range(ANONYMOUS_PER_MINUTE + 40):
+        status, _ = await api.call("DELETE", f"/api/nodes/{MAC}", auth=False)
+        assert status == 401
+    status, _ = await api.call("POST", "/api/auth/tokens", json={"name": "x", "password": OWNER_PASSWORD})
+    assert status == 201  # a request with a token is recorded whatever the anonymous rate
+    _, body = await api.call("GET", "/api/audit?limit=1000")
+    anonymous = [r for r in body["records"] if r["username"] is None]
+    assert len(anonymous) == ANONYMOUS_PER_MINUTE
+    assert body["records"][0]["path"] == "/api/auth/tokens"
+    assert api.hub.metrics.value("http_audit_suppressed") == 40
+    api.clock.advance(30)  # half a minute later: room for half a minute's worth again
+    for _ in range(ANONYMOUS_PER_MINUTE):
+        await api.call("DELETE", f"/api/nodes/{MAC}", auth=False)
+    _, body = await api.call("GET", "/api/audit?limit=1000")
+    assert len([r for r in body["records"] if r["username"] is None]) == ANONYMOUS_PER_MINUTE * 3 // 2

@@ -70,6 +70,20 @@ class _Loader(yaml.SafeLoader):
         self.include_chain: tuple[Path, ...] = ()
         """The files being read, outermost first, so an ``!include`` cycle is an error, not a recursion."""
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """PyYAML's, but a scalar its own constructors cannot read is a located error, not a traceback.
+
+        ``!!int x``, ``!!bool maybe`` and ``!!timestamp soon`` make PyYAML raise ValueError, KeyError or
+        AttributeError rather than a YAMLError; the innermost node that fails is the one reported.
+        """
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, KeyError, AttributeError, TypeError, OverflowError) as err:
+            if isinstance(err, yaml.YAMLError):
+                raise
+            value = node.value if isinstance(node, yaml.ScalarNode) else "…"
+            raise _located_error(self, node, f"cannot read {str(value)[:40]!r} as {node.tag}") from None
+
     def construct_located_mapping(self, node: yaml.MappingNode) -> LocatedDict:
         result = LocatedDict()
         result.file, result.line = _location(node, self)
@@ -115,13 +129,17 @@ class _Loader(yaml.SafeLoader):
 
     def construct_include(self, node: yaml.Node) -> Any:
         name = self.construct_scalar(node)  # type: ignore[arg-type]
-        target = (self.path.parent / str(name)).resolve()
+        try:
+            target = (self.path.parent / str(name)).resolve()
+            found = target.is_file()
+        except (OSError, ValueError, RuntimeError) as err:  # a NUL byte, a name too long, a symlink loop
+            raise _located_error(self, node, f"!include {str(name)[:60]!r}: not a usable file name ({err})") from None
         root = self.secrets.path.parent.resolve()  # the top-level config file's directory
         if not target.is_relative_to(root):
             raise _located_error(
                 self, node, f"!include {name!r} points outside the config directory {root}; copy the file into it"
             )
-        if not target.is_file():
+        if not found:
             raise _located_error(self, node, f"included file {name!r} not found")
         if target in self.include_chain:
             cycle = " -> ".join(p.name for p in (*self.include_chain, target))
@@ -138,7 +156,10 @@ class _Loader(yaml.SafeLoader):
         if not parts:
             raise _located_error(self, node, "!env_var needs a variable name")
         value = os.environ.get(parts[0])
-        default = yaml.safe_load(parts[1]) if len(parts) == 2 else None
+        try:
+            default = yaml.safe_load(parts[1]) if len(parts) == 2 else None
+        except yaml.YAMLError:
+            raise _located_error(self, node, f"!env_var default {parts[1][:40]!r} is not a YAML value") from None
         if value is not None:
             return _typed_like(value, default)
         if len(parts) == 2:
@@ -233,15 +254,24 @@ def load_yaml(
     if not isinstance(secrets, _Secrets):
         secrets = _Secrets(path.parent / SECRETS_FILE, secrets)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as err:
         raise ConfigError([f"{label}: cannot read: {err.strerror or err}"]) from err
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError([f"{label}: not UTF-8 text ({err.reason})"]) from err
-    loader = _Loader(text, path, label, secrets)
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ConfigError([f"{label}:{line}: not UTF-8 text ({err.reason} at byte {err.start})"]) from err
+    try:
+        loader = _Loader(text, path, label, secrets)  # a str is checked for control characters here, whole
+    except yaml.reader.ReaderError as err:
+        line = text.count("\n", 0, err.position) + 1
+        raise ConfigError([f"{label}:{line}: invalid YAML: character {err.character:#06x} is not allowed"]) from err
     loader.include_chain = (*include_chain, path.resolve())
     try:
         return loader.get_single_data()
+    except RecursionError:
+        raise ConfigError([f"{label}:{loader.line + 1}: invalid YAML: nested too deeply"]) from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"{label}:{mark.line + 1}" if mark else label

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import re
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -65,9 +66,27 @@ def validate_config(
                 messages.append(_describe(raw, section, compiled, error, file_label))
         except vol.Invalid as err:
             messages.append(_describe(raw, section, compiled, err, file_label))
+        except Exception as err:  # noqa: BLE001 - a validator that breaks (vol.Coerce(int) on .inf) is no traceback
+            path = [section, *(_culprit(value) or [])]
+            dotted = " -> ".join(str(part) for part in path)
+            messages.append(f"{_where(raw, path, file_label)}: {dotted}: cannot be used ({type(err).__name__}: {err})")
     if messages:
-        raise ConfigError(_hide_secrets(messages, _secret_values(raw)))
+        # A validator may quote the value it refused (a broker host given as mqtt://user:password@…): mask
+        # URL passwords everywhere in the message, not only after "got".
+        raise ConfigError([_redact(message) for message in _hide_secrets(messages, _secret_values(raw))])
     return validated
+
+
+def _culprit(value: Any, path: tuple[Any, ...] = ()) -> list[Any] | None:
+    """The key path of the first infinite or NaN number in ``value``: what ``vol.Coerce(int)`` chokes on."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return list(path)
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _culprit(item, (*path, key))
+        if found is not None:
+            return found
+    return None
 
 
 def _describe(raw: Mapping[str, Any], section: str, schema: vol.Schema, error: vol.Invalid, file_label: str) -> str:
@@ -194,7 +213,9 @@ def _key_name(key: Any) -> Any:
     return key.schema if isinstance(key, vol.Marker) else key
 
 
-def _did_you_mean(word: str, candidates: Any) -> str:
+def _did_you_mean(word: Any, candidates: Any) -> str:
+    if not isinstance(word, str):  # a key like `1:` or `~:` (None) is no misspelled name
+        return ""
     names = [str(candidate) for candidate in candidates if isinstance(candidate, str)]
     close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
     return f", did you mean {close[0]!r}?" if close else ""

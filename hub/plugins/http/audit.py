@@ -6,6 +6,12 @@ path, status and client address; never a body (sign-ins carry passwords).  Each
 record goes to the ``hub.audit`` logger and, when storage runs, into the
 ``http_audit`` table this plugin owns (its own migration), written in small
 batches off the request path.  ``GET /api/audit`` reads it back.
+
+Refusals of anonymous requests (no valid token, a failed sign-in) are recorded at
+most :data:`ANONYMOUS_PER_MINUTE` a minute (in bursts of as many); the rest are
+only counted (``hub_http_audit_suppressed_total``).  Without that bound anyone who
+can reach the port could write rows to the hub's database and lines to its log
+without limit, changing nothing else.  Requests made with a token are always recorded.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_PATH = 500
 MAX_QUEUED = 10_000
 """Records waiting for the database; beyond this the oldest are dropped (they were logged already)."""
+ANONYMOUS_PER_MINUTE = 60
+"""Refused anonymous requests recorded a minute, in bursts of as many (see the module docstring)."""
 
 metadata = sa.MetaData()
 audit = sa.Table(
@@ -58,6 +66,11 @@ class AuditTrail:
         self._task: asyncio.Task[None] | None = None
         self._log = RateLimitedLogger(logging.getLogger(__name__))
         self.dropped = 0
+        self._anonymous_tokens = float(ANONYMOUS_PER_MINUTE)
+        self._anonymous_last = hub.clock()
+        self._suppressed = hub.metrics.counter(
+            "http_audit_suppressed", "Refused anonymous requests not recorded in the audit trail (over its rate)"
+        )
 
     def start(self) -> None:
         """Begin writing records to the database in the background."""
@@ -74,6 +87,9 @@ class AuditTrail:
         """Note one answered request (cheap: no I/O here)."""
         if request.method in READ_ONLY_METHODS:
             return
+        if username is None and status >= 400 and not self._take_anonymous():
+            self._suppressed.inc()
+            return
         row = {
             "ts": self._hub.clock(),
             "username": username,
@@ -89,6 +105,19 @@ class AuditTrail:
             del self._queued[0]
             self.dropped += 1
         self._kick.set()
+
+    def _take_anonymous(self) -> bool:
+        """A token bucket: True while refused anonymous requests are within ANONYMOUS_PER_MINUTE."""
+        now = self._hub.clock()
+        elapsed, self._anonymous_last = now - self._anonymous_last, now
+        if elapsed > 0:  # a clock stepped back refills nothing
+            self._anonymous_tokens = min(
+                ANONYMOUS_PER_MINUTE, self._anonymous_tokens + elapsed * ANONYMOUS_PER_MINUTE / 60
+            )
+        if self._anonymous_tokens < 1.0:
+            return False
+        self._anonymous_tokens -= 1.0
+        return True
 
     async def query(self, *, limit: int, before_id: int | None = None) -> list[dict[str, Any]]:
         """The newest records first; StorageUnavailable without a database."""

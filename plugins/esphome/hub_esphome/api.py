@@ -132,7 +132,7 @@ class ProvisioningApi:
             Route(
                 "GET",
                 "/api/esphome/jobs",
-                api(self.list_jobs),
+                api(self.list_jobs, query=("node",)),
                 operation(
                     "Recent and running jobs, newest first",
                     ok={"type": "object", "properties": {"jobs": {"type": "array", "items": JOB_SCHEMA}}},

@@ -135,7 +135,11 @@ class SourceDigests:
         Hidden folders are not searched: ``.esphome/`` holds ESPHome's build folders (thousands of files for a
         big fleet, walked on every request of the provisioning page otherwise) and no package of the nodes.
         """
-        folders = [p for p in self.directory.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        try:
+            entries = list(self.directory.iterdir())
+        except FileNotFoundError:  # no firmware folder (yet): no shared files, not a 500 on the provisioning page
+            return []
+        folders = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
         files = sorted(p for folder in folders for p in folder.rglob("*.yaml"))
         secrets = self.directory / "secrets.yaml"
         return [*files, secrets] if secrets.is_file() else files

@@ -302,7 +302,7 @@ def _availability(config: dict[str, Any]) -> tuple[Availability, ...]:
 def _availability_mode(value: object) -> str:
     if value is None:
         return "latest"
-    if value not in AVAILABILITY_MODES:
+    if not isinstance(value, str) or value not in AVAILABILITY_MODES:  # a list or object is unhashable
         raise Invalid(REJECT_BAD_CONFIG, f"availability_mode {str(value)[:20]!r}")
     return value  # type: ignore[return-value]
 

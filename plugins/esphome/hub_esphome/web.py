@@ -37,12 +37,22 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
 
 
-def api(handler: Handler) -> Handler:
-    """Turn :class:`ApiError` into the error shape."""
+def api(handler: Handler, *, query: Iterable[str] = ()) -> Handler:
+    """Turn :class:`ApiError` into the error shape; a query parameter not in ``query``, or given twice, is a 400.
+
+    As everywhere in the hub's API, an unknown parameter is an error rather than silently ignored
+    (a misspelt filter must not return everything).
+    """
+    allowed = frozenset(query)
 
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
+            for key in request.query:
+                if key not in allowed:
+                    raise ApiError(400, "invalid_request", f"{key[:40]!r}: unknown query parameter")
+                if len(request.query.getall(key)) > 1:
+                    raise ApiError(400, "invalid_request", f"{key!r}: given more than once")
             return await handler(request)
         except ApiError as err:
             body = orjson.dumps({"error": {"code": err.code, "message": err.message}})

@@ -8,6 +8,7 @@ in test_esphome_compile.py and the dashboard's browser test.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,12 @@ async def test_everything_needs_a_token_and_errors_say_why(api: Any, tmp_path: P
     missing = await _json(session, "GET", f"{url}/api/esphome/nodes/host-node/firmware", 404)
     assert missing["error"]["code"] == "not_compiled"
     assert (await _json(session, "GET", f"{url}/api/esphome/jobs/abc", 404))["error"]["code"] == "job_not_found"
+    # Found by tests/security: unknown query parameters were silently ignored (a misspelt filter listed everything).
+    unknown = await _json(session, "GET", f"{url}/api/esphome/jobs?nod=host-node", 400)
+    assert unknown["error"] == {"code": "invalid_request", "message": "'nod': unknown query parameter"}
+    await _json(session, "GET", f"{url}/api/esphome/jobs?node=a&node=b", 400)
+    await _json(session, "GET", f"{url}/api/esphome/nodes?x=1", 400)
+    await _json(session, "GET", f"{url}/api/esphome/jobs?node=host-node", 200)
     (tmp_path / "firmware" / "secrets.yaml").unlink()
     refused = await _json(session, "POST", f"{url}/api/esphome/nodes/host-node/compile", 409)
     assert refused["error"]["code"] == "no_secrets" and "secrets.example.yaml" in refused["error"]["message"]
@@ -145,3 +152,12 @@ async def test_the_endpoints_are_in_the_openapi_document(api: Any) -> None:
         "/api/esphome/jobs/{job_id}",
         "/api/esphome/jobs/{job_id}/log",
     }
+
+
+async def test_a_missing_firmware_folder_lists_no_nodes(api: Any, tmp_path: Path) -> None:
+    # Found by tests/security: with firmware_dir missing, GET /api/esphome/nodes answered 500 (FileNotFoundError
+    # while looking for shared packages).
+    hub, session, url, _ = api
+    shutil.rmtree(tmp_path / "firmware")
+    body = await _json(session, "GET", f"{url}/api/esphome/nodes")
+    assert body["nodes"] == []

@@ -6,7 +6,7 @@ import pytest
 from hub_esphome.abbreviations import ABBREVIATIONS, DEVICE_ABBREVIATIONS, ORIGIN_ABBREVIATIONS, expand
 from hub_esphome.contract import Invalid, discovery_filters, node_id_from_identifier, parse_discovery_topic
 from hub_esphome.device_info import parse_device_info
-from hub_esphome.discovery import EntityConfig
+from hub_esphome.discovery import EntityConfig, parse_config
 from hub_esphome.states import INVALID, converter_for
 from hub_esphome.templates import MISSING, RAW, UnsupportedTemplate, ValueTemplate, parse_template
 
@@ -246,3 +246,13 @@ def test_device_info() -> None:
     for bad in ([], {"name": "node-1"}, {"name": "other", "mac": "aabbccddeeff"}):
         with pytest.raises(Invalid):
             parse_device_info("esphome/discover/node-1", bad)
+
+
+@pytest.mark.parametrize("mode", [["all"], {"mode": "all"}, 1, "every"])
+def test_an_availability_mode_that_is_no_mode_is_a_bad_config(mode: object) -> None:
+    # Found by tests/fuzz: a list or an object here raised TypeError (unhashable) into the router.
+    topic = parse_discovery_topic("homeassistant/sensor/node/t/config", 1)
+    config = {"state_topic": "node/t/state", "device": {"identifiers": ["node"]}, "availability_mode": mode}
+    with pytest.raises(Invalid, match="availability_mode") as raised:
+        parse_config(topic, config)
+    assert raised.value.reason == "bad_discovery_config"
