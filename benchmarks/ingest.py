@@ -5,15 +5,31 @@
 1. Without ``--broker`` it starts a private Mosquitto tuned like ``deploy/mosquitto.conf`` on a free port.
 2. Baseline: a bare gmqtt subscriber (QoS 1, MQTT 5) that only counts, fed by the load generator
    (``loadgen.py``) in a separate process: the limit of broker + client on this machine.
-3. Hub: the real hub in this process (mqtt + storage + presence built-ins, the esp32_node plugin) with
-   the same load; measured from the publisher's start until the last row is committed.  Then the
-   database is counted: ``stored`` rows, ``lost`` = acknowledged-by-broker minus stored,
-   ``duplicates`` = rows beyond one per (node, seq).
+3. Hub: the real hub in this process (mqtt + storage + presence built-ins, the esp32_node plugin),
+   its garbage collector tuned as ``hub run`` tunes it (``--default-gc``: not), with the same load;
+   measured from the publisher's start until the last row is committed.  Then the database is
+   counted: ``stored`` rows, ``lost`` = acknowledged-by-broker minus stored, ``duplicates`` = rows
+   beyond one per (node, seq).
 
 Prints one JSON line with sent, stored, lost, duplicates, msgs_per_s, baseline_msgs_per_s, ratio, and the
-hub's longest event-loop lag (``loop_lag_max_s``, wall clock: on a shared machine it includes time the process
-was not scheduled) and the most CPU its loop thread used in one 50 ms sample (``loop_busy_max_s``).
-The database named by ``--db`` gets the hub's tables; the benchmark deletes its own rows first.
+CPU time this process spent per message in each phase (``cpu_us_per_msg``, ``baseline_cpu_us_per_msg``):
+on a shared machine the rates follow the load, the CPU per message much less; and the hub's longest
+event-loop lag (``loop_lag_max_s``, wall clock: on a shared machine it includes time the process was not
+scheduled) and the most CPU its loop thread used in one 50 ms sample (``loop_busy_max_s``).
+The database named by ``--db`` gets the hub's tables; before the hub starts the benchmark empties them
+(``TRUNCATE`` on PostgreSQL: a ``DELETE`` leaves millions of dead rows that slow the count below).
+
+``--registered`` sends one message per node first and measures after it is stored: the steady state
+of a known fleet, without the one-off cost of registering every node and its entities.
+
+``--profile FILE`` samples the hub phase (publisher start to last commit) with py-spy
+(``--native --gil``, 200 Hz) for ``profile_shares.py``; it costs the hub CPU, so the rate of a
+profiled run is not a figure.
+
+Every wait is bounded (``--timeout``, shared with the RabbitMQ path's options).  The final count runs under a statement timeout after an
+``ANALYZE`` (an unanalysed table made PostgreSQL pick a spilling hash aggregate that took minutes); a count
+that times out is reported as ``"count": "timeout"`` with ``stored``/``lost``/``duplicates`` null, never
+waited for.
 
 ``--transport rabbitmq --workers 1,2`` measures the RabbitMQ path instead (RabbitMQ's MQTT plugin -> N
 ``hub run --role worker`` processes -> the database, against a bare aio-pika consumer): see
@@ -25,6 +41,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,6 +55,7 @@ from urllib.parse import urlsplit
 from gmqtt import Client
 from gmqtt.mqtt.constants import MQTTv50
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub import Hub
@@ -43,6 +63,12 @@ from hub.core.hub import freeze_startup_heap
 from hub.testing import PrivateMosquitto, make_hub
 
 HERE = Path(__file__).resolve().parent
+
+COUNT_TIMEOUT = 60.0
+"""Seconds the final count may take on the server (statement timeout) before it is reported as a timeout."""
+IDLE_TIMEOUT = 10.0
+"""Seconds without a new stored row after which the hub phase ends: what has not arrived by then is lost."""
+TABLES = ("telemetry", "status_history", "entities", "nodes")
 
 
 def start_publisher(broker: str, nodes: int, messages: int) -> subprocess.Popen[str]:
@@ -63,14 +89,20 @@ def start_publisher(broker: str, nodes: int, messages: int) -> subprocess.Popen[
     )
 
 
-def publisher_result(process: subprocess.Popen[str]) -> dict:
-    out, _ = process.communicate(timeout=600)
+def publisher_result(process: subprocess.Popen[str], timeout: float) -> dict:
+    """The load generator's JSON line; it is killed if it has not finished within ``timeout`` s."""
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise RuntimeError(f"load generator did not finish within {timeout:.0f} s") from None
     if process.returncode != 0:
         raise RuntimeError(f"load generator failed with exit code {process.returncode}")
     return json.loads(out.strip().splitlines()[-1])
 
 
-async def baseline(broker: str, nodes: int, messages: int) -> dict:
+async def baseline(broker: str, nodes: int, messages: int, timeout: float) -> dict:
     """Messages per second a bare gmqtt subscriber receives from the same load."""
     parts = urlsplit(broker)
     received = 0
@@ -87,25 +119,61 @@ async def baseline(broker: str, nodes: int, messages: int) -> dict:
 
     client = Client(f"bench-baseline-{uuid.uuid4().hex[:8]}")
     client.on_message = on_message
-    await client.connect(parts.hostname, parts.port, version=MQTTv50)
+    async with asyncio.timeout(10):
+        await client.connect(parts.hostname, parts.port, version=MQTTv50)
     client.subscribe("devices/+/data", qos=1)
     await asyncio.sleep(0.5)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     publisher = start_publisher(broker, nodes, messages)
+    result_task = asyncio.create_task(asyncio.to_thread(publisher_result, publisher, timeout))
     try:
-        await asyncio.wait_for(done.wait(), timeout=600)
+        # Done when every message arrived, or IDLE_TIMEOUT after the publisher finished (the rest is lost).
+        while not done.is_set():
+            await asyncio.sleep(0.05)
+            if result_task.done() and time.perf_counter() - max(last, started) > IDLE_TIMEOUT:
+                break
+        cpu = time.process_time() - cpu_started
     finally:
-        result = await asyncio.to_thread(publisher_result, publisher)
-        await client.disconnect()
+        result = await result_task
+        async with asyncio.timeout(10):
+            await client.disconnect()
     seconds = last - started
-    return {"received": received, "sent": result["sent"], "msgs_per_s": round(received / seconds)}
+    return {
+        "received": received,
+        "sent": result["sent"],
+        "msgs_per_s": round(received / seconds),
+        "cpu_us_per_msg": round(1e6 * cpu / received, 1) if received else None,
+    }
 
 
-def build_hub(broker: str, db_url: str, data_dir: Path) -> Hub:
+def start_profiler(output: Path | None) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling this process (the hub) from now on, into ``output`` (raw collapsed stacks)."""
+    if output is None:
+        return None
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    command = [py_spy, "record", "--native", "--gil", "-r", "200", "-f", "raw", "-o", str(output)]
+    return subprocess.Popen([*command, "-p", str(os.getpid())], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
+    """Stop py-spy (it writes its file on SIGINT); bounded."""
+    if profiler is None:
+        return
+    profiler.send_signal(signal.SIGINT)
+    try:
+        profiler.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        profiler.kill()
+        profiler.wait()
+
+
+def build_hub(broker: str, db_url: str, data_dir: Path, nodes: int) -> Hub:
+    """The hub under test; its node limits admit the whole fleet at once (an operator onboarding it)."""
     from hub_esp32_node import plugin as esp32_node
 
+    limits = {"max_nodes": max(20_000, nodes), "new_nodes_per_minute": max(1_000, nodes)}
     raw = {
-        "hub": {"name": "bench", "data_dir": str(data_dir), "log_level": "warning"},
+        "hub": {"name": "bench", "data_dir": str(data_dir), "log_level": "warning", "limits": limits},
         "mqtt": {"broker": broker, "client_id": f"bench-hub-{uuid.uuid4().hex[:8]}"},
         "storage": {"db_url": db_url},
     }
@@ -113,41 +181,102 @@ def build_hub(broker: str, db_url: str, data_dir: Path) -> Hub:
     return make_hub(raw, builtins=builtins, plugins=[(esp32_node, "esp32_node")])
 
 
-async def count_rows(db_url: str) -> tuple[int, int]:
-    """(rows, distinct (node, seq)) in the telemetry table."""
+async def count_rows(db_url: str) -> tuple[int, int] | None:
+    """(rows, distinct (node, dedupe)) in the telemetry table; None when the count hit its timeout.
+
+    PostgreSQL: ``ANALYZE`` first (a never analysed table gets a spilling parallel hash aggregate) and a
+    server-side statement timeout, so a slow count neither hangs the benchmark nor leaves a backend
+    burning a core after the client gave up.
+    """
     engine = create_async_engine(db_url)
+    postgres = engine.dialect.name == "postgresql"
     try:
-        async with engine.connect() as conn:
+        async with asyncio.timeout(COUNT_TIMEOUT * 3), engine.connect() as conn:
+            if postgres:
+                await conn.execute(text(f"SET statement_timeout = {int(COUNT_TIMEOUT * 1000)}"))
+                await conn.execute(text("ANALYZE telemetry"))
             rows = (await conn.execute(text("SELECT count(*) FROM telemetry"))).scalar_one()
             distinct = (
                 await conn.execute(text("SELECT count(*) FROM (SELECT DISTINCT node_ref, dedupe FROM telemetry) d"))
             ).scalar_one()
+    except (OperationalError, DBAPIError) as err:
+        if postgres and "statement timeout" in str(err):
+            return None
+        raise
+    except TimeoutError:
+        return None
     finally:
         await engine.dispose()
     return rows, distinct
 
 
 async def clear_rows(db_url: str) -> None:
+    """Empty the hub's tables before the hub starts (nothing to do on a fresh database without them)."""
     engine = create_async_engine(db_url)
     try:
-        async with engine.begin() as conn:
-            for table in ("telemetry", "status_history", "entities", "nodes"):
-                await conn.execute(text(f"DELETE FROM {table}"))
+        async with asyncio.timeout(COUNT_TIMEOUT), engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                await conn.execute(text("SET LOCAL lock_timeout = '10s'"))
+                present = (
+                    (
+                        await conn.execute(
+                            text(
+                                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename = ANY(:t)"
+                            ),
+                            {"t": list(TABLES)},
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+                if present:
+                    await conn.execute(text(f"TRUNCATE {', '.join(present)} RESTART IDENTITY CASCADE"))
+            else:
+                for table in TABLES:
+                    try:
+                        async with conn.begin_nested():
+                            await conn.execute(text(f"DELETE FROM {table}"))
+                    except (OperationalError, ProgrammingError):
+                        pass  # no such table yet: the hub creates it
     finally:
         await engine.dispose()
 
 
-async def through_hub(broker: str, db_url: str, nodes: int, messages: int, data_dir: Path) -> dict:
-    """Messages per second from the publisher's start to the last committed row."""
-    hub = build_hub(broker, db_url, data_dir)
-    await hub.async_start()
-    freeze_startup_heap()  # as `hub run` does
+async def through_hub(
+    broker: str,
+    db_url: str,
+    nodes: int,
+    messages: int,
+    data_dir: Path,
+    timeout: float,
+    profile: Path | None = None,
+    tune_gc: bool = True,
+    registered: bool = False,
+) -> dict:
+    """Messages per second from the publisher's start to the last committed row (profiled in between).
+
+    ``registered``: one message per node first, not measured, so the measured phase is a known fleet's
+    steady state rather than its first contact (registering nodes and entities costs more per message).
+    """
     await clear_rows(db_url)
+    hub = build_hub(broker, db_url, data_dir, nodes)
+    async with asyncio.timeout(60):
+        await hub.async_start()
+    if tune_gc:
+        freeze_startup_heap()  # as `hub run` does
     await asyncio.sleep(0.5)
+    warm = 0
+    if registered:
+        warm = (await asyncio.to_thread(publisher_result, start_publisher(broker, nodes, nodes), timeout))["sent"]
+        async with asyncio.timeout(timeout):
+            while hub.metrics.value("stored_rows") < warm:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
     stored_before = hub.metrics.value("stored_rows")
-    started = time.perf_counter()
+    profiler = start_profiler(profile)
+    started, cpu_started = time.perf_counter(), time.process_time()
     publisher = start_publisher(broker, nodes, messages)
-    result_task = asyncio.create_task(asyncio.to_thread(publisher_result, publisher))
+    result_task = asyncio.create_task(asyncio.to_thread(publisher_result, publisher, timeout))
     last_progress, last_stored, finished = time.perf_counter(), 0.0, started
     while True:
         await asyncio.sleep(0.02)
@@ -157,12 +286,31 @@ async def through_hub(broker: str, db_url: str, nodes: int, messages: int, data_
             last_stored, last_progress, finished = stored, now, now
         if result_task.done() and stored >= result_task.result()["sent"]:
             break
-        if now - last_progress > 10:
+        if now - last_progress > IDLE_TIMEOUT:
             break  # nothing more arrives: the rest is lost
+    cpu = time.process_time() - cpu_started
+    await asyncio.to_thread(stop_profiler, profiler)
     sent = (await result_task)["sent"]
-    await hub.async_stop()
-    rows, distinct = await count_rows(db_url)
+    async with asyncio.timeout(120):
+        await hub.async_stop()
+    counted = await count_rows(db_url)
     seconds = finished - started
+    if counted is None:
+        return {
+            "sent": sent,
+            "count": "timeout",
+            "stored": None,
+            "lost": None,
+            "duplicates": None,
+            "msgs_per_s": round(last_stored / seconds) if seconds else 0,
+            "seconds": round(seconds, 3),
+            "cpu_us_per_msg": round(1e6 * cpu / last_stored, 1) if last_stored else None,
+            "loop_lag_max_s": round(hub.loop_lag.max_lag, 3),
+            "loop_busy_max_s": round(hub.loop_lag.max_busy, 3),
+        }
+    rows, distinct = counted
+    distinct -= warm
+    rows -= warm
     return {
         "sent": sent,
         "stored": distinct,
@@ -170,6 +318,7 @@ async def through_hub(broker: str, db_url: str, nodes: int, messages: int, data_
         "duplicates": rows - distinct,
         "msgs_per_s": round(distinct / seconds) if seconds else 0,
         "seconds": round(seconds, 3),
+        "cpu_us_per_msg": round(1e6 * cpu / last_stored, 1) if last_stored else None,
         "loop_lag_max_s": round(hub.loop_lag.max_lag, 3),
         "loop_busy_max_s": round(hub.loop_lag.max_busy, 3),
     }
@@ -183,8 +332,18 @@ async def run(args: argparse.Namespace) -> dict:
             broker.start()
         url = args.broker or broker.url  # type: ignore[union-attr]
         try:
-            base = await baseline(url, args.nodes, args.messages) if not args.skip_baseline else None
-            hub = await through_hub(url, args.db, args.nodes, args.messages, workdir / "hub")
+            base = await baseline(url, args.nodes, args.messages, args.timeout) if not args.skip_baseline else None
+            hub = await through_hub(
+                url,
+                args.db,
+                args.nodes,
+                args.messages,
+                workdir / "hub",
+                args.timeout,
+                profile=args.profile,
+                tune_gc=not args.default_gc,
+                registered=args.registered,
+            )
         finally:
             if broker is not None:
                 broker.stop()
@@ -196,6 +355,7 @@ async def run(args: argparse.Namespace) -> dict:
         **hub,
         "baseline_msgs_per_s": baseline_rate,
         "ratio": round(hub["msgs_per_s"] / baseline_rate, 3) if baseline_rate else None,
+        "baseline_cpu_us_per_msg": base["cpu_us_per_msg"] if base else None,
     }
 
 
@@ -206,6 +366,17 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument(
+        "--registered", action="store_true", help="register the fleet first (one message per node, not measured)"
+    )
+    parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="leave the collector as it is (no freeze_startup_heap, as hub run does)",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the hub phase into this file (raw stacks; see profile_shares.py)"
+    )
     parser.add_argument("--transport", choices=("mqtt", "rabbitmq"), default="mqtt")
     import ingest_rabbitmq  # the RabbitMQ path's options and run, in their own module
 

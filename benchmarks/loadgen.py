@@ -3,7 +3,10 @@
 gmqtt raises OverflowError once more QoS 1 messages are in flight than the
 broker's receive-maximum allows, so the publisher keeps a window per
 connection: it publishes while fewer than ``window`` messages await their
-PUBACK and otherwise waits for the broker to acknowledge some.  A message
+PUBACK and otherwise waits for the broker to acknowledge some.  The window is
+capped by what the broker allows: after CONNACK, gmqtt's packet-id pool holds
+the broker's receive maximum (Mosquitto's ``max_inflight_messages``, 20 by
+default; 65,535 when the broker names none) and hands out at most one id fewer.  A message
 counts as *sent* only once the broker acknowledged it (PUBACK), which is
 what "lost = sent - stored" in the ingest benchmark relies on.
 
@@ -41,6 +44,28 @@ class _WindowStorage(PersistentStorage):
         if len(self._messages) < before:
             self.acked += 1
             self.freed.set()
+
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds to connect to the broker."""
+ACK_TIMEOUT = 60.0
+"""Seconds without any PUBACK after which the publisher gives up (a stalled broker): every wait is bounded."""
+
+
+async def _acked(storage: _WindowStorage) -> None:
+    """Wait until a PUBACK frees a slot; TimeoutError after :data:`ACK_TIMEOUT` s without one."""
+    storage.freed.clear()
+    async with asyncio.timeout(ACK_TIMEOUT):
+        await storage.freed.wait()
+
+
+def broker_window(client: Client) -> int:
+    """QoS 1 messages this connection may have in flight: what gmqtt's packet-id pool allows after CONNACK.
+
+    gmqtt sets the pool's size to the broker's receive maximum and raises
+    OverflowError once ``size - 1`` ids are in use.
+    """
+    return max(client._connection._handler.id_generator._max - 1, 1)
 
 
 class _CorkedTransport:
@@ -104,38 +129,46 @@ async def publish(
     """Publish ``messages`` spread round-robin over ``nodes`` and wait for every PUBACK."""
     parts = urlsplit(broker)
     macs = node_macs(nodes)
-    clients: list[tuple[Client, _WindowStorage]] = []
+    clients: list[tuple[Client, _WindowStorage, int]] = []
     for index in range(connections):
         storage = _WindowStorage()
         client = Client(f"loadgen-{uuid.uuid4().hex[:8]}-{index}", persistent_storage=storage)
         if parts.username:
             client.set_auth_credentials(parts.username, parts.password)
-        await client.connect(parts.hostname or "127.0.0.1", parts.port or 1883, version=version)
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            await client.connect(parts.hostname or "127.0.0.1", parts.port or 1883, version=version)
         protocol = client._connection._protocol
         protocol._transport = _CorkedTransport(protocol._transport)
-        clients.append((client, storage))
+        clients.append((client, storage, min(window, broker_window(client))))
 
     async def run(offset: int) -> None:
-        client, storage = clients[offset]
+        client, storage, limit = clients[offset]
         for seq in range(offset, messages, connections):
-            while len(storage._messages) >= window:
-                storage.freed.clear()
-                await storage.freed.wait()
+            while len(storage._messages) >= limit:
+                await _acked(storage)
             mac = macs[seq % nodes]
             client.publish(f"devices/{mac}/data", payload(mac, seq, time.time()), qos=1)
             if seq % 64 == 0:
                 await asyncio.sleep(0)  # let PUBACKs in
         while storage._messages:
-            storage.freed.clear()
-            await storage.freed.wait()
+            await _acked(storage)
 
     started = time.perf_counter()
-    await asyncio.gather(*(run(i) for i in range(connections)))
+    try:
+        await asyncio.gather(*(run(i) for i in range(connections)))
+    except TimeoutError:
+        raise SystemExit(f"loadgen: no PUBACK from {parts.hostname}:{parts.port} for {ACK_TIMEOUT:.0f} s") from None
     seconds = time.perf_counter() - started
-    sent = sum(storage.acked for _client, storage in clients)
-    for client, _storage in clients:
-        await client.disconnect()
-    return {"sent": sent, "seconds": round(seconds, 3), "msgs_per_s": round(sent / seconds) if seconds else 0}
+    sent = sum(storage.acked for _client, storage, _limit in clients)
+    for client, _storage, _limit in clients:
+        async with asyncio.timeout(CONNECT_TIMEOUT):
+            await client.disconnect()
+    return {
+        "sent": sent,
+        "seconds": round(seconds, 3),
+        "msgs_per_s": round(sent / seconds) if seconds else 0,
+        "window": min(limit for _client, _storage, limit in clients),
+    }
 
 
 def main() -> None:
@@ -144,7 +177,9 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--connections", type=int, default=4)
-    parser.add_argument("--window", type=int, default=500)
+    parser.add_argument(
+        "--window", type=int, default=500, help="QoS 1 messages in flight per connection (capped by the broker's)"
+    )
     parser.add_argument("--protocol", choices=("5", "3.1.1"), default="5", help="3.1.1 for RabbitMQ's MQTT plugin")
     args = parser.parse_args()
     version = MQTTv50 if args.protocol == "5" else MQTTv311

@@ -123,6 +123,10 @@ class EventBus:
 
     def __init__(self, *, queue_size: int = DEFAULT_QUEUE_SIZE, clock: Callable[[], float] = time.time) -> None:
         self._listeners: dict[str | EventType[Any], tuple[_SyncListener | _AsyncWorker, ...]] = {}
+        self._routes: dict[str | EventType[Any], tuple[_SyncListener | _AsyncWorker, ...]] = {}
+        """Per event type with listeners of its own: those, then the catch-all ones (rebuilt on (un)listen)."""
+        self._catch_all: tuple[_SyncListener | _AsyncWorker, ...] = ()
+        """The :data:`MATCH_ALL` listeners: the route of every event type without listeners of its own."""
         self._queue_size = queue_size
         self._clock = clock
         self._log = RateLimitedLogger(_LOGGER)
@@ -151,6 +155,7 @@ class EventBus:
         else:
             entry = _SyncListener(listener, name)  # type: ignore[arg-type]
         self._listeners[event_type] = (*self._listeners.get(event_type, ()), entry)
+        self._reroute()
 
         def unsubscribe() -> None:
             current = self._listeners.get(event_type, ())
@@ -159,14 +164,25 @@ class EventBus:
                 self._listeners[event_type] = remaining
             else:
                 self._listeners.pop(event_type, None)
+            self._reroute()
             if isinstance(entry, _AsyncWorker):
                 entry.task.cancel()
 
         return unsubscribe
 
+    def _reroute(self) -> None:
+        """Precompute who gets each event type, so firing costs one lookup (and nothing when nobody listens)."""
+        catch_all = self._listeners.get(MATCH_ALL, ())
+        self._catch_all = catch_all
+        self._routes = {
+            event_type: (*entries, *catch_all)
+            for event_type, entries in self._listeners.items()
+            if event_type != MATCH_ALL
+        }
+
     def has_listeners(self, event_type: str | EventType[Any]) -> bool:
         """True when firing ``event_type`` would reach anyone (lets producers skip building data)."""
-        return event_type in self._listeners or MATCH_ALL in self._listeners
+        return bool(self._routes.get(event_type, self._catch_all))
 
     @overload
     def fire(self, event_type: EventType[_DataT], data: _DataT, time_fired: float | None = None) -> None: ...
@@ -179,19 +195,15 @@ class EventBus:
         (``data: StateReportedData = {…}``): mypy does not infer a dict literal's type from the
         event type, and the annotation costs nothing at runtime.
         """
-        specific = self._listeners.get(event_type)
-        catch_all = self._listeners.get(MATCH_ALL)
-        if specific is None and catch_all is None:
-            return
+        entries = self._routes.get(event_type, self._catch_all)
+        if not entries:
+            return  # nobody listens: no Event is built
         event = Event(event_type, data, self._clock() if time_fired is None else time_fired)
-        for entries in (specific, catch_all):
-            if entries is None:
-                continue
-            for entry in entries:
-                try:
-                    entry.deliver(event)
-                except Exception:  # isolation: see module docstring
-                    self._listener_failed(entry.name, event)
+        for entry in entries:
+            try:
+                entry.deliver(event)
+            except Exception:  # isolation: see module docstring
+                self._listener_failed(entry.name, event)
 
     def listener_count(self) -> dict[str, int]:
         """How many listeners each event type has (for diagnostics)."""
@@ -209,6 +221,7 @@ class EventBus:
         """Stop every async listener's worker; sync listeners are simply forgotten."""
         workers = [e for entries in self._listeners.values() for e in entries if isinstance(e, _AsyncWorker)]
         self._listeners.clear()
+        self._reroute()
         for worker in workers:
             worker.task.cancel()
         await asyncio.gather(*(w.task for w in workers), return_exceptions=True)

@@ -49,17 +49,32 @@ from .services import ServiceRegistry
 _LOGGER = logging.getLogger(__name__)
 
 
+GC_GEN0_THRESHOLD = 20_000
+"""Young-generation threshold of a running hub (CPython's default: 700), see :func:`freeze_startup_heap`."""
+
+
 def freeze_startup_heap() -> None:
-    """Move everything alive now out of the garbage collector's reach; call once a long-running hub has started.
+    """Tune the garbage collector for the steady state; call once a long-running hub has started.
 
     What exists after start (modules, config, plugins, the restored fleet) lives as long as the
     process.  Left in the collected generations, every full collection walks all of it: those
-    pauses (up to ~70 ms measured) were the worst latency on the ingest path.  Not done by
-    :meth:`Hub.async_start` itself, since a process that builds many hubs (a test run) would
-    pin each one's objects forever.
+    pauses (up to ~70 ms measured) were the worst latency on the ingest path.  So it is moved
+    out of the collector's reach.
+
+    Per message the ingest path allocates a few containers (the parsed JSON object, the event,
+    the batch row), nearly all freed by reference counting moments later, yet at the default
+    threshold of 700 they started a young collection every ~100 messages, each walking what
+    survived (the open storage batch): about a tenth of the hub's CPU at 1,000 nodes (py-spy,
+    ``benchmarks/profile_shares.py``).  :data:`GC_GEN0_THRESHOLD` makes those rarer; cycles
+    are rare on the hot path, so little garbage waits longer.
+
+    Not done by :meth:`Hub.async_start` itself, since a process that builds many hubs (a test
+    run) would pin each one's objects forever.
     """
     gc.collect()
     gc.freeze()
+    _gen0, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 class HubState(enum.Enum):

@@ -350,7 +350,7 @@ class NodeRegistry:
         redelivered so storage keeps it once.  Fires one ``state_reported`` and one ``state_changed``
         per entity whose value differs.
         """
-        node.last_seen = self._clock() if received is None else received
+        seen = node.last_seen = self._clock() if received is None else received
         entities = node.entities
         track_changes = self._bus.has_listeners(EVENT_STATE_CHANGED)
         for key, value in states.items():
@@ -370,7 +370,7 @@ class NodeRegistry:
                     }
                     self._bus.fire(EVENT_STATE_CHANGED, changed)
         reported: StateReportedData = {"node_id": node.node_id, "ts": ts, "states": states, "dedupe": dedupe}
-        self._bus.fire(EVENT_STATE_REPORTED, reported)
+        self._bus.fire(EVENT_STATE_REPORTED, reported, seen)  # fired when received: no second clock reading
 
     # --- availability and status -------------------------------------------------
     def report_availability(self, node: Node, online: bool, ts: float | None = None) -> None:

@@ -236,3 +236,17 @@ async def test_removed_node_is_forgotten(make_fleet):
     fleet.message(A, T0 + 1001)  # re-registered: tracked afresh
     assert fleet.status(A) == STATUS_ONLINE
     assert fleet.check(T0 + 1001 + 91) == 1
+
+
+async def test_due_names_only_the_nodes_a_check_would_mark_offline(make_fleet):
+    """What the presence leader reads from the database before a check: the silent nodes, not the fleet."""
+    fleet = await make_fleet({"timeout": 5, "initial_timeout": 20})
+    fleet.message(A, T0)
+    fleet.message(B, T0)
+    assert fleet.tracker.due(T0 + 19) == []
+    fleet.message(B, T0 + 15)  # B spoke again: its queued entry is now early, not silence
+    assert fleet.tracker.due(T0 + 21) == [A]
+    assert fleet.check(T0 + 21) == 1
+    assert fleet.tracker.due(T0 + 21) == []  # A is offline now, B still within its allowed silence
+    assert fleet.tracker.due(T0 + 59) == []  # B's 15 s interval: allowed 3 x 15 = 45 s from T0 + 15
+    assert fleet.tracker.due(T0 + 61) == [B]

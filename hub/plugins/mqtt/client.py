@@ -18,6 +18,16 @@ carrying an error code would not do: the broker counts any PUBACK as delivery.)
 The PUBACKs that become due together are written in one ``send`` instead of
 one each.
 
+The QoS 1 PUBLISH is also where gmqtt spends most of its time per message:
+a ``Package`` per packet, a handler lookup, a debug log call, ``struct``
+formats built per message and a full MQTT 5 property parse whose result the
+hub never reads.  So each connection gets a lean packet reader
+(:class:`LeanReader`): a QoS 1 PUBLISH without properties (what Mosquitto
+forwards from nodes) goes straight from the socket buffer to
+``on_qos1_message``; everything else (other packets, publishes carrying
+properties such as a topic alias, a topic that is not UTF-8) takes gmqtt's own
+path unchanged.
+
 gmqtt's own reconnect loop (fixed delay, and after its sleep it reconnects
 even if ``disconnect()`` was called meanwhile) is switched off by making
 :meth:`HubMqttClient.reconnect` a no-op: the transport learns of every loss
@@ -28,11 +38,22 @@ and jitter.
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
+import time
+from array import array
 from typing import Any
 
 import gmqtt
-from gmqtt.mqtt.constants import MQTTCommands
-from gmqtt.mqtt.package import CommandWithMidPacket
+from gmqtt.mqtt.constants import MQTTCommands, MQTTv50
+from gmqtt.mqtt.package import CommandWithMidPacket, Package
+
+_LOGGER = logging.getLogger(__name__)
+
+_PUBLISH_QOS1_MASK = 0xF6
+"""A fixed header byte masked so that only the packet type and QoS remain (DUP and RETAIN dropped) ..."""
+_PUBLISH_QOS1 = 0x32
+"""... equals this for a PUBLISH at QoS 1."""
 
 
 class HubMqttClient(gmqtt.Client):
@@ -60,16 +81,24 @@ class HubMqttClient(gmqtt.Client):
         return self._package_handler._error
 
     on_qos1_message: Any = None
-    """``on_qos1_message(mid, topic, payload, properties)``: set by the transport; called inline, no task."""
+    """``on_qos1_message(mid, topic, payload, retained)``: set by the transport; called inline, no task."""
 
     def _handle_qos_1_publish_packet(self, mid: int, packet: bytes, print_topic: str, properties: dict) -> None:
         """gmqtt would wrap every QoS 1 message in a task awaiting ``on_message``; hand it over inline instead.
 
         At tens of thousands of messages a second the task (and its done-callback) per message
         was most of the hub's CPU.  The transport acknowledges a whole batch of messages with
-        :meth:`acknowledge` when their commit completes.
+        :meth:`acknowledge` when their commit completes.  (Most QoS 1 messages do not come
+        this way but through :class:`LeanReader`; this is the path of those with properties.)
         """
-        self.on_qos1_message(mid, print_topic, packet, properties)
+        self.on_qos1_message(mid, print_topic, packet, properties.get("retain") == 1)
+
+    async def _create_connection(self, host: str, port: int, ssl: Any, clean_session: bool, keepalive: int) -> Any:
+        """gmqtt's connection, with the lean reader installed before the CONNECT is even sent."""
+        connection = await super()._create_connection(host, port, ssl, clean_session, keepalive)
+        protocol = connection._protocol
+        protocol._read_packet = LeanReader(self, connection)
+        return connection
 
     def publish_confirmed(self, topic: str, payload: bytes, *, retain: bool = False) -> asyncio.Future[None]:
         """Publish at QoS 1; the future resolves when the broker's PUBACK for it arrives.
@@ -96,28 +125,44 @@ class HubMqttClient(gmqtt.Client):
             future.set_result(None)
 
     def acknowledge(self, mids: list[int]) -> None:
-        """Queue PUBACKs for ``mids`` on the current connection (written together at the loop's next turn)."""
-        for mid in mids:
-            self._send_command_with_mid(MQTTCommands.PUBACK, mid, False)
+        """Queue PUBACKs for ``mids`` on the current connection (written together at the loop's next turn).
+
+        The packets are what gmqtt's ``CommandWithMidPacket.build_package`` makes (success, no
+        properties), built for the whole batch by slice assignment instead of one call chain per message.
+        """
+        if self._pubacks_connection() is not None and mids:
+            self._acks.append(_pubacks(mids, self.protocol_version))
 
     def _send_command_with_mid(self, cmd: int, mid: int, dup: bool, reason_code: int = 0) -> None:
         """gmqtt's single exit for PUBACK/PUBREC/PUBREL/PUBCOMP: drop orphaned acks, batch PUBACKs."""
-        connection = self._connection
-        if connection is None or connection.is_closing():
-            return  # the acknowledgement belongs to a connection that is gone
         if cmd != MQTTCommands.PUBACK:
+            connection = self._connection
+            if connection is None or connection.is_closing():
+                return  # the acknowledgement belongs to a connection that is gone
             super()._send_command_with_mid(cmd, mid, dup, reason_code=reason_code)
             return
-        # A batch commit makes thousands of PUBACKs due in the same loop iteration; gmqtt would
-        # write each with its own send() call.  Collect them and write once, at the end of it.
+        if self._pubacks_connection() is not None:
+            self._acks.append(
+                CommandWithMidPacket.build_package(
+                    cmd, mid, dup, reason_code=reason_code, proto_ver=self.protocol_version
+                )
+            )
+
+    def _pubacks_connection(self) -> Any:
+        """The connection PUBACKs queued now go out on (None: gone, they are dropped); schedules the flush.
+
+        A batch commit makes thousands of PUBACKs due in the same loop iteration; gmqtt would
+        write each with its own send() call.  They are collected and written once, at the end of it.
+        """
+        connection = self._connection
+        if connection is None or connection.is_closing():
+            return None  # the acknowledgement belongs to a connection that is gone
         if connection is not self._acks_connection:
             self._acks.clear()
             self._acks_connection = connection
         if not self._acks:
             asyncio.get_running_loop().call_soon(self.flush_acks)
-        self._acks.append(
-            CommandWithMidPacket.build_package(cmd, mid, dup, reason_code=reason_code, proto_ver=self.protocol_version)
-        )
+        return connection
 
     def flush_acks(self) -> None:
         """Write the collected PUBACKs (dropped if their connection is no longer the current one)."""
@@ -142,3 +187,105 @@ class HubMqttClient(gmqtt.Client):
         connection = self._connection
         if connection is not None and not connection.is_closing():
             await connection.close()
+
+
+class LeanReader:
+    """A connection's packet reader: QoS 1 PUBLISH packets without properties are handed over directly.
+
+    It replaces ``MQTTProtocol._read_packet(data) -> parsed bytes`` (``-1``: malformed) of one
+    connection.  Each complete packet in ``data`` is either a QoS 1 PUBLISH this reader can take
+    whole, which goes to the client's ``on_qos1_message`` without any intermediate object, or
+    anything else, which goes to gmqtt as gmqtt's own reader would hand it over
+    (``connection.put_package``).  As in ``put_package``, packets of a connection the client
+    has already replaced are dropped, and every read counts as traffic for the keepalive.
+    """
+
+    __slots__ = ("_client", "_connection", "_handler", "_state")
+
+    def __init__(self, client: HubMqttClient, connection: Any) -> None:
+        self._client = client
+        self._connection = connection
+        self._handler = client._package_handler
+        self._state = client._connection_state
+
+    def __call__(self, data: bytes) -> int:
+        connection = self._connection
+        size = len(data)
+        parsed = 0
+        current = self._handler.current_connection is connection
+        properties = self._state.protocol_version >= MQTTv50
+        deliver = self._client.on_qos1_message
+        while size - parsed >= 2:
+            index = parsed + 1
+            length = shift = 0
+            while True:  # the Remaining Length: a variable byte integer of at most 4 bytes
+                if index >= size:
+                    return parsed
+                byte = data[index]
+                index += 1
+                length |= (byte & 0x7F) << shift
+                if not byte & 0x80:
+                    break
+                shift += 7
+                if shift > 21:
+                    return -1
+            end = index + length
+            if end > size:
+                break
+            command = data[parsed]
+            parsed = end
+            if not current:
+                continue  # a superseded connection: gmqtt's put_package drops these too
+            if command & _PUBLISH_QOS1_MASK == _PUBLISH_QOS1:
+                message = _lean_publish(data, index, end, properties)
+                if message is not None:
+                    try:
+                        deliver(message[0], message[1], data[message[2] : end], command & 1 == 1)
+                    except Exception:  # as gmqtt's handler: one message's failure must not end the read loop
+                        _LOGGER.exception("MQTT message handling failed")
+                    continue
+            connection.put_package(Package(command, data[index:end]))
+        if current:
+            connection._last_data_in = time.monotonic()  # keepalive: the broker is alive
+        return parsed
+
+
+def _lean_publish(data: bytes, start: int, end: int, properties: bool) -> tuple[int, str, int] | None:
+    """(packet id, topic, payload offset) of a QoS 1 PUBLISH in ``data[start:end]``, or None for gmqtt to parse.
+
+    None when the topic is empty (a topic alias), is not UTF-8, or MQTT 5 properties are present:
+    gmqtt's parser handles those (topic aliases are state it keeps).
+    """
+    topic_end = start + 2 + ((data[start] << 8) | data[start + 1]) if end - start >= 2 else end
+    position = topic_end + 2
+    if topic_end == start + 2 or position > end:
+        return None
+    if properties:
+        if position >= end or data[position] != 0:
+            return None
+        position += 1
+    try:
+        topic = data[start + 2 : topic_end].decode()
+    except UnicodeDecodeError:
+        return None
+    return (data[topic_end] << 8) | data[topic_end + 1], topic, position
+
+
+def _pubacks(mids: list[int], version: int) -> bytes:
+    """Successful PUBACKs for ``mids``, back to back.
+
+    MQTT 5: type, remaining length 4, packet id, reason code 0, no properties (6 bytes); MQTT 3.1.1:
+    type, remaining length 2, packet id (4 bytes).  Each column is filled by one slice assignment.
+    """
+    size = 6 if version == MQTTv50 else 4
+    count = len(mids)
+    ids = array("H", mids)
+    if sys.byteorder == "little":
+        ids.byteswap()  # network order
+    raw = ids.tobytes()
+    packets = bytearray(size * count)  # reason code and property length stay 0
+    packets[0::size] = bytes([MQTTCommands.PUBACK]) * count
+    packets[1::size] = bytes([size - 2]) * count
+    packets[2::size] = raw[0::2]
+    packets[3::size] = raw[1::2]
+    return bytes(packets)

@@ -97,6 +97,8 @@ class MqttTransport:
         self._client.on_message = self._on_message
         self._client.on_qos1_message = self._on_qos1_message
         self._ack_groups: dict[asyncio.Future[None], _AckGroup] = {}
+        self._last_group: _AckGroup | None = None
+        """The group the previous message joined: the next one almost always joins it too (one batch)."""
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
@@ -256,6 +258,7 @@ class MqttTransport:
         first = self._generation == 0
         self._generation += 1
         self._ack_groups = {}  # messages from now on are acknowledged on this connection, in groups of their own
+        self._last_group = None
         self.connected = True
         self._backoff.reset()
         self._connected_gauge.set(1)
@@ -299,15 +302,18 @@ class MqttTransport:
         """QoS 0 messages: nothing to acknowledge, just dispatch."""
         if self._accepting:
             self._received.inc()
-            self._dispatch_safely(topic, payload, properties)
+            self._dispatch_safely(topic, payload, properties.get("retain") == 1)
         return 0
 
-    def _on_qos1_message(self, mid: int, topic: str, payload: bytes, properties: dict) -> None:
+    def _on_qos1_message(self, mid: int, topic: str, payload: bytes, retained: bool) -> None:
         """The hot path: dispatch inline, then join the open batch's acknowledgement group (see module docstring)."""
         if not self._accepting:
             self._withheld.inc()
             return  # never acknowledged: the broker keeps it for the next run
-        if not self._dispatch_safely(topic, payload, properties):
+        try:
+            self._dispatch(topic, payload, retained)
+        except Exception:  # e.g. a topic that is not UTF-8; handlers' own errors are isolated by the router
+            self._log.log(logging.ERROR, "dispatch", "Cannot dispatch MQTT message on %r", topic, exc_info=True)
             self._received.inc()
             self._client.acknowledge([mid])  # a poison message: acknowledge, never loop on it
             return
@@ -316,18 +322,21 @@ class MqttTransport:
             self._received.inc()
             self._client.acknowledge([mid])
             return
-        group = self._ack_groups.get(barrier)
-        if group is None:
-            group = self._ack_groups[barrier] = _AckGroup(self._generation)
-            barrier.add_done_callback(partial(self._commit_done, group))
+        group = self._last_group
+        if group is None or group.barrier is not barrier:
+            group = self._ack_groups.get(barrier)
+            if group is None:
+                group = self._ack_groups[barrier] = _AckGroup(barrier, self._generation)
+                barrier.add_done_callback(partial(self._commit_done, group))
+            self._last_group = group
         group.mids.append(mid)
         if not self._inflight:
             self._idle.clear()
         self._inflight += 1
 
-    def _dispatch_safely(self, topic: str, payload: bytes, properties: dict) -> bool:
+    def _dispatch_safely(self, topic: str, payload: bytes, retained: bool) -> bool:
         try:
-            self._dispatch(topic, payload, properties["retain"] == 1)
+            self._dispatch(topic, payload, retained)
         except Exception:  # e.g. a topic that is not UTF-8; handlers' own errors are isolated by the router
             self._log.log(logging.ERROR, "dispatch", "Cannot dispatch MQTT message on %r", topic, exc_info=True)
             return False
@@ -337,6 +346,8 @@ class MqttTransport:
         """A batch committed (or failed): acknowledge its messages on the connection they came in on, or withhold."""
         if self._ack_groups.get(barrier) is group:
             del self._ack_groups[barrier]
+        if self._last_group is group:
+            self._last_group = None
         self._inflight -= len(group.mids)
         self._received.inc(len(group.mids))  # counted per batch, not per message: off the hot path
         if not self._inflight:
@@ -440,9 +451,10 @@ class MqttTransport:
 class _AckGroup:
     """The messages waiting for one batch's commit, and the connection generation they arrived on."""
 
-    __slots__ = ("generation", "mids")
+    __slots__ = ("barrier", "generation", "mids")
 
-    def __init__(self, generation: int) -> None:
+    def __init__(self, barrier: asyncio.Future[None], generation: int) -> None:
+        self.barrier = barrier
         self.generation = generation
         self.mids: list[int] = []
 

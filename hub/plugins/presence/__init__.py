@@ -38,7 +38,7 @@ import voluptuous as vol
 
 from hub import DATA_DATABASE, Hub, HubKey, Leadership, Manifest, Node, hookimpl
 
-from .leader import presence_leadership, read_fleet
+from .leader import FLEET_ROWS_PER_CHECK, presence_leadership, read_fleet
 from .tracker import PresenceTracker
 
 MANIFEST = Manifest(name="presence", after=("storage", "mqtt"), sections=("presence",))
@@ -97,12 +97,27 @@ def hub_start(hub: Hub) -> None:
     database = hub.data.get(DATA_DATABASE)
     leadership = hub.data[DATA_LEADERSHIP] = presence_leadership(database, hub.metrics)
     if leadership.elected and database is not None:
+        full_read_in = 0
 
         async def judge() -> bool:
-            """Only the leader checks, and first learns from the database what the other processes heard."""
+            """Only the leader checks, and first learns from the database what the other processes heard.
+
+            The whole fleet every few checks (see FLEET_ROWS_PER_CHECK), else only the nodes this
+            process would now mark offline (none while it hears the whole fleet itself).
+            """
+            nonlocal full_read_in
             if not leadership.leader:
                 return False
-            for node_id, name, status, reason, since, seen in await read_fleet(database):
+            full_read_in -= 1
+            if full_read_in <= 0:
+                rows = await read_fleet(database)
+                full_read_in = len(rows) // FLEET_ROWS_PER_CHECK
+            else:
+                silent = tracker.due(hub.clock() + tracker.check_interval)
+                if not silent:
+                    return leadership.leader
+                rows = await read_fleet(database, silent)
+            for node_id, name, status, reason, since, seen in rows:
                 node = hub.registry.get(node_id)
                 if node is None:  # registered by another process: known from the database (the source of truth)
                     node = Node(node_id=node_id, name=name, status=status, status_reason=reason, status_since=since)

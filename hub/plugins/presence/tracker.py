@@ -253,6 +253,33 @@ class PresenceTracker:
         since = state.heard if state.heard > state.quiet_from else state.quiet_from
         return self._mono() if since == _NEVER else since
 
+    def due(self, now: float) -> list[str]:
+        """The nodes a check at ``now`` (wall clock, as for :meth:`check`) would mark offline on what this process heard.
+
+        The leader confirms these from the database before checking (another process may
+        have heard them).  Only the heap's due entries are visited, not the whole fleet.
+        """
+        now = self._mono() + (now - self._clock())  # the monotonic moment ``now`` stands for
+        heap, nodes, registry = self._heap, self._nodes, self._registry
+        silent: list[str] = []
+        pending = [0] if heap else []
+        while pending:
+            index = pending.pop()
+            if index >= len(heap) or heap[index][0] > now:
+                continue  # neither this entry nor its children (heap order) are due
+            pending += (2 * index + 1, 2 * index + 2)
+            node_id = heap[index][1]
+            state = nodes.get(node_id)
+            node = registry.get(node_id)
+            if (
+                state is not None
+                and node is not None
+                and node.status == STATUS_ONLINE
+                and self._silent_since(state) + state.allowed <= now
+            ):
+                silent.append(node_id)
+        return silent
+
     # --- the silence check -------------------------------------------------------------
     def check(self, now: float | None = None) -> int:
         """Mark offline every online node silent for longer than it is allowed; returns how many.

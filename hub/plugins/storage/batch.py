@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Protocol
 
 from hub import Node, NodeRegistry
@@ -48,6 +48,7 @@ flush; with it, a crash can leave a restored ``last_seen`` at most this stale.
 """
 
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
+_first = itemgetter(0)
 
 ROWS_PER_TURN = 5_000
 """Readings validated, serialized or encoded in one event-loop turn.
@@ -151,6 +152,8 @@ class WritePlan:
     status: list[StatusRow] = field(default_factory=list)
     invalid_rows: int = 0
     """Readings dropped before writing because no database could store them (non-finite ts, bad dedupe)."""
+    row_nodes: set[str] = field(default_factory=set)
+    """The nodes of ``rows``."""
 
 
 @dataclass(slots=True)
@@ -192,7 +195,7 @@ def build_plan(
         status=[_clean_status(row) for row in batch.status],
     )
     plan.rows, plan.invalid_rows = prepared if prepared is not None else _prepare_rows(batch.rows)
-    row_nodes = {row[0] for row in plan.rows}
+    row_nodes = plan.row_nodes = set(map(_first, plan.rows))
     referenced = row_nodes | {key[0] for key in batch.entities} | {row[0] for row in batch.status}
     upsert = batch.dirty | {node_id for node_id in referenced if node_id not in ids}
     for node_id in sorted(upsert):
@@ -223,7 +226,8 @@ def telemetry_records(
     ``new_ids`` (nodes written earlier in the same transaction) wins over ``ids``:
     a node removed and registered again within one batch has a new id.
     """
-    lookup = ChainMap(dict(new_ids), ids).get if new_ids else ids.get
+    # One merged dict for the batch (only batches that wrote nodes have new_ids): a ChainMap's get is Python, per row.
+    lookup = {**ids, **new_ids}.get if new_ids else ids.get
     records: list[TelemetryRecord] = []
     append = records.append
     orphans = 0

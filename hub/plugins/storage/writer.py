@@ -364,7 +364,7 @@ class BatchWriter:
     def _summarize(self, plan: WritePlan, result: WriteResult) -> None:
         if result.stored:
             self._summary_rows += result.stored
-            self._summary_nodes.update(row[0] for row in plan.rows)
+            self._summary_nodes |= plan.row_nodes
         now = time.monotonic()
         if now - self._summary_since >= SUMMARY_INTERVAL:
             if self._summary_rows:

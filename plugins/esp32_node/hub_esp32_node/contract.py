@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import struct
 from typing import Any
 
 import orjson
@@ -92,7 +91,7 @@ RESERVED_KEYS: dict[str, int] = {
     "status": IGNORED,
 }
 
-_unpack_int64 = struct.Struct(">q").unpack
+_from_bytes = int.from_bytes
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -143,7 +142,7 @@ def dedupe_id(hasher: Any, payload: bytes) -> int:
     """
     digest = hasher.copy()
     digest.update(payload)
-    return _unpack_int64(digest.digest())[0]
+    return _from_bytes(digest.digest(), "big", signed=True)
 
 
 def nesting_ok(container: dict[str, Any] | list[Any], levels_left: int) -> bool:

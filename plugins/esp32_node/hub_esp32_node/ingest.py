@@ -226,8 +226,8 @@ class Esp32Ingest:
 
         if stamp is _MISSING or stamp is None:
             ts = received
-        elif type(stamp) is int and EARLIEST <= stamp <= received + MAX_AHEAD:
-            ts = float(stamp)
+        elif (type(stamp) is float or type(stamp) is int) and EARLIEST <= stamp <= received + MAX_AHEAD:
+            ts = float(stamp)  # epoch seconds, the common case (in this range it cannot be milliseconds)
         else:
             try:
                 ts = parse_timestamp(stamp, received)
