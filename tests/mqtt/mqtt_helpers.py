@@ -215,11 +215,13 @@ class BarrierPlugin:
 
     def __init__(self, *, fail_on_stop: bool = False) -> None:
         self.future: asyncio.Future[None] | None = None
+        self.backlog: asyncio.Future[None] | None = None
+        """While set: storage is behind (``hub.durability.backlog``), transports stop reading until it is done."""
         self.fail_on_stop = fail_on_stop
 
     @hookimpl
     def hub_setup(self, hub: Hub) -> None:
-        hub.durability.set_provider(lambda: self.future)
+        hub.durability.set_provider(lambda: self.future, lambda: self.backlog)
 
     @hookimpl
     def hub_stop(self) -> None:

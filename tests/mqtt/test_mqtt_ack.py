@@ -156,3 +156,26 @@ async def test_a_whole_batch_is_acknowledged_at_its_commit(hub_factory, hub_mqtt
     await wait_until(lambda: received[-1][1] == b"last", message="the last message")
     assert len(received) == count + 1  # nothing of the batch came back
     await peer.close()
+
+
+async def test_storage_behind_stops_reading_and_the_broker_keeps_the_rest(hub_factory, hub_mqtt_url) -> None:
+    """While storage reports a backlog the hub reads no more from its connection: the broker keeps the messages
+    (no refusal, no reconnect), and they all arrive once it has caught up."""
+    topic, client_id, count = f"{unique('t')}/data", unique("hub"), 2000
+    barrier = BarrierPlugin()
+    hub, received = await hub_with_barrier(hub_factory, hub_mqtt_url, client_id, topic, barrier)
+    transport = hub.data[DATA_MQTT]
+    peer = await PahoPeer().connect(1883)
+    barrier.backlog = asyncio.get_running_loop().create_future()
+    payload = b"x" * 1024  # 2 MB in all: far more than the hub's read buffer
+    infos = [peer.client.publish(topic, payload, qos=1) for _ in range(count)]
+    await asyncio.to_thread(infos[-1].wait_for_publish, 20)  # the broker holds every message
+    await wait_until(lambda: received, message="the first chunk")
+    reading = transport._client._connection._transport.is_reading
+    await wait_until(lambda: not reading(), message="the hub to stop reading")
+    assert len(received) < count // 2  # what one read's worth holds, not the rest
+    backlog, barrier.backlog = barrier.backlog, None
+    backlog.set_result(None)
+    await wait_until(lambda: len(received) == count, timeout=30, message="the rest once storage caught up")
+    assert hub.metrics.value("mqtt_connections") == 1  # nothing refused, no reconnect to get it redelivered
+    await peer.close()

@@ -130,6 +130,21 @@ async def test_readings_beyond_max_pending_are_refused_and_not_acknowledged(stor
     assert await store.scalar("SELECT count(*) FROM telemetry") <= 5
 
 
+async def test_transports_are_asked_to_pause_while_storage_is_behind(storage_hub, store: Store):
+    hub = await storage_hub(batch_size=1000, max_pending=2000, flush_interval=10)  # high water: 1,000 pending
+    for i in range(999):
+        report(hub, NODE_A, {"temperature": float(i)}, T0 + i)
+    assert hub.durability.backlog() is None
+    report(hub, NODE_A, {"temperature": 1000.0}, T0 + 1000)
+    backlog = hub.durability.backlog()
+    assert backlog is not None and not backlog.done()
+    assert hub.durability.backlog() is backlog  # one future for everyone until storage caught up
+    await asyncio.wait_for(asyncio.shield(backlog), 10)  # done by the commit of those 1,000
+    assert hub.durability.backlog() is None
+    assert await store.scalar("SELECT count(*) FROM telemetry") == 1000
+    assert hub.metrics.value("storage_dropped_rows", reason="overload") == 0
+
+
 async def test_invalid_readings_are_dropped_and_counted_not_retried(storage_hub, store: Store):
     hub = await storage_hub()
     report(hub, NODE_A, {"temperature": 20.0}, float("nan"))

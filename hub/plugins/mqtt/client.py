@@ -83,6 +83,12 @@ class HubMqttClient(gmqtt.Client):
     on_qos1_message: Any = None
     """``on_qos1_message(mid, topic, payload, retained)``: set by the transport; called inline, no task."""
 
+    @staticmethod
+    def backlog() -> asyncio.Future[None] | None:
+        """None, or a future while the hub cannot take more input (``hub.durability.backlog``; the transport sets
+        it): each connection's reader stops reading from the socket until it is done."""
+        return None
+
     def _handle_qos_1_publish_packet(self, mid: int, packet: bytes, print_topic: str, properties: dict) -> None:
         """gmqtt would wrap every QoS 1 message in a task awaiting ``on_message``; hand it over inline instead.
 
@@ -200,13 +206,14 @@ class LeanReader:
     has already replaced are dropped, and every read counts as traffic for the keepalive.
     """
 
-    __slots__ = ("_client", "_connection", "_handler", "_state")
+    __slots__ = ("_client", "_connection", "_handler", "_paused_on", "_state")
 
     def __init__(self, client: HubMqttClient, connection: Any) -> None:
         self._client = client
         self._connection = connection
         self._handler = client._package_handler
         self._state = client._connection_state
+        self._paused_on: asyncio.Future[None] | None = None
 
     def __call__(self, data: bytes) -> int:
         connection = self._connection
@@ -247,7 +254,35 @@ class LeanReader:
             connection.put_package(Package(command, data[index:end]))
         if current:
             connection._last_data_in = time.monotonic()  # keepalive: the broker is alive
+            backlog = self._client.backlog()
+            if backlog is not None:
+                self._pause_until(backlog)
         return parsed
+
+    def _pause_until(self, backlog: asyncio.Future[None]) -> None:
+        """Stop reading from the socket until ``backlog`` is done: the broker keeps what we do not read.
+
+        What is already buffered is still handed over (a few chunks at most).  asyncio's stream
+        reader may resume reading on its own once its buffer drains, so each chunk read while
+        the backlog lasts pauses again.
+        """
+        transport = self._connection._transport
+        if transport.is_closing():
+            return
+        if transport.is_reading():
+            transport.pause_reading()
+        if backlog is not self._paused_on:
+            self._paused_on = backlog
+            backlog.add_done_callback(self._resume)
+
+    def _resume(self, backlog: asyncio.Future[None]) -> None:
+        if self._paused_on is backlog:
+            self._paused_on = None
+        connection = self._connection
+        transport = connection._transport
+        if not transport.is_closing() and not transport.is_reading():
+            connection._last_data_in = time.monotonic()  # we stopped reading, the broker did not go quiet
+            transport.resume_reading()
 
 
 def _lean_publish(data: bytes, start: int, end: int, properties: bool) -> tuple[int, str, int] | None:

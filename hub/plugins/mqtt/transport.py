@@ -96,6 +96,7 @@ class MqttTransport:
             self._client.set_auth_credentials(url.username, url.password)
         self._client.on_message = self._on_message
         self._client.on_qos1_message = self._on_qos1_message
+        self._client.backlog = hub.durability.backlog  # type: ignore[method-assign]
         self._ack_groups: dict[asyncio.Future[None], _AckGroup] = {}
         self._last_group: _AckGroup | None = None
         """The group the previous message joined: the next one almost always joins it too (one batch)."""

@@ -96,6 +96,11 @@ class BatchWriter:
         self._max_pending = max_pending
         self._row_cap = max_pending
         """How many readings the open batch may hold: max_pending minus those being written."""
+        self._high_water = min(max_pending // 2, 4 * batch_size)
+        """Pending readings at which transports are asked to stop reading (see :meth:`backlog`): far enough
+        below ``max_pending`` that what is already in their buffers never reaches it."""
+        self._caught_up: asyncio.Future[None] | None = None
+        """The future handed out by :meth:`backlog` while storage is behind; done once it has caught up."""
         self._loop = asyncio.get_running_loop()
         self._open = Batch(self._loop)
         self._inflight: Batch | None = None
@@ -137,7 +142,7 @@ class BatchWriter:
             bus.listen(EVENT_ENTITY_REMOVED, self._on_entity_removed),
             bus.listen(EVENT_NODE_STATUS_CHANGED, self._on_status_changed),
         ]
-        self._withdraw = self._hub.durability.set_provider(self.barrier)
+        self._withdraw = self._hub.durability.set_provider(self.barrier, self.backlog)
         self._task = self._loop.create_task(self._run(), name="storage-writer")
 
     async def close(self, timeout: float) -> None:
@@ -173,6 +178,7 @@ class BatchWriter:
                     pending.fail(error)
             if self._withdraw is not None:
                 self._withdraw()
+            self._release_backlog(always=True)
             self._m_depth.set(0)
 
     def pending(self) -> int:
@@ -192,6 +198,25 @@ class BatchWriter:
             return batch.barrier()
         inflight = self._inflight
         return None if inflight is None else inflight.commit_future()
+
+    def backlog(self) -> asyncio.Future[None] | None:
+        """None while fewer than the high-water mark of readings are pending; else a future done once the
+        pending readings fell to half of it (or the writer stopped): transports stop reading until then."""
+        caught_up = self._caught_up
+        if caught_up is not None:
+            return caught_up
+        if self.pending() < self._high_water:
+            return None
+        self._caught_up = caught_up = self._loop.create_future()
+        return caught_up
+
+    def _release_backlog(self, *, always: bool = False) -> None:
+        """Let transports read again once storage has caught up (``always``: the writer stops or failed)."""
+        caught_up = self._caught_up
+        if caught_up is not None and (always or self.pending() <= self._high_water // 2):
+            self._caught_up = None
+            if not caught_up.done():
+                caught_up.set_result(None)
 
     # --- listeners (sync, inline on the event bus) -------------------------------------
     def _on_state_reported(self, event: Event[StateReportedData]) -> None:
@@ -294,6 +319,7 @@ class BatchWriter:
                     self._inflight.fail(StorageUnavailable("storage failed to write this batch"))
                 self._inflight = None
                 self._row_cap = self._max_pending
+                self._release_backlog(always=True)
 
     async def _flush(self) -> None:
         batch = self._open
@@ -310,6 +336,7 @@ class BatchWriter:
         self._inflight = None
         self._row_cap = self._max_pending
         batch.resolve()
+        self._release_backlog()
         self._m_depth.set(self.pending())
 
     async def _write_until_committed(self, plan: WritePlan) -> WriteResult:
