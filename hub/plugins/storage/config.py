@@ -100,7 +100,7 @@ CONFIG_SCHEMA = vol.All(
                 "max_pending",
                 default=None,
                 description="Most readings held in memory (open batch plus the one being written), default "
-                "100000 (or 4 x batch_size if larger). From half of it (or 4 x batch_size if smaller) on, the "
+                "100000 (or 4 x batch_size if larger). From half of it (or 8 x batch_size if smaller) on, the "
                 "transports stop reading input until storage has caught up, so the broker keeps the rest; beyond "
                 "it new readings are refused and their acknowledgement withheld, so the broker redelivers them later.",
             ): vol.Any(None, vol.All(int, vol.Range(min=1))),

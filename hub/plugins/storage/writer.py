@@ -96,7 +96,7 @@ class BatchWriter:
         self._max_pending = max_pending
         self._row_cap = max_pending
         """How many readings the open batch may hold: max_pending minus those being written."""
-        self._high_water = min(max_pending // 2, 4 * batch_size)
+        self._high_water = min(max_pending // 2, 8 * batch_size)
         """Pending readings at which transports are asked to stop reading (see :meth:`backlog`): far enough
         below ``max_pending`` that what is already in their buffers never reaches it."""
         self._caught_up: asyncio.Future[None] | None = None
