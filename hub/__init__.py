@@ -85,6 +85,7 @@ from hub.core.metrics import Metrics
 from hub.core.plugins.hookspecs import hookimpl
 from hub.core.plugins.manager import PluginManager
 from hub.core.plugins.manifest import Manifest
+from hub.core.privatefiles import file_lock, file_stamp, write_private_json
 from hub.core.ratelimit import RateLimitedLogger
 from hub.core.registry import Entity, Node, NodeRegistry
 from hub.core.rejections import Rejections
@@ -146,6 +147,9 @@ __all__ = [
     "url_host",
     "current_actor",
     "acting_as",
+    "file_lock",
+    "file_stamp",
+    "write_private_json",
     # errors
     "HubError",
     "ConfigError",

@@ -21,10 +21,8 @@ embedded broker re-reads it when its ``stat`` changes.
 from __future__ import annotations
 
 import base64
-import fcntl
 import hashlib
 import hmac
-import os
 import re
 import secrets
 from collections.abc import Iterator
@@ -35,7 +33,7 @@ from pathlib import Path
 import orjson
 import voluptuous as vol
 
-from hub import HubError, normalize_mac
+from hub import HubError, file_lock, file_stamp, normalize_mac, write_private_json
 
 FILE_NAME = "device-credentials.json"
 FORMAT_VERSION = 1
@@ -138,12 +136,7 @@ class CredentialStore:
 
     def reload_if_changed(self) -> bool:
         """Re-read the file if it changed since we last read or wrote it (one ``stat``); True when it did."""
-        try:
-            info = os.stat(self.path)
-        except FileNotFoundError:
-            stamp = None
-        else:
-            stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
+        stamp = file_stamp(self.path)
         if stamp == self._stamp:
             return False
         self.devices = self._load()
@@ -170,13 +163,8 @@ class CredentialStore:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the store's lock (across processes) for a read-modify-write of it or of files made from it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(self.path.with_name(f".{self.path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        with file_lock(self.path):
             yield
-        finally:
-            os.close(lock_fd)  # closing releases the flock
 
     @contextmanager
     def transaction(self) -> Iterator[CredentialStore]:
@@ -188,17 +176,4 @@ class CredentialStore:
 
     def _write(self) -> None:
         data = {"version": FORMAT_VERSION, "devices": [asdict(device) for device in self.devices.values()]}
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as file:
-            file.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-        info = os.stat(self.path)
-        self._stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
+        self._stamp = write_private_json(self.path, data)

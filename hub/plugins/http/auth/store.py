@@ -11,8 +11,6 @@ revoked from the command line stops working at once.
 
 from __future__ import annotations
 
-import fcntl
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -22,7 +20,7 @@ from typing import Any
 import orjson
 import voluptuous as vol
 
-from hub import HubError
+from hub import HubError, file_lock, file_stamp, write_private_json
 
 FILE_NAME = "auth.json"
 FORMAT_VERSION = 1
@@ -135,12 +133,7 @@ class AuthStore:
     # --- reading ---------------------------------------------------------------------
     def reload_if_changed(self) -> None:
         """Re-read the file if another process replaced it since we last read or wrote it."""
-        try:
-            info = os.stat(self.path)
-        except FileNotFoundError:
-            stamp = None
-        else:
-            stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
+        stamp = file_stamp(self.path)
         if stamp == self._stamp:
             return
         before = set(self.tokens)
@@ -175,15 +168,10 @@ class AuthStore:
     @contextmanager
     def transaction(self) -> Iterator[AuthStore]:
         """Lock the file, bring memory up to date, let the caller change it, then write it atomically."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(self.path.with_name(f".{self.path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        with file_lock(self.path):
             self.reload_if_changed()
             yield self
             self._write()
-        finally:
-            os.close(lock_fd)  # closing releases the flock
 
     def _write(self) -> None:
         data = {
@@ -191,17 +179,4 @@ class AuthStore:
             "users": [asdict(user) for user in self.users.values()],
             "tokens": [asdict(token) for token in self.tokens.values()],
         }
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as file:
-            file.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-        info = os.stat(self.path)
-        self._stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
+        self._stamp = write_private_json(self.path, data)
