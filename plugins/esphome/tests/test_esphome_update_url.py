@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import hub_esphome.plugin
-import hub_ota.plugin
 import orjson
 import pytest
 from esphome_testing import esphome_executable, host_firmware, standin_esphome
@@ -40,12 +39,14 @@ async def _hub(hub_factory: Any, tmp_path: Path, *, ota: dict[str, Any] | None, 
         "http": {"port": 0},
         "esphome": {"firmware_dir": str(firmware), "executable": str(standin_esphome(tmp_path, tmp_path / "gate"))},
     }
-    plugins = [(hub_esphome.plugin, "esphome")]
     if ota is not None:
         config["ota"] = ota
-        plugins.append((hub_ota.plugin, "ota"))
     (tmp_path / "gate").touch()  # the stand-in's compile runs straight through
-    return await hub_factory(config, builtins=BUILTINS, plugins=plugins)
+    with pytest.MonkeyPatch.context() as env:  # the ota plugin as installed, by its entry point: never imported here
+        env.setenv("HUB_LOAD_PLUGINS", "ota" if ota is not None else "")
+        return await hub_factory(
+            config, builtins=BUILTINS, plugins=[(hub_esphome.plugin, "esphome")], entry_points=ota is not None
+        )
 
 
 async def test_a_dashboard_compile_passes_the_nodes_manifest_url(hub_factory: Any, tmp_path: Path) -> None:

@@ -34,7 +34,6 @@ from typing import Any
 
 import aiohttp
 import hub_esphome.plugin
-import hub_ota.plugin
 import orjson
 import pytest
 import yaml
@@ -195,9 +194,9 @@ async def setup(hub_factory: Any, hub_mqtt_url: str, tmp_path: Path, hub_free_po
     }
     config_file = tmp_path / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
-    hub = await hub_factory(
-        config, builtins=BUILTINS, plugins=[(hub_esphome.plugin, "esphome"), (hub_ota.plugin, "ota")]
-    )
+    with pytest.MonkeyPatch.context() as env:  # the ota plugin as installed, by its entry point: never imported here
+        env.setenv("HUB_LOAD_PLUGINS", "ota")
+        hub = await hub_factory(config, builtins=BUILTINS, plugins=[(hub_esphome.plugin, "esphome")], entry_points=True)
     assert {"esphome", "ota", "http", "mqtt"} <= set(hub.plugins.info), hub.plugins.failed
     user = await create_user_and_token(hub)
     node = PullingNode(hub_mqtt_url, name, prefix)
