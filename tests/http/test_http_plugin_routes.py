@@ -11,7 +11,7 @@ from hub import Manifest, current_actor
 from hub.core.errors import HubError, StorageUnavailable
 from hub.core.plugins.hookspecs import hookimpl
 from hub.plugins.http import PRINCIPAL_KEY
-from hub.plugins.http.errors import NotFound
+from hub.web import NotFound
 
 
 class WebPlugin:

@@ -148,8 +148,9 @@ def hub_http_routes(hub: Hub, register: Callable[..., None]) -> None:
     * ``handler(request)`` is a coroutine taking an ``aiohttp.web.Request`` and returning a
       response.  For an authenticated route the caller is
       ``request[hub.plugins.http.PRINCIPAL_KEY]`` (``.user.username``, ``.kind``).  Raise
-      ``hub.plugins.http.errors`` exceptions (``BadRequest``, ``NotFound``, …) to answer in
-      the API's error shape ``{"error": {"code", "message"}}``.
+      :mod:`hub.web` errors (``ApiError``, ``BadRequest``, ``NotFound``, …) to answer in the
+      API's error shape ``{"error": {"code", "message"}}``; ``hub.web`` also validates bodies
+      and queries and makes the OpenAPI ``doc``.
     * ``auth=True`` (the default) requires ``Authorization: Bearer <token>``; ``auth=False``
       makes the route public — only for what must load before sign-in (the sign-in page,
       the single-page app shell), never for data.

@@ -14,11 +14,10 @@ from typing import Any
 from aiohttp import web
 
 from hub import STATUS_OFFLINE, STATUS_ONLINE, STATUS_UNKNOWN, Node
+from hub.web import Route, json_response, operation
 
 from .middleware import SERVER_KEY
-from .openapi import operation, ref
-from .routes import Route
-from .validation import json_response
+from .openapi import ref
 
 COUNTED = (STATUS_ONLINE, STATUS_OFFLINE, STATUS_UNKNOWN)
 

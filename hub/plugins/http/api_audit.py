@@ -5,10 +5,10 @@ from __future__ import annotations
 import voluptuous as vol
 from aiohttp import web
 
+from hub.web import Route, json_response, operation, query_param, read_query
+
 from .middleware import SERVER_KEY
-from .openapi import operation, query, ref
-from .routes import Route
-from .validation import json_response, read_query
+from .openapi import ref
 
 LIST_QUERY = vol.Schema(
     {
@@ -34,8 +34,8 @@ ROUTES = [
             "The audit trail",
             tag="system",
             params=[
-                query("before_id", {"type": "integer", "minimum": 1}, "only records older than this one"),
-                query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many (100)"),
+                query_param("before_id", {"type": "integer", "minimum": 1}, "only records older than this one"),
+                query_param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many (100)"),
             ],
             ok=ref("AuditList"),
             errors=(503,),

@@ -13,15 +13,15 @@ import asyncio
 import voluptuous as vol
 from aiohttp import web
 
+from hub.web import BadRequest, NotFound, Route, json_int, json_response, operation, path_param, read_json, text
+
 from .auth.clients import describe_client
 from .auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, USERNAME_PATTERN, check_username
 from .auth.store import KIND_LONG_LIVED
-from .errors import BadRequest, NotFound
 from .middleware import SERVER_KEY
-from .openapi import operation, path, ref
+from .openapi import ref
 from .remote import client_address
-from .routes import PRINCIPAL_KEY, Route
-from .validation import json_int, json_response, read_json, text
+from .routes import PRINCIPAL_KEY
 
 
 def _username(value: object) -> str:
@@ -246,7 +246,7 @@ ROUTES = [
         "/api/auth/tokens/{token_id}",
         revoke_token,
         doc=operation(
-            "Revoke a token or session", tag="auth", ok=None, status=204, params=[path("token_id", "token id")]
+            "Revoke a token or session", tag="auth", ok=None, status=204, params=[path_param("token_id", "token id")]
         ),
     ),
     Route(
@@ -260,7 +260,7 @@ ROUTES = [
         "/api/auth/bans/{address}",
         lift_ban,
         doc=operation(
-            "Lift a ban", tag="auth", ok=None, status=204, params=[path("address", "the banned client address")]
+            "Lift a ban", tag="auth", ok=None, status=204, params=[path_param("address", "the banned client address")]
         ),
     ),
     Route(

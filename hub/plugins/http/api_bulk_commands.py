@@ -17,14 +17,12 @@ import voluptuous as vol
 from aiohttp import web
 
 from hub import CommandRejected, InvalidTarget, select_nodes
+from hub.web import BadRequest, Conflict, NotFound, Route, json_response, operation, read_json
 
 from .api_commands import COMMAND_BODY, COMMAND_PROPERTIES, rejection, sender_of
 from .api_nodes import AREA_SCHEMA, TAGS_SCHEMA, area_filter, tag_list
-from .errors import BadRequest, Conflict, NotFound
 from .middleware import SERVER_KEY
-from .openapi import operation, ref
-from .routes import Route
-from .validation import json_response, read_json
+from .openapi import ref
 
 MAX_TARGET_NODES = 10_000
 """Node ids one target may list."""

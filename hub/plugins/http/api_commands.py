@@ -25,14 +25,27 @@ from hub.core.commands import (
     OFFLINE_QUEUE,
     STATUSES,
 )
+from hub.web import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    NotFound,
+    Route,
+    json_int,
+    json_response,
+    operation,
+    path_param,
+    query_param,
+    read_json,
+    read_query,
+    text,
+)
 
 from .api_history import call_storage
 from .api_nodes import find_node
-from .errors import ApiError, BadRequest, Conflict, NotFound
 from .middleware import SERVER_KEY
-from .openapi import operation, path, query, ref
-from .routes import PRINCIPAL_KEY, Route
-from .validation import json_int, json_response, read_json, read_query, text
+from .openapi import ref
+from .routes import PRINCIPAL_KEY
 
 MAX_WAIT = 60.0
 """Seconds ``GET /api/commands/{id}?wait=…`` may hold the request open."""
@@ -156,7 +169,7 @@ def _param_names(schema: vol.Schema) -> list[dict[str, Any]]:
     ]
 
 
-_NODE_ID = path("node_id", "node id (for ESP32 nodes the MAC, in any common spelling)")
+_NODE_ID = path_param("node_id", "node id (for ESP32 nodes the MAC, in any common spelling)")
 COMMAND_PROPERTIES = {
     "action": {"type": "string", "minLength": 1, "maxLength": 64},
     "params": {"type": "object"},
@@ -165,7 +178,7 @@ COMMAND_PROPERTIES = {
     "offline_policy": {"type": "string", "enum": list(OFFLINE_POLICIES)},
 }
 """The OpenAPI properties of a command body (:data:`COMMAND_BODY`)."""
-_COMMAND_ID = path("command_id", "the command's id")
+_COMMAND_ID = path_param("command_id", "the command's id")
 
 ROUTES = [
     Route(
@@ -195,10 +208,10 @@ ROUTES = [
             "List commands",
             tag="commands",
             params=[
-                query("node_id", {"type": "string", "minLength": 1, "maxLength": 100}, "only this node's"),
-                query("status", {"type": "string", "enum": list(STATUSES)}, "only in this status"),
-                query("before", {"type": "number", "minimum": 0}, "only created before this epoch time"),
-                query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many (100)"),
+                query_param("node_id", {"type": "string", "minLength": 1, "maxLength": 100}, "only this node's"),
+                query_param("status", {"type": "string", "enum": list(STATUSES)}, "only in this status"),
+                query_param("before", {"type": "number", "minimum": 0}, "only created before this epoch time"),
+                query_param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "at most this many (100)"),
             ],
             ok=ref("CommandList"),
             errors=(404, 503),
@@ -213,7 +226,9 @@ ROUTES = [
             tag="commands",
             params=[
                 _COMMAND_ID,
-                query("wait", {"type": "number", "minimum": 0, "maximum": MAX_WAIT}, "wait up to S s for its verdict"),
+                query_param(
+                    "wait", {"type": "number", "minimum": 0, "maximum": MAX_WAIT}, "wait up to S s for its verdict"
+                ),
             ],
             ok=ref("Command"),
             errors=(503,),

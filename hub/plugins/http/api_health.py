@@ -33,11 +33,10 @@ import sqlalchemy as sa
 from aiohttp import web
 
 from hub import DATA_DATABASE, EventType, Hub, HubState
+from hub.web import Route, json_response, operation
 
 from .middleware import SERVER_KEY
-from .openapi import operation, ref
-from .routes import Route
-from .validation import json_response
+from .openapi import ref
 
 PROBE_TIMEOUT = 2.0
 PROBE_INTERVAL = 2.0

@@ -14,13 +14,23 @@ import voluptuous as vol
 from aiohttp import web
 
 from hub import Hub, ServiceValidationError, StorageUnavailable
+from hub.web import (
+    BadRequest,
+    NotFound,
+    Route,
+    ServiceUnavailable,
+    int_in,
+    json_response,
+    operation,
+    path_param,
+    query_param,
+    read_query,
+    timestamp,
+)
 
 from .api_nodes import find_node
-from .errors import BadRequest, NotFound, ServiceUnavailable
 from .middleware import SERVER_KEY
-from .openapi import operation, path, query, ref
-from .routes import Route
-from .validation import int_in, json_response, read_query, timestamp
+from .openapi import ref
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -102,7 +112,7 @@ async def status_history(request: web.Request) -> web.Response:
 
 
 _TIME = {"anyOf": [{"type": "number", "minimum": 0, "maximum": 4102444800}, {"type": "string", "format": "date-time"}]}
-_NODE_ID = path("node_id", "node id (for ESP32 nodes the MAC, in any common spelling)")
+_NODE_ID = path_param("node_id", "node id (for ESP32 nodes the MAC, in any common spelling)")
 
 ROUTES = [
     Route(
@@ -117,11 +127,13 @@ ROUTES = [
             "says what it was computed from.",
             params=[
                 _NODE_ID,
-                path("key", "entity key, e.g. temperature"),
-                query("start", _TIME, "range start (default: end - 24 h)"),
-                query("end", _TIME, "range end (default: now)"),
-                query("points", {"type": "integer", "minimum": 1, "maximum": MAX_POINTS}, "most buckets to return"),
-                query(
+                path_param("key", "entity key, e.g. temperature"),
+                query_param("start", _TIME, "range start (default: end - 24 h)"),
+                query_param("end", _TIME, "range end (default: now)"),
+                query_param(
+                    "points", {"type": "integer", "minimum": 1, "maximum": MAX_POINTS}, "most buckets to return"
+                ),
+                query_param(
                     "resolution",
                     {"type": "string", "enum": list(RESOLUTIONS)},
                     "raw rows or a 1-minute/1-hour rollup (PostgreSQL; SQLite always raw); auto (default): the "
@@ -141,9 +153,9 @@ ROUTES = [
             tag="history",
             params=[
                 _NODE_ID,
-                query("start", _TIME, "only changes at or after this time"),
-                query("end", _TIME, "only changes before this time"),
-                query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "most changes to return"),
+                query_param("start", _TIME, "only changes at or after this time"),
+                query_param("end", _TIME, "only changes before this time"),
+                query_param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "most changes to return"),
             ],
             ok=ref("StatusHistory"),
             errors=(503,),

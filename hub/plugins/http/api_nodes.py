@@ -29,13 +29,23 @@ from hub import (
     normalize_mac,
     normalize_tags,
 )
+from hub.web import (
+    JSON_CONTENT_TYPE,
+    BadRequest,
+    NotFound,
+    Route,
+    int_in,
+    operation,
+    path_param,
+    query_param,
+    read_json,
+    read_query,
+    text,
+)
 
-from .errors import BadRequest, NotFound
 from .middleware import SERVER_KEY
 from .node_pages import DEFAULT_LIMIT, MAX_LIMIT, PAGE_ENTITIES, encode_node, encode_page, select_page
-from .openapi import operation, path, query, ref
-from .routes import Route
-from .validation import JSON_CONTENT_TYPE, int_in, read_json, read_query, text
+from .openapi import ref
 
 STATUSES = (STATUS_ONLINE, STATUS_OFFLINE, STATUS_UNKNOWN)
 
@@ -155,7 +165,7 @@ async def delete_node(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-_NODE_ID = path("node_id", "node id (for ESP32 nodes the MAC, in any common spelling)")
+_NODE_ID = path_param("node_id", "node id (for ESP32 nodes the MAC, in any common spelling)")
 AREA_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_AREA_LENGTH}
 TAGS_SCHEMA = {
     "type": "array",
@@ -172,20 +182,20 @@ ROUTES = [
             "List nodes, a page at a time",
             tag="nodes",
             params=[
-                query(
+                query_param(
                     "limit",
                     {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
                     f"at most this many nodes (a page also ends once it holds about {PAGE_ENTITIES:,} entities)",
                 ),
-                query(
+                query_param(
                     "cursor",
                     {"type": "string", "minLength": 1, "maxLength": 100},
                     "the `next` of the previous page (pages go in node id order)",
                 ),
-                query("status", {"type": "string", "enum": list(STATUSES)}, "only nodes in this status"),
-                query("q", {"type": "string", "maxLength": 100}, "name or id contains this (case-insensitive)"),
-                query("area", AREA_SCHEMA, "only nodes in this area (case-insensitive)"),
-                query(
+                query_param("status", {"type": "string", "enum": list(STATUSES)}, "only nodes in this status"),
+                query_param("q", {"type": "string", "maxLength": 100}, "name or id contains this (case-insensitive)"),
+                query_param("area", AREA_SCHEMA, "only nodes in this area (case-insensitive)"),
+                query_param(
                     "tag",
                     {"type": "string", "minLength": 1, "maxLength": MAX_TAGS * (MAX_TAG_LENGTH + 1)},
                     "only nodes with this tag; several separated by commas: nodes with all of them",

@@ -22,12 +22,11 @@ from aiohttp import web
 from yarl import URL
 
 from hub import DATA_BROKER_URL, Hub, __version__
+from hub.web import Route, json_response, operation
 
 from .metrics import summarize
 from .middleware import SERVER_KEY
-from .openapi import operation, ref
-from .routes import Route
-from .validation import json_response
+from .openapi import ref
 
 if TYPE_CHECKING:
     from .websocket import WebSocketHub

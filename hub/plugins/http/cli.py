@@ -16,11 +16,11 @@ import time
 from typing import Any
 
 from hub import ROLE_CLI, build_hub
+from hub.web import Conflict
 
 from .auth.manager import AuthManager
 from .auth.passwords import check_password_policy, check_username
 from .auth.store import KIND_LONG_LIVED, AuthStore, User
-from .errors import Conflict
 
 Register = Any
 

@@ -15,9 +15,9 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from hub.web import Route, operation
+
 from .middleware import SERVER_KEY
-from .openapi import operation
-from .routes import Route
 
 PREFIX = "hub_"
 

@@ -19,8 +19,8 @@ from aiohttp.web_middlewares import Handler
 from aiohttp.web_response import ContentCoding
 
 from hub import StorageUnavailable, acting_as
+from hub.web import ApiError, Unauthorized, error_response
 
-from .errors import ApiError, Unauthorized, error_response
 from .remote import client_address
 from .routes import PRINCIPAL_KEY
 

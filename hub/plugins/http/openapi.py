@@ -1,7 +1,7 @@
 """``GET /api/openapi.json``: the OpenAPI 3 document, built from the same route list the server serves.
 
 Each API module declares its routes with an OpenAPI operation next to the
-handler (made with the helpers here), so the document cannot list an endpoint
+handler (made with :func:`hub.web.operation`, as plugins' routes are), so the document cannot list an endpoint
 the server lacks or miss one it has; schemathesis checks the rest against the
 running server (tests/http/test_openapi.py).
 """
@@ -9,17 +9,16 @@ running server (tests/http/test_openapi.py).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
 from hub import __version__
+from hub.web import Route, json_response, operation
 
 from .middleware import SERVER_KEY
 from .openapi_schemas import SCHEMAS
-from .routes import Route
-from .validation import json_response
 
 OPENAPI_VERSION = "3.0.3"
 
@@ -29,75 +28,6 @@ def ref(name: str) -> dict[str, str]:
     if name not in SCHEMAS:
         raise KeyError(f"no OpenAPI component schema {name!r}")
     return {"$ref": f"#/components/schemas/{name}"}
-
-
-def query(name: str, schema: dict[str, Any], description: str, *, required: bool = False) -> dict[str, Any]:
-    """A query parameter."""
-    return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
-
-
-def path(name: str, description: str) -> dict[str, Any]:
-    """A path parameter (always a string)."""
-    return {"name": name, "in": "path", "required": True, "description": description, "schema": {"type": "string"}}
-
-
-def _json(schema: dict[str, Any], description: str, media: str = "application/json") -> dict[str, Any]:
-    return {"description": description, "content": {media: {"schema": schema}}}
-
-
-def operation(
-    summary: str,
-    *,
-    tag: str,
-    ok: dict[str, Any] | None,
-    status: int = 200,
-    description: str = "",
-    params: Sequence[dict[str, Any]] = (),
-    body: dict[str, Any] | None = None,
-    public: bool = False,
-    errors: Iterable[int] = (),
-    media: str = "application/json",
-) -> dict[str, Any]:
-    """An OpenAPI operation: ``ok`` is the success body schema (None for an empty response) of type ``media``.
-
-    400 is documented when there are parameters or a body, 401 unless ``public``,
-    404 when the path has parameters; ``errors`` adds others.  A ``default``
-    response documents the error shape for anything else (403 banned, 503).
-    """
-    responses: dict[str, Any] = {
-        str(status): _json(ok, "success", media) if ok is not None else {"description": "success"}
-    }
-    codes = set(errors)
-    if params or body is not None:
-        codes.add(400)
-    if not public:
-        codes.add(401)
-    if any(param["in"] == "path" for param in params):
-        codes.add(404)
-    for code in sorted(codes):
-        responses[str(code)] = _json(ref("Error"), _ERROR_TEXT.get(code, "error"))
-    responses["default"] = _json(ref("Error"), "error")
-    result: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
-    if description:
-        result["description"] = description
-    if params:
-        result["parameters"] = list(params)
-    if body is not None:
-        result["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    if public:
-        result["security"] = []
-    return result
-
-
-_ERROR_TEXT = {
-    400: "invalid parameters or body",
-    401: "missing, invalid, expired or revoked credentials",
-    403: "forbidden (or the address is banned)",
-    404: "not found",
-    409: "conflict",
-    429: "too early after a failed attempt; see Retry-After",
-    503: "a plugin the endpoint needs is not loaded",
-}
 
 
 def _operation_id(method: str, route_path: str) -> str:

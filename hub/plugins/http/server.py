@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractResource, AbstractRoute
 
 from hub import DATA_HTTP_URL, Hub, StartupError, __version__, is_loopback, url_host
+from hub.web import Handler, Route
 
 from . import (
     api_areas,
@@ -40,7 +41,6 @@ from .auth.manager import AuthManager
 from .auth.onboarding import Onboarding
 from .auth.store import AuthStore
 from .middleware import SERVER_KEY, auth_middleware, compression_middleware, errors_middleware
-from .routes import Handler, Route
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -41,15 +41,13 @@ import voluptuous as vol
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from hub import MATCH_ALL, Hub, InvalidMac, __version__, normalize_mac
+from hub.web import ApiError, NotFound, Route, Unauthorized, describe_invalid, json_int, text
 
 from .api_nodes import CURSOR, NODE_FILTERS
 from .auth.manager import AuthManager, Principal
-from .errors import ApiError, NotFound, Unauthorized
 from .fanout import EventFanout, Subscription
 from .middleware import SERVER_KEY
 from .node_pages import DEFAULT_LIMIT, MAX_LIMIT, encode_node, encode_page, select_page
-from .routes import Route
-from .validation import describe_invalid, json_int, text
 from .ws_outbox import Outbox
 
 _LOGGER = logging.getLogger(__name__)

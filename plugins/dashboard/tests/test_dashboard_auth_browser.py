@@ -158,7 +158,7 @@ async def test_tokens_page_creates_a_token_shown_once_and_revokes_it(page, dashb
 def _may_sign_in(dashboard) -> bool:
     """True once the hub would check the owner's password again from this browser (loopback)."""
     from hub.plugins.http import DATA_SERVER
-    from hub.plugins.http.errors import ApiError
+    from hub.web import ApiError
 
     try:
         dashboard.hub.data[DATA_SERVER].guard.check("127.0.0.1", OWNER)

@@ -10,19 +10,28 @@ and a ``ReadableStream``, or ``curl -N``, sees the compile as it happens).
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from pathlib import Path
 from typing import Any
 
+import voluptuous as vol
 from aiohttp import web
+
+from hub.web import ApiError, Route, json_response, path_param, read_query
+from hub.web import operation as _operation
 
 from .builds import file_sha256
 from .firmware import FirmwareError
 from .jobs import JobBusy
 from .runtime import Provisioning
 from .status import build_of
-from .web import ApiError, Route, api, json_response, operation, path_param
 
+operation = functools.partial(_operation, tag="esphome")
+"""An OpenAPI operation of the ``esphome`` tag (see :func:`hub.web.operation`)."""
+
+_NO_QUERY = vol.Schema({})
+_JOBS_QUERY = vol.Schema({vol.Optional("node"): vol.All(str, vol.Length(max=200))})
 _SAFE_FILE = re.compile(r"[^A-Za-z0-9._-]")
 
 NODE_SCHEMA: dict[str, Any] = {
@@ -78,8 +87,8 @@ class ProvisioningApi:
             Route(
                 "GET",
                 "/api/esphome/nodes",
-                api(self.list_nodes),
-                operation(
+                self.list_nodes,
+                doc=operation(
                     "Defined ESPHome nodes and where each stands",
                     ok={
                         "type": "object",
@@ -94,15 +103,15 @@ class ProvisioningApi:
             Route(
                 "GET",
                 "/api/esphome/nodes/{name}",
-                api(self.get_node),
-                operation("One defined node", ok=NODE_SCHEMA, params=[name]),
+                self.get_node,
+                doc=operation("One defined node", ok=NODE_SCHEMA, params=[name]),
             ),
             *(
                 Route(
                     "POST",
                     f"/api/esphome/nodes/{{name}}/{kind}",
-                    api(self._starter(kind)),
-                    operation(
+                    self._starter(kind),
+                    doc=operation(
                         f"Start `esphome {'config' if kind == 'validate' else 'compile'}` on a node",
                         description="202 with the job; follow its output at /api/esphome/jobs/{job_id}/log. 409 "
                         "`job_running` while the node has a job; 503 `esphome_unavailable` without ESPHome, "
@@ -118,8 +127,8 @@ class ProvisioningApi:
             Route(
                 "GET",
                 "/api/esphome/nodes/{name}/firmware",
-                api(self.download),
-                operation(
+                self.download,
+                doc=operation(
                     "The compiled binary of a node",
                     description="404 `not_compiled` before a compile; 409 `binary_changed` when the file is no "
                     "longer what the hub compiled (rebuilt outside the hub: compile again).",
@@ -132,8 +141,8 @@ class ProvisioningApi:
             Route(
                 "GET",
                 "/api/esphome/jobs",
-                api(self.list_jobs, query=("node",)),
-                operation(
+                self.list_jobs,
+                doc=operation(
                     "Recent and running jobs, newest first",
                     ok={"type": "object", "properties": {"jobs": {"type": "array", "items": JOB_SCHEMA}}},
                     params=[
@@ -150,14 +159,14 @@ class ProvisioningApi:
             Route(
                 "GET",
                 "/api/esphome/jobs/{job_id}",
-                api(self.get_job),
-                operation("One job", ok=JOB_SCHEMA, params=[job_id]),
+                self.get_job,
+                doc=operation("One job", ok=JOB_SCHEMA, params=[job_id]),
             ),
             Route(
                 "GET",
                 "/api/esphome/jobs/{job_id}/log",
-                api(self.job_log),
-                operation(
+                self.job_log,
+                doc=operation(
                     "A job's output, streamed live",
                     description="chunked text/plain: the lines so far, then each new line, until the job ends",
                     ok={"type": "string"},
@@ -169,6 +178,7 @@ class ProvisioningApi:
 
     # --- nodes --------------------------------------------------------------------------------
     async def list_nodes(self, request: web.Request) -> web.Response:
+        read_query(request, _NO_QUERY)  # takes no filter: a misspelt one must not list everything
         rows = self._p.rows()
         return json_response(
             {"nodes": rows, "firmware_dir": str(self._p.directory), "esphome": self._p.executable_status()}
@@ -182,7 +192,7 @@ class ProvisioningApi:
         name = request.match_info["name"]
         self._p.sync()
         if name not in self._p.defined.defined:
-            raise ApiError(404, "node_not_defined", f"no node file in {self._p.directory} defines {name!r}")
+            raise ApiError(f"no node file in {self._p.directory} defines {name!r}", status=404, code="node_not_defined")
         return name
 
     def _starter(self, kind: str):  # noqa: ANN202 - a handler
@@ -191,13 +201,13 @@ class ProvisioningApi:
             try:
                 job = self._p.jobs.start(kind, node_file)
             except JobBusy as err:
-                raise ApiError(409, "job_running", str(err)) from None
+                raise ApiError(str(err), status=409, code="job_running") from None
             except FirmwareError as err:
                 missing_secrets = "secrets.yaml" in str(err)
                 raise ApiError(
-                    409 if missing_secrets else 503,
-                    "no_secrets" if missing_secrets else "esphome_unavailable",
                     str(err),
+                    status=409 if missing_secrets else 503,
+                    code="no_secrets" if missing_secrets else "esphome_unavailable",
                 ) from None
             return json_response(job.as_dict(), status=202)
 
@@ -208,10 +218,14 @@ class ProvisioningApi:
         node_file = self._p.node_file(self._name(request))
         build = build_of(node_file)
         if build is None:
-            raise ApiError(404, "not_compiled", f"{node_file.name} has not been compiled (or its binary is gone)")
+            raise ApiError(
+                f"{node_file.name} has not been compiled (or its binary is gone)", status=404, code="not_compiled"
+            )
         binary = Path(build.binary)
         if await asyncio.to_thread(file_sha256, binary) != build.sha256:
-            raise ApiError(409, "binary_changed", f"{binary} is no longer what the hub compiled: compile again")
+            raise ApiError(
+                f"{binary} is no longer what the hub compiled: compile again", status=409, code="binary_changed"
+            )
         suffix = ".bin" if binary.suffix == ".bin" else ""
         filename = _SAFE_FILE.sub("_", f"{build.name}-{build.version or 'build'}{suffix}")
         return web.FileResponse(
@@ -227,13 +241,13 @@ class ProvisioningApi:
 
     # --- jobs ---------------------------------------------------------------------------------
     async def list_jobs(self, request: web.Request) -> web.Response:
-        node = request.query.get("node")
+        node = read_query(request, _JOBS_QUERY).get("node")
         return json_response({"jobs": [job.as_dict() for job in self._p.jobs.jobs(node)]})
 
     def _job(self, request: web.Request):  # noqa: ANN202
         job = self._p.jobs.get(request.match_info["job_id"])
         if job is None:
-            raise ApiError(404, "job_not_found", f"no job {request.match_info['job_id'][:40]!r}")
+            raise ApiError(f"no job {request.match_info['job_id'][:40]!r}", status=404, code="job_not_found")
         return job
 
     async def get_job(self, request: web.Request) -> web.Response:

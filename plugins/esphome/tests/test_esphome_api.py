@@ -126,7 +126,7 @@ async def test_everything_needs_a_token_and_errors_say_why(api: Any, tmp_path: P
     assert (await _json(session, "GET", f"{url}/api/esphome/jobs/abc", 404))["error"]["code"] == "job_not_found"
     # Found by tests/security: unknown query parameters were silently ignored (a misspelt filter listed everything).
     unknown = await _json(session, "GET", f"{url}/api/esphome/jobs?nod=host-node", 400)
-    assert unknown["error"] == {"code": "invalid_request", "message": "'nod': unknown query parameter"}
+    assert unknown["error"] == {"code": "invalid_request", "message": "nod: unknown query parameter"}
     await _json(session, "GET", f"{url}/api/esphome/jobs?node=a&node=b", 400)
     await _json(session, "GET", f"{url}/api/esphome/nodes?x=1", 400)
     await _json(session, "GET", f"{url}/api/esphome/jobs?node=host-node", 200)

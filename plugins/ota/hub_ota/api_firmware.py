@@ -16,13 +16,14 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from hub import HubError, current_actor
+from hub.web import ApiError, Route, json_response, path_param
 
 from .catalogue import FirmwareCatalogue, Upload
 from .chips import CHIP_IDS
 from .errors import UnknownChip, VersionConflict
 from .image import CHUNK_SIZE
 from .versions import MAX_VERSION_LENGTH, check_version_text
-from .web import ApiError, Route, api, json_response, operation, path_param
+from .web import api, operation
 
 MAX_FIELD = 256
 """Bytes of a text field (``version``, ``chip``) read at most."""
@@ -69,7 +70,7 @@ class FirmwareApi:
                 "POST",
                 "/api/ota/firmware",
                 api(self.upload),
-                operation(
+                doc=operation(
                     "Upload a firmware image",
                     description="multipart/form-data, streamed; 201 for a new image, 200 when exactly this version "
                     "with these bytes is already there",
@@ -85,7 +86,7 @@ class FirmwareApi:
                 "GET",
                 "/api/ota/firmware",
                 api(self.list),
-                operation(
+                doc=operation(
                     "List firmware images",
                     ok={
                         "type": "object",
@@ -98,13 +99,13 @@ class FirmwareApi:
                 "GET",
                 "/api/ota/firmware/{sha256}",
                 api(self.get),
-                operation("A firmware image", params=[sha256], ok=FIRMWARE_SCHEMA),
+                doc=operation("A firmware image", params=[sha256], ok=FIRMWARE_SCHEMA),
             ),
             Route(
                 "DELETE",
                 "/api/ota/firmware/{sha256}",
                 api(self.delete),
-                operation(
+                doc=operation(
                     "Delete a firmware image",
                     description="409 while an active rollout uses it",
                     params=[sha256],
@@ -116,7 +117,9 @@ class FirmwareApi:
 
     async def upload(self, request: web.Request) -> web.Response:
         if request.content_type != "multipart/form-data":
-            raise ApiError(400, "invalid_request", "a multipart/form-data body with a file field is expected")
+            raise ApiError(
+                "a multipart/form-data body with a file field is expected", status=400, code="invalid_request"
+            )
         fields: dict[str, str] = {}
         upload: Upload | None = None
         try:
@@ -125,17 +128,17 @@ class FirmwareApi:
             except HubError:
                 raise
             except (ValueError, AssertionError, KeyError, HttpProcessingError) as err:  # aiohttp on a malformed body
-                raise ApiError(400, "invalid_request", f"malformed multipart body: {err}") from None
+                raise ApiError(f"malformed multipart body: {err}", status=400, code="invalid_request") from None
             version = fields.get("version")
             if version is not None:
                 try:
                     check_version_text(version)
                 except VersionConflict as err:
-                    raise ApiError(400, "invalid_request", f"version: {err}") from None
+                    raise ApiError(f"version: {err}", status=400, code="invalid_request") from None
             try:
                 row, created = await upload.finish(version=version, chip=fields.get("chip"), by=_actor())
             except UnknownChip as err:
-                raise ApiError(400, "invalid_request", f"chip: {err}") from None
+                raise ApiError(f"chip: {err}", status=400, code="invalid_request") from None
         finally:
             if upload is not None:
                 upload.abort()  # a no-op once finished
@@ -147,26 +150,28 @@ class FirmwareApi:
         try:
             while (part := await reader.next()) is not None:
                 if not isinstance(part, BodyPartReader):
-                    raise ApiError(400, "invalid_request", "nested multipart bodies are not accepted")
+                    raise ApiError("nested multipart bodies are not accepted", status=400, code="invalid_request")
                 if part.name == "file":
                     if upload is not None:
-                        raise ApiError(400, "invalid_request", "file: given more than once")
+                        raise ApiError("file: given more than once", status=400, code="invalid_request")
                     # Some clients (aiohttp) percent-encode the name: judge what it decodes to.
                     upload = self._catalogue.upload(name=unquote(part.filename) if part.filename else None)
                     while chunk := await part.read_chunk(CHUNK_SIZE):
                         upload.write(chunk)
                 elif part.name in ("version", "chip"):
                     if part.name in fields:
-                        raise ApiError(400, "invalid_request", f"{part.name}: given more than once")
+                        raise ApiError(f"{part.name}: given more than once", status=400, code="invalid_request")
                     fields[part.name] = await _text_field(part)
                 else:
-                    raise ApiError(400, "invalid_request", f"{part.name}: unknown field (expected file, version, chip)")
+                    raise ApiError(
+                        f"{part.name}: unknown field (expected file, version, chip)", status=400, code="invalid_request"
+                    )
         except BaseException:
             if upload is not None:
                 upload.abort()
             raise
         if upload is None:
-            raise ApiError(400, "invalid_request", "file: required")
+            raise ApiError("file: required", status=400, code="invalid_request")
         return upload
 
     async def list(self, request: web.Request) -> web.Response:
@@ -183,7 +188,7 @@ class FirmwareApi:
         await self._catalogue.get(sha256)
         reason = await self._in_use(sha256)
         if reason is not None:
-            raise ApiError(409, "firmware_in_use", reason)
+            raise ApiError(reason, status=409, code="firmware_in_use")
         return json_response((await self._catalogue.remove(sha256, by=_actor())).as_dict())
 
 
@@ -193,7 +198,7 @@ def _actor() -> str:
 
 def _no_query(request: web.Request) -> None:
     if request.query:
-        raise ApiError(400, "invalid_request", f"{next(iter(request.query))}: unknown query parameter")
+        raise ApiError(f"{next(iter(request.query))}: unknown query parameter", status=400, code="invalid_request")
 
 
 async def _text_field(part: BodyPartReader) -> str:
@@ -201,11 +206,11 @@ async def _text_field(part: BodyPartReader) -> str:
     while chunk := await part.read_chunk(MAX_FIELD):
         raw += chunk
         if len(raw) > MAX_FIELD:
-            raise ApiError(400, "invalid_request", f"{part.name}: longer than {MAX_FIELD} bytes")
+            raise ApiError(f"{part.name}: longer than {MAX_FIELD} bytes", status=400, code="invalid_request")
     try:
         return raw.decode()
     except UnicodeDecodeError:
-        raise ApiError(400, "invalid_request", f"{part.name}: not UTF-8 text") from None
+        raise ApiError(f"{part.name}: not UTF-8 text", status=400, code="invalid_request") from None
 
 
 def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:

@@ -13,12 +13,13 @@ import voluptuous as vol
 from aiohttp import web
 
 from hub import InvalidTarget, current_actor
+from hub.web import ApiError, Route, json_response, path_param, query_param, read_json, read_query
 
 from .rollout_engine import RolloutEngine, RolloutRefused
 from .rollout_model import CREATE_SCHEMA, NODE_STATUSES, ROLLOUT_STATUSES, SETTINGS, Rollout
 from .rollout_run import InvalidTransition
 from .rollout_store import RolloutStore
-from .web import ApiError, Route, api, json_response, operation, path_param, query_param, read_json, read_query
+from .web import api, operation
 
 ACTIONS = ("pause", "resume", "cancel")
 LIST_QUERY = vol.Schema(
@@ -154,7 +155,7 @@ class RolloutsApi:
                 "POST",
                 "/api/ota/rollouts",
                 api(self.create),
-                operation(
+                doc=operation(
                     "Start a staged rollout",
                     body=CREATE_BODY,
                     ok=ROLLOUT_SCHEMA,
@@ -166,7 +167,7 @@ class RolloutsApi:
                 "GET",
                 "/api/ota/rollouts",
                 api(self.list),
-                operation(
+                doc=operation(
                     "List rollouts, newest first",
                     params=[
                         query_param(
@@ -187,7 +188,7 @@ class RolloutsApi:
                 "GET",
                 "/api/ota/rollouts/{rollout_id}",
                 api(self.get),
-                operation("A rollout with the progress of each node", params=[rollout_id], ok=ROLLOUT_SCHEMA),
+                doc=operation("A rollout with the progress of each node", params=[rollout_id], ok=ROLLOUT_SCHEMA),
             ),
         ]
         for action in ACTIONS:
@@ -196,7 +197,7 @@ class RolloutsApi:
                     "POST",
                     f"/api/ota/rollouts/{{rollout_id}}/{action}",
                     api(self._action(action)),
-                    operation(
+                    doc=operation(
                         f"{action.capitalize()} a rollout", params=[rollout_id], ok=SUMMARY_SCHEMA, errors=(409, 503)
                     ),
                 )
@@ -209,9 +210,11 @@ class RolloutsApi:
         try:
             rollout = await engine.create(body, current_actor() or "unknown")
         except InvalidTarget as err:  # as POST /api/commands answers: a listed node the hub does not know is a 404
-            raise ApiError(404 if err.code == "node_not_found" else 400, err.code, f"target: {err}") from None
+            raise ApiError(
+                f"target: {err}", status=404 if err.code == "node_not_found" else 400, code=err.code
+            ) from None
         except RolloutRefused as err:
-            raise ApiError(409, err.code, str(err)) from None
+            raise ApiError(str(err), status=409, code=err.code) from None
         return json_response(rollout.as_dict(), status=201)
 
     async def list(self, request: web.Request) -> web.Response:
@@ -231,7 +234,7 @@ class RolloutsApi:
         rollout_id = request.match_info["rollout_id"]
         rollout = self._live(rollout_id) or await self._stored(rollout_id)
         if rollout is None:
-            raise ApiError(404, "rollout_not_found", f"no rollout {rollout_id!r}")
+            raise ApiError(f"no rollout {rollout_id!r}", status=404, code="rollout_not_found")
         return json_response(rollout.as_dict())
 
     def _action(self, action: str) -> Any:
@@ -242,12 +245,14 @@ class RolloutsApi:
             try:
                 rollout = engine.act(rollout_id, action, current_actor() or "unknown")
             except InvalidTransition as err:
-                raise ApiError(409, "invalid_transition", str(err)) from None
+                raise ApiError(str(err), status=409, code="invalid_transition") from None
             if rollout is None:
                 stored = await self._stored(rollout_id)
                 if stored is None:
-                    raise ApiError(404, "rollout_not_found", f"no rollout {rollout_id!r}")
-                raise ApiError(409, "invalid_transition", f"rollout {rollout_id} is already {stored.status}")
+                    raise ApiError(f"no rollout {rollout_id!r}", status=404, code="rollout_not_found")
+                raise ApiError(
+                    f"rollout {rollout_id} is already {stored.status}", status=409, code="invalid_transition"
+                )
             return json_response(
                 rollout.summary(dict(engine.runs[rollout.id].counts))
                 if rollout.id in engine.runs
@@ -260,9 +265,9 @@ class RolloutsApi:
     def _require_engine(self) -> RolloutEngine:
         if self._engine is None or not self._engine.running:
             raise ApiError(
-                503,
-                "rollouts_unavailable",
                 "rollouts run in another hub process (the API instance holding the OTA lock), not here",
+                status=503,
+                code="rollouts_unavailable",
             )
         return self._engine
 

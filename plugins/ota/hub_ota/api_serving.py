@@ -19,6 +19,7 @@ import voluptuous as vol
 from aiohttp import web
 
 from hub import DATA_HTTP_URL, Hub, InvalidMac, normalize_mac
+from hub.web import ApiError, Route, error_response, json_response, path_param, query_param, read_query
 
 from . import names
 from .catalogue import Firmware, FirmwareCatalogue
@@ -26,7 +27,7 @@ from .errors import FirmwareNotFound
 from .links import GROUP_PREFIX, PURPOSE_MANIFEST, DownloadLinks, LinkRefused
 from .manifest import ManifestKeys, manifest_body
 from .store import FirmwareStore
-from .web import ApiError, Route, api, error_response, json_response, operation, path_param, query_param, read_query
+from .web import api, operation
 
 DOWNLOAD_CHUNK = 256 * 1024
 GROUP_NAME = re.compile(r"[^/\\\x00-\x1f\x7f]{1,48}")
@@ -115,7 +116,7 @@ class ServingApi:
                 "GET",
                 "/api/ota/download/{token}",
                 api(self.download),
-                operation(
+                doc=operation(
                     "Download a firmware image with a single-use link",
                     description="Public: the token is the credential. Supports Range (206); spent once a response "
                     "has carried the last byte (then 410), 410 once expired.",
@@ -137,7 +138,7 @@ class ServingApi:
                 "GET",
                 "/api/ota/manifest/{node_or_group}.json",
                 api(self.manifest),
-                operation(
+                doc=operation(
                     "ESPHome update manifest of a node or group",
                     description="Public: the key (from /api/ota/manifest_url) is the credential; 404 without it.",
                     params=[name, query_param("key", {"type": "string"}, "the manifest's key")],
@@ -150,7 +151,7 @@ class ServingApi:
                 "GET",
                 "/api/ota/manifest/{kind}/{name}.json",
                 api(self.manifest_by_name),
-                operation(
+                doc=operation(
                     "ESPHome update manifest of the node carrying a stable name",
                     description="Public: the key (from /api/ota/manifest_url/{kind}/{name}, an HMAC of `kind:name`) "
                     "is the credential. The manifest of whichever node carries the name now (the attribute "
@@ -166,13 +167,13 @@ class ServingApi:
                 "GET",
                 "/api/ota/manifest_url/{node_or_group}",
                 api(self.manifest_url),
-                operation("The URL of a node's or group's ESPHome update manifest", params=[name], ok=url_schema),
+                doc=operation("The URL of a node's or group's ESPHome update manifest", params=[name], ok=url_schema),
             ),
             Route(
                 "GET",
                 "/api/ota/manifest_url/{kind}/{name}",
                 api(self.manifest_url_by_name),
-                operation(
+                doc=operation(
                     "The URL of the ESPHome update manifest of a stable name (`esphome/kitchen-climate`)",
                     description="Answers for a name no node carries yet: the URL is the same before and after.",
                     params=by_name,
@@ -205,9 +206,9 @@ class ServingApi:
         try:
             kind, name = self._classify(request.match_info["node_or_group"])
         except ApiError:  # the same answer for every failure: an anonymous caller learns nothing about the fleet
-            raise ApiError(404, "manifest_not_found", "no such manifest") from None
+            raise ApiError("no such manifest", status=404, code="manifest_not_found") from None
         if not key or not self._keys.check(kind, name, key):
-            raise ApiError(404, "manifest_not_found", "no such manifest")
+            raise ApiError("no such manifest", status=404, code="manifest_not_found")
         return await self._serve(request, kind, name)
 
     async def manifest_by_name(self, request: web.Request) -> web.Response:
@@ -215,17 +216,17 @@ class ServingApi:
         kind, name = request.match_info["kind"], request.match_info["name"]
         # One answer for a bad name, a wrong key and a name no node carries: the caller learns nothing.
         if not names.valid(kind, name) or not key or not self._keys.check(kind, name, key):
-            raise ApiError(404, "manifest_not_found", "no such manifest")
+            raise ApiError("no such manifest", status=404, code="manifest_not_found")
         node = names.resolve(self._hub.registry, kind, name)
         if node is None:
-            raise ApiError(404, "manifest_not_found", "no such manifest")
+            raise ApiError("no such manifest", status=404, code="manifest_not_found")
         return await self._serve(request, NODE, node.node_id)
 
     async def _serve(self, request: web.Request, kind: str, name: str) -> web.Response:
         """The manifest of node or group ``name``, with a fresh download link."""
         firmware = await self._assigned(kind, name)
         if firmware is None:
-            raise ApiError(404, "no_firmware", f"no firmware is released to {kind} {name}")
+            raise ApiError(f"no firmware is released to {kind} {name}", status=404, code="no_firmware")
         holder = name if kind == NODE else f"{GROUP_PREFIX}{name}"
         lifetime = self._section["manifest_link_lifetime"]
         token = await self._links.mint(holder, firmware.sha256, lifetime, purpose=PURPOSE_MANIFEST)
@@ -244,7 +245,7 @@ class ServingApi:
         read_query(request, vol.Schema({}))
         kind, name = request.match_info["kind"], request.match_info["name"]
         if not names.valid(kind, name):
-            raise ApiError(404, "manifest_not_found", "not a kind of name and a name")
+            raise ApiError("not a kind of name and a name", status=404, code="manifest_not_found")
         base = self._section.get("public_url") or self._hub.data.get(DATA_HTTP_URL) or str(request.url.origin())
         node = names.resolve(self._hub.registry, kind, name)
         url = self.name_manifest_url(kind, name, base)
@@ -276,10 +277,10 @@ class ServingApi:
             node_id = normalize_mac(value)
         except InvalidMac:
             if not GROUP_NAME.fullmatch(value):
-                raise ApiError(404, "manifest_not_found", "not a node or a group name") from None
+                raise ApiError("not a node or a group name", status=404, code="manifest_not_found") from None
             return GROUP, value
         if node_id not in self._hub.registry:
-            raise ApiError(404, "node_not_found", f"no node {value!r}")
+            raise ApiError(f"no node {value!r}", status=404, code="node_not_found")
         return NODE, node_id
 
     async def _assigned(self, kind: str, name: str) -> Firmware | None:

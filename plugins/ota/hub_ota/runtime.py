@@ -8,6 +8,7 @@ import logging
 import voluptuous as vol
 
 from hub import DATA_DATABASE, EVENT_NODE_UPDATED, Event, Hub, Leadership, NodeUpdatedData, StorageUnavailable
+from hub.web import Route
 
 from . import names
 from .api_firmware import FirmwareApi
@@ -20,7 +21,6 @@ from .manifest import ManifestKeys
 from .rollout_engine import RolloutEngine
 from .rollout_store import RolloutStore
 from .store import FirmwareStore
-from .web import Route
 
 _LOGGER = logging.getLogger(__name__)
 

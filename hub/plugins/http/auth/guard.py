@@ -44,8 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub import Metrics
-
-from ..errors import Banned, TooManyRequests, retry_after
+from hub.web import Banned, TooManyRequests, retry_after
 
 FAILURE_WINDOW = 3600.0
 """Failures older than this are forgotten."""

@@ -29,7 +29,8 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import Conflict, Forbidden, Unauthorized
+from hub.web import Conflict, Forbidden, Unauthorized
+
 from .access import AccessTokens
 from .guard import LoginGuard
 from .passwords import async_hash_password, async_verify_password, needs_rehash

@@ -19,7 +19,8 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import Forbidden, Unauthorized
+from hub.web import Forbidden, Unauthorized
+
 from .manager import AuthManager
 from .tokens import hash_secret, secret_matches
 

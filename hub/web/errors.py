@@ -2,7 +2,8 @@
 
 Every error the API returns has the body ``{"error": {"code": "...", "message": "..."}}``:
 ``code`` is stable and meant for programs, ``message`` is for people and may change.
-Handlers raise these; the error middleware (see :mod:`.middleware`) renders them.
+Handlers raise these (a plugin's too: ``ApiError("…", status=413, code="firmware_too_large")`` where no
+subclass fits); the http plugin's error middleware renders them for every route, the core's and plugins'.
 """
 
 from __future__ import annotations
@@ -21,11 +22,20 @@ class ApiError(HubError):
     status: int = 400
     code: str = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        if status is not None:
+            self.status = status
         self.headers = dict(headers or {})
 
 
