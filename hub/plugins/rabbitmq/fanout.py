@@ -143,10 +143,10 @@ class EventFanout:
     def _on_reading(self, event: Event[Any]) -> None:
         self._dirty[event.data["node_id"]] = None
 
-    def forward_answer(self, routing_key: str, body: bytes) -> None:
+    def forward_answer(self, topic: str, body: bytes) -> None:
         """A node's command answer this process consumed: other processes get it with the next batch."""
         try:
-            self._answers.append((routing_key.replace(".", "/"), body.decode()))
+            self._answers.append((topic, body.decode()))
         except UnicodeDecodeError:
             pass  # not an answer any handler accepts: the local handler already counted it
 

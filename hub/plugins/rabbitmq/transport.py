@@ -1,8 +1,11 @@
 """The RabbitMQ transport: consume the ingest queues into ``hub.messages``, acknowledge after commit, publish confirmed.
 
-Per delivered message (the hot path), inline in aio-pika's callback: turn the
-routing key back into the MQTT topic the node published (``devices.X.data`` ->
-``devices/X/data``), hand it to ``hub.messages.dispatch``, then put its
+Deliveries come through a connection of their own, :mod:`.consumer` (a lean AMQP
+consumer: aiormq's per-frame and per-message machinery was most of a worker's
+CPU).  Per delivered message (the hot path), inline as the socket's bytes are
+parsed: the routing key turned back into the MQTT topic the node published
+(``devices.X.data`` -> ``devices/X/data``) is handed to
+``hub.messages.dispatch`` with the body, then the message's
 delivery tag into the acknowledgement group of the storage batch it went into
 (``hub.durability.barrier()``).  When that batch commits, one ``basic.ack``
 with ``multiple`` acknowledges the whole group (batches commit in order and
@@ -17,11 +20,11 @@ killed mid-batch leaves its unacknowledged messages with the broker, which
 hands them to another worker; those that had been committed are dropped by
 storage's ``(node, dedupe)`` key.
 
-Around that: a supervisor that connects, declares the topology (:mod:`.topology`),
-consumes (in roles that take input), and reconnects with backoff; publishing
-with publisher confirms for commands; and a stop that first cancels the
-consumers, lets in-flight messages get their commit and acknowledgement, then
-closes.
+Around that: a supervisor that connects (aio-pika), declares the topology
+(:mod:`.topology`), consumes (in roles that take input) and reconnects with
+backoff when either connection is lost; publishing with publisher confirms for
+commands; and a stop that first cancels the consumers, lets in-flight messages
+get their commit and acknowledgement, then closes.
 """
 
 from __future__ import annotations
@@ -36,8 +39,6 @@ from typing import TYPE_CHECKING, Any
 import aio_pika
 from aio_pika.abc import AbstractChannel
 from aio_pika.exceptions import AMQPError, DeliveryError
-from aiormq.abc import AbstractChannel as Underlay
-from aiormq.abc import DeliveredMessage
 
 from hub import (
     EVENT_TRANSPORT_CONNECTED,
@@ -50,6 +51,7 @@ from hub import (
 )
 
 from .config import covers, display_url, routing_key
+from .consumer import LeanConsumer
 from .topology import Topology, TopologyConflict, declare
 
 if TYPE_CHECKING:
@@ -85,11 +87,11 @@ class RabbitTransport:
         self._stopping = False
         self._lost = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
-        self._consumer_tags: list[str] = []
+        self._consumer: LeanConsumer | None = None
         self._warned_filters: set[str] = set()
         self._on_connected: list[Any] = []
         self.forward_answer: Callable[[str, bytes], None] | None = None
-        """Given every message consumed from the acks queue (routing key, body): the event fan-out's forwarder."""
+        """Given every message consumed from the acks queue (topic, body): the event fan-out's forwarder."""
         self._log = RateLimitedLogger(_LOGGER)
         self.connected = False
         self._detach = hub.messages.attach(self)
@@ -126,13 +128,11 @@ class RabbitTransport:
         """Stop taking messages, let in-flight ones reach their commit and ack, then close."""
         self._accepting = False
         self._stopping = True
-        if self._channel is not None and not self._channel.is_closed:
-            underlay = await self._channel.get_underlay_channel()
-            for tag in self._consumer_tags:
-                try:
-                    await underlay.basic_cancel(tag)
-                except (AMQPError, OSError, RuntimeError):
-                    pass
+        if self._consumer is not None:
+            try:
+                await self._consumer.cancel()
+            except (TimeoutError, ConnectionError):
+                pass  # closed meanwhile: the broker takes back what was not acknowledged
         if self._inflight:
             try:
                 async with asyncio.timeout(self._config["stop_timeout"]):
@@ -161,16 +161,13 @@ class RabbitTransport:
         self._publish_channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         self._publish_exchange = await self._publish_channel.get_exchange(self._config["exchange"], ensure=False)
         if self._consume:
-            # Straight on aio-pika's underlying aiormq channel: no IncomingMessage per delivery, and a
-            # callback that settles by delivery tag, which is all acknowledging a batch needs.
-            await channel.set_qos(prefetch_count=self._config["prefetch"])
-            underlay = await channel.get_underlay_channel()
-            callback = partial(self._on_message, underlay)
-            self._consumer_tags = []
-            for kind, queue in self.topology.queues.items():
-                on_message = partial(self._on_answer, underlay) if kind == "acks" else callback
-                ok = await underlay.basic_consume(queue.name, on_message, no_ack=False)
-                self._consumer_tags.append(ok.consumer_tag)
+            queues = {
+                queue.name: self._on_answer if kind == "acks" else self._on_message
+                for kind, queue in self.topology.queues.items()
+            }
+            self._consumer = await LeanConsumer.connect(
+                self._url, self._name() + " consumer", self._config["prefetch"], queues, self._consumer_lost
+            )
         for callback in self._on_connected:
             await callback(connection, self.topology)
         self.connected = True
@@ -194,7 +191,13 @@ class RabbitTransport:
                 _LOGGER.warning("Lost RabbitMQ %s (%s): reconnecting", self.display, exc)
         self._lost.set()
 
+    def _consumer_lost(self, exc: BaseException | None) -> None:
+        self._connection_closed(None, exc)
+
     async def _close_connection(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.close()
         connection, self._connection = self._connection, None
         self._channel = self._publish_channel = self._publish_exchange = None
         if connection is not None and not connection.is_closed:
@@ -221,35 +224,33 @@ class RabbitTransport:
                 failures = 0
             except TopologyConflict as err:
                 self._log.error("topology", "%s", err)
-            except (OSError, AMQPError, TimeoutError) as err:
+            except (OSError, AMQPError, TimeoutError) as err:  # ConnectionError (the consumer's) is an OSError
                 failures += 1
                 _LOGGER.debug("Reconnecting to RabbitMQ %s failed (%d): %s", self.display, failures, err)
 
     # --- ingest (hot path) -----------------------------------------------------------------
-    async def _on_message(self, channel: Underlay, message: DeliveredMessage) -> None:
-        """aiormq runs this as a task per delivery; it never awaits, so deliveries are handled in order."""
+    def _on_message(self, consumer: LeanConsumer, tag: int, topic: str, body: bytes) -> None:
+        """One delivery, called inline by the consumer in delivery order."""
         if not self._accepting:
-            return  # not acknowledged: the broker takes it back when the channel closes
-        delivery = message.delivery
-        tag = delivery.delivery_tag  # type: ignore[union-attr]
+            return  # not acknowledged: the broker takes it back when the connection closes
         router = self._router
         errors = router.handler_errors
         try:
-            self._dispatch(delivery.routing_key.replace(".", "/"), message.body, False)  # type: ignore[union-attr]
+            self._dispatch(topic, body, False)
         except Exception:
             errors = -1
-            self._log.log(logging.ERROR, "dispatch", "Cannot dispatch %r", delivery.routing_key, exc_info=True)
+            self._log.log(logging.ERROR, "dispatch", "Cannot dispatch %r", topic, exc_info=True)
         if router.handler_errors != errors:
-            self._reject(channel, tag, "poison", multiple=False)
+            self._reject(consumer, tag, "poison", multiple=False)
             return
         barrier = self._barrier()
         if barrier is None:
-            self._settle(channel, tag, multiple=False)
+            self._settle(consumer, tag, multiple=False)
             self._received.inc()
             return
         group = self._groups.get(barrier)
-        if group is None or group.channel is not channel:
-            group = self._groups[barrier] = _AckGroup(channel)
+        if group is None or group.channel is not consumer:
+            group = self._groups[barrier] = _AckGroup(consumer)
             barrier.add_done_callback(partial(self._commit_done, group))
         group.last = tag
         group.count += 1
@@ -257,12 +258,12 @@ class RabbitTransport:
             self._idle.clear()
         self._inflight += 1
 
-    async def _on_answer(self, channel: Underlay, message: DeliveredMessage) -> None:
+    def _on_answer(self, consumer: LeanConsumer, tag: int, topic: str, body: bytes) -> None:
         """A message from the acks queue: handled here, and forwarded to the process that owns the command."""
         forward = self.forward_answer
         if forward is not None and self._accepting:
-            forward(message.delivery.routing_key, message.body)  # type: ignore[union-attr]
-        await self._on_message(channel, message)
+            forward(topic, body)
+        self._on_message(consumer, tag, topic, body)
 
     def _commit_done(self, group: _AckGroup, barrier: asyncio.Future[None]) -> None:
         if self._groups.get(barrier) is group:
@@ -277,28 +278,19 @@ class RabbitTransport:
         else:
             self._settle(group.channel, group.last, multiple=True)
 
-    def _settle(self, channel: Underlay, tag: int | None, *, multiple: bool) -> None:
-        if tag is None or channel.is_closed:
-            return  # that channel is gone: the broker redelivers, storage's dedupe drops what was stored
-        self._send(channel.basic_ack(tag, multiple=multiple))
+    @staticmethod
+    def _settle(consumer: LeanConsumer, tag: int | None, *, multiple: bool) -> None:
+        if tag is not None:
+            consumer.ack(tag, multiple=multiple)  # nothing once that connection is gone: the broker redelivers
 
-    def _reject(self, channel: Underlay, tag: int | None, reason: str, *, multiple: bool, count: int = 1) -> None:
+    def _reject(self, consumer: LeanConsumer, tag: int | None, reason: str, *, multiple: bool, count: int = 1) -> None:
         self._rejected.labels(reason).inc(count)
         if reason == "poison":
             self._log.warning(
                 "poison", "A handler failed on a message: returned to its queue (dead-lettered after its limit)"
             )
-        if tag is None or channel.is_closed:
-            return
-        self._send(channel.basic_nack(tag, multiple=multiple, requeue=True))
-
-    def _send(self, coroutine: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        task.add_done_callback(self._sent)
-
-    def _sent(self, task: asyncio.Task[Any]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self._log.warning("ack", "RabbitMQ ack not sent (%s): the broker redelivers", task.exception())
+        if tag is not None:
+            consumer.nack(tag, multiple=multiple, requeue=True)
 
     # --- Transport (what hub.messages calls) ------------------------------------------------
     def subscribe(self, topic_filter: str, qos: int) -> None:
@@ -348,11 +340,11 @@ class RabbitTransport:
 
 
 class _AckGroup:
-    """The messages of one channel waiting for one batch's commit: how many, and the highest delivery tag."""
+    """The messages of one connection waiting for one batch's commit: how many, and the highest delivery tag."""
 
     __slots__ = ("channel", "count", "last")
 
-    def __init__(self, channel: Underlay) -> None:
+    def __init__(self, channel: LeanConsumer) -> None:
         self.channel = channel
         self.count = 0
         self.last: int | None = None
