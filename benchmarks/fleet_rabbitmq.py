@@ -7,8 +7,9 @@
 What runs, each in its own process as in production:
 
 * ``--workers`` (default 1) ``hub run --role worker`` and one ``hub run --role api`` on one PostgreSQL
-  database, their queues bound to ``devices/+/…`` under a prefix of their own (so use a RabbitMQ where no
-  other fleet publishes: a private node, or a test vhost).
+  database, their queues under a prefix of their own and bound to this run's MACs only (a random three-byte
+  stem and the node's index: one binding per node), so on a shared RabbitMQ no other run's or test's
+  messages get in, and no one else's queue takes this fleet's.
 * A paced load generator (this file, ``publish``): every node publishes one telemetry message (MQTT 3.1.1,
   QoS 1, the JSON contract) every ``--interval`` seconds, its slot spread evenly over the interval, into
   RabbitMQ's MQTT plugin.  Nodes are multiplexed over ``--connections`` MQTT connections (10,000 real clients
@@ -56,13 +57,13 @@ TICK = 0.05
 
 
 # --- the paced fleet (a process of its own) ---------------------------------------------------------------------
-async def publish_paced(broker: str, nodes: int, interval: float, duration: float, connections: int) -> dict:
+async def publish_paced(broker: str, nodes: int, interval: float, duration: float, connections: int, stem: str) -> dict:
     """Each node once per ``interval`` (slots spread evenly), for ``duration`` s; waits for every PUBACK."""
     from gmqtt import Client
     from gmqtt.mqtt.constants import MQTTv311
 
     parts = urlsplit(broker)
-    macs = node_macs(nodes)
+    macs = node_macs(nodes, stem=stem)
     clients = []
     for index in range(connections):
         storage = _WindowStorage()
@@ -227,9 +228,13 @@ async def api_state(url: str, token: str, interval: float) -> dict[str, Any]:
     }
 
 
-def config_for(args: Any, workdir: Path, role: str, prefix: str, port: int) -> Path:
-    queues = {kind: {"bindings": [f"devices/+/{leaf}"]} for kind, leaf in (("telemetry", "data"), ("status", "status"))}
-    queues["acks"] = {"bindings": ["devices/+/ack"]}
+def config_for(args: Any, workdir: Path, role: str, prefix: str, stem: str, port: int) -> Path:
+    unused = f"{prefix}/unused"
+    queues = {
+        "telemetry": {"bindings": [f"devices/{mac}/data" for mac in node_macs(args.nodes, stem=stem)]},
+        "status": {"bindings": [f"{unused}/status"]},
+        "acks": {"bindings": [f"{unused}/ack"]},
+    }
     config = {
         "hub": {
             "name": f"fleet-{role}",
@@ -250,7 +255,8 @@ async def run(args: Any) -> dict[str, Any]:
     from hub.plugins.rabbitmq.topology import delete
     from hub.testing import free_port
 
-    prefix = f"fleet-{uuid.uuid4().hex[:8]}"
+    run_id = uuid.uuid4().hex
+    prefix, stem = f"fleet-{run_id[:8]}", ":".join(run_id[i : i + 2] for i in (8, 10, 12)).upper()
     engine = create_async_engine(args.db)
     processes: list[HubProcess] = []
     publisher = None
@@ -259,11 +265,11 @@ async def run(args: Any) -> dict[str, Any]:
             workdir = Path(tmp)
             port = free_port()
             await clear(engine)
-            api_config = config_for(args, workdir, "api", prefix, port)
+            api_config = config_for(args, workdir, "api", prefix, stem, port)
             hub_cli(api_config, "user", "create", "--username", "bench", "--password-stdin", stdin="bench-password-1\n")
             token = hub_cli(api_config, "token", "create", "--name", "bench")
             for index in range(args.workers):
-                config = config_for(args, workdir, "worker", prefix, free_port())
+                config = config_for(args, workdir, "worker", prefix, stem, free_port())
                 processes.append(HubProcess("worker", config, workdir / f"worker{index}.log"))
             processes.append(HubProcess("api", api_config, workdir / "api.log"))
             for process in processes:
@@ -272,7 +278,7 @@ async def run(args: Any) -> dict[str, Any]:
             publisher = subprocess.Popen(
                 [sys.executable, __file__, "publish", "--broker", args.rabbitmq_mqtt, "--nodes", str(args.nodes)]
                 + ["--interval", str(args.interval), "--duration", str(args.duration)]
-                + ["--connections", str(args.connections)],
+                + ["--connections", str(args.connections), "--mac-stem", stem],
                 stdout=subprocess.PIPE,
                 text=True,
             )
@@ -357,6 +363,7 @@ def main() -> None:
         target.add_argument("--duration", type=float, default=120.0, help="s the fleet publishes")
         target.add_argument("--connections", type=int, default=20, help="MQTT connections the nodes share")
     pub.add_argument("--broker", required=True)
+    pub.add_argument("--mac-stem", required=True, help="the nodes' MACs: this and their index")
     parser.add_argument("--db", help="PostgreSQL URL (postgresql+asyncpg://…); its hub tables are emptied")
     parser.add_argument("--rabbitmq", default="amqp://guest:guest@127.0.0.1:5672/", help="AMQP URL")
     parser.add_argument("--rabbitmq-mqtt", default="mqtt://127.0.0.1:1884", help="RabbitMQ's MQTT plugin")
@@ -364,7 +371,9 @@ def main() -> None:
     parser.add_argument("--prefetch", type=int, default=5000)
     args = parser.parse_args()
     if args.command == "publish":
-        result = asyncio.run(publish_paced(args.broker, args.nodes, args.interval, args.duration, args.connections))
+        result = asyncio.run(
+            publish_paced(args.broker, args.nodes, args.interval, args.duration, args.connections, args.mac_stem)
+        )
     else:
         if not args.db:
             parser.error("--db is required")

@@ -17,8 +17,10 @@ two paths change independently.  Per run:
    acknowledged by the broker minus stored; ``duplicates`` = rows beyond one per
    (node, dedupe).
 
-Queues use a prefix of their own and are bound to the load generator's MACs only, so
-nothing else on the broker gets in; they are deleted at the end.  Every wait is
+Queues use a prefix of their own and are bound to the load generator's MACs only, and the
+MACs are made for the run (a random three-byte stem and the node's index), so on a shared
+RabbitMQ nothing else gets in and no other run's queues take this run's messages; the
+queues are deleted at the end.  Every wait is
 bounded (``--timeout``); a count that does not finish in time is reported as such.
 """
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,10 +74,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_publisher(broker: str, nodes: int, messages: int) -> subprocess.Popen[str]:
+def start_profiler(output: Path | None, pid: int) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling process ``pid`` (a worker) from now on, as ``ingest.py --profile`` samples the hub."""
+    if output is None:
+        return None
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    command = [py_spy, "record", "--native", "--gil", "-r", "200", "-f", "raw", "-o", str(output), "-p", str(pid)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
+    """Stop py-spy (it writes its file on SIGINT); bounded."""
+    if profiler is None:
+        return
+    profiler.send_signal(signal.SIGINT)
+    try:
+        profiler.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        profiler.kill()
+        profiler.wait()
+
+
+def start_publisher(broker: str, nodes: int, messages: int, stem: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(HERE / "loadgen.py"), "--broker", broker, "--nodes", str(nodes)]
-        + ["--messages", str(messages), "--protocol", "3.1.1"],
+        + ["--messages", str(messages), "--protocol", "3.1.1", "--mac-stem", stem],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -87,9 +111,9 @@ def publisher_result(process: subprocess.Popen[str], timeout: float) -> dict[str
     return json.loads(out.strip().splitlines()[-1])
 
 
-def rabbit_section(args: Any, prefix: str) -> dict[str, Any]:
+def rabbit_section(args: Any, prefix: str, stem: str) -> dict[str, Any]:
     """The workers' ``rabbitmq:`` section: telemetry bound to the load's MACs, the rest to nothing in use."""
-    macs = node_macs(args.nodes)
+    macs = node_macs(args.nodes, stem=stem)
     unused = f"{prefix}/unused"
     return {
         "url": args.rabbitmq,
@@ -103,9 +127,9 @@ def rabbit_section(args: Any, prefix: str) -> dict[str, Any]:
     }
 
 
-async def baseline(args: Any, prefix: str) -> dict[str, Any]:
+async def baseline(args: Any, prefix: str, stem: str) -> dict[str, Any]:
     """Messages per second a bare aio-pika consumer with manual acks takes from the same load."""
-    section = CONFIG_SCHEMA(rabbit_section(args, prefix))
+    section = CONFIG_SCHEMA(rabbit_section(args, prefix, stem))
     arguments = {k: v for k, v in queue_arguments(section, "telemetry").items() if "dead-letter" not in k}
     connection = await aio_pika.connect(args.rabbitmq)
     received = 0
@@ -131,7 +155,7 @@ async def baseline(args: Any, prefix: str) -> dict[str, Any]:
         await queue.consume(on_message, no_ack=False)
         started = time.perf_counter()
         cpu_started = time.process_time()  # this process is the consumer (the publisher is a child)
-        publisher = start_publisher(args.rabbitmq_mqtt, args.nodes, args.messages)
+        publisher = start_publisher(args.rabbitmq_mqtt, args.nodes, args.messages, stem)
         sent = (await asyncio.to_thread(publisher_result, publisher, args.timeout))["sent"]
         try:
             async with asyncio.timeout(args.timeout):
@@ -216,8 +240,10 @@ async def clear(engine: AsyncEngine, attempts: int = 5) -> None:
             await asyncio.sleep(0.5)
 
 
-async def through_workers(args: Any, prefix: str, workers: int, workdir: Path) -> dict[str, Any]:
-    """One run of the load through ``workers`` worker processes into the database."""
+async def through_workers(
+    args: Any, prefix: str, stem: str, workers: int, workdir: Path, profile: Path | None = None
+) -> dict[str, Any]:
+    """One run of the load through ``workers`` worker processes into the database (``profile``: py-spy the first)."""
     config = workdir / f"workers{workers}.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -227,12 +253,12 @@ async def through_workers(args: Any, prefix: str, workers: int, workdir: Path) -
                     "db_url": args.db,
                     **({"flush_interval": args.flush_interval} if args.flush_interval else {}),
                 },
-                "rabbitmq": rabbit_section(args, prefix),
+                "rabbitmq": rabbit_section(args, prefix, stem),
             }
         )
     )
     engine = create_async_engine(args.db)
-    group = None
+    group = profiler = None
     try:
         await clear(engine)
         group = Workers(config, workers, workdir)
@@ -240,7 +266,8 @@ async def through_workers(args: Any, prefix: str, workers: int, workdir: Path) -
         await clear(engine)  # nodes registered by nobody: every run starts from an empty fleet
         started = time.perf_counter()
         cpu_started = sum(cpu_seconds(p.pid) for p in group.processes)
-        publisher = start_publisher(args.rabbitmq_mqtt, args.nodes, args.messages)
+        profiler = start_profiler(profile, group.processes[0].pid)
+        publisher = start_publisher(args.rabbitmq_mqtt, args.nodes, args.messages, stem)
         result = asyncio.create_task(asyncio.to_thread(publisher_result, publisher, args.timeout))
         stored, finished, timed_out = 0, started, False
         deadline = started + args.timeout
@@ -257,10 +284,13 @@ async def through_workers(args: Any, prefix: str, workers: int, workdir: Path) -
                 break
         published = await result
         cpu = sum(cpu_seconds(p.pid) for p in group.processes) - cpu_started
+        await asyncio.to_thread(stop_profiler, profiler)
+        profiler = None
         group.stop()
         group = None
         rows, distinct = await count(engine), await count(engine, distinct=True)
     finally:
+        stop_profiler(profiler)
         if group is not None:
             group.stop()
         await engine.dispose()
@@ -281,14 +311,16 @@ async def through_workers(args: Any, prefix: str, workers: int, workdir: Path) -
 
 async def run(args: Any) -> dict[str, Any]:
     """Baseline, then each worker count; one JSON-able dict."""
-    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    run_id = uuid.uuid4().hex
+    prefix, stem = f"bench-{run_id[:8]}", ":".join(run_id[i : i + 2] for i in (8, 10, 12)).upper()
     counts = [int(n) for n in str(args.workers).split(",") if n.strip()]
     results = []
     try:
-        base = None if args.skip_baseline else await baseline(args, prefix)
+        base = None if args.skip_baseline else await baseline(args, prefix, stem)
         with tempfile.TemporaryDirectory(prefix="hub-bench-rabbit-") as tmp:
-            for workers in counts:
-                results.append(await through_workers(args, prefix, workers, Path(tmp)))
+            for index, workers in enumerate(counts):
+                profile = args.profile if index == 0 else None
+                results.append(await through_workers(args, prefix, stem, workers, Path(tmp), profile))
     finally:
         connection = await aio_pika.connect(args.rabbitmq)
         try:

@@ -96,8 +96,15 @@ class _CorkedTransport:
         return getattr(self._transport, name)
 
 
-def node_macs(nodes: int, seed: int = 1) -> list[str]:
-    """Deterministic, distinct MACs in the ESP32's Espressif range, upper-case colon form."""
+def node_macs(nodes: int, seed: int = 1, stem: str | None = None) -> list[str]:
+    """Deterministic, distinct MACs in the ESP32's Espressif range, upper-case colon form.
+
+    With ``stem`` (three bytes, ``"5E:1A:9C"``) the MACs are the stem and the node's index instead: a run that
+    picks a random stem publishes on topics no other run uses, so on a shared broker no one else's queue
+    bound to its own MACs takes its messages, nor it theirs.
+    """
+    if stem is not None:
+        return [f"{stem}:{i >> 16 & 0xFF:02X}:{i >> 8 & 0xFF:02X}:{i & 0xFF:02X}" for i in range(nodes)]
     rng = random.Random(seed)
     macs: set[str] = set()
     while len(macs) < nodes:
@@ -124,11 +131,18 @@ def payload(mac: str, seq: int, now: float) -> bytes:
 
 
 async def publish(
-    broker: str, nodes: int, messages: int, *, connections: int = 4, window: int = 500, version: int = MQTTv50
+    broker: str,
+    nodes: int,
+    messages: int,
+    *,
+    connections: int = 4,
+    window: int = 500,
+    version: int = MQTTv50,
+    mac_stem: str | None = None,
 ) -> dict:
     """Publish ``messages`` spread round-robin over ``nodes`` and wait for every PUBACK."""
     parts = urlsplit(broker)
-    macs = node_macs(nodes)
+    macs = node_macs(nodes, stem=mac_stem)
     clients: list[tuple[Client, _WindowStorage, int]] = []
     for index in range(connections):
         storage = _WindowStorage()
@@ -181,11 +195,18 @@ def main() -> None:
         "--window", type=int, default=500, help="QoS 1 messages in flight per connection (capped by the broker's)"
     )
     parser.add_argument("--protocol", choices=("5", "3.1.1"), default="5", help="3.1.1 for RabbitMQ's MQTT plugin")
+    parser.add_argument("--mac-stem", help="the nodes' MACs are this (three bytes, 5E:1A:9C) and their index")
     args = parser.parse_args()
     version = MQTTv50 if args.protocol == "5" else MQTTv311
     result = asyncio.run(
         publish(
-            args.broker, args.nodes, args.messages, connections=args.connections, window=args.window, version=version
+            args.broker,
+            args.nodes,
+            args.messages,
+            connections=args.connections,
+            window=args.window,
+            version=version,
+            mac_stem=args.mac_stem,
         )
     )
     print(json.dumps(result), flush=True)

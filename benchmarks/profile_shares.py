@@ -35,8 +35,9 @@ COMPONENTS: list[tuple[str, re.Pattern[str]]] = [
     ("registry", re.compile(r"hub/core/registry\.py")),
     ("event bus", re.compile(r"hub/core/events\.py")),
     ("router", re.compile(r"hub/core/messages\.py")),
-    ("transport", re.compile(r"hub/plugins/mqtt/")),
+    ("transport", re.compile(r"hub/plugins/(mqtt|rabbitmq)/")),
     ("gmqtt parsing", re.compile(r"gmqtt/")),
+    ("AMQP (aiormq, pamqp, aio-pika)", re.compile(r"aiormq/|pamqp/|aio_pika/")),
     ("metrics", re.compile(r"hub/core/metrics\.py")),
     ("asyncio loop, sockets", re.compile(r"asyncio/|selectors\.py|socket")),
 ]
