@@ -9,6 +9,7 @@ first delivery; a broker's channel close and consumer cancel ending the connecti
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from pamqp import commands, frame
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
-from hub.plugins.rabbitmq.consumer import CHANNEL, ConsumerClosed, LeanConsumer
+from hub.plugins.rabbitmq.consumer import CHANNEL, ConsumerClosed, LeanConsumer, ssl_context
 
 
 class FakeTransport(asyncio.Transport):
@@ -153,3 +154,11 @@ async def test_close_sends_a_connection_close_and_waits_for_its_answer() -> None
     consumer.data_received(frame.marshal(commands.Connection.CloseOk(), 0))
     await closing
     assert consumer.is_closed and transport.aborted and lost == [None]
+
+
+def test_amqps_options_shape_the_tls_context() -> None:
+    assert ssl_context("").verify_mode == ssl.CERT_REQUIRED
+    unchecked = ssl_context("no_verify_ssl=1")
+    assert unchecked.verify_mode == ssl.CERT_NONE and not unchecked.check_hostname
+    with pytest.raises(FileNotFoundError):
+        ssl_context("cafile=/nonexistent/ca.pem")

@@ -31,7 +31,7 @@ import struct
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pamqp import commands, frame
 from pamqp.exceptions import PAMQPException
@@ -54,6 +54,22 @@ TOPIC_CACHE_SIZE = 100_000
 """Routing keys remembered as MQTT topics (a fleet publishes on the same keys over and over); cleared when full."""
 RPC_TIMEOUT = 10.0
 """Seconds the broker may take to answer one set-up or cancel request."""
+
+
+def ssl_context(query: str) -> ssl.SSLContext:
+    """TLS for ``amqps://`` from the URL's options, as aiormq reads them for aio-pika's connection.
+
+    ``cafile``, ``capath`` (the CAs to trust; default the system's), ``certfile`` and ``keyfile`` (a client
+    certificate), ``no_verify_ssl=1`` (no certificate or host name check).
+    """
+    options = {key: values[-1] for key, values in parse_qs(query).items()}
+    context = ssl.create_default_context(cafile=options.get("cafile"), capath=options.get("capath"))
+    if options.get("certfile"):
+        context.load_cert_chain(options["certfile"], options.get("keyfile"))
+    if options.get("no_verify_ssl", "0") != "0":
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 class ConsumerClosed(ConnectionError):
@@ -104,7 +120,7 @@ class LeanConsumer(asyncio.Protocol):
                 lambda: cls(on_lost),
                 parts.hostname,
                 parts.port or (5671 if secure else 5672),
-                ssl=ssl.create_default_context() if secure else None,
+                ssl=ssl_context(parts.query) if secure else None,
             )
         try:
             await consumer._open(parts, name, prefetch, queues)
