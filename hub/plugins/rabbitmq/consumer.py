@@ -99,6 +99,7 @@ class LeanConsumer(asyncio.Protocol):
 
     @property
     def is_closed(self) -> bool:
+        """True once the connection ended (then acks are not sent: the broker redelivers those messages)."""
         return self._closed.done()
 
     # --- set-up ------------------------------------------------------------------------------

@@ -75,7 +75,6 @@ class RabbitTransport:
         self._dispatch = hub.messages.dispatch
         self._barrier = hub.durability.barrier
         self._connection: aio_pika.abc.AbstractConnection | None = None
-        self._channel: AbstractChannel | None = None
         self._publish_channel: AbstractChannel | None = None
         self._publish_exchange: aio_pika.abc.AbstractExchange | None = None
         self.topology: Topology | None = None
@@ -157,7 +156,6 @@ class RabbitTransport:
         connection.close_callbacks.add(self._connection_closed)
         channel = await connection.channel(publisher_confirms=False)
         self.topology = await declare(connection, channel, self._config)
-        self._channel = channel
         self._publish_channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         self._publish_exchange = await self._publish_channel.get_exchange(self._config["exchange"], ensure=False)
         if self._consume:
@@ -199,7 +197,7 @@ class RabbitTransport:
         if consumer is not None:
             await consumer.close()
         connection, self._connection = self._connection, None
-        self._channel = self._publish_channel = self._publish_exchange = None
+        self._publish_channel = self._publish_exchange = None
         if connection is not None and not connection.is_closed:
             try:
                 await connection.close()
