@@ -43,6 +43,9 @@ class FakeIntegration:
         self.sent: list[Command] = []
         self.down = False
         self.sent_event = asyncio.Event()
+        self.confirm: asyncio.Event | None = None
+        """When set, ``deliver`` returns (the broker's confirm) only once this event is set."""
+        self.confirmed: list[str] = []
 
     def owns(self, node) -> bool:
         return node.node_id.startswith("aa:")
@@ -52,6 +55,9 @@ class FakeIntegration:
             raise HubError("no broker")
         self.sent.append(command)
         self.sent_event.set()
+        if self.confirm is not None:
+            await self.confirm.wait()
+            self.confirmed.append(command.id)
 
     @hookimpl
     def hub_setup(self, hub) -> None:
@@ -102,6 +108,19 @@ async def test_a_command_goes_queued_sent_delivered_acknowledged_succeeded(hub, 
     assert updates == [QUEUED, SENT, DELIVERED, ACKNOWLEDGED, SUCCEEDED]
     assert [status for status, _ts, _detail in command.history] == updates
     assert hub.commands.pending() == []
+
+
+async def test_an_answer_that_overtakes_the_brokers_confirm_still_records_delivered(hub, integration):
+    integration.confirm = asyncio.Event()
+    command = hub.commands.submit(NODE, "REBOOT", sender="alice")
+    await integration.sent_event.wait()
+    assert command.status == SENT  # published, the broker's confirm not in yet
+    assert hub.commands.acknowledge(NODE, command.id, "received")
+    assert hub.commands.acknowledge(NODE, command.id, "ok")
+    integration.confirm.set()
+    await wait_until(lambda: integration.confirmed, timeout=5, message="deliver returned")
+    assert command.status == SUCCEEDED
+    assert [status for status, _ts, _detail in command.history] == [QUEUED, SENT, DELIVERED, ACKNOWLEDGED, SUCCEEDED]
 
 
 async def test_a_node_side_error_fails_the_command_with_its_reason(hub):

@@ -241,6 +241,10 @@ class CommandManager:
         if command is None or command.node_id != node_id or status is None:
             self.unknown_answers += 1
             return False
+        if command.status == SENT:
+            # An answer proves delivery. It can overtake the broker's confirm: RabbitMQ confirms a persistent
+            # message after writing it to disk, but hands it to the node's subscription before.
+            self._move(command, DELIVERED)
         self._move(command, status, detail)
         return True
 
