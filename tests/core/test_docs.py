@@ -107,6 +107,6 @@ def test_the_checks_catch_drift(a_hub: hub.Hub) -> None:
     """The checks themselves: a made-up name fails, real ones of each kind pass."""
     assert not _resolve(hub, ["NoSuchThing"]) and not _resolve(a_hub, ["no_such_attribute"])
     assert _resolve(hub, ["testing", "clock", "FakeClock"]) and _resolve(a_hub, ["bus", "fire"])
-    assert _resolve(hub, ["plugins", "http", "errors", "NotFound"])
+    assert _resolve(hub, ["web", "NotFound"])
     assert "Hub" in _documented_names("see `hub.Hub` and `EventType[StateReportedData]`")
     assert "EventType" in _documented_names("see `hub.Hub` and `EventType[StateReportedData]`")
