@@ -27,10 +27,10 @@ import time
 from pathlib import Path
 
 import aiohttp
-from hub_esp32_node.simulator import node_macs
 
 from hub import DATA_HTTP_URL, STATUS_ONLINE, normalize_mac
 from hub.core.hub import freeze_startup_heap
+from hub.simulator import node_macs
 from hub.testing import PrivateMosquitto, create_user_and_token, make_hub
 
 BUILTINS = ("hub.plugins.storage", "hub.plugins.mqtt", "hub.plugins.presence", "hub.plugins.http")

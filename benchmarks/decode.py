@@ -22,9 +22,9 @@ from collections.abc import Callable
 
 import hub_esp32_node.plugin
 from hub_esp32_node.ingest import Esp32Ingest
-from hub_esp32_node.simulator import Fleet
 
 from hub import Hub
+from hub.simulator import Fleet
 from hub.testing import make_hub
 
 

@@ -3,7 +3,7 @@
     python benchmarks/ota_rollout.py [--nodes 1000] [--db URL] [--rate 50] [--image-kib 1024]
 
 1. A private Mosquitto tuned like ``deploy/mosquitto.conf`` on a free port.
-2. The fleet runs in its own process (``hub_esp32_node`` simulated nodes, one MQTT connection each, telemetry
+2. The fleet runs in its own process (``hub.simulator`` nodes, one MQTT connection each, telemetry
    every ``--interval`` s); each node downloads its image from the hub with the link in its FIRMWARE_UPDATE
    command, checks its SHA-256 and size, reboots (``--downtime`` s) and reports the new version.
 3. The hub runs in this process (storage, mqtt, presence, http, esp32_node, ota). The image is uploaded over
@@ -45,8 +45,7 @@ IDLE_SECONDS = 10.0
 # --- the fleet process -------------------------------------------------------------------------------
 async def run_fleet(broker: str, nodes: int, interval: float, downtime: float) -> dict[str, Any]:
     """Run the simulated fleet until stdin closes; report how many updated."""
-    from hub_esp32_node.sim_commands import OtaBehaviour
-    from hub_esp32_node.simulator import Fleet
+    from hub.simulator import Fleet, OtaBehaviour
 
     fleet = Fleet(broker, nodes, interval=interval, seed=42, ota_behaviour=OtaBehaviour(reboot_downtime=downtime))
     task = asyncio.create_task(fleet.run())

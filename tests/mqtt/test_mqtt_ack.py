@@ -63,7 +63,7 @@ async def test_an_uncommitted_message_is_redelivered_and_a_committed_one_is_not(
     assert received[1][:2] == (topic, b"m1")
 
     barrier.commit()  # both copies' handlers finish; only the one on the live connection acknowledges
-    await wait_until(lambda: hub.data[DATA_MQTT]._inflight == 0, message="the handlers")
+    await wait_until(lambda: hub.data[DATA_MQTT].inflight == 0, message="the handlers")
     assert hub.metrics.value("mqtt_acks_withheld") == 1
     await peer.publish(topic, b"m2")  # its PUBACK follows m1's on the same connection
     await wait_until(lambda: len(received) == 3, message="m2")
@@ -147,9 +147,9 @@ async def test_a_whole_batch_is_acknowledged_at_its_commit(hub_factory, hub_mqtt
     infos = [peer.client.publish(topic, str(n), qos=1) for n in range(count)]
     await asyncio.to_thread(infos[-1].wait_for_publish, 10)
     await wait_until(lambda: len(received) == count, message="the batch")
-    assert hub.data[DATA_MQTT]._inflight == count  # all waiting for the one commit (receive_maximum 10000)
+    assert hub.data[DATA_MQTT].inflight == count  # all waiting for the one commit (receive_maximum 10000)
     barrier.commit()
-    await wait_until(lambda: hub.data[DATA_MQTT]._inflight == 0, message="the handlers")
+    await wait_until(lambda: hub.data[DATA_MQTT].inflight == 0, message="the handlers")
     await asyncio.sleep(0.1)
     await reconnected(hub, proxy)
     await peer.publish(topic, b"last")

@@ -45,6 +45,11 @@ def test_the_patched_gmqtt_internals_exist_with_the_expected_shapes() -> None:
     assert parameters(gmqtt.Client._create_connection) == ["self", "host", "port", "ssl", "clean_session", "keepalive"]
     assert parameters(MQTTProtocol._read_packet) == ["self", "data"]
     assert "self._read_packet(buf)" in inspect.getsource(MQTTProtocol._read_loop)
+    # It bounds a loop turn through the protocol's read (LeanReader.wrap_read), which the read loop calls before
+    # each parse, keeping the unparsed rest of its buffer for the next one.
+    assert "buf += await self.read(" in inspect.getsource(MQTTProtocol._read_loop)
+    assert "buf = buf[parsed_size:]" in inspect.getsource(MQTTProtocol._read_loop)
+    assert parameters(MQTTProtocol.read) == ["self", "n"]
     assert parameters(MQTTConnection.put_package) == ["self", "pkg"]
     assert "_last_data_in" in inspect.getsource(MQTTConnection.put_package)
     assert "current_connection is not self" in inspect.getsource(MQTTConnection.put_package)

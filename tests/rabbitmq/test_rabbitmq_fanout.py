@@ -15,14 +15,13 @@ import aiohttp
 import hub_esp32_node.plugin
 import orjson
 import pytest
-from hub_esp32_node.simulator import BrokerAddress, FleetStats, SimulatedNode
 from rabbit_helpers import rabbit_config, random_macs
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub import DATA_HTTP_URL, ROLE_API, ROLE_WORKER, STATUS_ONLINE
 from hub.core.commands import SUCCEEDED
-from hub.testing import create_user_and_token, wait_until
+from hub.testing import BrokerAddress, FleetStats, SimulatedNode, create_user_and_token, wait_until
 
 pytestmark = pytest.mark.rabbitmq
 

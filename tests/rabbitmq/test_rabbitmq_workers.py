@@ -8,13 +8,12 @@ import uuid
 import hub_esp32_node.plugin
 import paho.mqtt.client as paho
 import pytest
-from hub_esp32_node.simulator import BrokerAddress, FleetStats, SimulatedNode
 from rabbit_helpers import Rows, queue_depth, rabbit_config, random_macs, telemetry
 
 from hub import ROLE_WORKER, STATUS_ONLINE
 from hub.core.commands import SUCCEEDED
 from hub.plugins.rabbitmq import DATA_RABBITMQ
-from hub.testing import wait_until
+from hub.testing import BrokerAddress, FleetStats, SimulatedNode, wait_until
 
 pytestmark = pytest.mark.rabbitmq
 

@@ -103,3 +103,14 @@ async def test_a_user_and_token_made_on_a_running_hub_come_with_a_session(hub_fa
         async with session.get(f"{url}/api/auth/me") as response:
             me = await response.json()
     assert me["username"] == "guest" and not me["is_owner"]
+
+
+def test_the_kit_exports_the_node_simulator() -> None:
+    import hub.simulator
+    import hub.testing
+
+    assert [name for name in hub.testing.__all__ if not hasattr(hub.testing, name)] == []
+    assert hub.testing.SimulatedNode is hub.simulator.SimulatedNode
+    assert hub.testing.OtaBehaviour is hub.simulator.OtaBehaviour
+    with pytest.raises(AttributeError, match="no_such_helper"):
+        hub.testing.no_such_helper

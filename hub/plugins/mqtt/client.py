@@ -28,6 +28,19 @@ forwards from nodes) goes straight from the socket buffer to
 properties such as a topic alias, a topic that is not UTF-8) takes gmqtt's own
 path unchanged.
 
+The reader also bounds one turn of the event loop.  gmqtt's read loop reads up to
+64 KB at a time and, while asyncio's stream buffer holds more, reads again
+without yielding: at saturated ingest one turn handled several hundred messages
+(tens of milliseconds, every handler and listener included) while commits,
+timers and the HTTP API waited.  So the reader hands over at most
+:data:`PACKETS_PER_TURN` packets per call, fewer once it has used
+:data:`TURN_SECONDS` of CPU (looked at every :data:`CHECK_EVERY` packets), and
+leaves the rest in gmqtt's buffer; the connection's ``read`` then yields one
+loop turn and reads nothing new, and the read loop hands the rest over on its
+next turn.  Order is unchanged (the
+buffer is consumed front to back), and so is backpressure: nothing more is read
+from the socket until what is buffered has been handed over.
+
 gmqtt's own reconnect loop (fixed delay, and after its sleep it reconnects
 even if ``disconnect()`` was called meanwhile) is switched off by making
 :meth:`HubMqttClient.reconnect` a no-op: the transport learns of every loss
@@ -42,6 +55,7 @@ import logging
 import sys
 import time
 from array import array
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import gmqtt
@@ -54,6 +68,16 @@ _PUBLISH_QOS1_MASK = 0xF6
 """A fixed header byte masked so that only the packet type and QoS remain (DUP and RETAIN dropped) ..."""
 _PUBLISH_QOS1 = 0x32
 """... equals this for a PUBLISH at QoS 1."""
+
+PACKETS_PER_TURN = 256
+"""Packets one call hands over at most before the reader yields the event loop (~4 ms at steady ingest)."""
+TURN_SECONDS = 0.004
+"""... or fewer, once the loop's thread has spent this much CPU on them: a fleet's first messages (registering
+every node and its entities) cost several times a known node's, and 256 of them held the loop ~25 ms.  CPU
+time, not the wall clock: on a loaded machine the wall clock also counts time the process was not running,
+and turns cut short by it cost CPU per message (a yield and a buffer copy each)."""
+CHECK_EVERY = 32
+"""Packets between two looks at the clock (reading it per packet would cost more than the bound saves)."""
 
 
 class HubMqttClient(gmqtt.Client):
@@ -103,7 +127,9 @@ class HubMqttClient(gmqtt.Client):
         """gmqtt's connection, with the lean reader installed before the CONNECT is even sent."""
         connection = await super()._create_connection(host, port, ssl, clean_session, keepalive)
         protocol = connection._protocol
-        protocol._read_packet = LeanReader(self, connection)
+        reader = LeanReader(self, connection)
+        protocol._read_packet = reader
+        protocol.read = reader.wrap_read(protocol.read)
         return connection
 
     def publish_confirmed(self, topic: str, payload: bytes, *, retain: bool = False) -> asyncio.Future[None]:
@@ -204,9 +230,14 @@ class LeanReader:
     anything else, which goes to gmqtt as gmqtt's own reader would hand it over
     (``connection.put_package``).  As in ``put_package``, packets of a connection the client
     has already replaced are dropped, and every read counts as traffic for the keepalive.
+
+    At most :data:`PACKETS_PER_TURN` packets are handed over per call (fewer after
+    :data:`TURN_SECONDS` of CPU); when more complete packets remain, it returns how far it
+    got, and :meth:`wrap_read`'s ``read`` yields a loop turn before the read loop calls it
+    again on the rest (see the module docstring).
     """
 
-    __slots__ = ("_client", "_connection", "_handler", "_paused_on", "_state")
+    __slots__ = ("_client", "_connection", "_handler", "_more", "_paused_on", "_state")
 
     def __init__(self, client: HubMqttClient, connection: Any) -> None:
         self._client = client
@@ -214,15 +245,41 @@ class LeanReader:
         self._handler = client._package_handler
         self._state = client._connection_state
         self._paused_on: asyncio.Future[None] | None = None
+        self._more = False
+        """True when the last call stopped early (its packet or time bound) with data left."""
+
+    def wrap_read(self, read: Callable[[int], Awaitable[bytes]]) -> Callable[[int], Awaitable[bytes]]:
+        """The protocol's ``read(n)`` for gmqtt's read loop (``buf += await self.read(n)``, then this reader on
+        ``buf``): after a call that stopped early it yields one loop turn and returns nothing new, so the loop
+        hands over the rest of its buffer before it reads from the socket again."""
+
+        async def bounded_read(n: int = -1) -> bytes:
+            if self._more:
+                self._more = False
+                await asyncio.sleep(0)
+                return b""
+            return await read(n)
+
+        return bounded_read
 
     def __call__(self, data: bytes) -> int:
         connection = self._connection
         size = len(data)
         parsed = 0
+        budget = CHECK_EVERY
+        checks = PACKETS_PER_TURN // CHECK_EVERY
+        deadline = time.thread_time() + TURN_SECONDS
         current = self._handler.current_connection is connection
         properties = self._state.protocol_version >= MQTTv50
         deliver = self._client.on_qos1_message
         while size - parsed >= 2:
+            if not budget:
+                checks -= 1
+                if not checks or time.thread_time() >= deadline:
+                    self._more = True  # the rest on the next turn
+                    break
+                budget = CHECK_EVERY
+            budget -= 1
             index = parsed + 1
             length = shift = 0
             while True:  # the Remaining Length: a variable byte integer of at most 4 bytes

@@ -1,14 +1,7 @@
 """The MQTT transport: one gmqtt connection that feeds ``hub.messages`` and acknowledges only what is committed.
 
-Per inbound QoS 1 message (the hot path), inline in gmqtt's packet handler: count
-it, hand it to ``hub.messages.dispatch`` (topic decoded once by gmqtt), then add
-its packet id to the acknowledgement group of the storage batch it went into
-(``hub.durability.barrier()``).  When that batch commits, one callback
-acknowledges the whole group in one write; if it fails, nothing is
-acknowledged and the broker redelivers.  No task, no log line, no lock per
-message.
-
-Around that: a supervisor task that connects and, when the connection is lost,
+What arrives is dispatched and acknowledged after its commit by :class:`~.inbound.Inbound` (the hot path).
+This module is the connection's life around it: a supervisor task that connects and, when the connection is lost,
 reconnects with exponential backoff and jitter; subscriptions kept in step with
 the router's filters (as a non-overlapping cover, see :mod:`.filters`: all of
 them on the first connection, only what the broker lacks afterwards, everything
@@ -23,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from gmqtt import Subscription
@@ -44,6 +36,7 @@ from .backoff import Backoff
 from .client import HubMqttClient
 from .config import PROTOCOL_5, BrokerUrl, ssl_context
 from .filters import SubscriptionLedger, cover
+from .inbound import Inbound
 
 if TYPE_CHECKING:
     from hub import Hub
@@ -94,25 +87,14 @@ class MqttTransport:
         )
         if url.username is not None:
             self._client.set_auth_credentials(url.username, url.password)
-        self._client.on_message = self._on_message
-        self._client.on_qos1_message = self._on_qos1_message
+        self._inbound = Inbound(hub, self._client, self._not_committed)
         self._client.backlog = hub.durability.backlog  # type: ignore[method-assign]
-        self._ack_groups: dict[asyncio.Future[None], _AckGroup] = {}
-        self._last_group: _AckGroup | None = None
-        """The group the previous message joined: the next one almost always joins it too (one batch)."""
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
         self._backoff = Backoff(settings["reconnect"]["min_delay"], settings["reconnect"]["max_delay"])
-        self._dispatch = hub.messages.dispatch
-        self._barrier = hub.durability.barrier
         self._lost = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._inflight = 0
-        self._generation = 0
         self._dropped_generation = -1
-        self._accepting = True
         self._stopping = False
         self._broker_filters: dict[str, int] = {}
         self._subscribe_pending = False
@@ -123,11 +105,12 @@ class MqttTransport:
         metrics = hub.metrics
         self._connected_gauge = metrics.gauge("mqtt_connected", "1 while the hub is connected to its MQTT broker")
         self._connected_gauge.set(0)
-        self._received = metrics.counter("mqtt_messages_received", "MQTT messages received by the hub")
-        self._withheld = metrics.counter(
-            "mqtt_acks_withheld", "QoS 1 messages left unacknowledged so the broker redelivers them (not committed)"
-        )
         self._connections = metrics.counter("mqtt_connections", "Successful connections to the MQTT broker")
+
+    @property
+    def inflight(self) -> int:
+        """QoS 1 messages received and waiting for their commit (and then their PUBACK)."""
+        return self._inbound.inflight
 
     # --- lifecycle ---------------------------------------------------------------
     async def start(self) -> None:
@@ -156,25 +139,25 @@ class MqttTransport:
 
     async def stop(self) -> None:
         """Stop taking messages, let in-flight ones reach their commit and PUBACK, then disconnect."""
-        self._accepting = False
+        self._inbound.accepting = False
         self._stopping = True
         timeout = self._settings["stop_timeout"]
-        if self._inflight:
+        if self._inbound.inflight:
             try:
                 async with asyncio.timeout(timeout):
-                    await self._idle.wait()
+                    await self._inbound.wait_idle()
             except TimeoutError:
                 _LOGGER.warning(
                     "%d MQTT messages still wait for storage after %.0f s: leaving them unacknowledged, "
                     "the broker redelivers them",
-                    self._inflight,
+                    self._inbound.inflight,
                     timeout,
                 )
         await asyncio.sleep(0)  # the last commit callbacks queue their PUBACKs
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)
-        self._generation += 1  # a message still waiting for its commit is now never acknowledged
+        self._inbound.next_generation()  # a message still waiting for its commit is now never acknowledged
         if self.connected:
             await self._client.disconnect()
         else:
@@ -256,10 +239,8 @@ class MqttTransport:
 
     # --- gmqtt callbacks ------------------------------------------------------------
     def _on_connect(self, client: HubMqttClient, session_present: int, result: int, properties: dict) -> None:
-        first = self._generation == 0
-        self._generation += 1
-        self._ack_groups = {}  # messages from now on are acknowledged on this connection, in groups of their own
-        self._last_group = None
+        first = self._inbound.generation == 0
+        self._inbound.next_generation()  # messages from now on are acknowledged on this connection
         self.connected = True
         self._backoff.reset()
         self._connected_gauge.set(1)
@@ -299,72 +280,9 @@ class MqttTransport:
                     subscription.topic,
                 )
 
-    def _on_message(self, client: HubMqttClient, topic: str, payload: bytes, qos: int, properties: dict) -> int:
-        """QoS 0 messages: nothing to acknowledge, just dispatch."""
-        if self._accepting:
-            self._received.inc()
-            self._dispatch_safely(topic, payload, properties.get("retain") == 1)
-        return 0
-
-    def _on_qos1_message(self, mid: int, topic: str, payload: bytes, retained: bool) -> None:
-        """The hot path: dispatch inline, then join the open batch's acknowledgement group (see module docstring)."""
-        if not self._accepting:
-            self._withheld.inc()
-            return  # never acknowledged: the broker keeps it for the next run
-        try:
-            self._dispatch(topic, payload, retained)
-        except Exception:  # e.g. a topic that is not UTF-8; handlers' own errors are isolated by the router
-            self._log.log(logging.ERROR, "dispatch", "Cannot dispatch MQTT message on %r", topic, exc_info=True)
-            self._received.inc()
-            self._client.acknowledge([mid])  # a poison message: acknowledge, never loop on it
-            return
-        barrier = self._barrier()
-        if barrier is None:
-            self._received.inc()
-            self._client.acknowledge([mid])
-            return
-        group = self._last_group
-        if group is None or group.barrier is not barrier:
-            group = self._ack_groups.get(barrier)
-            if group is None:
-                group = self._ack_groups[barrier] = _AckGroup(barrier, self._generation)
-                barrier.add_done_callback(partial(self._commit_done, group))
-            self._last_group = group
-        group.mids.append(mid)
-        if not self._inflight:
-            self._idle.clear()
-        self._inflight += 1
-
-    def _dispatch_safely(self, topic: str, payload: bytes, retained: bool) -> bool:
-        try:
-            self._dispatch(topic, payload, retained)
-        except Exception:  # e.g. a topic that is not UTF-8; handlers' own errors are isolated by the router
-            self._log.log(logging.ERROR, "dispatch", "Cannot dispatch MQTT message on %r", topic, exc_info=True)
-            return False
-        return True
-
-    def _commit_done(self, group: _AckGroup, barrier: asyncio.Future[None]) -> None:
-        """A batch committed (or failed): acknowledge its messages on the connection they came in on, or withhold."""
-        if self._ack_groups.get(barrier) is group:
-            del self._ack_groups[barrier]
-        if self._last_group is group:
-            self._last_group = None
-        self._inflight -= len(group.mids)
-        self._received.inc(len(group.mids))  # counted per batch, not per message: off the hot path
-        if not self._inflight:
-            self._idle.set()
-        error = barrier.exception() if not barrier.cancelled() else asyncio.CancelledError()
-        if error is not None:
-            self._withheld.inc(len(group.mids))
-            self._not_committed(error, group.generation)
-        elif group.generation != self._generation:
-            self._withheld.inc(len(group.mids))  # that connection is gone: the broker redelivers them
-        else:
-            self._client.acknowledge(group.mids)
-
     def _not_committed(self, err: BaseException, generation: int) -> None:
         """The PUBACKs are withheld; while running, reconnect so the broker redelivers what it holds for us."""
-        if not self._stopping and generation == self._generation and self._dropped_generation != generation:
+        if not self._stopping and generation == self._inbound.generation and self._dropped_generation != generation:
             self._dropped_generation = generation
             self._log.warning(
                 "commit", "Storage did not commit (%r): not acknowledging; reconnecting so the broker redelivers", err
@@ -447,17 +365,6 @@ class MqttTransport:
             ) from err
         async with asyncio.timeout(CONFIRM_TIMEOUT):
             await acknowledged
-
-
-class _AckGroup:
-    """The messages waiting for one batch's commit, and the connection generation they arrived on."""
-
-    __slots__ = ("barrier", "generation", "mids")
-
-    def __init__(self, barrier: asyncio.Future[None], generation: int) -> None:
-        self.barrier = barrier
-        self.generation = generation
-        self.mids: list[int] = []
 
 
 def _is_permanent(err: MQTTConnectError) -> bool:

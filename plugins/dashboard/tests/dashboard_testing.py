@@ -13,10 +13,9 @@ from typing import Any
 import aiohttp
 import orjson
 import paho.mqtt.client as paho
-from hub_esp32_node.simulator import BrokerAddress, FleetStats, SimulatedNode
 
 from hub import Hub
-from hub.testing import TEST_PASSWORD, UserToken, unavailable, wait_until
+from hub.testing import TEST_PASSWORD, BrokerAddress, FleetStats, SimulatedNode, UserToken, unavailable, wait_until
 
 OWNER = "owner"
 OWNER_PASSWORD = TEST_PASSWORD

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
 
-from .simulator import BrokerAddress, Fleet
+from hub.simulator import BrokerAddress, Fleet
 
 PROGRESS_EVERY = 10.0
 PROBE_TIMEOUT = 5.0

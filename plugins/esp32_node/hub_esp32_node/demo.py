@@ -17,9 +17,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from hub import DATA_BROKER_URL, EVENT_AVAILABILITY_REPORTED, AvailabilityReportedData, Event, HubKey, normalize_mac
+from hub.simulator import Fleet
 
 from .config import SECTION
-from .simulator import Fleet
 
 if TYPE_CHECKING:
     from hub import Hub

@@ -15,10 +15,16 @@ from typing import Any
 import aiohttp
 import hub_esp32_node.plugin
 import pytest
-from hub_esp32_node.simulator import FIRMWARE_VERSION, BrokerAddress, FleetStats, SimulatedNode
 
 from hub import DATA_HTTP_URL, STATUS_OFFLINE, STATUS_ONLINE, Hub
-from hub.testing import create_user_and_token, wait_until
+from hub.testing import (
+    SIMULATED_FIRMWARE_VERSION,
+    BrokerAddress,
+    FleetStats,
+    SimulatedNode,
+    create_user_and_token,
+    wait_until,
+)
 from hub.testing.mosquitto import PrivateMosquitto
 
 pytestmark = pytest.mark.mosquitto
@@ -42,7 +48,7 @@ class Fleet:
         self.session = aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"})
         self.sims: dict[str, SimulatedNode] = {}
 
-    async def connect(self, mac: str, firmware: str = FIRMWARE_VERSION) -> None:
+    async def connect(self, mac: str, firmware: str = SIMULATED_FIRMWARE_VERSION) -> None:
         sim = SimulatedNode(mac, BrokerAddress.from_url(self.broker.url), FleetStats())
         sim.firmware_version = firmware
         self.sims[mac] = sim

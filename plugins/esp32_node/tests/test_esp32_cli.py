@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
 import pytest
-from hub_esp32_node.simulator import node_macs
+
+from hub.testing import node_macs
 
 pytestmark = pytest.mark.mosquitto
 

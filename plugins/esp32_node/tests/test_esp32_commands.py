@@ -17,12 +17,11 @@ import hub_esp32_node.plugin
 import orjson
 import pytest
 import voluptuous as vol
-from hub_esp32_node.simulator import BrokerAddress, FleetStats, SimulatedNode
 
 from hub import Hub, Manifest, hookimpl
 from hub.core import cli
 from hub.core.const import DATA_HTTP_URL, STATUS_OFFLINE, STATUS_ONLINE
-from hub.testing import create_user_and_token, wait_until
+from hub.testing import BrokerAddress, FleetStats, SimulatedNode, create_user_and_token, wait_until
 from hub.testing.mosquitto import PrivateMosquitto
 
 pytestmark = pytest.mark.mosquitto

@@ -19,10 +19,9 @@ import orjson
 import paho.mqtt.client as paho
 import pytest
 from esp32_testing import Recorder, random_mac
-from hub_esp32_node.simulator import BrokerAddress, FleetStats, SimulatedNode, node_macs
 
 from hub import EVENT_AVAILABILITY_REPORTED, EVENT_STATE_REPORTED, MATCH_ALL, Hub, normalize_mac
-from hub.testing import wait_until
+from hub.testing import BrokerAddress, FleetStats, SimulatedNode, node_macs, wait_until
 
 pytestmark = pytest.mark.mosquitto
 

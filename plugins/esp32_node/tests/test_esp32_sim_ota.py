@@ -16,10 +16,16 @@ import orjson
 import pytest
 from aiohttp import web
 from esp32_testing import Observer
-from hub_esp32_node.sim_commands import OtaBehaviour
-from hub_esp32_node.simulator import FIRMWARE_VERSION, BrokerAddress, FleetStats, SimulatedNode, node_macs
 
-from hub.testing import wait_until
+from hub.testing import (
+    SIMULATED_FIRMWARE_VERSION,
+    BrokerAddress,
+    FleetStats,
+    OtaBehaviour,
+    SimulatedNode,
+    node_macs,
+    wait_until,
+)
 
 pytestmark = pytest.mark.mosquitto
 
@@ -102,7 +108,7 @@ async def test_a_failing_update_keeps_the_old_firmware(observer: Observer, firmw
     try:
         answer = await update(node, observer, firmware_url)
         assert answer["status"] == "error" and answer["detail"] == "flash write failed"
-        assert node.firmware_version == FIRMWARE_VERSION and node.reboots == 0
+        assert node.firmware_version == SIMULATED_FIRMWARE_VERSION and node.reboots == 0
     finally:
         await node.stop()
 
@@ -112,7 +118,7 @@ async def test_a_rollback_answers_ok_and_comes_back_on_the_old_firmware(observer
     try:
         assert (await update(node, observer, firmware_url))["status"] == "ok"
         await wait_until(lambda: node.reboots == 1 and node.connected, message="rebooted")
-        assert node.firmware_version == FIRMWARE_VERSION
+        assert node.firmware_version == SIMULATED_FIRMWARE_VERSION
     finally:
         await node.stop()
 
@@ -140,7 +146,7 @@ async def test_power_lost_mid_download_leaves_no_answer_and_the_will(observer: O
             lambda: observer.of(node.status_topic)[-2:] == [b"offline", b"online"], message="offline, online"
         )
         await wait_until(lambda: len(observer.of(node.data_topic)) >= 1, message="a report after the boot")
-        assert orjson.loads(observer.of(node.data_topic)[-1])["firmware_version"] == FIRMWARE_VERSION
+        assert orjson.loads(observer.of(node.data_topic)[-1])["firmware_version"] == SIMULATED_FIRMWARE_VERSION
         answers = [orjson.loads(p) for p in observer.of(node.ack_topic)]
         assert [a["status"] for a in answers if a["message_id"] == message_id] == ["received"]
     finally:

@@ -8,10 +8,9 @@ import orjson
 import pytest
 from esp32_testing import Observer
 from gmqtt.mqtt.constants import MQTTv50
-from hub_esp32_node.simulator import BrokerAddress, Fleet, FleetStats, SimulatedNode, node_macs
 
 from hub import normalize_mac
-from hub.testing import wait_until
+from hub.testing import BrokerAddress, Fleet, FleetStats, SimulatedNode, node_macs, wait_until
 
 
 def test_macs_are_deterministic_distinct_and_valid() -> None:

@@ -13,18 +13,24 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import hub_esp32_node.plugin
 import hub_ota.plugin
-from hub_esp32_node.sim_commands import OtaBehaviour
-from hub_esp32_node.simulator import FIRMWARE_VERSION, Fleet, SimulatedNode
+import pytest
 from ota_images import build_image
 from ota_testing import OtaClient
 
 from hub import Hub
-from hub.testing import PrivateMosquitto, create_user_and_token, wait_until
+from hub.testing import (
+    SIMULATED_FIRMWARE_VERSION,
+    Fleet,
+    OtaBehaviour,
+    PrivateMosquitto,
+    SimulatedNode,
+    create_user_and_token,
+    wait_until,
+)
 
 BUILTINS = ("hub.plugins.storage", "hub.plugins.mqtt", "hub.plugins.presence", "hub.plugins.http")
-OLD = FIRMWARE_VERSION
+OLD = SIMULATED_FIRMWARE_VERSION
 NEW = "2.0.0"
 
 
@@ -62,8 +68,11 @@ class RolloutSetup:
             "presence": {"initial_timeout": 30},
             "ota": self._ota,
         }
-        plugins = [(hub_esp32_node.plugin, "esp32_node"), (hub_ota.plugin, "ota")]
-        self.hub = await self._hub_factory(config, builtins=BUILTINS, plugins=plugins, start=False)
+        with pytest.MonkeyPatch.context() as env:  # esp32_node as installed, by its entry point: never imported here
+            env.setenv("HUB_LOAD_PLUGINS", "esp32_node")
+            self.hub = await self._hub_factory(
+                config, builtins=BUILTINS, plugins=[(hub_ota.plugin, "ota")], entry_points=True, start=False
+            )
         if not self._token:  # the first start makes the owner; a restarted hub keeps them
             self._token = (await create_user_and_token(self.hub)).token
         await self.hub.async_start()

@@ -1,7 +1,7 @@
 """Staged rollouts over 50 simulated ESP32 nodes on a private Mosquitto, on SQLite and on PostgreSQL.
 
 The nodes download their image from the hub with the link in their FIRMWARE_UPDATE command, verify it, reboot
-and report the version they run; some are told to fail in the ways real fleets do (hub_esp32_node's
+and report the version they run; some are told to fail in the ways real fleets do (the test kit's
 OtaBehaviour). Each test waits on the rollout's own progress (``GET /api/ota/rollouts/{id}``), never on time.
 """
 
@@ -11,14 +11,13 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from hub_esp32_node.sim_commands import OtaBehaviour
 from hub_ota.events import EVENT_OTA_ROLLOUT_UPDATED
 from hub_ota.keys import DATA_OTA
 from ota_fleet import NEW, OLD, RolloutSetup
 from ota_testing import assert_error
 
 from hub import Event
-from hub.testing import wait_until
+from hub.testing import OtaBehaviour, wait_until
 
 pytestmark = pytest.mark.mosquitto
 

@@ -29,7 +29,7 @@ import aiohttp
 import orjson
 
 if TYPE_CHECKING:
-    from .simulator import SimulatedNode
+    from .node import SimulatedNode
 
 REMEMBERED_IDS = 256
 """Executed message ids a node remembers (firmware keeps a small ring of them)."""

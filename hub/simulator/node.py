@@ -12,7 +12,7 @@ a ``seq`` counter and an epoch ``timestamp``.
 * :meth:`SimulatedNode.power_loss` closes the socket without DISCONNECT, as a
   board losing power does; the broker then publishes the Will.  After power
   returns the node boots afresh: new connection, ``seq`` and ``uptime`` from 0.
-* Commands are executed by :class:`~.sim_commands.CommandExecutor`; after a
+* Commands are executed by :class:`~.commands.CommandExecutor`; after a
   reboot (REBOOT, an update) the node reports at once, with the version it runs.
 
 MACs are Espressif-looking and derived from a seed, so the same ``--seed``
@@ -36,11 +36,12 @@ from gmqtt.mqtt.constants import MQTTv311
 
 from hub import RateLimitedLogger
 
-from .sim_commands import CommandExecutor, OtaBehaviour
+from .commands import CommandExecutor, OtaBehaviour
 
 _LOGGER = logging.getLogger(__name__)
 
-FIRMWARE_VERSION = "1.4.2"
+SIMULATED_FIRMWARE_VERSION = "1.4.2"
+"""The version a simulated node boots with, until an update (FIRMWARE_UPDATE) installs another."""
 ESPRESSIF_OUIS = ("24:6F:28", "30:AE:A4", "7C:9E:BD", "A4:CF:12", "84:CC:A8", "C8:C9:A3", "EC:94:CB")
 WINDOW_WAIT = 0.005
 """Seconds to wait when the broker's in-flight window is full (gmqtt raises OverflowError) before retrying."""
@@ -164,7 +165,7 @@ class SimulatedNode:
         self.status_topic = f"devices/{self.topic_mac}/status"
         self.commands_topic = f"devices/{self.topic_mac}/commands"
         self.ack_topic = f"devices/{self.topic_mac}/ack"
-        self.firmware_version = FIRMWARE_VERSION
+        self.firmware_version = SIMULATED_FIRMWARE_VERSION
         self.ota_behaviour = ota_behaviour or OtaBehaviour()
         """How it handles FIRMWARE_UPDATE: which share of updates fail, and how (see :class:`OtaBehaviour`)."""
         self.ota_random = random.Random(f"ota:{seed}:{mac}")
