@@ -166,16 +166,20 @@ async def test_storage_behind_stops_reading_and_the_broker_keeps_the_rest(hub_fa
     hub, received = await hub_with_barrier(hub_factory, hub_mqtt_url, client_id, topic, barrier)
     transport = hub.data[DATA_MQTT]
     peer = await PahoPeer().connect(1883)
+    # One message through first: the subscription is acknowledged and its SUBACK read, so the first read
+    # after the backlog begins holds publishes (a late SUBACK read alone would pause the hub with none).
+    await asyncio.to_thread(peer.client.publish(topic, b"first", qos=1).wait_for_publish, 20)
+    await wait_until(lambda: received, message="the message before the backlog")
     barrier.backlog = asyncio.get_running_loop().create_future()
     payload = b"x" * 1024  # 2 MB in all: far more than the hub's read buffer
     infos = [peer.client.publish(topic, payload, qos=1) for _ in range(count)]
     await asyncio.to_thread(infos[-1].wait_for_publish, 20)  # the broker holds every message
-    await wait_until(lambda: received, message="the first chunk")
+    await wait_until(lambda: len(received) > 1, message="the first chunk")
     reading = transport._client._connection._transport.is_reading
     await wait_until(lambda: not reading(), message="the hub to stop reading")
     assert len(received) < count // 2  # what one read's worth holds, not the rest
     backlog, barrier.backlog = barrier.backlog, None
     backlog.set_result(None)
-    await wait_until(lambda: len(received) == count, timeout=30, message="the rest once storage caught up")
+    await wait_until(lambda: len(received) == count + 1, timeout=30, message="the rest once storage caught up")
     assert hub.metrics.value("mqtt_connections") == 1  # nothing refused, no reconnect to get it redelivered
     await peer.close()
