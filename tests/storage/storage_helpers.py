@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
@@ -15,6 +16,23 @@ STORAGE = ("hub.plugins.storage",)
 T0 = 1_700_000_000.0
 NODE_A = "aa:bb:cc:dd:ee:01"
 NODE_B = "aa:bb:cc:dd:ee:02"
+
+
+# PostgreSQL: what the rollups must equal: the same aggregates computed from the raw rows (numbers and booleans count).
+_RAW_AGGREGATES = """
+SELECT t.node_ref, e.key, floor(t.ts / {width}) * {width} AS bucket,
+       min(v), max(v), sum(v), count(v)
+FROM telemetry t CROSS JOIN LATERAL jsonb_each(t.states) e
+CROSS JOIN LATERAL (SELECT CASE jsonb_typeof(e.value) WHEN 'number' THEN e.value::float8
+                                WHEN 'boolean' THEN e.value::boolean::int::float8 END AS v) AS x
+WHERE v IS NOT NULL AND {where}
+GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+"""
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The asyncpg DSN of a SQLAlchemy PostgreSQL URL."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class Store:
@@ -92,3 +110,16 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         pass
     finally:
         writer.close()
+
+
+async def assert_rollups_match_raw(store: Store, where: str = "TRUE") -> None:
+    """Both rollups hold exactly the aggregates of the raw rows (those matching ``where``, SQL on ``t``)."""
+    for table, width in (("rollup_1m", 60), ("rollup_1h", 3600)):
+        raw = await store.all(_RAW_AGGREGATES.format(width=width, where=where))
+        rolled = await store.all(
+            f"SELECT node_ref, key, bucket, min_v, max_v, sum_v, n FROM {table} ORDER BY 1, 2, 3"  # noqa: S608
+        )
+        assert len(rolled) == len(raw), table
+        for got, want in zip(rolled, raw, strict=True):
+            assert got[:3] == want[:3] and got[3:5] == want[3:5] and got[6] == want[6], (table, got, want)
+            assert got[5] == pytest.approx(want[5]), (table, got, want)

@@ -161,7 +161,7 @@ async def test_sqlite_answers_history_from_raw_rows_whatever_the_resolution(stor
         assert result["resolution"] == expected
         assert sum(bucket["count"] for bucket in result["buckets"]) == 240
     if store.dialect == "sqlite":
-        assert folded == {"watermark": None, "minutes": 0, "hours": 0}
+        assert folded == {"deltas": 0, "minutes": 0, "hours": 0}
         assert await store.all("SELECT name FROM sqlite_master WHERE name LIKE 'rollup%'") == []
     with pytest.raises(ServiceValidationError):
         await hub.services.call("storage", "history", {**query, "resolution": "5m"})

@@ -63,8 +63,8 @@ class Maintenance:
             await asyncio.sleep(self._fold_interval)
             began = time.monotonic()
             try:
-                await fold(self._engine, self._clock())
-            except Exception as err:  # noqa: BLE001 - the database hiccuped: the next fold takes the same rows
+                await fold(self._engine)
+            except Exception as err:  # noqa: BLE001 - the database hiccuped: the deltas wait for the next fold
                 self._log.error("fold", "Rollup fold failed, retrying in %.0f s: %s", self._fold_interval, err)
             else:
                 self._folds.inc()

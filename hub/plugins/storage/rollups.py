@@ -1,30 +1,32 @@
-"""PostgreSQL rollups: per node and key, min/max/sum/count of each minute and hour, folded in off the hot path.
+"""PostgreSQL rollups: per node and key, min/max/sum/count of each minute and hour, from deltas the writer appends.
 
-The batch writer never touches the rollups (an earlier attempt upserted them
-in the writer's transaction and ingest fell to 0.55-0.95 of its rate).
-Instead :func:`fold` runs every few seconds (``storage: rollup_interval``) and
-aggregates the telemetry rows written since the previous fold into
-``rollup_1m`` and ``rollup_1h`` with ``INSERT … ON CONFLICT DO UPDATE``
-merging min, max, sum and count, so a late reading for an old minute is
-merged into it like any other.
+Two halves.  The batch writer aggregates the rows it inserts, per node, key
+and minute, and appends those partial aggregates to ``rollup_pending`` with a
+binary ``COPY`` in the same transaction as the rows (:mod:`.rollup_deltas`):
+no upsert, no index, nothing another transaction waits for.  (An earlier
+attempt upserted the rollups in the writer's transaction and ingest fell to
+0.55-0.95 of its rate: every batch updated the same hot rows.)  Then
+:func:`fold`, every few seconds (``storage: rollup_interval``), moves the
+pending deltas into ``rollup_1m`` and ``rollup_1h`` with ``INSERT … ON
+CONFLICT DO UPDATE`` merging min, max, sum and count, so a late reading for an
+old minute is merged into it like any other.
 
-Which rows are new.  Each row carries ``txid``, the id of the transaction that
-wrote it (``pg_current_xact_id()``, 64 bits: no wraparound).  Commits become
-visible out of order (transaction 101 may commit before 100), so "the highest
-id seen so far" would skip 100's rows; a time lag would only make that
-unlikely.  The fold instead uses the snapshot's ``xmin``: every transaction
-whose id is below it has finished, committed or aborted, and nothing can
-ever add rows under such an id again.  So one statement, with one snapshot,
-takes exactly the rows with ``watermark <= txid < xmin``: all of those that
-will ever exist are already visible.  It folds them and stores ``xmin`` as the
-new watermark in the same transaction, so a crash folds nothing twice and
-skips nothing.  A transaction still open (a writer mid-batch, or any
-long-running writing transaction on the server) holds ``xmin`` back: its rows,
-and later ones, wait for the next fold, which only delays the rollups.
+Exactly once.  A delta commits with the rows it describes, or not at all (a
+writer that fails rolls both back; the redelivered batch writes them again).
+A redelivered message already stored adds no delta: the writer computes the
+deltas from only the rows that came back new from the dedupe keys, and two
+writers storing the same message meet on that key (the second waits, then
+skips it).  The fold is one statement: ``DELETE FROM rollup_pending
+RETURNING`` feeds the merges, so the deltas it removes are exactly the ones it
+folds, in one transaction: a crash folds nothing and loses nothing.  A delta a
+writer commits while the fold runs is not in the fold's snapshot, so it is
+neither deleted nor folded, and waits for the next fold.
 
-Rows are found through ``ix_telemetry_txid`` on each partition.  A batch
-shares one transaction id, and B-tree deduplication stores a run of equal keys
-as one entry with a list of row pointers, so the index costs little to keep.
+The previous design had the fold find new telemetry rows itself (a ``txid``
+column and index, a watermark) and aggregate their JSON in SQL: ``jsonb_each``
+and a numeric-to-text-to-float cast per reading, about half of PostgreSQL's
+CPU during ingest.  Migration 0005 folds what that design left unfolded and
+drops the column.
 
 Only one process folds at a time (a transaction-level advisory lock; the others
 skip that round).  What the fold does not know: a row deleted later (retention,
@@ -52,22 +54,17 @@ ON CONFLICT (node_ref, key, bucket) DO UPDATE SET
     sum_v = r.sum_v + EXCLUDED.sum_v, n = r.n + EXCLUDED.n
 RETURNING 1
 """
-# One statement, one snapshot: horizon, the new rows, both upserts and the new watermark agree.  Readings
-# count like the raw history does: JSON numbers, and booleans as 0/1.  The hour rollup is aggregated from
-# the minute deltas (min of mins, sums of sums), not from the rows again.
+# One statement, one snapshot: the deltas deleted are the deltas merged.  Several batches may hold deltas
+# of one minute, so they are summed first (ON CONFLICT may not meet the same key twice in one statement).
+# The hour rollup is aggregated from the minutes (min of mins, sums of sums).
 _FOLD = f"""
-WITH horizon AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x),
+WITH moved AS (
+    DELETE FROM rollup_pending RETURNING node_ref, key, bucket, min_v, max_v, sum_v, n
+),
 minutes AS MATERIALIZED (
-    SELECT node_ref, key, floor(ts / 60) * 60 AS bucket, min(v) AS min_v, max(v) AS max_v, sum(v) AS sum_v,
-           count(v) AS n
-    FROM (
-        SELECT t.node_ref, e.key, t.ts,
-               CASE jsonb_typeof(e.value) WHEN 'number' THEN e.value::float8
-                                          WHEN 'boolean' THEN e.value::boolean::int::float8 END AS v
-        FROM telemetry AS t CROSS JOIN LATERAL jsonb_each(t.states) AS e
-        WHERE t.txid >= CAST(CAST(:watermark AS text) AS xid8) AND t.txid < (SELECT x FROM horizon)
-    ) AS readings
-    WHERE v IS NOT NULL
+    SELECT node_ref, key, bucket, min(min_v) AS min_v, max(max_v) AS max_v, sum(sum_v) AS sum_v,
+           sum(n)::bigint AS n, count(*) AS deltas
+    FROM moved
     GROUP BY 1, 2, 3
 ),
 minute_rows AS (
@@ -80,53 +77,39 @@ hour_rows AS (
     SELECT node_ref, key, floor(bucket / 3600) * 3600, min(min_v), max(max_v), sum(sum_v), sum(n)
     FROM minutes GROUP BY 1, 2, 3
     {_MERGE}
-),
-state AS (
-    UPDATE rollup_state SET watermark = GREATEST(watermark, (SELECT x FROM horizon)), folded_at = :now
-    WHERE name = 'telemetry'
-    RETURNING watermark
 )
-SELECT (SELECT watermark::text FROM state), (SELECT count(*) FROM minute_rows), (SELECT count(*) FROM hour_rows)
+SELECT (SELECT coalesce(sum(deltas), 0) FROM minutes), (SELECT count(*) FROM minute_rows),
+       (SELECT count(*) FROM hour_rows)
 """
 
 
 @dataclass(frozen=True)
 class FoldResult:
-    """What one fold did: the new watermark (None: another process was folding) and the buckets written."""
+    """What one fold did: the deltas it merged (None: another process was folding) and the buckets written."""
 
-    watermark: str | None
+    deltas: int | None
     minutes: int = 0
     hours: int = 0
 
 
-async def fold(engine: AsyncEngine, now: float) -> FoldResult:
-    """Fold every telemetry row committed since the last fold into the rollups (see the module docstring)."""
+async def fold(engine: AsyncEngine) -> FoldResult:
+    """Merge every committed pending delta into the rollups (see the module docstring)."""
     async with engine.begin() as conn:
         if not (await conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})).scalar():
             return FoldResult(None)
-        watermark = (
-            await conn.execute(text("SELECT watermark::text FROM rollup_state WHERE name = 'telemetry'"))
-        ).scalar()
-        if watermark is None:  # the migration writes this row; a database someone emptied gets it back
-            await conn.execute(text("INSERT INTO rollup_state (name, watermark) VALUES ('telemetry', '3')"))
-            watermark = "3"
-        row = (await conn.execute(text(_FOLD), {"watermark": watermark, "now": now})).one()
-    return FoldResult(row[0], row[1], row[2])
+        row = (await conn.execute(text(_FOLD))).one()
+    return FoldResult(int(row[0]), row[1], row[2])
 
 
-async def wait_folded(engine: AsyncEngine, now: float, timeout: float = 30.0) -> FoldResult:
-    """Fold until every row committed before this call is in the rollups (tests and benchmarks).
+async def wait_folded(engine: AsyncEngine, timeout: float = 30.0) -> FoldResult:
+    """Fold until every delta committed before this call is in the rollups (tests and benchmarks).
 
-    One fold suffices unless another process holds the lock or an open transaction holds the horizon
-    back; TimeoutError after ``timeout`` seconds.
+    One fold that gets the lock suffices (its snapshot is taken after this call); while another process
+    holds the lock, it retries.  TimeoutError after ``timeout`` seconds.
     """
-    async with engine.connect() as conn:
-        target = (await conn.execute(text("SELECT pg_current_snapshot()::text"))).scalar()
-    assert target is not None
-    needed = int(target.split(":")[1])  # xmax: every transaction that had committed is below it
     async with asyncio.timeout(timeout):
         while True:
-            result = await fold(engine, now)
-            if result.watermark is not None and int(result.watermark) >= needed:
+            result = await fold(engine)
+            if result.deltas is not None:
                 return result
             await asyncio.sleep(0.05)

@@ -116,7 +116,7 @@ class Storage:
             clock=hub.clock,
             on_deleted=purged.inc,
         )
-        self._unregister = services.register(hub.services, self.engine, self._retention, self._commands, hub.clock)
+        self._unregister = services.register(hub.services, self.engine, self._retention, self._commands)
         self._database = hub.data[DATA_DATABASE] = SharedDatabase(self.engine)
         _LOGGER.info(
             "Storage: %s, %d node(s) restored", self.url.render_as_string(hide_password=True), len(restored.nodes)

@@ -37,7 +37,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import base as postgresql_base
 
 JSON_TYPE = sa.JSON().with_variant(JSONB(), "postgresql")
 """JSON documents: JSONB on PostgreSQL (indexable, parsed once), JSON text on SQLite."""
@@ -48,18 +47,6 @@ POSTGRESQL_ONLY = {"postgresql_only": True}
 """``info`` of tables, columns and indexes that exist on PostgreSQL only."""
 SQLITE_ONLY = {"sqlite_only": True}
 """``info`` of indexes that exist on SQLite only."""
-
-
-class XID8(sa.types.UserDefinedType[int]):
-    """PostgreSQL's 64-bit transaction id (``xid8``): never wraps around, so it orders transactions for good."""
-
-    cache_ok = True
-
-    def get_col_spec(self, **_: object) -> str:
-        return "XID8"
-
-
-postgresql_base.ischema_names["xid8"] = XID8  # so reflection (alembic's schema comparison) knows the type
 
 
 def dialect_filter(dialect: str) -> Callable[..., bool]:
@@ -119,13 +106,6 @@ telemetry = sa.Table(
     sa.Column("ts", sa.Double, nullable=False),
     sa.Column("states", JSON_TYPE, nullable=False),
     sa.Column("dedupe", sa.BigInteger),
-    sa.Column(
-        "txid",
-        XID8,
-        nullable=False,
-        server_default=sa.text("pg_current_xact_id()"),
-        info=POSTGRESQL_ONLY,
-    ),
     sa.Index("ix_telemetry_node_ts", "node_ref", "ts"),
     sa.Index(
         "uq_telemetry_node_dedupe",
@@ -135,11 +115,9 @@ telemetry = sa.Table(
         sqlite_where=sa.text("dedupe IS NOT NULL"),
         info=SQLITE_ONLY,
     ),
-    sa.Index("ix_telemetry_txid", "txid", info=POSTGRESQL_ONLY),
     postgresql_partition_by="RANGE (ts)",
 )
-"""One row per message.  PostgreSQL: partitioned by RANGE (ts), one partition a day plus a default one;
-``txid`` is the inserting transaction (what the rollup fold follows, see :mod:`.rollups`)."""
+"""One row per message.  PostgreSQL: partitioned by RANGE (ts), one partition a day plus a default one."""
 
 telemetry_dedupe = sa.Table(
     "telemetry_dedupe",
@@ -174,15 +152,20 @@ rollup_1m = _rollup("rollup_1m")
 rollup_1h = _rollup("rollup_1h")
 """PostgreSQL: the same per hour."""
 
-rollup_state = sa.Table(
-    "rollup_state",
+rollup_pending = sa.Table(
+    "rollup_pending",
     metadata,
-    sa.Column("name", sa.Text, primary_key=True),
-    sa.Column("watermark", XID8, nullable=False),
-    sa.Column("folded_at", sa.Double),
+    sa.Column("node_ref", sa.Integer, nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("bucket", sa.Double, nullable=False),
+    sa.Column("min_v", sa.Double, nullable=False),
+    sa.Column("max_v", sa.Double, nullable=False),
+    sa.Column("sum_v", sa.Double, nullable=False),
+    sa.Column("n", sa.BigInteger, nullable=False),
     info=POSTGRESQL_ONLY,
 )
-"""PostgreSQL: how far the fold got: every telemetry row whose ``txid`` is below ``watermark`` is in the rollups."""
+"""PostgreSQL: per-batch minute aggregates the writers appended and the fold has not merged yet (:mod:`.rollups`);
+no key and no index, so appending costs a heap insert."""
 
 status_history = sa.Table(
     "status_history",

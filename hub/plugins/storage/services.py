@@ -76,8 +76,8 @@ PURGE_SCHEMA = vol.Schema({vol.Optional("keep_days"): vol.All(vol.Coerce(float),
 FOLD_SCHEMA = vol.Schema(
     {vol.Optional("timeout", default=30.0): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=600))}
 )
-"""``storage.fold``: {timeout=30} -> {watermark, minutes, hours}: fold now, until every row committed before the
-call is in the rollups (PostgreSQL; on SQLite, which has none, {watermark: None, minutes: 0, hours: 0})."""
+"""``storage.fold``: {timeout=30} -> {deltas, minutes, hours}: fold now, so every row committed before the call is
+in the rollups (PostgreSQL; on SQLite, which has none, {deltas: 0, minutes: 0, hours: 0})."""
 
 
 COMMANDS_SCHEMA = vol.Schema(
@@ -104,7 +104,6 @@ def register(
     engine: AsyncEngine,
     retention: Retention,
     commands: CommandStore,
-    clock: Callable[[], float],
 ) -> list[Callable[[], None]]:
     """Register the storage services; returns their unregister functions.
 
@@ -133,10 +132,10 @@ def register(
     async def fold_now(data: dict[str, Any]) -> dict[str, Any]:
         """Bring the rollups up to date now (tests, benchmarks, an operator who cannot wait rollup_interval)."""
         if engine.dialect.name != "postgresql":
-            return {"watermark": None, "minutes": 0, "hours": 0}
+            return {"deltas": 0, "minutes": 0, "hours": 0}
         with unavailable_as_error("storage.fold"):
-            result = await rollups.wait_folded(engine, clock(), data["timeout"])
-        return {"watermark": result.watermark, "minutes": result.minutes, "hours": result.hours}
+            result = await rollups.wait_folded(engine, data["timeout"])
+        return {"deltas": result.deltas, "minutes": result.minutes, "hours": result.hours}
 
     async def list_commands(data: dict[str, Any]) -> list[dict[str, Any]]:
         """Stored commands, newest first."""

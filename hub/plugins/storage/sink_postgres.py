@@ -16,6 +16,9 @@ whose key came back new are stored.  That only happens right after a reconnect
 or restart.  Two writers storing the same message at once (two workers, one
 redelivery) meet on that primary key: the second waits for the first to
 commit, then skips it.
+
+The rollup deltas of the rows actually inserted (after that skipping) go into
+``rollup_pending`` in the same transaction (:mod:`.rollup_deltas`).
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .batch import TelemetryRecord, WritePlan, WriteResult, row_slices, telemetry_records
+from . import rollup_deltas
+from .batch import PreparedRow, TelemetryRecord, WritePlan, WriteResult, row_slices, telemetry_records
 
 _REMOVED_REFS = "(SELECT id FROM nodes WHERE node_id = ANY($1::text[]))"
 _DELETE_TELEMETRY = [
     f"DELETE FROM {table} WHERE node_ref IN {_REMOVED_REFS}"
-    for table in ("telemetry", "telemetry_dedupe", "rollup_1m", "rollup_1h")
-]
+    for table in ("telemetry", "telemetry_dedupe", "rollup_pending", "rollup_1m", "rollup_1h")
+]  # rollup_pending before the rollups: the order the fold locks them in, so the two cannot deadlock
 _DELETE_NODES = "DELETE FROM nodes WHERE node_id = ANY($1::text[])"  # entities, status_history: ON DELETE CASCADE
 _DELETE_ENTITIES = """
 DELETE FROM entities USING nodes, unnest($1::text[], $2::text[]) AS u(n, k)
@@ -112,22 +116,37 @@ class PostgresSink:
                     await db.execute(_UPSERT_ENTITIES, *_columns(plan.entities, 8))
                 if plan.last_seen:
                     await db.execute(_UPDATE_LAST_SEEN, *_columns(plan.last_seen, 2))
-                stored = duplicates = orphans = 0
-                for rows in row_slices(plan.rows) if plan.rows else ():  # a COPY per slice: the loop turns between
-                    records, lost = telemetry_records(rows, ids, new_ids)
-                    orphans += lost
-                    inserted = await _insert_telemetry(db, records)
-                    stored += inserted
-                    duplicates += len(records) - inserted
+                stored, duplicates, orphans = await _write_telemetry(db, plan.rows, ids, new_ids)
                 if plan.status:
                     await db.execute(_INSERT_STATUS, *_columns(plan.status, 5))
         return WriteResult(new_ids, stored, duplicates, orphans)
 
 
-async def _insert_telemetry(db: asyncpg.Connection, records: list[TelemetryRecord]) -> int:
-    """Insert rows, skipping already stored (node, dedupe) pairs; returns how many were inserted."""
+async def _write_telemetry(
+    db: asyncpg.Connection, rows: list[PreparedRow], ids: dict[str, int], new_ids: dict[str, int]
+) -> tuple[int, int, int]:
+    """Insert the readings and their rollup deltas (:mod:`.rollup_deltas`); returns (stored, duplicates, orphans).
+
+    The deltas describe exactly the rows inserted here, and commit with them.
+    """
+    stored = duplicates = orphans = 0
+    documents: rollup_deltas.Documents = {}
+    for part in row_slices(rows) if rows else ():  # a COPY per slice: the loop turns between
+        records, lost = telemetry_records(part, ids, new_ids)
+        orphans += lost
+        inserted = await _insert_telemetry(db, records)
+        stored += len(inserted)
+        duplicates += len(records) - len(inserted)
+        rollup_deltas.collect(documents, inserted)
+    if documents:
+        await rollup_deltas.copy_deltas(db, documents)
+    return stored, duplicates, orphans
+
+
+async def _insert_telemetry(db: asyncpg.Connection, records: list[TelemetryRecord]) -> list[TelemetryRecord]:
+    """Insert rows, skipping already stored (node, dedupe) pairs; returns the records inserted."""
     if not records:
-        return 0
+        return records
     keys = [(ref, dedupe, ts) for ref, ts, _, dedupe in records if dedupe is not None]
     if keys:
         try:
@@ -137,9 +156,9 @@ async def _insert_telemetry(db: asyncpg.Connection, records: list[TelemetryRecor
             new = {(ref, dedupe) for ref, dedupe in await db.fetch(_INSERT_NEW_KEYS, *_columns(keys, 3))}
             records = _only_new(records, new)
             if not records:
-                return 0
-    status = await db.copy_records_to_table("telemetry", records=records, columns=_TELEMETRY_COLUMNS)
-    return int(status.rsplit(" ", 1)[-1])
+                return records
+    await db.copy_records_to_table("telemetry", records=records, columns=_TELEMETRY_COLUMNS)
+    return records
 
 
 def _only_new(records: list[TelemetryRecord], new: set[tuple[int, int]]) -> list[TelemetryRecord]:

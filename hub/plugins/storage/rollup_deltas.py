@@ -1,0 +1,87 @@
+"""PostgreSQL: a batch's own contribution to the minute rollups, computed in the writer and stored with its rows.
+
+The fold used to find each new telemetry row again and aggregate it in SQL
+(``jsonb_each`` over every document, a numeric-to-float cast per reading, a
+hash aggregate): about half of PostgreSQL's CPU during ingest.  The writer
+already holds the rows it just inserted, so it aggregates them itself, per
+(node, key, minute): min, max, sum and count of the readings the rollups count
+(JSON numbers, booleans as 0/1).  :func:`delta_rows` turns that into rows of
+``rollup_pending``, which :func:`copy_deltas` appends with a binary ``COPY``
+in the writer's transaction: they commit, or vanish, with exactly the rows
+they describe.  :mod:`.rollups` merges them into the rollups later.
+
+The documents are read back from the JSON text that was stored (``orjson``),
+not from the readings as they arrived, so the aggregates describe exactly what
+the table holds (the JSON codec may have repaired a value or a key).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import asyncpg
+import orjson
+
+from .batch import TelemetryRecord
+
+MINUTE = 60
+_NUMERIC = frozenset((int, float, bool))
+"""What a reading must be to count (a bool is 0 or 1; ``min``, ``max`` and ``sum`` take them as such)."""
+_COLUMNS = ("node_ref", "key", "bucket", "min_v", "max_v", "sum_v", "n")
+
+Documents = dict[tuple[int, int], list[dict[str, Any]]]
+"""The inserted documents by (node_ref, minute number)."""
+DeltaRow = tuple[int, str, float, float, float, float, int]
+"""A ``rollup_pending`` row: node_ref, key, bucket (the minute's start), min, max, sum, count.  An int or bool
+reading may stand for its float: asyncpg's binary float8 encoder converts it (as PostgreSQL's cast would)."""
+
+
+def collect(documents: Documents, records: Iterable[TelemetryRecord]) -> None:
+    """Add inserted records to ``documents``, grouped by node and minute (one dict operation a record)."""
+    loads = orjson.loads
+    floor = math.floor
+    get = documents.get
+    for ref, ts, states, _dedupe in records:
+        group = (ref, floor(ts / MINUTE))  # floor(ts / 60), as the SQL history and the old fold bucket it
+        docs = get(group)
+        if docs is None:
+            documents[group] = [loads(states)]
+        else:
+            docs.append(loads(states))
+
+
+def delta_rows(documents: Documents) -> list[DeltaRow]:
+    """One row per (node, key, minute) with at least one numeric reading."""
+    rows: list[DeltaRow] = []
+    extend = rows.extend
+    numeric = _NUMERIC
+    for (ref, minute), docs in documents.items():
+        bucket = float(minute * MINUTE)
+        if len(docs) == 1:  # the usual case at a node's normal rate: nothing to aggregate
+            extend([(ref, key, bucket, v, v, v, 1) for key, v in docs[0].items() if type(v) in numeric])
+            continue
+        columns: dict[str, list[Any]] = {}
+        for doc in docs:
+            for key, v in doc.items():
+                if type(v) in numeric:
+                    if key in columns:
+                        columns[key].append(v)
+                    else:
+                        columns[key] = [v]
+        extend(
+            [
+                (ref, key, bucket, float(min(values)), float(max(values)), float(sum(values)), len(values))
+                for key, values in columns.items()
+            ]
+        )
+    return rows
+
+
+async def copy_deltas(db: asyncpg.Connection, documents: Documents) -> int:
+    """Append the deltas of ``documents`` to ``rollup_pending`` (binary COPY); returns how many rows."""
+    rows = delta_rows(documents)
+    if rows:
+        await db.copy_records_to_table("rollup_pending", records=rows, columns=_COLUMNS)
+    return len(rows)
