@@ -14,8 +14,9 @@ What it does for the hub (details in each module):
   barrier so transports acknowledge a message only after its batch committed (:mod:`.writer`).
 * Retention (:mod:`.retention`) and the ``storage.history``, ``storage.status_history``,
   ``storage.purge`` and ``storage.fold`` services (:mod:`.services`).
-* On PostgreSQL: daily time partitions made ahead (:mod:`.partitions`) and 1-minute/1-hour rollups folded
-  in the background (:mod:`.rollups`, :mod:`.maintenance`), which long history windows read.
+* On PostgreSQL: daily time partitions made ahead (:mod:`.partitions`) and 1-minute/1-hour rollups, whose
+  deltas each batch appends (:mod:`.rollup_deltas`) and a background fold merges (:mod:`.rollups`,
+  :mod:`.maintenance`), which long history windows read.
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ CONFIG_SCHEMA = vol.All(
             vol.Optional(
                 "rollup_interval",
                 default=5,
-                description="PostgreSQL: seconds between two folds of new telemetry into the 1-minute and 1-hour "
+                description="PostgreSQL: seconds between two folds of the writers' pending deltas into the 1-minute and 1-hour "
                 "rollups (how far history charts from rollups lag behind).",
             ): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=3600)),
             vol.Optional(

@@ -34,8 +34,9 @@ _COLUMNS = ("node_ref", "key", "bucket", "min_v", "max_v", "sum_v", "n")
 Documents = dict[tuple[int, int], list[dict[str, Any]]]
 """The inserted documents by (node_ref, minute number)."""
 DeltaRow = tuple[int, str, float, float, float, float, int]
-"""A ``rollup_pending`` row: node_ref, key, bucket (the minute's start), min, max, sum, count.  An int or bool
-reading may stand for its float: asyncpg's binary float8 encoder converts it (as PostgreSQL's cast would)."""
+"""A ``rollup_pending`` row: node_ref, key, bucket (the minute's start), min, max, sum, count.  Ints and bools
+stay as they are (no ``float()`` per value: this runs for every reading): asyncpg's binary float8 encoder
+converts them, rounding to nearest as PostgreSQL's cast of a JSON number does."""
 
 
 def collect(documents: Documents, records: Iterable[TelemetryRecord]) -> None:
@@ -58,7 +59,7 @@ def delta_rows(documents: Documents) -> list[DeltaRow]:
     extend = rows.extend
     numeric = _NUMERIC
     for (ref, minute), docs in documents.items():
-        bucket = float(minute * MINUTE)
+        bucket = minute * MINUTE
         if len(docs) == 1:  # the usual case at a node's normal rate: nothing to aggregate
             extend([(ref, key, bucket, v, v, v, 1) for key, v in docs[0].items() if type(v) in numeric])
             continue
@@ -71,10 +72,7 @@ def delta_rows(documents: Documents) -> list[DeltaRow]:
                     else:
                         columns[key] = [v]
         extend(
-            [
-                (ref, key, bucket, float(min(values)), float(max(values)), float(sum(values)), len(values))
-                for key, values in columns.items()
-            ]
+            [(ref, key, bucket, min(values), max(values), sum(values), len(values)) for key, values in columns.items()]
         )
     return rows
 
