@@ -16,6 +16,9 @@ CPU time this process spent per message in each phase (``cpu_us_per_msg``, ``bas
 on a shared machine the rates follow the load, the CPU per message much less; and the hub's longest
 event-loop lag (``loop_lag_max_s``, wall clock: on a shared machine it includes time the process was not
 scheduled) and the most CPU its loop thread used in one 50 ms sample (``loop_busy_max_s``).
+``pg_cpu_us_per_msg``: the CPU the PostgreSQL backends serving ``--db`` spent per message in the hub phase
+(the hub's share of the server's work: COPY, indexes, the rollup fold, autovacuum), when the server runs on
+this machine; null otherwise or on SQLite (see ``pg_cpu.py``).
 The database named by ``--db`` gets the hub's tables; before the hub starts the benchmark empties them
 (``TRUNCATE`` on PostgreSQL: a ``DELETE`` leaves millions of dead rows that slow the count below).
 
@@ -54,6 +57,7 @@ from urllib.parse import urlsplit
 
 from gmqtt import Client
 from gmqtt.mqtt.constants import MQTTv50
+from pg_cpu import PgCpuMeter
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -66,9 +70,21 @@ HERE = Path(__file__).resolve().parent
 
 COUNT_TIMEOUT = 60.0
 """Seconds the final count may take on the server (statement timeout) before it is reported as a timeout."""
+PG_SAMPLE_INTERVAL = 0.5
+"""Seconds between samples of the PostgreSQL backends' CPU (``pg_cpu_us_per_msg``; see pg_cpu.py)."""
 IDLE_TIMEOUT = 10.0
 """Seconds without a new stored row after which the hub phase ends: what has not arrived by then is lost."""
-TABLES = ("telemetry", "status_history", "entities", "nodes")
+TABLES = (
+    "telemetry",
+    "status_history",
+    "entities",
+    "nodes",
+    "telemetry_dedupe",
+    "rollup_pending",
+    "rollup_1m",
+    "rollup_1h",
+)
+"""Emptied before each hub phase (those present), so every run starts from the same state."""
 
 
 def start_publisher(broker: str, nodes: int, messages: int) -> subprocess.Popen[str]:
@@ -273,15 +289,21 @@ async def through_hub(
                 await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
     stored_before = hub.metrics.value("stored_rows")
+    pg_cpu = PgCpuMeter(db_url)
+    await pg_cpu.start()
     profiler = start_profiler(profile)
     started, cpu_started = time.perf_counter(), time.process_time()
     publisher = start_publisher(broker, nodes, messages)
     result_task = asyncio.create_task(asyncio.to_thread(publisher_result, publisher, timeout))
     last_progress, last_stored, finished = time.perf_counter(), 0.0, started
+    last_sample = started
     while True:
         await asyncio.sleep(0.02)
         stored = hub.metrics.value("stored_rows") - stored_before
         now = time.perf_counter()
+        if now - last_sample >= PG_SAMPLE_INTERVAL:
+            last_sample = now
+            await pg_cpu.sample()
         if stored != last_stored:
             last_stored, last_progress, finished = stored, now, now
         if result_task.done() and stored >= result_task.result()["sent"]:
@@ -289,6 +311,8 @@ async def through_hub(
         if now - last_progress > IDLE_TIMEOUT:
             break  # nothing more arrives: the rest is lost
     cpu = time.process_time() - cpu_started
+    pg_seconds = await pg_cpu.stop()
+    pg_us = round(1e6 * pg_seconds / last_stored, 1) if pg_seconds is not None and last_stored else None
     await asyncio.to_thread(stop_profiler, profiler)
     sent = (await result_task)["sent"]
     async with asyncio.timeout(120):
@@ -305,6 +329,7 @@ async def through_hub(
             "msgs_per_s": round(last_stored / seconds) if seconds else 0,
             "seconds": round(seconds, 3),
             "cpu_us_per_msg": round(1e6 * cpu / last_stored, 1) if last_stored else None,
+            "pg_cpu_us_per_msg": pg_us,
             "loop_lag_max_s": round(hub.loop_lag.max_lag, 3),
             "loop_busy_max_s": round(hub.loop_lag.max_busy, 3),
         }
@@ -319,6 +344,7 @@ async def through_hub(
         "msgs_per_s": round(distinct / seconds) if seconds else 0,
         "seconds": round(seconds, 3),
         "cpu_us_per_msg": round(1e6 * cpu / last_stored, 1) if last_stored else None,
+        "pg_cpu_us_per_msg": pg_us,
         "loop_lag_max_s": round(hub.loop_lag.max_lag, 3),
         "loop_busy_max_s": round(hub.loop_lag.max_busy, 3),
     }
