@@ -29,6 +29,7 @@ GC_FRAMES = re.compile(
 COMPONENTS: list[tuple[str, re.Pattern[str]]] = [
     ("orjson", re.compile(r"orjson|\(json\.py")),
     ("asyncpg / COPY", re.compile(r"asyncpg/|sink_postgres\.py|sink_sqlite\.py|aiosqlite|sqlalchemy/")),
+    ("rollup deltas", re.compile(r"rollup_deltas\.py")),
     ("storage batch/plan", re.compile(r"hub/plugins/storage/")),
     ("esp32_node handler", re.compile(r"hub_esp32_node/")),
     ("presence", re.compile(r"hub/plugins/presence/")),
