@@ -5,7 +5,7 @@ The fold used to find each new telemetry row again and aggregate it in SQL
 hash aggregate): about half of PostgreSQL's CPU during ingest.  The writer
 already holds the rows it just inserted, so it aggregates them itself, per
 (node, key, minute): min, max, sum and count of the readings the rollups count
-(JSON numbers, booleans as 0/1).  :func:`delta_rows` turns that into rows of
+(JSON numbers, booleans as 0/1).  :func:`delta_rows` makes those rows of
 ``rollup_pending``, which :func:`copy_deltas` appends with a binary ``COPY``
 in the writer's transaction: they commit, or vanish, with exactly the rows
 they describe.  :mod:`.rollups` merges them into the rollups later.
@@ -39,8 +39,18 @@ stay as they are (no ``float()`` per value: this runs for every reading): asyncp
 converts them, rounding to nearest as PostgreSQL's cast of a JSON number does."""
 
 
-def collect(documents: Documents, records: Iterable[TelemetryRecord]) -> None:
-    """Add inserted records to ``documents``, grouped by node and minute (one dict operation a record)."""
+def delta_rows(records: Iterable[TelemetryRecord]) -> list[DeltaRow]:
+    """One row per (node, key, minute) with at least one numeric reading among the inserted ``records``.
+
+    The writer calls it per slice of at most ``ROWS_PER_TURN`` rows (about 3 µs a row here), so a large
+    batch does not hold the event loop; only a slice's rows are aggregated together.
+    """
+    return _aggregate(_by_minute(records))
+
+
+def _by_minute(records: Iterable[TelemetryRecord]) -> Documents:
+    """The records' documents grouped by node and minute (one dict operation a record)."""
+    documents: Documents = {}
     loads = orjson.loads
     floor = math.floor
     get = documents.get
@@ -51,10 +61,10 @@ def collect(documents: Documents, records: Iterable[TelemetryRecord]) -> None:
             documents[group] = [loads(states)]
         else:
             docs.append(loads(states))
+    return documents
 
 
-def delta_rows(documents: Documents) -> list[DeltaRow]:
-    """One row per (node, key, minute) with at least one numeric reading."""
+def _aggregate(documents: Documents) -> list[DeltaRow]:
     rows: list[DeltaRow] = []
     extend = rows.extend
     numeric = _NUMERIC
@@ -77,9 +87,7 @@ def delta_rows(documents: Documents) -> list[DeltaRow]:
     return rows
 
 
-async def copy_deltas(db: asyncpg.Connection, documents: Documents) -> int:
-    """Append the deltas of ``documents`` to ``rollup_pending`` (binary COPY); returns how many rows."""
-    rows = delta_rows(documents)
+async def copy_deltas(db: asyncpg.Connection, rows: list[DeltaRow]) -> None:
+    """Append delta rows to ``rollup_pending`` (binary COPY, in the caller's transaction)."""
     if rows:
         await db.copy_records_to_table("rollup_pending", records=rows, columns=_COLUMNS)
-    return len(rows)

@@ -130,16 +130,15 @@ async def _write_telemetry(
     The deltas describe exactly the rows inserted here, and commit with them.
     """
     stored = duplicates = orphans = 0
-    documents: rollup_deltas.Documents = {}
+    deltas: list[rollup_deltas.DeltaRow] = []
     for part in row_slices(rows) if rows else ():  # a COPY per slice: the loop turns between
         records, lost = telemetry_records(part, ids, new_ids)
         orphans += lost
         inserted = await _insert_telemetry(db, records)
         stored += len(inserted)
         duplicates += len(records) - len(inserted)
-        rollup_deltas.collect(documents, inserted)
-    if documents:
-        await rollup_deltas.copy_deltas(db, documents)
+        deltas += rollup_deltas.delta_rows(inserted)
+    await rollup_deltas.copy_deltas(db, deltas)
     return stored, duplicates, orphans
 
 
