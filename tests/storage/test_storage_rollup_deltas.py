@@ -1,0 +1,37 @@
+"""The writer's rollup deltas, computed in Python: what counts as a reading and how a slice is grouped."""
+
+from __future__ import annotations
+
+from hub.plugins.storage.jsoncodec import dumps
+from hub.plugins.storage.rollup_deltas import delta_rows
+
+T = 1_700_000_040.0  # a minute's start
+
+
+def test_numbers_and_booleans_count_per_node_key_and_minute():
+    records = [
+        (1, T + 1, dumps({"t": 2, "on": True, "mode": "eco", "nested": {"t": 9}, "none": None}), 1),
+        (1, T + 59.5, dumps({"t": -1.5, "on": False, "extra": 7}), 2),
+        (1, T + 60, dumps({"t": 100}), 3),  # the next minute
+        (2, T + 2, dumps({"t": 5}), None),  # another node
+        (1, T + 3, dumps({"mode": "off"}), 4),  # nothing numeric
+    ]
+    rows = sorted(
+        (ref, key, bucket, float(low), float(high), float(total), n)
+        for ref, key, bucket, low, high, total, n in delta_rows(records)
+    )
+    assert rows == [
+        (1, "extra", T, 7.0, 7.0, 7.0, 1),
+        (1, "on", T, 0.0, 1.0, 1.0, 2),
+        (1, "t", T, -1.5, 2.0, 0.5, 2),
+        (1, "t", T + 60, 100.0, 100.0, 100.0, 1),
+        (2, "t", T, 5.0, 5.0, 5.0, 1),
+    ]
+
+
+def test_the_stored_json_is_what_counts():
+    """A value the JSON codec turns into null (NaN) is not a reading, as in the stored row."""
+    assert delta_rows([(1, T, dumps({"t": float("nan"), "u": float("inf"), "v": 1.0}), 1)]) == [
+        (1, "v", T, 1.0, 1.0, 1.0, 1)
+    ]
+    assert delta_rows([]) == []
