@@ -18,7 +18,8 @@ event-loop lag (``loop_lag_max_s``, wall clock: on a shared machine it includes 
 scheduled) and the most CPU its loop thread used in one 50 ms sample (``loop_busy_max_s``).
 ``pg_cpu_us_per_msg``: the CPU the PostgreSQL backends serving ``--db`` spent per message in the hub phase
 (the hub's share of the server's work: COPY, indexes, the rollup fold, autovacuum), when the server runs on
-this machine; null otherwise or on SQLite (see ``pg_cpu.py``).
+this machine; null otherwise or on SQLite (see ``pg_cpu.py``).  It includes one last fold after the phase,
+so rows not yet folded when it ends are paid for too (``--rollup-interval`` changes how often the hub folds).
 The database named by ``--db`` gets the hub's tables; before the hub starts the benchmark empties them
 (``TRUNCATE`` on PostgreSQL: a ``DELETE`` leaves millions of dead rows that slow the count below).
 
@@ -183,7 +184,7 @@ def stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
         profiler.wait()
 
 
-def build_hub(broker: str, db_url: str, data_dir: Path, nodes: int) -> Hub:
+def build_hub(broker: str, db_url: str, data_dir: Path, nodes: int, rollup_interval: float | None = None) -> Hub:
     """The hub under test; its node limits admit the whole fleet at once (an operator onboarding it)."""
     from hub_esp32_node import plugin as esp32_node
 
@@ -191,7 +192,7 @@ def build_hub(broker: str, db_url: str, data_dir: Path, nodes: int) -> Hub:
     raw = {
         "hub": {"name": "bench", "data_dir": str(data_dir), "log_level": "warning", "limits": limits},
         "mqtt": {"broker": broker, "client_id": f"bench-hub-{uuid.uuid4().hex[:8]}"},
-        "storage": {"db_url": db_url},
+        "storage": {"db_url": db_url, **({"rollup_interval": rollup_interval} if rollup_interval else {})},
     }
     builtins = ("hub.plugins.storage", "hub.plugins.mqtt", "hub.plugins.presence")
     return make_hub(raw, builtins=builtins, plugins=[(esp32_node, "esp32_node")])
@@ -268,6 +269,7 @@ async def through_hub(
     profile: Path | None = None,
     tune_gc: bool = True,
     registered: bool = False,
+    rollup_interval: float | None = None,
 ) -> dict:
     """Messages per second from the publisher's start to the last committed row (profiled in between).
 
@@ -275,7 +277,7 @@ async def through_hub(
     steady state rather than its first contact (registering nodes and entities costs more per message).
     """
     await clear_rows(db_url)
-    hub = build_hub(broker, db_url, data_dir, nodes)
+    hub = build_hub(broker, db_url, data_dir, nodes, rollup_interval)
     async with asyncio.timeout(60):
         await hub.async_start()
     if tune_gc:
@@ -311,6 +313,8 @@ async def through_hub(
         if now - last_progress > IDLE_TIMEOUT:
             break  # nothing more arrives: the rest is lost
     cpu = time.process_time() - cpu_started
+    if pg_cpu.active:  # the rows stored but not folded yet are part of the server's cost per message
+        await hub.services.call("storage", "fold", {"timeout": 600})
     pg_seconds = await pg_cpu.stop()
     pg_us = round(1e6 * pg_seconds / last_stored, 1) if pg_seconds is not None and last_stored else None
     await asyncio.to_thread(stop_profiler, profiler)
@@ -369,6 +373,7 @@ async def run(args: argparse.Namespace) -> dict:
                 profile=args.profile,
                 tune_gc=not args.default_gc,
                 registered=args.registered,
+                rollup_interval=args.rollup_interval,
             )
         finally:
             if broker is not None:
@@ -392,6 +397,9 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument(
+        "--rollup-interval", type=float, help="storage: rollup_interval for the hub (default: the hub's default)"
+    )
     parser.add_argument(
         "--registered", action="store_true", help="register the fleet first (one message per node, not measured)"
     )

@@ -50,6 +50,11 @@ class PgCpuMeter:
         self._first: dict[int, float] = {}
         self._last: dict[int, float] = {}
 
+    @property
+    def active(self) -> bool:
+        """Whether it is measuring (started, and the server is on this machine)."""
+        return self._conn is not None
+
     async def start(self) -> None:
         """Open the sampling connection and take the starting CPU of every backend (nothing if not local)."""
         if not self._local:
