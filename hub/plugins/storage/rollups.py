@@ -25,8 +25,10 @@ neither deleted nor folded, and waits for the next fold.
 The previous design had the fold find new telemetry rows itself (a ``txid``
 column and index, a watermark) and aggregate their JSON in SQL: ``jsonb_each``
 and a numeric-to-text-to-float cast per reading, about half of PostgreSQL's
-CPU during ingest.  Migration 0005 folds what that design left unfolded and
-drops the column.
+CPU during ingest.  Measured against it (README, "PostgreSQL's share of
+ingest"): the hub pays 4-6 µs a message for the deltas, PostgreSQL saves about 10
+(folding included), at 1,000 and at 10,000 nodes.  Migration 0005 folds what
+that design left unfolded and drops the column.
 
 Only one process folds at a time (a transaction-level advisory lock; the others
 skip that round).  What the fold does not know: a row deleted later (retention,
