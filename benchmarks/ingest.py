@@ -12,7 +12,8 @@
    beyond one per (node, seq).
 
 Prints one JSON line with sent, stored, lost, duplicates, msgs_per_s, baseline_msgs_per_s, ratio, and the
-CPU time this process spent per message in each phase (``cpu_us_per_msg``, ``baseline_cpu_us_per_msg``):
+CPU time this process spent per message in each phase (``cpu_us_per_msg``, ``baseline_cpu_us_per_msg``) and,
+with PostgreSQL on this machine, what the database's server processes spent (``db_cpu_us_per_msg``, see ``pgcpu.py``):
 on a shared machine the rates follow the load, the CPU per message much less; and the hub's longest
 event-loop lag (``loop_lag_max_s``, wall clock: on a shared machine it includes time the process was not
 scheduled) and the most CPU its loop thread used in one 50 ms sample (``loop_busy_max_s``).
@@ -54,6 +55,7 @@ from urllib.parse import urlsplit
 
 from gmqtt import Client
 from gmqtt.mqtt.constants import MQTTv50
+from pgcpu import backend_cpu, cpu_between  # the script's own directory is on sys.path
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -263,7 +265,7 @@ async def through_hub(
     async with asyncio.timeout(60):
         await hub.async_start()
     if tune_gc:
-        freeze_startup_heap()  # as `hub run` does
+        freeze_startup_heap(hub)  # as `hub run` does
     await asyncio.sleep(0.5)
     warm = 0
     if registered:
@@ -273,6 +275,7 @@ async def through_hub(
                 await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
     stored_before = hub.metrics.value("stored_rows")
+    db_cpu_before = await backend_cpu(db_url)
     profiler = start_profiler(profile)
     started, cpu_started = time.perf_counter(), time.process_time()
     publisher = start_publisher(broker, nodes, messages)
@@ -289,6 +292,7 @@ async def through_hub(
         if now - last_progress > IDLE_TIMEOUT:
             break  # nothing more arrives: the rest is lost
     cpu = time.process_time() - cpu_started
+    db_cpu = cpu_between(db_cpu_before, await backend_cpu(db_url))
     await asyncio.to_thread(stop_profiler, profiler)
     sent = (await result_task)["sent"]
     async with asyncio.timeout(120):
@@ -305,6 +309,7 @@ async def through_hub(
             "msgs_per_s": round(last_stored / seconds) if seconds else 0,
             "seconds": round(seconds, 3),
             "cpu_us_per_msg": round(1e6 * cpu / last_stored, 1) if last_stored else None,
+            "db_cpu_us_per_msg": round(1e6 * db_cpu / last_stored, 1) if last_stored and db_cpu is not None else None,
             "loop_lag_max_s": round(hub.loop_lag.max_lag, 3),
             "loop_busy_max_s": round(hub.loop_lag.max_busy, 3),
         }
@@ -319,6 +324,7 @@ async def through_hub(
         "msgs_per_s": round(distinct / seconds) if seconds else 0,
         "seconds": round(seconds, 3),
         "cpu_us_per_msg": round(1e6 * cpu / last_stored, 1) if last_stored else None,
+        "db_cpu_us_per_msg": round(1e6 * db_cpu / last_stored, 1) if last_stored and db_cpu is not None else None,
         "loop_lag_max_s": round(hub.loop_lag.max_lag, 3),
         "loop_busy_max_s": round(hub.loop_lag.max_busy, 3),
     }
