@@ -281,7 +281,7 @@ async def through_hub(
     async with asyncio.timeout(60):
         await hub.async_start()
     if tune_gc:
-        freeze_startup_heap()  # as `hub run` does
+        freeze_startup_heap(hub)  # as `hub run` does
     await asyncio.sleep(0.5)
     warm = 0
     if registered:

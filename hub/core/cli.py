@@ -127,7 +127,7 @@ async def _cmd_run(args: argparse.Namespace) -> int:
     configure_logging(hub.config["hub"]["log_level"])
 
     async def after_start() -> None:
-        freeze_startup_heap()
+        freeze_startup_heap(hub)
         if args.demo > 0:
             await hub.plugins.call_async("hub_demo", hub=hub, nodes=args.demo)
 

@@ -37,6 +37,7 @@ from .durability import Durability
 from .errors import HubStateError, StartupError
 from .event_types import NoEventData
 from .events import EventBus
+from .heap import keep_fleet_frozen
 from .keys import HubData
 from .limits import Limits
 from .looplag import LoopLag
@@ -53,7 +54,7 @@ GC_GEN0_THRESHOLD = 20_000
 """Young-generation threshold of a running hub (CPython's default: 700), see :func:`freeze_startup_heap`."""
 
 
-def freeze_startup_heap() -> None:
+def freeze_startup_heap(hub: Hub | None = None) -> None:
     """Tune the garbage collector for the steady state; call once a long-running hub has started.
 
     What exists after start (modules, config, plugins, the restored fleet) lives as long as the
@@ -69,12 +70,15 @@ def freeze_startup_heap() -> None:
     are rare on the hot path, so little garbage waits longer.
 
     Not done by :meth:`Hub.async_start` itself, since a process that builds many hubs (a test
-    run) would pin each one's objects forever.
+    run) would pin each one's objects forever.  Given the running ``hub``, the fleet that registers
+    later is frozen as it grows (:mod:`hub.core.heap`).
     """
     gc.collect()
     gc.freeze()
     _gen0, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+    if hub is not None:
+        hub.create_task(keep_fleet_frozen(hub.registry), "hub:gc-refreeze")
 
 
 class HubState(enum.Enum):

@@ -165,3 +165,49 @@ async def test_tags_written_by_hand_are_normalised_or_dropped_at_restore(storage
     restarted = await storage_hub()
     assert restarted.registry.get(NODE_A).tags == ["beta"]
     assert restarted.registry.get(NODE_B).tags == []
+
+
+async def test_last_seen_in_postgresql_only_moves_forward(storage_hub, store: Store):
+    """Several processes write last_seen (workers on RabbitMQ): an older value never replaces a newer one."""
+    if store.dialect != "postgresql":
+        return  # SQLite has one writing process by construction
+    hub = await storage_hub(flush_interval=0.01)
+    registry = hub.registry
+    nodes = [registry.get_or_register(node_id) for node_id in (NODE_A, NODE_B)]
+    for node in nodes:
+        registry.ensure_entity(node, "temperature")
+        registry.report_states(node, {"temperature": 1.0}, T0, received=T0)
+    await committed(hub)
+    await store.execute("UPDATE nodes SET last_seen = :t WHERE node_id = :n", t=T0 + 100, n=NODE_A)  # another worker
+    for node in nodes:
+        registry.report_states(node, {"temperature": 2.0}, T0 + 10, received=T0 + 10)
+    await committed(hub)
+    rows = await store.all("SELECT node_id, last_seen FROM nodes ORDER BY node_id")
+    assert dict(rows) == {NODE_A: T0 + 100, NODE_B: T0 + 10}
+
+
+async def test_node_and_entity_text_and_times_survive_exactly(storage_hub, hub_clock: FakeClock):
+    """Quotes, backslashes, JSON-looking text, non-ASCII and times with no short decimal form come back as written."""
+    awkward = 'say "hi" \\ {"a": [1]} ünïcødé 🌱'
+    hub = await storage_hub()
+    registry = hub.registry
+    node = registry.get_or_register(NODE_A, name=awkward, ts=T0 + 0.1)
+    registry.update_node(node, description=awkward, firmware_version="1.0\\beta", area=None, attributes={"k": awkward})
+    registry.ensure_entity(node, "temperature", name=awkward, unit='°"C', attributes={"x": None})
+    registry.report_states(node, {"temperature": 1.5}, T0 + 1 / 3, received=T0 + 1 / 3)
+    registry.set_status(node, STATUS_ONLINE, REASON_MESSAGE, ts=T0 + 2 / 3)
+    await hub.async_stop()
+
+    restarted = await storage_hub()
+    a = restarted.registry.get(NODE_A)
+    assert a is not None
+    assert (a.name, a.description, a.firmware_version, a.area, a.attributes) == (
+        awkward,
+        awkward,
+        "1.0\\beta",
+        None,
+        {"k": awkward},
+    )
+    assert (a.first_seen, a.last_seen, a.status_since) == (T0 + 0.1, T0 + 1 / 3, T0 + 2 / 3)
+    entity = a.entities["temperature"]
+    assert (entity.name, entity.unit, entity.attributes) == (awkward, '°"C', {"x": None})

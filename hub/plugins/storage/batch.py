@@ -197,25 +197,35 @@ def build_plan(
     plan.rows, plan.invalid_rows = prepared if prepared is not None else _prepare_rows(batch.rows)
     row_nodes = plan.row_nodes = set(map(_first, plan.rows))
     referenced = row_nodes | {key[0] for key in batch.entities} | {row[0] for row in batch.status}
-    upsert = batch.dirty | {node_id for node_id in referenced if node_id not in ids}
+    upsert = batch.dirty | referenced.difference(ids)  # a set minus a dict: one C loop over the batch's nodes
     for node_id in sorted(upsert):
         node = registry.get(node_id)
         if node is not None:
             plan.nodes.append(_node_row(node))
     written = {row[0] for row in plan.nodes}
-    for node_id in (row_nodes | batch.force_seen) - written:
-        node = registry.get(node_id)
-        if node is None or node.last_seen is None:
-            continue
-        persisted = persisted_seen.get(node_id)
-        if (
-            persisted is None
-            or node.last_seen - persisted >= LAST_SEEN_RESOLUTION
-            or (node_id in batch.force_seen and node.last_seen != persisted)
-        ):
-            plan.last_seen.append((node_id, node.last_seen))
+    plan.last_seen = _moved_last_seen(
+        (row_nodes | batch.force_seen) - written, batch.force_seen, registry, persisted_seen
+    )
     plan.entities = [_entity_row(node_id, entity) for (node_id, _key), entity in batch.entities.items()]
     return plan
+
+
+def _moved_last_seen(
+    node_ids: set[str], forced: set[str], registry: NodeRegistry, persisted_seen: Mapping[str, float]
+) -> list[tuple[str, float]]:
+    """The ``last_seen`` values to write: those :data:`LAST_SEEN_RESOLUTION` past what the database holds, and
+    every changed one of ``forced`` (shutdown).  Runs once per node of the batch (a 10,000-node fleet: most of
+    the batch's rows), so the common case, a node written a moment ago, costs two lookups and a comparison."""
+    moved: list[tuple[str, float]] = []
+    get_node, get_persisted = registry.get, persisted_seen.get
+    for node_id in node_ids:
+        node = get_node(node_id)
+        if node is None or (seen := node.last_seen) is None:
+            continue
+        persisted = get_persisted(node_id)
+        if persisted is None or seen - persisted >= LAST_SEEN_RESOLUTION or (node_id in forced and seen != persisted):
+            moved.append((node_id, seen))
+    return moved
 
 
 def telemetry_records(

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import orjson
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import rollup_deltas
@@ -47,9 +48,9 @@ row holds the latest decision whoever wrote last, and a process whose cache is b
 _UPSERT_NODES = """
 INSERT INTO nodes (node_id, name, description, status, status_reason, status_since, first_seen, last_seen,
                    firmware_version, attributes, area, tags)
-SELECT n, na, d, s, sr, ss, fs, ls, fw, a::jsonb, ar, tg::jsonb
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $7::float8[], $8::float8[],
-            $9::text[], $10::text[], $11::text[], $12::text[]) AS u(n, na, d, s, sr, ss, fs, ls, fw, a, ar, tg)
+SELECT r->>0, r->>1, r->>2, r->>3, r->>4, (r->>5)::float8, (r->>6)::float8, (r->>7)::float8,
+       r->>8, (r->>9)::jsonb, r->>10, (r->>11)::jsonb
+FROM jsonb_array_elements($1::jsonb) AS r
 ON CONFLICT (node_id) DO UPDATE SET
     name = EXCLUDED.name, description = EXCLUDED.description,
     status = CASE WHEN {newer} THEN EXCLUDED.status ELSE nodes.status END,
@@ -60,19 +61,25 @@ ON CONFLICT (node_id) DO UPDATE SET
     area = EXCLUDED.area, tags = EXCLUDED.tags
 RETURNING id, node_id
 """.replace("{newer}", _NEWER_STATUS)
+"""Node and entity rows go in as one JSON array of row arrays (``orjson``, in C), not as one array parameter per
+column: asyncpg checks every element of a ``text[]`` against ``collections.abc`` classes, and registering a
+10,000-node fleet spent 17 % of the hub's samples there (py-spy); the float columns round-trip exactly (shortest
+repr in, ``float8`` out)."""
 _UPSERT_ENTITIES = """
 INSERT INTO entities (node_ref, key, platform, name, unit, device_class, state_class, attributes)
-SELECT nodes.id, k, p, na, un, dc, sc, a::jsonb
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
-     AS u(n, k, p, na, un, dc, sc, a)
-JOIN nodes ON nodes.node_id = u.n
+SELECT nodes.id, r->>1, r->>2, r->>3, r->>4, r->>5, r->>6, (r->>7)::jsonb
+FROM jsonb_array_elements($1::jsonb) AS r
+JOIN nodes ON nodes.node_id = r->>0
 ON CONFLICT (node_ref, key) DO UPDATE SET
     platform = EXCLUDED.platform, name = EXCLUDED.name, unit = EXCLUDED.unit, device_class = EXCLUDED.device_class,
     state_class = EXCLUDED.state_class, attributes = EXCLUDED.attributes
 """
 _UPDATE_LAST_SEEN = """
-UPDATE nodes SET last_seen = GREATEST(nodes.last_seen, u.ls) FROM unnest($1::text[], $2::float8[]) AS u(n, ls) WHERE nodes.node_id = u.n
+UPDATE nodes SET last_seen = u.ls FROM unnest($1::int4[], $2::float8[]) AS u(ref, ls)
+WHERE nodes.id = u.ref AND (nodes.last_seen IS NULL OR nodes.last_seen < u.ls)
 """
+"""By surrogate id, and only rows it moves forward: joining 2,000 of 10,000 rows on ``node_id`` (text) cost the
+server 15 µs a row, on ``id`` 4 µs (measured here); a value that is not newer leaves the row alone (no dead tuple)."""
 _INSERT_STATUS = """
 INSERT INTO status_history (node_ref, ts, old, new, reason)
 SELECT nodes.id, t, o, nw, r
@@ -110,16 +117,33 @@ class PostgresSink:
                     await db.execute(_DELETE_ENTITIES, *_columns(plan.removed_entities, 2))
                 new_ids: dict[str, int] = {}
                 if plan.nodes:
-                    records = await db.fetch(_UPSERT_NODES, *_columns(plan.nodes, 12))
+                    records = await db.fetch(_UPSERT_NODES, _rows_json(plan.nodes))
                     new_ids = {record["node_id"]: record["id"] for record in records}
                 if plan.entities:
-                    await db.execute(_UPSERT_ENTITIES, *_columns(plan.entities, 8))
+                    await db.execute(_UPSERT_ENTITIES, _rows_json(plan.entities))
                 if plan.last_seen:
-                    await db.execute(_UPDATE_LAST_SEEN, *_columns(plan.last_seen, 2))
+                    await _update_last_seen(db, plan.last_seen, ids)
                 stored, duplicates, orphans = await _write_telemetry(db, plan.rows, ids, new_ids)
                 if plan.status:
                     await db.execute(_INSERT_STATUS, *_columns(plan.status, 5))
         return WriteResult(new_ids, stored, duplicates, orphans)
+
+
+async def _update_last_seen(db: asyncpg.Connection, last_seen: list[tuple[str, float]], ids: dict[str, int]) -> None:
+    """Move the nodes' ``last_seen`` forward, addressing rows by surrogate id.
+
+    A node in ``last_seen`` was committed by an earlier batch (a new one is written whole with the node
+    rows), so ``ids`` knows it; one the database does not know is skipped, as telemetry's orphans are.
+    """
+    refs: list[int] = []
+    values: list[float] = []
+    for node_id, seen in last_seen:
+        ref = ids.get(node_id)
+        if ref is not None:
+            refs.append(ref)
+            values.append(seen)
+    if refs:
+        await db.execute(_UPDATE_LAST_SEEN, refs, values)
 
 
 async def _write_telemetry(
@@ -171,6 +195,11 @@ def _only_new(records: list[TelemetryRecord], new: set[tuple[int, int]]) -> list
             new.discard(key)
             kept.append(record)
     return kept
+
+
+def _rows_json(rows: list[Any]) -> str:
+    """Rows as one JSON array of arrays, for ``jsonb_array_elements`` (see :data:`_UPSERT_NODES`)."""
+    return orjson.dumps(rows).decode()
 
 
 def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
