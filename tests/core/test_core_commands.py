@@ -123,6 +123,19 @@ async def test_an_answer_that_overtakes_the_brokers_confirm_still_records_delive
     assert [status for status, _ts, _detail in command.history] == [QUEUED, SENT, DELIVERED, ACKNOWLEDGED, SUCCEEDED]
 
 
+async def test_a_verdict_the_deliverer_reaches_without_sending_records_no_delivery(hub, integration):
+    integration.confirm = asyncio.Event()
+    command = hub.commands.submit(NODE, "REBOOT", sender="alice")
+    await integration.sent_event.wait()
+    hub.commands.settle(command, "error", "no relay 9 on this node")  # from inside deliver, nothing sent
+    integration.confirm.set()
+    await wait_until(lambda: integration.confirmed, timeout=5, message="deliver returned")
+    assert (command.status, command.detail) == (FAILED, "no relay 9 on this node")
+    assert [status for status, _ts, _detail in command.history] == [QUEUED, SENT, FAILED]
+    with pytest.raises(ValueError, match="unknown answer"):
+        hub.commands.settle(command, "maybe")
+
+
 async def test_a_node_side_error_fails_the_command_with_its_reason(hub):
     command = hub.commands.submit(NODE, "STATUS_REQUEST", sender="alice")
     await wait_status(hub, command.id, DELIVERED)

@@ -248,6 +248,19 @@ class CommandManager:
         self._move(command, status, detail)
         return True
 
+    def settle(self, command: Command, answer: str, detail: str | None = None) -> None:
+        """A deliverer's own verdict on ``command``, which it decided without sending anything.
+
+        From inside ``deliver`` (the command is ``sent``): for example an entity that cannot take the
+        action.  Unlike :meth:`acknowledge` it records no delivery (``sent`` → ``failed``), since
+        nothing reached the node.  ``answer`` is one of :data:`ANSWERS`' keys.
+        """
+        status = ANSWERS.get(answer)
+        if status is None:
+            raise ValueError(f"unknown answer {answer!r} (one of {', '.join(ANSWERS)})")
+        if self._pending.get(command.id) is command:
+            self._move(command, status, detail)
+
     # --- storage ---------------------------------------------------------------------------
     def restore(self, commands: Iterable[Command]) -> None:
         """Take back the commands that were pending when the hub stopped (called by storage at setup)."""

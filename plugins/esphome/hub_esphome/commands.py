@@ -165,7 +165,7 @@ class EsphomeCommands:
     # --- the plan: what is sent, what confirms it ---------------------------------------------
     def _settle(self, command: Command, answer: str, detail: str) -> None:
         """A verdict before anything is sent (``sent`` → ``failed``/``succeeded``, never a ``delivered`` it was not)."""
-        self._hub.commands.acknowledge(command.node_id, command.id, answer, detail)
+        self._hub.commands.settle(command, answer, detail)
 
     def _plan(self, command: Command, entity: Entity) -> tuple[Any] | None:
         """``(value,)`` to send, with the expectation left; None when the command is settled without sending."""
