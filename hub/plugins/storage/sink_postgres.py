@@ -15,7 +15,10 @@ keys go in through ``INSERT … ON CONFLICT DO NOTHING RETURNING``: only the row
 whose key came back new are stored.  That only happens right after a reconnect
 or restart.  Two writers storing the same message at once (two workers, one
 redelivery) meet on that primary key: the second waits for the first to
-commit, then skips it.
+commit, then skips it.  Holding several such keys in opposite orders they
+deadlock; PostgreSQL aborts one, and the writer retries that batch as it
+retries any failed write (keys are not sorted for this: it costs every batch
+for a race that needs a redelivery to two workers at once).
 
 The rollup deltas of the rows actually inserted (after that skipping) go into
 ``rollup_pending`` in the same transaction (:mod:`.rollup_deltas`).
