@@ -46,8 +46,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -59,6 +57,7 @@ from urllib.parse import urlsplit
 from gmqtt import Client
 from gmqtt.mqtt.constants import MQTTv50
 from pg_cpu import PgCpuMeter
+from profiling import start_profiler, stop_profiler
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -161,27 +160,6 @@ async def baseline(broker: str, nodes: int, messages: int, timeout: float) -> di
         "msgs_per_s": round(received / seconds),
         "cpu_us_per_msg": round(1e6 * cpu / received, 1) if received else None,
     }
-
-
-def start_profiler(output: Path | None) -> subprocess.Popen[bytes] | None:
-    """py-spy sampling this process (the hub) from now on, into ``output`` (raw collapsed stacks)."""
-    if output is None:
-        return None
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    command = [py_spy, "record", "--native", "--gil", "-r", "200", "-f", "raw", "-o", str(output)]
-    return subprocess.Popen([*command, "-p", str(os.getpid())], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
-    """Stop py-spy (it writes its file on SIGINT); bounded."""
-    if profiler is None:
-        return
-    profiler.send_signal(signal.SIGINT)
-    try:
-        profiler.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        profiler.kill()
-        profiler.wait()
 
 
 def build_hub(broker: str, db_url: str, data_dir: Path, nodes: int, rollup_interval: float | None = None) -> Hub:
@@ -293,7 +271,7 @@ async def through_hub(
     stored_before = hub.metrics.value("stored_rows")
     pg_cpu = PgCpuMeter(db_url)
     await pg_cpu.start()
-    profiler = start_profiler(profile)
+    profiler = start_profiler(profile, os.getpid())
     started, cpu_started = time.perf_counter(), time.process_time()
     publisher = start_publisher(broker, nodes, messages)
     result_task = asyncio.create_task(asyncio.to_thread(publisher_result, publisher, timeout))

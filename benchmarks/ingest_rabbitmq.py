@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from urllib.parse import urlsplit
 import aio_pika
 import yaml
 from loadgen import node_macs
+from profiling import start_profiler, stop_profiler
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -72,27 +72,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used (Linux /proc): what it cost, however busy the machine is."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def start_profiler(output: Path | None, pid: int) -> subprocess.Popen[bytes] | None:
-    """py-spy sampling process ``pid`` (a worker) from now on, as ``ingest.py --profile`` samples the hub."""
-    if output is None:
-        return None
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    command = [py_spy, "record", "--native", "--gil", "-r", "200", "-f", "raw", "-o", str(output), "-p", str(pid)]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
-    """Stop py-spy (it writes its file on SIGINT); bounded."""
-    if profiler is None:
-        return
-    profiler.send_signal(signal.SIGINT)
-    try:
-        profiler.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        profiler.kill()
-        profiler.wait()
 
 
 def start_publisher(broker: str, nodes: int, messages: int, stem: str) -> subprocess.Popen[str]:

@@ -68,14 +68,9 @@ RECENT_DONE = 2_000
 """Finished commands kept in memory for quick lookups; older ones are read from storage."""
 
 ANSWERS: dict[str, str] = {
-    "ok": SUCCEEDED,
-    "success": SUCCEEDED,
-    "succeeded": SUCCEEDED,
-    "error": FAILED,
-    "failed": FAILED,
-    "received": ACKNOWLEDGED,
-    "accepted": ACKNOWLEDGED,
-    "acknowledged": ACKNOWLEDGED,
+    **dict.fromkeys(("ok", "success", "succeeded"), SUCCEEDED),
+    **dict.fromkeys(("error", "failed"), FAILED),
+    **dict.fromkeys(("received", "accepted", "acknowledged"), ACKNOWLEDGED),
 }
 """What a node may answer in its ack's ``status``, and the lifecycle status that means."""
 
@@ -249,12 +244,8 @@ class CommandManager:
         return True
 
     def settle(self, command: Command, answer: str, detail: str | None = None) -> None:
-        """A deliverer's own verdict on ``command``, which it decided without sending anything.
-
-        From inside ``deliver`` (the command is ``sent``): for example an entity that cannot take the
-        action.  Unlike :meth:`acknowledge` it records no delivery (``sent`` → ``failed``), since
-        nothing reached the node.  ``answer`` is one of :data:`ANSWERS`' keys.
-        """
+        """A deliverer's own verdict, from inside ``deliver``, on a command it sends nothing for (an entity that
+        cannot take the action): unlike :meth:`acknowledge`, no delivery is recorded (``sent`` → ``failed``)."""
         status = ANSWERS.get(answer)
         if status is None:
             raise ValueError(f"unknown answer {answer!r} (one of {', '.join(ANSWERS)})")
