@@ -12,7 +12,7 @@ every read an ``Any``; Home Assistant's ``HassKey[T]`` solves that with a
 
 At runtime a key is a ``str`` and :class:`HubData` a dict: the typed signatures
 exist only for the type checker, so a lookup costs what it always did.  (To the
-type checker a key is *not* a ``str``, as in Home Assistant's stub, so a value
+type checker a key is *not* a ``str``, as Home Assistant types its ``HassKey``, so a value
 of the wrong type is an error instead of matching an untyped ``str`` overload.)
 """
 
