@@ -8,6 +8,7 @@ own SQL (a constraint violated, a syntax error) pass through unchanged.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 
@@ -74,12 +75,16 @@ class SharedDatabase:
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
         if self._closed:
             raise StorageUnavailable("storage has stopped")
+        connection = self._engine.connect()
         try:
-            conn = await self._engine.connect()
+            conn = await connection.start()
         except (exc.SQLAlchemyError, OSError) as err:  # whatever stops a connection, the database is unavailable
             raise StorageUnavailable(f"cannot connect to the database ({err})") from err
         try:
             with unavailable_as_error("query"):
                 yield conn
         finally:
-            await conn.close()
+            # Shielded: a second cancellation (a task cancelled again while it cleans up) must not leave the
+            # connection half-closed outside the pool.  On SQLite that connection kept its write lock, and every
+            # writer after it failed with "database is locked" until the garbage collector found it.
+            await asyncio.shield(conn.close())

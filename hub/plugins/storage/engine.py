@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from .jsoncodec import dumps
+
+_LOGGER = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT = 10.0
 """Seconds a SQLite writer waits for another (retention, the batch writer) to commit before failing."""
@@ -36,6 +39,7 @@ def create_engine(url: URL) -> AsyncEngine:
         _create_private(url.database)
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT}, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "invalidate", _sqlite_rollback_before_close)
         return engine
     # JIT off: the hub's queries are short, and compiling them cost more than it saved (measured: JIT was a
     # large part of the 140 ms the raw 30-day history query took).
@@ -83,6 +87,22 @@ _SQLITE_PRAGMAS = (
     "cache_size=-65536",  # 64 MB
     "wal_autocheckpoint=10000",  # pages: index pages dirtied by several batches are checkpointed once
 )
+
+
+def _sqlite_rollback_before_close(dbapi_connection: Any, _record: Any, _error: BaseException | None) -> None:
+    """Roll back a SQLite connection SQLAlchemy is about to throw away, so that it lets go of its write lock now.
+
+    A task cancelled inside a transaction (at a hub stop, a request timeout) gets its connection invalidated,
+    which closes it.  But a cursor the cancellation left unfinished keeps the closed connection alive inside
+    SQLite (``sqlite3_close_v2`` waits for every statement to be finalized), transaction and write lock
+    included, until the garbage collector finds that cursor: every other writer got "database is locked" for
+    as long, which was 40 s and more once at a hub stop.  Rolling back first ends the transaction whatever is
+    left unfinished.
+    """
+    try:
+        dbapi_connection.rollback()
+    except Exception:  # noqa: BLE001 - already broken, or closed outside the event loop: nothing to release
+        _LOGGER.debug("Rollback of an invalidated SQLite connection failed", exc_info=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
