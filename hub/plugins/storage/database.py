@@ -75,16 +75,14 @@ class SharedDatabase:
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
         if self._closed:
             raise StorageUnavailable("storage has stopped")
-        connection = self._engine.connect()
         try:
-            conn = await connection.start()
+            conn = await self._engine.connect()
         except (exc.SQLAlchemyError, OSError) as err:  # whatever stops a connection, the database is unavailable
             raise StorageUnavailable(f"cannot connect to the database ({err})") from err
         try:
             with unavailable_as_error("query"):
                 yield conn
         finally:
-            # Shielded: a second cancellation (a task cancelled again while it cleans up) must not leave the
-            # connection half-closed outside the pool.  On SQLite that connection kept its write lock, and every
-            # writer after it failed with "database is locked" until the garbage collector found it.
+            # Shielded, as SQLAlchemy's own ``async with engine.connect()`` does: a second cancellation (a task
+            # cancelled again while it cleans up) must not leave the connection half-returned to the pool.
             await asyncio.shield(conn.close())
