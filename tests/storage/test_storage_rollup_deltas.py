@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub.plugins.storage.jsoncodec import dumps
+from hub.plugins.storage.jsoncodec import dumps, encode
 from hub.plugins.storage.rollup_deltas import delta_rows
 
 T = 1_700_000_040.0  # a minute's start
@@ -35,3 +35,24 @@ def test_the_stored_json_is_what_counts():
         (1, "v", T, 1.0, 1.0, 1.0, 1)
     ]
     assert delta_rows([]) == []
+
+
+def test_the_dicts_at_hand_give_the_rows_parsing_the_stored_text_gives():
+    """The writer aggregates the states dicts it holds where their stored text reads back as them; where it
+    does not (a NaN written as null, a key or value repaired), the text is parsed: the rows are the same."""
+    states = [
+        {"t": 2, "on": True, "mode": "eco", "big": 2**70},  # 2**70: orjson refuses it, the codec repairs it
+        {"t": float("nan"), "u": float("-inf"), "v": 1.0},  # written as null
+        {"t": -1.5, 3: 4.0, "bad\x00key": 5},  # a non-string key and a NUL: repaired
+        {"t": 7, "none": None},
+        {"t": 8.25, "on": False},
+    ]
+    records, documents = [], []
+    for index, document in enumerate(states):
+        text, verbatim = encode(document)
+        records.append((1, T + index, text, index))
+        documents.append(document if verbatim else None)
+    assert documents[0] is None and documents[1] is None and documents[2] is None and documents[3] is None
+    assert documents[4] is states[4]
+    assert delta_rows(records, documents) == delta_rows(records)
+    assert sorted(delta_rows(records, documents))[-1] == (1, "v", T, 1.0, 1.0, 1.0, 1)

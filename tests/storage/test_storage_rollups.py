@@ -70,7 +70,7 @@ def _rows(rng: random.Random, shared: list[PreparedRow], own: int, count: int) -
     rows = rng.sample(shared, count // 2)
     for _ in range(count - len(rows)):
         states = {"v": rng.randint(-1000, 1000), "f": rng.random(), "b": rng.random() < 0.5}
-        rows.append((f"n{own}", T0 + rng.uniform(0, 600), dumps(states), None))
+        rows.append((f"n{own}", T0 + rng.uniform(0, 600), dumps(states), None, states))
     rng.shuffle(rows)
     return rows
 
@@ -80,9 +80,10 @@ async def test_two_writers_storing_the_same_messages_while_the_fold_runs(storage
     await storage_hub(partition_days_ahead=1)
     rng = random.Random(5)
     shared: list[PreparedRow] = [
-        (f"n{ref}", T0 + rng.uniform(0, 600), dumps({"v": rng.randint(0, 99), "b": True}), dedupe)
+        (f"n{ref}", T0 + rng.uniform(0, 600), dumps(states), dedupe, states)
         for ref in (1, 2, 3)
         for dedupe in range(400)
+        for states in [{"v": rng.randint(0, 99), "b": True}]
     ]
     ids = {f"n{ref}": ref for ref in range(1, 6)}
     engines = [create_async_engine(store.url) for _ in range(3)]
@@ -130,7 +131,7 @@ async def test_a_fold_leaves_the_deltas_of_an_open_transaction_for_the_next(stor
     try:
         transaction = db.transaction()
         await transaction.start()
-        rows = [("n1", T0 + i, dumps({"v": i}), i) for i in range(50)]
+        rows = [("n1", T0 + i, dumps({"v": i}), i, None) for i in range(50)]  # no dicts: the texts are parsed
         assert await _write_telemetry(db, rows, {"n1": 1}, {}) == (50, 0, 0)
         assert (await fold(engine)).deltas == 0  # not committed: not in the fold's snapshot, not deleted
         await transaction.commit()

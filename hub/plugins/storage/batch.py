@@ -22,12 +22,13 @@ from typing import Any, Protocol
 
 from hub import Node, NodeRegistry
 
-from .jsoncodec import clean_text, dumps
+from .jsoncodec import clean_text, dumps, encode
 
 Row = tuple[str, float, dict[str, Any], int | None]
 """One ``state_reported`` message as it arrives: node_id, ts, states, dedupe."""
-PreparedRow = tuple[str, float, str, int | None]
-"""A validated row with its states serialized once: node_id, ts, states JSON, dedupe."""
+PreparedRow = tuple[str, float, str, int | None, "dict[str, Any] | None"]
+"""A validated row with its states serialized once: node_id, ts, states JSON, dedupe, and the states dict when
+the JSON reads back as exactly that dict (:func:`.jsoncodec.encode`), else None."""
 NodeRow = tuple[
     str, str, str, str, str | None, float | None, float | None, float | None, str | None, str, str | None, str
 ]
@@ -230,8 +231,9 @@ def _moved_last_seen(
 
 def telemetry_records(
     rows: list[PreparedRow], ids: dict[str, int], new_ids: Mapping[str, int]
-) -> tuple[list[TelemetryRecord], int]:
-    """Give each prepared row its node's surrogate id; returns the records and how many had no node.
+) -> tuple[list[TelemetryRecord], list[dict[str, Any] | None], int]:
+    """Give each prepared row its node's surrogate id; returns the records, their states dicts (as in
+    :data:`PreparedRow`, one per record) and how many rows had no node.
 
     ``new_ids`` (nodes written earlier in the same transaction) wins over ``ids``:
     a node removed and registered again within one batch has a new id.
@@ -239,15 +241,18 @@ def telemetry_records(
     # One merged dict for the batch (only batches that wrote nodes have new_ids): a ChainMap's get is Python, per row.
     lookup = {**ids, **new_ids}.get if new_ids else ids.get
     records: list[TelemetryRecord] = []
+    documents: list[dict[str, Any] | None] = []
     append = records.append
+    keep = documents.append
     orphans = 0
-    for node_id, ts, states, dedupe in rows:
+    for node_id, ts, states, dedupe, document in rows:
         ref = lookup(node_id)
         if ref is None:
             orphans += 1
         else:
             append((ref, ts, states, dedupe))
-    return records, orphans
+            keep(document)
+    return records, documents, orphans
 
 
 async def prepare_rows(rows: list[Row]) -> tuple[list[PreparedRow], int]:
@@ -284,7 +289,8 @@ def _prepare_rows(rows: list[Row]) -> tuple[list[PreparedRow], int]:
             ):
                 invalid += 1
                 continue
-            append((node_id, float(ts), dumps(states), dedupe))
+            text, verbatim = encode(states)
+            append((node_id, float(ts), text, dedupe, states if verbatim else None))
         except TypeError:
             invalid += 1
     return prepared, invalid

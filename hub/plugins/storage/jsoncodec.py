@@ -21,13 +21,23 @@ _NUL_ESCAPE = b"\\u0000"
 
 def dumps(value: Any) -> str:
     """``value`` as a JSON text every supported database accepts."""
+    return encode(value)[0]
+
+
+def encode(value: Any) -> tuple[str, bool]:
+    """:func:`dumps`, and whether the text reads back as ``value`` itself (no repair, no ``null`` in it).
+
+    orjson writes NaN and the infinities as ``null``; a text without ``null`` had none, so reading it
+    back gives ``value``'s own keys and numbers (the storage writer then aggregates the dict it holds
+    instead of parsing the text again).
+    """
     try:
         data = orjson.dumps(value)
     except (TypeError, orjson.JSONEncodeError):
-        return orjson.dumps(_clean(value)).decode()
+        return orjson.dumps(_clean(value)).decode(), False
     if _NUL_ESCAPE in data:
-        return orjson.dumps(_clean(value)).decode()
-    return data.decode()
+        return orjson.dumps(_clean(value)).decode(), False
+    return data.decode(), b"null" not in data
 
 
 def clean_text(value: str | None) -> str | None:

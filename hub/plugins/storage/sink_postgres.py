@@ -159,12 +159,13 @@ async def _write_telemetry(
     stored = duplicates = orphans = 0
     deltas: list[rollup_deltas.DeltaRow] = []
     for part in row_slices(rows) if rows else ():  # a COPY per slice: the loop turns between
-        records, lost = telemetry_records(part, ids, new_ids)
+        records, documents, lost = telemetry_records(part, ids, new_ids)
         orphans += lost
         inserted = await _insert_telemetry(db, records)
         stored += len(inserted)
         duplicates += len(records) - len(inserted)
-        deltas += rollup_deltas.delta_rows(inserted)
+        # The states dicts line up with the records unless redelivered copies were skipped (rare): then parse.
+        deltas += rollup_deltas.delta_rows(inserted, documents if inserted is records else None)
     await rollup_deltas.copy_deltas(db, deltas)
     return stored, duplicates, orphans
 

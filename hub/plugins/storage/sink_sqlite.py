@@ -114,7 +114,7 @@ async def _apply(db: aiosqlite.Connection, plan: WritePlan, ids: dict[str, int])
     stored = duplicates = orphans = 0
     fragment = orjson.Fragment
     for rows in row_slices(plan.rows) if plan.rows else ():  # each slice one statement: the loop turns between
-        records, lost = telemetry_records(rows, ids, new_ids)
+        records, _documents, lost = telemetry_records(rows, ids, new_ids)
         orphans += lost
         if records:
             inserted = await _run(db, _INSERT_TELEMETRY, [(ref, ts, fragment(s), d) for ref, ts, s, d in records])
