@@ -50,8 +50,11 @@ from .services import ServiceRegistry
 _LOGGER = logging.getLogger(__name__)
 
 
-GC_GEN0_THRESHOLD = 20_000
-"""Young-generation threshold of a running hub (CPython's default: 700), see :func:`freeze_startup_heap`."""
+GC_GEN0_THRESHOLD = 100_000
+"""Young-generation threshold of a running hub (CPython's default: 700), see :func:`freeze_startup_heap`.
+20,000 before: at 1,000 nodes 100,000 cost the hub 0.4-1.1 µs less a message (6 of 6 interleaved ingest runs,
+14.3-15.2 against 14.9-16.1 µs), with no longer loop turn (``loop_busy_max_s`` 0.066-0.068 s against
+0.058-0.069 s); a young collection over 100,000 live containers takes about 4 ms here."""
 
 
 def freeze_startup_heap(hub: Hub | None = None) -> None:
