@@ -31,10 +31,10 @@ def test_numbers_and_booleans_count_per_node_key_and_minute():
 
 def test_the_stored_json_is_what_counts():
     """A value the JSON codec turns into null (NaN) is not a reading, as in the stored row."""
-    assert delta_rows([(1, T, dumps({"t": float("nan"), "u": float("inf"), "v": 1.0}), 1)]) == [
+    assert list(delta_rows([(1, T, dumps({"t": float("nan"), "u": float("inf"), "v": 1.0}), 1)])) == [
         (1, "v", T, 1.0, 1.0, 1.0, 1)
     ]
-    assert delta_rows([]) == []
+    assert list(delta_rows([])) == []
 
 
 def test_the_dicts_at_hand_give_the_rows_parsing_the_stored_text_gives():
@@ -54,5 +54,5 @@ def test_the_dicts_at_hand_give_the_rows_parsing_the_stored_text_gives():
         documents.append(document if verbatim else None)
     assert documents[0] is None and documents[1] is None and documents[2] is None and documents[3] is None
     assert documents[4] is states[4]
-    assert delta_rows(records, documents) == delta_rows(records)
+    assert list(delta_rows(records, documents)) == list(delta_rows(records))
     assert sorted(delta_rows(records, documents))[-1] == (1, "v", T, 1.0, 1.0, 1.0, 1)

@@ -21,8 +21,8 @@ dict it makes); the dict usually is at hand.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from itertools import repeat
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain, repeat
 from typing import Any
 
 import asyncpg
@@ -45,12 +45,15 @@ converts them, rounding to nearest as PostgreSQL's cast of a JSON number does.""
 
 def delta_rows(
     records: Sequence[TelemetryRecord], documents: Sequence[dict[str, Any] | None] | None = None
-) -> list[DeltaRow]:
+) -> Iterator[DeltaRow]:
     """One row per (node, key, minute) with at least one numeric reading among the inserted ``records``.
 
     ``documents``, when given, holds one entry per record: its states as a dict, or None where only the
-    stored text says what they are.  The writer calls it per slice of at most ``ROWS_PER_TURN`` rows
-    (about 3 µs a row here), so a large batch does not hold the event loop; only a slice's rows are
+    stored text says what they are.  The rows are made one at a time as :func:`copy_deltas` sends them,
+    so each is freed as soon as it is encoded: a list of them (five or six a message when a fleet's
+    nodes have one message each in a batch) kept the young GC generation full, and its collections were
+    most of the garbage collector's share at 10,000 nodes.  The writer calls it per slice of at most
+    ``ROWS_PER_TURN`` rows, so a large batch does not hold the event loop; only a slice's rows are
     aggregated together.
     """
     return _aggregate(_by_minute(records, repeat(None) if documents is None else documents))
@@ -74,14 +77,14 @@ def _by_minute(records: Iterable[TelemetryRecord], given: Iterable[dict[str, Any
     return documents
 
 
-def _aggregate(documents: Documents) -> list[DeltaRow]:
-    rows: list[DeltaRow] = []
-    extend = rows.extend
+def _aggregate(documents: Documents) -> Iterator[DeltaRow]:
     numeric = _NUMERIC
     for (ref, minute), docs in documents.items():
         bucket = minute * MINUTE
         if len(docs) == 1:  # the usual case at a node's normal rate: nothing to aggregate
-            extend([(ref, key, bucket, v, v, v, 1) for key, v in docs[0].items() if type(v) in numeric])
+            for key, v in docs[0].items():
+                if type(v) in numeric:
+                    yield (ref, key, bucket, v, v, v, 1)
             continue
         columns: dict[str, list[Any]] = {}
         for doc in docs:
@@ -91,13 +94,13 @@ def _aggregate(documents: Documents) -> list[DeltaRow]:
                         columns[key].append(v)
                     else:
                         columns[key] = [v]
-        extend(
-            [(ref, key, bucket, min(values), max(values), sum(values), len(values)) for key, values in columns.items()]
-        )
-    return rows
+        for key, values in columns.items():
+            yield (ref, key, bucket, min(values), max(values), sum(values), len(values))
 
 
-async def copy_deltas(db: asyncpg.Connection, rows: list[DeltaRow]) -> None:
-    """Append delta rows to ``rollup_pending`` (binary COPY, in the caller's transaction)."""
-    if rows:
-        await db.copy_records_to_table("rollup_pending", records=rows, columns=_COLUMNS)
+async def copy_deltas(db: asyncpg.Connection, rows: Iterable[DeltaRow]) -> None:
+    """Append delta rows to ``rollup_pending`` (binary COPY, in the caller's transaction); none, no COPY."""
+    rows = iter(rows)
+    first = next(rows, None)
+    if first is not None:
+        await db.copy_records_to_table("rollup_pending", records=chain((first,), rows), columns=_COLUMNS)

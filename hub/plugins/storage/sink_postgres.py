@@ -157,16 +157,15 @@ async def _write_telemetry(
     The deltas describe exactly the rows inserted here, and commit with them.
     """
     stored = duplicates = orphans = 0
-    deltas: list[rollup_deltas.DeltaRow] = []
-    for part in row_slices(rows) if rows else ():  # a COPY per slice: the loop turns between
+    for part in row_slices(rows) if rows else ():  # COPYs per slice: the loop turns between
         records, documents, lost = telemetry_records(part, ids, new_ids)
         orphans += lost
         inserted = await _insert_telemetry(db, records)
         stored += len(inserted)
         duplicates += len(records) - len(inserted)
         # The states dicts line up with the records unless redelivered copies were skipped (rare): then parse.
-        deltas += rollup_deltas.delta_rows(inserted, documents if inserted is records else None)
-    await rollup_deltas.copy_deltas(db, deltas)
+        deltas = rollup_deltas.delta_rows(inserted, documents if inserted is records else None)
+        await rollup_deltas.copy_deltas(db, deltas)
     return stored, duplicates, orphans
 
 
