@@ -32,8 +32,11 @@ StorageHub = Callable[..., Awaitable[Hub]]
 
 
 @pytest.fixture
-def storage_hub(hub_factory, db_url: str, hub_clock: FakeClock) -> StorageHub:
-    """``await storage_hub(batch_size=…, …)``: a started hub with only storage, on ``db_url``, fake clock."""
+def storage_hub(db_url: str, hub_factory, hub_clock: FakeClock) -> StorageHub:
+    """``await storage_hub(batch_size=…, …)``: a started hub with only storage, on ``db_url``, fake clock.
+
+    ``db_url`` comes first, so the database outlives the hub: its stop still writes (the rollup epoch).
+    """
 
     async def factory(role: str | None = None, start: bool = True, **storage: Any) -> Hub:
         extra = {"role": role} if role is not None else {}

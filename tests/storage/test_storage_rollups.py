@@ -55,7 +55,9 @@ async def test_rollups_equal_raw_after_batches_with_duplicates_and_late_readings
         report(hub, NODE_A, {"t": 100.0 + i, "on": True}, T0 + i * 3.1, 10_000 + i)
         report(hub, *sent[i])
     await committed(hub)
-    assert await store.scalar("SELECT count(*) FROM rollup_pending") > 0
+    # The writer holds the epoch's deltas in memory (rollup_epochs) until it is sealed: the fold service seals it.
+    assert await store.scalar("SELECT count(*) FROM rollup_pending") == 0
+    assert await store.scalar("SELECT count(*) FROM rollup_epochs") == 1
     result = await hub.services.call("storage", "fold", {})
     assert result["deltas"] > 0 and result["minutes"] > 0
     assert await store.scalar("SELECT count(*) FROM rollup_pending") == 0  # moved, not copied
@@ -90,7 +92,7 @@ async def test_two_writers_storing_the_same_messages_while_the_fold_runs(storage
     stop = asyncio.Event()
 
     async def writer(engine: Any, own: int, seed: int) -> None:
-        sink, local = PostgresSink(engine), random.Random(seed)
+        sink, local = PostgresSink(engine, rollup_window=0.05), random.Random(seed)  # epochs sealed mid-run
         for _ in range(12):
             plan = WritePlan(rows=_rows(local, shared, own, local.randint(20, 120)))
             while True:
@@ -101,6 +103,7 @@ async def test_two_writers_storing_the_same_messages_while_the_fold_runs(storage
                     # Two transactions inserting the same dedupe keys in different orders: PostgreSQL aborts
                     # one, which the storage writer retries like any failed batch; so does this stand-in.
                     continue
+        await sink.seal()
 
     async def folder() -> int:
         folds = 0
@@ -131,8 +134,9 @@ async def test_a_fold_leaves_the_deltas_of_an_open_transaction_for_the_next(stor
     try:
         transaction = db.transaction()
         await transaction.start()
-        rows = [("n1", T0 + i, dumps({"v": i}), i, None) for i in range(50)]  # no dicts: the texts are parsed
-        assert await _write_telemetry(db, rows, {"n1": 1}, {}) == (50, 0, 0)
+        # No dedupe keys, so no epoch: the deltas go with the rows.  No dicts: the texts are parsed.
+        rows = [("n1", T0 + i, dumps({"v": i}), None, None) for i in range(50)]
+        assert (await _write_telemetry(db, rows, {"n1": 1}, {}, None))[:3] == (50, 0, 0)
         assert (await fold(engine)).deltas == 0  # not committed: not in the fold's snapshot, not deleted
         await transaction.commit()
         assert (await wait_folded(engine)).deltas > 0

@@ -15,8 +15,8 @@ What it does for the hub (details in each module):
 * Retention (:mod:`.retention`) and the ``storage.history``, ``storage.status_history``,
   ``storage.purge`` and ``storage.fold`` services (:mod:`.services`).
 * On PostgreSQL: daily time partitions made ahead (:mod:`.partitions`) and 1-minute/1-hour rollups, whose
-  deltas each batch appends (:mod:`.rollup_deltas`) and a background fold merges (:mod:`.rollups`,
-  :mod:`.maintenance`), which long history windows read.
+  deltas the writer accumulates (:mod:`.rollup_deltas`) and appends once an epoch (:mod:`.rollup_epochs`)
+  and a background fold merges (:mod:`.rollups`, :mod:`.maintenance`), which long history windows read.
 """
 
 from __future__ import annotations

@@ -177,6 +177,13 @@ class Sink(Protocol):
     async def write(self, plan: WritePlan, ids: dict[str, int]) -> WriteResult:
         """Apply ``plan`` atomically; ``ids`` maps node_id to nodes.id for nodes committed earlier."""
 
+    def seal_after(self) -> float | None:
+        """Seconds until what the sink holds in memory across batches is due to be written (PostgreSQL's
+        rollup deltas); None when it holds nothing."""
+
+    async def seal(self) -> None:
+        """Write what the sink holds in memory across batches now."""
+
 
 def build_plan(
     batch: Batch,

@@ -128,10 +128,10 @@ CONFIG_SCHEMA = vol.All(
             vol.Optional(
                 "rollup_interval",
                 default=60,
-                description="PostgreSQL: seconds between two folds of the writers' pending deltas into the 1-minute and 1-hour "
-                "rollups (how far history charts from rollups lag behind). A fold upserts one row per node, key and "
-                "bucket it touches, so in a large fleet a short interval costs the database per message: at 10,000 "
-                "nodes 5 s cost 35-41 µs of PostgreSQL CPU a message, 60 s 24-25.",
+                description="PostgreSQL: seconds a writer accumulates its rollup deltas in memory (an epoch) and seconds "
+                "between two folds of the written deltas into the 1-minute and 1-hour rollups: history charts from "
+                "rollups lag behind by up to twice this. Each epoch writes, and each fold upserts, one row per node, "
+                "key and bucket it touches, so in a large fleet a short interval costs the database per message.",
             ): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=3600)),
             vol.Optional(
                 "rollup_keep_days",

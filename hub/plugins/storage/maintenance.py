@@ -3,7 +3,8 @@
 Runs in processes whose role runs maintenance (``hub run``, workers), never in
 one-off commands.  Partitions are made at setup, before the writer starts (so
 today's rows do not land in the default partition), then checked hourly;
-the fold runs every ``rollup_interval`` seconds.  Several processes may do
+the fold runs every ``rollup_interval`` seconds, after recovering the rollup
+deltas of any epoch a writer abandoned (:mod:`.rollup_epochs`).  Several processes may do
 this at once: partitions are made under an advisory lock and only one fold
 runs at a time (:mod:`.partitions`, :mod:`.rollups`).  A failure is logged
 (rate-limited) and retried at the next turn; ingest never waits for any of it.
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub import Metrics, RateLimitedLogger
 
 from .partitions import ensure_partitions
+from .rollup_epochs import abandoned_after, recover_abandoned
 from .rollups import fold
 
 _LOGGER = logging.getLogger(__name__)
@@ -45,7 +47,11 @@ class Maintenance:
         self._days_ahead = days_ahead
         self._fold_interval = fold_interval
         self._clock = clock
+        self._abandoned_after = abandoned_after(fold_interval)
         self._folds = metrics.counter("rollup_folds", "Rollup folds that ran (PostgreSQL)")
+        self._recovered = metrics.counter(
+            "rollup_epochs_recovered", "Rollup epochs a writer abandoned, counted from the stored rows (PostgreSQL)"
+        )
         self._fold_seconds = metrics.counter("rollup_fold_seconds", "Seconds spent folding telemetry into rollups")
         self._made = metrics.counter("partitions_made", "Time partitions made ahead (PostgreSQL)")
         self._log = RateLimitedLogger(_LOGGER, interval=300)
@@ -63,6 +69,7 @@ class Maintenance:
             await asyncio.sleep(self._fold_interval)
             began = time.monotonic()
             try:
+                self._recovered.inc(await recover_abandoned(self._engine, self._abandoned_after))
                 await fold(self._engine)
             except Exception as err:  # noqa: BLE001 - the database hiccuped: the deltas wait for the next fold
                 self._log.error("fold", "Rollup fold failed, retrying in %.0f s: %s", self._fold_interval, err)

@@ -12,8 +12,8 @@ On PostgreSQL the buckets can come from the rollups instead (:mod:`.rollups`):
 rollup no wider than the requested bucket (a 30-day chart of 500 buckets,
 5,184 s each, reads ``rollup_1h``: 720 rows instead of 86,400 JSON documents).
 Each rollup bucket counts in the chart bucket its start falls in, so a chart
-bucket's edges are exact to the rollup's width; the newest seconds (since the
-last fold, ``rollup_interval``) are not in the rollups yet.  SQLite has no
+bucket's edges are exact to the rollup's width; the newest seconds (up to two
+``rollup_interval``: the writer's epoch, then the fold) are not in the rollups yet.  SQLite has no
 rollups and always answers from the raw rows (``resolution`` says which was used).
 """
 

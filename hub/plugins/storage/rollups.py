@@ -2,7 +2,7 @@
 
 Two halves.  The batch writer aggregates the rows it inserts, per node, key
 and minute, and appends those partial aggregates to ``rollup_pending`` with a
-binary ``COPY`` in the same transaction as the rows (:mod:`.rollup_deltas`):
+binary ``COPY`` once an epoch (:mod:`.rollup_deltas`, :mod:`.rollup_epochs`):
 no upsert, no index, nothing another transaction waits for.  (An earlier
 attempt upserted the rollups in the writer's transaction and ingest fell to
 0.55-0.95 of its rate: every batch updated the same hot rows.)  Then
@@ -11,8 +11,9 @@ pending deltas into ``rollup_1m`` and ``rollup_1h`` with ``INSERT … ON
 CONFLICT DO UPDATE`` merging min, max, sum and count, so a late reading for an
 old minute is merged into it like any other.
 
-Exactly once.  A delta commits with the rows it describes, or not at all (a
-writer that fails rolls both back; the redelivered batch writes them again).
+Exactly once.  A delta reaches ``rollup_pending`` exactly once for the rows
+it describes: in its epoch's seal, or, when the writer abandoned the epoch,
+in the recovery that aggregates those rows from the table (:mod:`.rollup_epochs`).
 A redelivered message already stored adds no delta: the writer computes the
 deltas from only the rows that came back new from the dedupe keys, and two
 writers storing the same message meet on that key (the second waits, then

@@ -95,7 +95,11 @@ class Storage:
         hub.registry.restore(restored.nodes)
         hub.commands.restore(pending_commands)
         self._commands.start()
-        sink = PostgresSink(self.engine) if self.engine.dialect.name == "postgresql" else SqliteSink(self.engine)
+        sink = (
+            PostgresSink(self.engine, rollup_window=config["rollup_interval"])
+            if self.engine.dialect.name == "postgresql"
+            else SqliteSink(self.engine)
+        )
         self._writer = BatchWriter(
             hub,
             sink,
@@ -116,7 +120,9 @@ class Storage:
             clock=hub.clock,
             on_deleted=purged.inc,
         )
-        self._unregister = services.register(hub.services, self.engine, self._retention, self._commands)
+        self._unregister = services.register(
+            hub.services, self.engine, self._retention, self._commands, self._writer.seal_rollups
+        )
         self._database = hub.data[DATA_DATABASE] = SharedDatabase(self.engine)
         _LOGGER.info(
             "Storage: %s, %d node(s) restored", self.url.render_as_string(hide_password=True), len(restored.nodes)

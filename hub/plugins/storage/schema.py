@@ -125,10 +125,24 @@ telemetry_dedupe = sa.Table(
     sa.Column("node_ref", sa.Integer, primary_key=True),
     sa.Column("dedupe", sa.BigInteger, primary_key=True),
     sa.Column("ts", sa.Double, nullable=False),
+    sa.Column("epoch", sa.BigInteger),
     sa.Index("ix_telemetry_dedupe_ts", "ts", postgresql_using="brin"),
+    sa.Index("ix_telemetry_dedupe_epoch", "epoch", postgresql_using="brin"),
     info=POSTGRESQL_ONLY,
 )
-"""PostgreSQL: the (node, dedupe) keys of stored messages, kept as long as their telemetry (``ts``, for retention)."""
+"""PostgreSQL: the (node, dedupe) keys of stored messages, kept as long as their telemetry (``ts``, for retention),
+with the rollup epoch whose deltas count them (:mod:`.rollup_epochs`; BRIN: epochs grow as rows are appended)."""
+
+rollup_epochs = sa.Table(
+    "rollup_epochs",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("opened", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("owner", sa.Text, nullable=False),
+    info=POSTGRESQL_ONLY,
+)
+"""PostgreSQL: the open rollup epochs, one row each: their deltas are not in ``rollup_pending`` yet
+(:mod:`.rollup_epochs`); ``owner`` (host:pid) says which writer holds them."""
 
 
 def _rollup(name: str) -> sa.Table:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import voluptuous as vol
@@ -104,6 +104,7 @@ def register(
     engine: AsyncEngine,
     retention: Retention,
     commands: CommandStore,
+    seal_rollups: Callable[[], Awaitable[None]],
 ) -> list[Callable[[], None]]:
     """Register the storage services; returns their unregister functions.
 
@@ -134,6 +135,7 @@ def register(
         if engine.dialect.name != "postgresql":
             return {"deltas": 0, "minutes": 0, "hours": 0}
         with unavailable_as_error("storage.fold"):
+            await seal_rollups()  # this process's writer holds its latest deltas in memory (rollup_epochs)
             result = await rollups.wait_folded(engine, data["timeout"])
         return {"deltas": result.deltas, "minutes": result.minutes, "hours": result.hours}
 

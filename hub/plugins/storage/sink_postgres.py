@@ -20,20 +20,28 @@ deadlock; PostgreSQL aborts one, and the writer retries that batch as it
 retries any failed write (keys are not sorted for this: it costs every batch
 for a race that needs a redelivery to two workers at once).
 
-The rollup deltas of the rows actually inserted (after that skipping) go into
-``rollup_pending`` in the same transaction (:mod:`.rollup_deltas`).
+The rollup deltas of the rows actually inserted (after that skipping) are
+accumulated in memory once the batch commits, and written once a
+``rollup_interval`` in an epoch's seal (:mod:`.rollup_epochs`): the batch's
+keys carry the epoch's id, so the deltas of an epoch lost with its writer are
+recovered from the table.  Rows without a key (no epoch can reach them) have
+their deltas written with them.  The sink is used by one writer task, but a
+seal may also be asked for by the ``storage.fold`` service: a lock keeps the
+two apart.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import rollup_deltas
 from .batch import PreparedRow, TelemetryRecord, WritePlan, WriteResult, row_slices, telemetry_records
+from .rollup_epochs import RollupEpochs, Turn
 
 _REMOVED_REFS = "(SELECT id FROM nodes WHERE node_id = ANY($1::text[]))"
 _DELETE_TELEMETRY = [
@@ -91,45 +99,86 @@ JOIN nodes ON nodes.node_id = u.n
 ORDER BY u.i
 """
 _INSERT_NEW_KEYS = """
-INSERT INTO telemetry_dedupe (node_ref, dedupe, ts)
-SELECT n, d, t FROM unnest($1::int[], $2::int8[], $3::float8[]) AS u(n, d, t)
+INSERT INTO telemetry_dedupe (node_ref, dedupe, ts, epoch)
+SELECT n, d, t, $4 FROM unnest($1::int[], $2::int8[], $3::float8[]) AS u(n, d, t)
 ON CONFLICT DO NOTHING
 RETURNING node_ref, dedupe
 """
 _TELEMETRY_COLUMNS = ("node_ref", "ts", "states", "dedupe")
-_KEY_COLUMNS = ("node_ref", "dedupe", "ts")
+_KEY_COLUMNS = ("node_ref", "dedupe", "ts", "epoch")
+Inserted = list[tuple[list[TelemetryRecord], list[dict[str, Any] | None] | None]]
+"""A batch's inserted keyed records per slice, with their states dicts (None: parse the stored text)."""
 
 
 class PostgresSink:
     """See the module docstring."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, rollup_window: float) -> None:
         self._engine = engine
+        self._epochs = RollupEpochs(rollup_window)
+        self._lock = asyncio.Lock()
 
     async def write(self, plan: WritePlan, ids: dict[str, int]) -> WriteResult:
         """Apply ``plan`` in one transaction (see :class:`~.batch.Sink`)."""
-        async with self._engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            db: asyncpg.Connection = raw.driver_connection  # type: ignore[assignment]
-            async with db.transaction():
-                if plan.removed:
-                    for delete in _DELETE_TELEMETRY:
-                        await db.execute(delete, plan.removed)
-                    await db.execute(_DELETE_NODES, plan.removed)
-                if plan.removed_entities:
-                    await db.execute(_DELETE_ENTITIES, *_columns(plan.removed_entities, 2))
-                new_ids: dict[str, int] = {}
-                if plan.nodes:
-                    records = await db.fetch(_UPSERT_NODES, _rows_json(plan.nodes))
-                    new_ids = {record["node_id"]: record["id"] for record in records}
-                if plan.entities:
-                    await db.execute(_UPSERT_ENTITIES, _rows_json(plan.entities))
-                if plan.last_seen:
-                    await _update_last_seen(db, plan.last_seen, ids)
-                stored, duplicates, orphans = await _write_telemetry(db, plan.rows, ids, new_ids)
-                if plan.status:
-                    await db.execute(_INSERT_STATUS, *_columns(plan.status, 5))
-        return WriteResult(new_ids, stored, duplicates, orphans)
+        epochs = self._epochs
+        async with self._lock:
+            try:
+                async with self._engine.connect() as conn:
+                    db = await _driver(conn)
+                    async with db.transaction():
+                        result, turn, inserted = await _apply(db, plan, ids, epochs)
+            except BaseException:
+                epochs.abandon()
+                raise
+            if turn is not None:
+                epochs.committed(turn)
+                for records, documents in inserted:
+                    epochs.accumulator.add(records, documents)
+        return result
+
+    def seal_after(self) -> float | None:
+        """Seconds until the rollup epoch is due to be sealed; None when none is open."""
+        return self._epochs.seal_after()
+
+    async def seal(self) -> None:
+        """Write the rollup deltas held in memory now (idle, stopping, or before a fold someone asked for)."""
+        async with self._lock, self._engine.connect() as conn:
+            await self._epochs.seal(await _driver(conn))
+
+
+async def _driver(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection under a SQLAlchemy one (COPY and plain statements without SQLAlchemy's layers)."""
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection  # type: ignore[return-value]
+
+
+async def _apply(
+    db: asyncpg.Connection, plan: WritePlan, ids: dict[str, int], epochs: RollupEpochs
+) -> tuple[WriteResult, Turn | None, Inserted]:
+    """The statements of one plan, inside its transaction; the epoch's turn and the rows to accumulate are
+    applied by the caller once it has committed."""
+    if plan.removed:
+        epochs.accumulator.forget({ids[node] for node in plan.removed if node in ids})
+        for delete in _DELETE_TELEMETRY:
+            await db.execute(delete, plan.removed)
+        await db.execute(_DELETE_NODES, plan.removed)
+    if plan.removed_entities:
+        await db.execute(_DELETE_ENTITIES, *_columns(plan.removed_entities, 2))
+    new_ids: dict[str, int] = {}
+    if plan.nodes:
+        records = await db.fetch(_UPSERT_NODES, _rows_json(plan.nodes))
+        new_ids = {record["node_id"]: record["id"] for record in records}
+    if plan.entities:
+        await db.execute(_UPSERT_ENTITIES, _rows_json(plan.entities))
+    if plan.last_seen:
+        await _update_last_seen(db, plan.last_seen, ids)
+    turn = await epochs.enter(db) if plan.rows else None
+    stored, duplicates, orphans, inserted = await _write_telemetry(
+        db, plan.rows, ids, new_ids, None if turn is None else turn.epoch
+    )
+    if plan.status:
+        await db.execute(_INSERT_STATUS, *_columns(plan.status, 5))
+    return WriteResult(new_ids, stored, duplicates, orphans), turn, inserted
 
 
 async def _update_last_seen(db: asyncpg.Connection, last_seen: list[tuple[str, float]], ids: dict[str, int]) -> None:
@@ -150,36 +199,57 @@ async def _update_last_seen(db: asyncpg.Connection, last_seen: list[tuple[str, f
 
 
 async def _write_telemetry(
-    db: asyncpg.Connection, rows: list[PreparedRow], ids: dict[str, int], new_ids: dict[str, int]
-) -> tuple[int, int, int]:
-    """Insert the readings and their rollup deltas (:mod:`.rollup_deltas`); returns (stored, duplicates, orphans).
+    db: asyncpg.Connection, rows: list[PreparedRow], ids: dict[str, int], new_ids: dict[str, int], epoch: int | None
+) -> tuple[int, int, int, Inserted]:
+    """Insert the readings, their keys carrying ``epoch``; returns (stored, duplicates, orphans) and the inserted
+    keyed records, whose deltas the epoch accumulates once the transaction commits.
 
-    The deltas describe exactly the rows inserted here, and commit with them.
+    The deltas of rows without a key are written here, with them (no epoch reaches them).
     """
     stored = duplicates = orphans = 0
+    inserted: Inserted = []
     for part in row_slices(rows) if rows else ():  # COPYs per slice: the loop turns between
         records, documents, lost = telemetry_records(part, ids, new_ids)
         orphans += lost
-        inserted = await _insert_telemetry(db, records)
-        stored += len(inserted)
-        duplicates += len(records) - len(inserted)
+        kept = await _insert_telemetry(db, records, epoch)
+        stored += len(kept)
+        duplicates += len(records) - len(kept)
         # The states dicts line up with the records unless redelivered copies were skipped (rare): then parse.
-        deltas = rollup_deltas.delta_rows(inserted, documents if inserted is records else None)
-        await rollup_deltas.copy_deltas(db, deltas)
-    return stored, duplicates, orphans
+        docs = documents if kept is records else None
+        if any(record[3] is None for record in kept):  # readings without a key: rare (the ESPHome plugin's)
+            kept, docs, unkeyed, unkeyed_docs = _split_keyed(kept, docs)
+            await rollup_deltas.copy_deltas(db, rollup_deltas.delta_rows(unkeyed, unkeyed_docs))
+        inserted.append((kept, docs))
+    return stored, duplicates, orphans, inserted
 
 
-async def _insert_telemetry(db: asyncpg.Connection, records: list[TelemetryRecord]) -> list[TelemetryRecord]:
+def _split_keyed(
+    records: list[TelemetryRecord], documents: list[dict[str, Any] | None] | None
+) -> tuple[list[TelemetryRecord], list[dict[str, Any] | None], list[TelemetryRecord], list[dict[str, Any] | None]]:
+    """The records with a dedupe key and those without, each with their states dicts (None: parse the text)."""
+    keyed: tuple[list[TelemetryRecord], list[dict[str, Any] | None]] = ([], [])
+    unkeyed: tuple[list[TelemetryRecord], list[dict[str, Any] | None]] = ([], [])
+    for index, record in enumerate(records):
+        side = unkeyed if record[3] is None else keyed
+        side[0].append(record)
+        side[1].append(None if documents is None else documents[index])
+    return keyed[0], keyed[1], unkeyed[0], unkeyed[1]
+
+
+async def _insert_telemetry(
+    db: asyncpg.Connection, records: list[TelemetryRecord], epoch: int | None
+) -> list[TelemetryRecord]:
     """Insert rows, skipping already stored (node, dedupe) pairs; returns the records inserted."""
     if not records:
         return records
-    keys = [(ref, dedupe, ts) for ref, ts, _, dedupe in records if dedupe is not None]
+    keys = [(ref, dedupe, ts, epoch) for ref, ts, _, dedupe in records if dedupe is not None]
     if keys:
         try:
             async with db.transaction():
                 await db.copy_records_to_table("telemetry_dedupe", records=keys, columns=_KEY_COLUMNS)
         except asyncpg.UniqueViolationError:
-            new = {(ref, dedupe) for ref, dedupe in await db.fetch(_INSERT_NEW_KEYS, *_columns(keys, 3))}
+            columns = _columns([key[:3] for key in keys], 3)
+            new = {(ref, dedupe) for ref, dedupe in await db.fetch(_INSERT_NEW_KEYS, *columns, epoch)}
             records = _only_new(records, new)
             if not records:
                 return records

@@ -81,6 +81,13 @@ class SqliteSink:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
+    def seal_after(self) -> float | None:
+        """Nothing is held across batches (SQLite has no rollups)."""
+        return None
+
+    async def seal(self) -> None:
+        """Nothing to write (see :meth:`seal_after`)."""
+
     async def write(self, plan: WritePlan, ids: dict[str, int]) -> WriteResult:
         """Apply ``plan`` in one transaction (see :class:`~.batch.Sink`)."""
         async with self._engine.connect() as conn:

@@ -6,7 +6,9 @@ task writes: it waits until the open batch holds ``batch_size`` messages or
 its first operation is ``flush_interval`` old, seals it (a fresh batch opens
 at once), builds the write plan synchronously and hands it to the dialect's
 sink.  Batches are written strictly one after another, so a batch's commit
-implies every earlier batch's.
+implies every earlier batch's.  While idle and when it stops, the task also
+has the sink write what it holds across batches (PostgreSQL's rollup deltas,
+:mod:`.rollup_epochs`) once that is due.
 
 Failure and memory:
 
@@ -299,9 +301,16 @@ class BatchWriter:
             batch = self._open
             if batch.opened is None:
                 if self._closing:
+                    await self._seal()
                     return
                 self._kick.clear()
-                await self._kick.wait()
+                due = self._sink.seal_after()
+                if due is not None and due <= 0:
+                    await self._seal()
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(due):
+                        await self._kick.wait()
                 continue
             if not self._closing and len(batch.rows) < self._batch_size:
                 delay = batch.opened + self._interval - time.monotonic()
@@ -320,6 +329,19 @@ class BatchWriter:
                 self._inflight = None
                 self._row_cap = self._max_pending
                 self._release_backlog(always=True)
+
+    async def seal_rollups(self) -> None:
+        """Write what the sink holds across batches (the rollup deltas) now: before a fold asked for by hand."""
+        await self._sink.seal()
+
+    async def _seal(self) -> None:
+        """Seal while idle or stopping; a failure leaves the epoch to recovery, which counts the stored rows."""
+        try:
+            await self._sink.seal()
+        except Exception as err:  # noqa: BLE001 - the database hiccuped: nothing is lost (see rollup_epochs)
+            self._log.error(
+                "seal", "Writing the rollup deltas failed; they will be recovered from the stored rows: %s", err
+            )
 
     async def _flush(self) -> None:
         batch = self._open
