@@ -121,6 +121,21 @@ async def test_epochs_sealed_in_the_batches_that_follow_their_window(engine: Asy
     assert await store.scalar("SELECT sum(n) FROM rollup_1m WHERE key = 'v'") == 400
 
 
+async def test_an_epoch_that_holds_too_many_groups_is_sealed_early(engine: AsyncEngine, store: Store):
+    """Readings scattered over many minutes (a backfill, a broken clock) cannot grow the accumulator unbounded."""
+    sink = PostgresSink(engine, rollup_window=HOUR, max_groups=50)
+    states = {"v": 1}
+    rows: list[PreparedRow] = [("n1", T0 + 60 * i, dumps(states), i, states) for i in range(80)]  # 80 minutes
+    await sink.write(WritePlan(rows=rows), IDS)
+    assert sink.seal_after() == 0.0
+    await sink.write(WritePlan(rows=[("n2", T0, dumps(states), 1, states)]), IDS)  # seals, then opens the next
+    assert await store.scalar("SELECT sum(n) FROM rollup_pending") == 80
+    assert 0 < sink.seal_after() <= HOUR  # type: ignore[operator]
+    await sink.seal()
+    await _settle(engine, store)
+    assert await store.scalar("SELECT sum(n) FROM rollup_1m") == 81
+
+
 async def test_recovery_waits_for_a_batch_still_committing(engine: AsyncEngine, store: Store):
     """Recovery deletes the epoch's row, then reads its rows: a batch that committed in between is in them."""
     messages = Messages(5)

@@ -15,7 +15,8 @@ and minute.  The deltas live in memory meanwhile; epochs make that safe:
   rows into ``rollup_pending``.  So for every epoch, either its row exists and
   none of its readings' deltas are in the database (they are in a writer's
   memory, or were lost with it), or its row is gone and all of them are.
-* The writer seals in the first batch after ``rollup_interval`` (opening the
+* The writer seals in the first batch after ``rollup_interval`` or once the
+  accumulator holds :data:`MAX_GROUPS` (node, minute) groups (opening the
   next epoch in the same transaction), when idle, and when it stops.
 * Any failed write or seal *abandons* the epoch: the writer drops its
   accumulator and opens a new epoch.  (Whether a commit that failed half-way
@@ -53,6 +54,10 @@ _LOGGER = logging.getLogger(__name__)
 ABANDONED_WINDOWS = 3
 """An epoch open this many ``rollup_interval`` windows (plus :data:`ABANDONED_SLACK`) is taken as abandoned."""
 ABANDONED_SLACK = 10.0
+MAX_GROUPS = 50_000
+"""(node, minute) groups an epoch may hold before it is sealed early: about 60 MB.  A fleet of 10,000 nodes
+spans 10,000-20,000 in a 60 s epoch; a flood of readings with scattered timestamps (a backfill, a node with a
+broken clock) would otherwise grow it with every message."""
 
 _OPEN = "INSERT INTO rollup_epochs (owner) VALUES ($1) RETURNING id"
 _HOLD = "SELECT id FROM rollup_epochs WHERE id = $1 FOR KEY SHARE"
@@ -95,8 +100,9 @@ class Turn:
 class RollupEpochs:
     """The writer's side (see the module docstring); used by the PostgreSQL sink, one batch at a time."""
 
-    def __init__(self, window: float) -> None:
+    def __init__(self, window: float, max_groups: int = MAX_GROUPS) -> None:
         self._window = window
+        self._max_groups = max_groups
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
         self._accumulator = RollupAccumulator()
         self._epoch: int | None = None
@@ -111,7 +117,10 @@ class RollupEpochs:
         """Seconds until the open epoch is due to be sealed (0 or less: now); None when none is open."""
         if self._epoch is None:
             return None
-        return self._opened + self._window - time.monotonic()
+        return 0.0 if self._due() else self._opened + self._window - time.monotonic()
+
+    def _due(self) -> bool:
+        return len(self._accumulator) >= self._max_groups or time.monotonic() - self._opened >= self._window
 
     async def enter(self, db: asyncpg.Connection) -> Turn:
         """In a batch's transaction, before its keys are written: the epoch they carry.
@@ -120,7 +129,7 @@ class RollupEpochs:
         """
         epoch = self._epoch
         if epoch is not None:
-            if time.monotonic() - self._opened >= self._window:
+            if self._due():
                 await self._seal(db, epoch)
             elif await db.fetchval(_HOLD, epoch) is not None:
                 return Turn(epoch, fresh=False)

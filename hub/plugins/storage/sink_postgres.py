@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import rollup_deltas
 from .batch import PreparedRow, TelemetryRecord, WritePlan, WriteResult, row_slices, telemetry_records
-from .rollup_epochs import RollupEpochs, Turn
+from .rollup_epochs import MAX_GROUPS, RollupEpochs, Turn
 
 _REMOVED_REFS = "(SELECT id FROM nodes WHERE node_id = ANY($1::text[]))"
 _DELETE_TELEMETRY = [
@@ -113,9 +113,9 @@ Inserted = list[tuple[list[TelemetryRecord], list[dict[str, Any] | None] | None]
 class PostgresSink:
     """See the module docstring."""
 
-    def __init__(self, engine: AsyncEngine, *, rollup_window: float) -> None:
+    def __init__(self, engine: AsyncEngine, *, rollup_window: float, max_groups: int = MAX_GROUPS) -> None:
         self._engine = engine
-        self._epochs = RollupEpochs(rollup_window)
+        self._epochs = RollupEpochs(rollup_window, max_groups)
         self._lock = asyncio.Lock()
 
     async def write(self, plan: WritePlan, ids: dict[str, int]) -> WriteResult:
