@@ -132,7 +132,9 @@ class PostgresSink:
                 raise
             if turn is not None:
                 epochs.committed(turn)
-                for records, documents in inserted:
+                for index, (records, documents) in enumerate(inserted):
+                    if index:
+                        await asyncio.sleep(0)  # a slice a loop turn, as the rows were written
                     epochs.accumulator.add(records, documents)
         return result
 
