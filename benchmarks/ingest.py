@@ -13,9 +13,9 @@
 
 Prints one JSON line with sent, stored, lost, duplicates, msgs_per_s, baseline_msgs_per_s, ratio, and the
 CPU time this process spent per message in each phase (``cpu_us_per_msg``, ``baseline_cpu_us_per_msg``):
-on a shared machine the rates follow the load, the CPU per message much less; and the hub's longest
-event-loop lag (``loop_lag_max_s``, wall clock: on a shared machine it includes time the process was not
-scheduled) and the most CPU its loop thread used in one 50 ms sample (``loop_busy_max_s``).
+on a shared machine the rates follow the load, the CPU per message much less; and, over the hub phase, the
+hub's longest event-loop lag (``loop_lag_max_s``, wall clock: on a shared machine it includes time the process
+was not scheduled) and the most CPU its loop thread used in one 50 ms sample (``loop_busy_max_s``).
 ``pg_cpu_us_per_msg``: the CPU the PostgreSQL backends serving ``--db`` spent per message in the hub phase
 (the hub's share of the server's work: COPY, indexes, the rollup fold, autovacuum), when the server runs on
 this machine; null otherwise or on SQLite (see ``pg_cpu.py``).  It includes one last fold after the phase,
@@ -24,7 +24,9 @@ The database named by ``--db`` gets the hub's tables; before the hub starts the 
 (``TRUNCATE`` on PostgreSQL: a ``DELETE`` leaves millions of dead rows that slow the count below).
 
 ``--registered`` sends one message per node first and measures after it is stored: the steady state
-of a known fleet, without the one-off cost of registering every node and its entities.
+of a known fleet, without the one-off cost of registering every node and its entities.  The heap is
+frozen after that, as ``hub run`` freezes a fleet it restored at start (otherwise the hub's refreeze of
+the grown fleet, a one-off, falls inside the measured phase).
 
 ``--profile FILE`` samples the hub phase (publisher start to last commit) with py-spy
 (``--native --gil``, 200 Hz) for ``profile_shares.py``; it costs the hub CPU, so the rate of a
@@ -258,7 +260,7 @@ async def through_hub(
     hub = build_hub(broker, db_url, data_dir, nodes, rollup_interval)
     async with asyncio.timeout(60):
         await hub.async_start()
-    if tune_gc:
+    if tune_gc and not registered:
         freeze_startup_heap(hub)  # as `hub run` does
     await asyncio.sleep(0.5)
     warm = 0
@@ -267,8 +269,11 @@ async def through_hub(
         async with asyncio.timeout(timeout):
             while hub.metrics.value("stored_rows") < warm:
                 await asyncio.sleep(0.05)
+        if tune_gc:  # as `hub run` does when it starts with this fleet in its database (restored, then frozen)
+            freeze_startup_heap(hub)
         await asyncio.sleep(0.5)
     stored_before = hub.metrics.value("stored_rows")
+    hub.loop_lag.max_lag = hub.loop_lag.max_busy = 0.0  # the measured phase's own, not the start's or warm-up's
     pg_cpu = PgCpuMeter(db_url)
     await pg_cpu.start()
     profiler = start_profiler(profile, os.getpid())
