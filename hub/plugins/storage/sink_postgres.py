@@ -127,15 +127,15 @@ class PostgresSink:
                     db = await _driver(conn)
                     async with db.transaction():
                         result, turn, inserted = await _apply(db, plan, ids, epochs)
-            except BaseException:
+                if turn is not None:
+                    epochs.committed(turn)
+                    for index, (records, documents) in enumerate(inserted):
+                        if index:
+                            await asyncio.sleep(0)  # a slice a loop turn, as the rows were written
+                        epochs.accumulator.add(records, documents)
+            except BaseException:  # failed, or cancelled with part of a committed batch not yet accumulated
                 epochs.abandon()
                 raise
-            if turn is not None:
-                epochs.committed(turn)
-                for index, (records, documents) in enumerate(inserted):
-                    if index:
-                        await asyncio.sleep(0)  # a slice a loop turn, as the rows were written
-                    epochs.accumulator.add(records, documents)
         return result
 
     def seal_after(self) -> float | None:
