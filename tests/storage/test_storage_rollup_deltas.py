@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
+import pytest
+
 from hub.plugins.storage.jsoncodec import dumps, encode
-from hub.plugins.storage.rollup_deltas import delta_rows
+from hub.plugins.storage.rollup_deltas import RollupAccumulator, delta_rows
 
 T = 1_700_000_040.0  # a minute's start
 
@@ -56,3 +60,43 @@ def test_the_dicts_at_hand_give_the_rows_parsing_the_stored_text_gives():
     assert documents[4] is states[4]
     assert list(delta_rows(records, documents)) == list(delta_rows(records))
     assert sorted(delta_rows(records, documents))[-1] == (1, "v", T, 1.0, 1.0, 1.0, 1)
+
+
+def _naive(records: list[tuple[int, float, bytes, int]], documents: list[dict]) -> list[tuple]:
+    """The rows by definition: every numeric reading of every record, grouped by node, key and minute."""
+    groups: dict[tuple[int, str, float], list] = {}
+    for (ref, ts, _text, _dedupe), document in zip(records, documents, strict=True):
+        for key, value in document.items():
+            if type(value) in (int, float, bool):
+                groups.setdefault((ref, key, (ts // 60) * 60), []).append(value)
+    return sorted(
+        (ref, key, bucket, float(min(v)), float(max(v)), float(sum(v)), len(v))
+        for (ref, key, bucket), v in groups.items()
+    )
+
+
+def test_an_accumulator_over_many_batches_gives_the_rows_of_all_its_readings():
+    """Batches of every size add to the same groups; keys come and go, and a key's value is sometimes a string,
+    a boolean, None or an object: the rows count exactly the numeric readings, as the stored rows hold them."""
+    rng = random.Random(3)
+    odd = [lambda: "text", lambda: None, lambda: True, lambda: rng.randint(-5, 5), lambda: {"nested": 1}]
+    records, documents = [], []
+    for index in range(3000):
+        document: dict = {"t": round(rng.uniform(-10, 10), 2), "h": rng.randint(0, 100)}
+        if rng.random() < 0.05:
+            del document["h"]
+        if rng.random() < 0.05:
+            document[rng.choice(("t", "h", "x"))] = rng.choice(odd)()
+        records.append((rng.randint(1, 4), T + rng.uniform(0, 300), dumps(document), index))
+        documents.append(document)
+    accumulator = RollupAccumulator()
+    for start in range(0, len(records), 97):  # batches of all sizes, each group filled over several of them
+        accumulator.add(records[start : start + 97], documents[start : start + 97])
+    got = sorted(
+        (ref, key, bucket, float(low), float(high), float(total), n)
+        for ref, key, bucket, low, high, total, n in accumulator.rows()
+    )
+    want = _naive(records, documents)
+    assert [row[:3] + row[6:] for row in got] == [row[:3] + row[6:] for row in want]
+    for row, expected in zip(got, want, strict=True):
+        assert row[3:5] == expected[3:5] and row[5] == pytest.approx(expected[5])

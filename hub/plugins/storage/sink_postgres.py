@@ -129,10 +129,9 @@ class PostgresSink:
                         result, turn, inserted = await _apply(db, plan, ids, epochs)
                 if turn is not None:
                     epochs.committed(turn)
-                    for index, (records, documents) in enumerate(inserted):
-                        if index:
-                            await asyncio.sleep(0)  # a slice a loop turn, as the rows were written
+                    for records, documents in inserted:
                         epochs.accumulator.add(records, documents)
+                        await asyncio.sleep(0)  # a slice a loop turn, as the rows were written
             except BaseException:  # failed, or cancelled with part of a committed batch not yet accumulated
                 epochs.abandon()
                 raise
