@@ -60,13 +60,15 @@ class Messages:
         return WritePlan(rows=rows)
 
 
-async def _settle(engine: AsyncEngine, store: Store) -> None:
-    """Recover every open epoch (as after the writers are gone), fold, and compare with the raw rows."""
+async def _settle(engine: AsyncEngine, store: Store, readings: int) -> None:
+    """Recover every open epoch (as after the writers are gone), fold, and compare with the raw rows, which
+    must hold ``readings`` values of ``v``."""
     await recover_abandoned(engine, 0)
     await wait_folded(engine)
     assert await store.scalar("SELECT count(*) FROM rollup_epochs") == 0
     assert await store.scalar("SELECT count(*) FROM rollup_pending") == 0
     await assert_rollups_match_raw(store)
+    assert await store.scalar("SELECT sum(n) FROM rollup_1m WHERE key = 'v'") == readings
 
 
 async def test_a_writer_that_dies_with_an_open_epoch_loses_nothing(engine: AsyncEngine, store: Store):
@@ -78,8 +80,7 @@ async def test_a_writer_that_dies_with_an_open_epoch_loses_nothing(engine: Async
     del sink  # gone without sealing, as after kill -9
     assert await recover_abandoned(engine, HOUR) == 0  # not old enough to be taken for abandoned
     assert await recover_abandoned(engine, 0) == 1
-    await _settle(engine, store)
-    assert await store.scalar("SELECT sum(n) FROM rollup_1m WHERE key = 'v'") == 1000
+    await _settle(engine, store, 1000)
 
 
 async def test_an_epoch_recovered_under_a_live_writer_is_counted_once(engine: AsyncEngine, store: Store):
@@ -93,8 +94,7 @@ async def test_an_epoch_recovered_under_a_live_writer_is_counted_once(engine: As
         await sink.write(messages.plan(150), IDS)
     assert await store.scalar("SELECT count(*) FROM rollup_epochs") == 1
     await sink.seal()
-    await _settle(engine, store)
-    assert await store.scalar("SELECT sum(n) FROM rollup_1m WHERE key = 'v'") == 900
+    await _settle(engine, store, 900)
 
 
 async def test_a_seal_after_the_recovery_writes_nothing(engine: AsyncEngine, store: Store):
@@ -104,8 +104,7 @@ async def test_a_seal_after_the_recovery_writes_nothing(engine: AsyncEngine, sto
     assert await recover_abandoned(engine, 0) == 1
     await sink.seal()
     assert sink.seal_after() is None
-    await _settle(engine, store)
-    assert await store.scalar("SELECT sum(n) FROM rollup_1m WHERE key = 'v'") == 300
+    await _settle(engine, store, 300)
 
 
 async def test_epochs_sealed_in_the_batches_that_follow_their_window(engine: AsyncEngine, store: Store):
@@ -117,8 +116,7 @@ async def test_epochs_sealed_in_the_batches_that_follow_their_window(engine: Asy
     assert await store.scalar("SELECT count(DISTINCT epoch) FROM telemetry_dedupe") == 4
     assert sink.seal_after() is not None and sink.seal_after() <= 0
     await sink.seal()
-    await _settle(engine, store)
-    assert await store.scalar("SELECT sum(n) FROM rollup_1m WHERE key = 'v'") == 400
+    await _settle(engine, store, 400)
 
 
 async def test_an_epoch_that_holds_too_many_groups_is_sealed_early(engine: AsyncEngine, store: Store):
@@ -132,8 +130,7 @@ async def test_an_epoch_that_holds_too_many_groups_is_sealed_early(engine: Async
     assert await store.scalar("SELECT sum(n) FROM rollup_pending") == 80
     assert 0 < sink.seal_after() <= HOUR  # type: ignore[operator]
     await sink.seal()
-    await _settle(engine, store)
-    assert await store.scalar("SELECT sum(n) FROM rollup_1m") == 81
+    await _settle(engine, store, 81)
 
 
 async def test_recovery_waits_for_a_batch_still_committing(engine: AsyncEngine, store: Store):
@@ -159,8 +156,7 @@ async def test_recovery_waits_for_a_batch_still_committing(engine: AsyncEngine, 
         assert await asyncio.wait_for(recovering, 30) == 1
     finally:
         await db.close()
-    await _settle(engine, store)
-    assert await store.scalar("SELECT sum(n) FROM rollup_1m WHERE key = 'v'") == 300
+    await _settle(engine, store, 300)
 
 
 async def test_a_failed_write_leaves_its_epoch_to_recovery(engine: AsyncEngine, store: Store):
@@ -175,8 +171,7 @@ async def test_a_failed_write_leaves_its_epoch_to_recovery(engine: AsyncEngine, 
     await sink.write(messages.plan(100), IDS)
     await sink.seal()
     assert await store.scalar("SELECT count(*) FROM rollup_epochs") == 1  # the abandoned one
-    await _settle(engine, store)
-    assert await store.scalar("SELECT sum(n) FROM rollup_1m WHERE key = 'v'") == 300
+    await _settle(engine, store, 300)
 
 
 async def test_readings_without_a_key_have_their_deltas_written_with_them(engine: AsyncEngine, store: Store):
@@ -187,8 +182,7 @@ async def test_readings_without_a_key_have_their_deltas_written_with_them(engine
     await sink.write(WritePlan(rows=rows), IDS)
     assert await store.scalar("SELECT sum(n) FROM rollup_pending") == 10  # n1's; n2's wait in the epoch
     await sink.seal()
-    await _settle(engine, store)
-    assert await store.scalar("SELECT sum(n) FROM rollup_1m") == 20
+    await _settle(engine, store, 20)
 
 
 async def _to(store: Store, revision: str, direction: str = "upgrade") -> None:
