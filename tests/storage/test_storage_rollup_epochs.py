@@ -59,6 +59,11 @@ class Messages:
             self._next += 1
         return WritePlan(rows=rows)
 
+    async def write(self, sink: PostgresSink, count: int, batches: int = 1) -> None:
+        """``batches`` batches of ``count`` messages, each written (and committed) by ``sink``."""
+        for _ in range(batches):
+            await sink.write(self.plan(count), IDS)
+
 
 async def _settle(engine: AsyncEngine, store: Store, readings: int) -> None:
     """Recover every open epoch (as after the writers are gone), fold, and compare with the raw rows, which
@@ -74,8 +79,7 @@ async def _settle(engine: AsyncEngine, store: Store, readings: int) -> None:
 async def test_a_writer_that_dies_with_an_open_epoch_loses_nothing(engine: AsyncEngine, store: Store):
     messages = Messages(1)
     sink = PostgresSink(engine, rollup_window=HOUR)
-    for _ in range(5):
-        await sink.write(messages.plan(200), IDS)
+    await messages.write(sink, 200, batches=5)
     assert await store.scalar("SELECT count(*) FROM rollup_pending") == 0  # held in the writer's memory
     del sink  # gone without sealing, as after kill -9
     assert await recover_abandoned(engine, HOUR) == 0  # not old enough to be taken for abandoned
@@ -87,11 +91,9 @@ async def test_an_epoch_recovered_under_a_live_writer_is_counted_once(engine: As
     """A writer merely slow looks abandoned: recovery counts its rows, the writer drops its copy and goes on."""
     messages = Messages(2)
     sink = PostgresSink(engine, rollup_window=HOUR)
-    for _ in range(3):
-        await sink.write(messages.plan(150), IDS)
+    await messages.write(sink, 150, batches=3)
     assert await recover_abandoned(engine, 0) == 1
-    for _ in range(3):  # the first of these finds its epoch gone and opens another
-        await sink.write(messages.plan(150), IDS)
+    await messages.write(sink, 150, batches=3)  # the first of these finds its epoch gone and opens another
     assert await store.scalar("SELECT count(*) FROM rollup_epochs") == 1
     await sink.seal()
     await _settle(engine, store, 900)
@@ -100,7 +102,7 @@ async def test_an_epoch_recovered_under_a_live_writer_is_counted_once(engine: As
 async def test_a_seal_after_the_recovery_writes_nothing(engine: AsyncEngine, store: Store):
     messages = Messages(3)
     sink = PostgresSink(engine, rollup_window=HOUR)
-    await sink.write(messages.plan(300), IDS)
+    await messages.write(sink, 300)
     assert await recover_abandoned(engine, 0) == 1
     await sink.seal()
     assert sink.seal_after() is None
@@ -111,7 +113,7 @@ async def test_epochs_sealed_in_the_batches_that_follow_their_window(engine: Asy
     messages = Messages(4)
     sink = PostgresSink(engine, rollup_window=0.0)  # due at once: every batch seals the previous epoch
     for _ in range(4):
-        await sink.write(messages.plan(100), IDS)
+        await messages.write(sink, 100)
         assert await store.scalar("SELECT count(*) FROM rollup_epochs") == 1
     assert await store.scalar("SELECT count(DISTINCT epoch) FROM telemetry_dedupe") == 4
     assert sink.seal_after() is not None and sink.seal_after() <= 0
@@ -162,13 +164,13 @@ async def test_recovery_waits_for_a_batch_still_committing(engine: AsyncEngine, 
 async def test_a_failed_write_leaves_its_epoch_to_recovery(engine: AsyncEngine, store: Store):
     messages = Messages(6)
     sink = PostgresSink(engine, rollup_window=HOUR)
-    await sink.write(messages.plan(200), IDS)
+    await messages.write(sink, 200)
     bad = messages.plan(50)
     bad.status = [("n1", "not a time", "online", "offline", None)]  # type: ignore[list-item]
     with pytest.raises(asyncpg.PostgresError):
         await sink.write(bad, IDS)
     assert sink.seal_after() is None  # abandoned: the accumulator is gone, the epoch's row stays
-    await sink.write(messages.plan(100), IDS)
+    await messages.write(sink, 100)
     await sink.seal()
     assert await store.scalar("SELECT count(*) FROM rollup_epochs") == 1  # the abandoned one
     await _settle(engine, store, 300)
@@ -201,8 +203,7 @@ async def test_migration_0006_up_and_down_with_an_epoch_open(store: Store):
     assert await store.scalar(index) is True
     engine = create_async_engine(store.url)
     try:
-        sink = PostgresSink(engine, rollup_window=HOUR)
-        await sink.write(Messages(7).plan(120), IDS)
+        await Messages(7).write(PostgresSink(engine, rollup_window=HOUR), 120)
         await _to(store, "0005", "downgrade")  # the open epoch's rows become pending deltas
         assert await store.scalar("SELECT to_regclass('rollup_epochs')") is None
         assert await store.scalar("SELECT sum(n) FROM rollup_pending WHERE key = 'v'") == 120
