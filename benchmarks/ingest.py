@@ -15,7 +15,10 @@ Prints one JSON line with sent, stored, lost, duplicates, msgs_per_s, baseline_m
 CPU time this process spent per message in each phase (``cpu_us_per_msg``, ``baseline_cpu_us_per_msg``):
 on a shared machine the rates follow the load, the CPU per message much less; and, over the hub phase, the
 hub's longest event-loop lag (``loop_lag_max_s``, wall clock: on a shared machine it includes time the process
-was not scheduled) and the most CPU its loop thread used in one 50 ms sample (``loop_busy_max_s``).
+was not scheduled) and the most CPU its loop thread used in one 50 ms sample (``loop_busy_max_s``); the
+batches written in the phase (``batches``) and their mean write time, from the sink's call to its commit
+(``batch_ms_mean``): the hub acknowledges a message only once its batch committed, so with the broker's
+in-flight window these bound the rate.
 ``pg_cpu_us_per_msg``: the CPU the PostgreSQL backends serving ``--db`` spent per message in the hub phase
 (the hub's share of the server's work: COPY, indexes, the rollup fold, autovacuum), when the server runs on
 this machine; null otherwise or on SQLite (see ``pg_cpu.py``).  It includes one last fold after the phase,
@@ -273,6 +276,7 @@ async def through_hub(
             freeze_startup_heap(hub)
         await asyncio.sleep(0.5)
     stored_before = hub.metrics.value("stored_rows")
+    batches_before = _batch_totals(hub)
     hub.loop_lag.max_lag = hub.loop_lag.max_busy = 0.0  # the measured phase's own, not the start's or warm-up's
     pg_cpu = PgCpuMeter(db_url)
     await pg_cpu.start()
@@ -296,6 +300,7 @@ async def through_hub(
         if now - last_progress > IDLE_TIMEOUT:
             break  # nothing more arrives: the rest is lost
     cpu = time.process_time() - cpu_started
+    batches, batch_seconds = (after - before for after, before in zip(_batch_totals(hub), batches_before))
     if pg_cpu.active:  # the rows stored but not folded yet are part of the server's cost per message
         await hub.services.call("storage", "fold", {"timeout": 600})
     pg_seconds = await pg_cpu.stop()
@@ -306,6 +311,15 @@ async def through_hub(
         await hub.async_stop()
     counted = await count_rows(db_url)
     seconds = finished - started
+    figures = {
+        "seconds": round(seconds, 3),
+        "cpu_us_per_msg": round(1e6 * cpu / last_stored, 1) if last_stored else None,
+        "pg_cpu_us_per_msg": pg_us,
+        "loop_lag_max_s": round(hub.loop_lag.max_lag, 3),
+        "loop_busy_max_s": round(hub.loop_lag.max_busy, 3),
+        "batches": int(batches),
+        "batch_ms_mean": round(1e3 * batch_seconds / batches, 1) if batches else None,
+    }
     if counted is None:
         return {
             "sent": sent,
@@ -314,11 +328,7 @@ async def through_hub(
             "lost": None,
             "duplicates": None,
             "msgs_per_s": round(last_stored / seconds) if seconds else 0,
-            "seconds": round(seconds, 3),
-            "cpu_us_per_msg": round(1e6 * cpu / last_stored, 1) if last_stored else None,
-            "pg_cpu_us_per_msg": pg_us,
-            "loop_lag_max_s": round(hub.loop_lag.max_lag, 3),
-            "loop_busy_max_s": round(hub.loop_lag.max_busy, 3),
+            **figures,
         }
     rows, distinct = counted
     distinct -= warm
@@ -329,12 +339,14 @@ async def through_hub(
         "lost": max(sent - distinct, 0),
         "duplicates": rows - distinct,
         "msgs_per_s": round(distinct / seconds) if seconds else 0,
-        "seconds": round(seconds, 3),
-        "cpu_us_per_msg": round(1e6 * cpu / last_stored, 1) if last_stored else None,
-        "pg_cpu_us_per_msg": pg_us,
-        "loop_lag_max_s": round(hub.loop_lag.max_lag, 3),
-        "loop_busy_max_s": round(hub.loop_lag.max_busy, 3),
+        **figures,
     }
+
+
+def _batch_totals(hub: Hub) -> tuple[float, float]:
+    """How many batches the hub has written and the seconds they took (``hub_batch_seconds``)."""
+    sample = hub.metrics.registry.get_sample_value
+    return sample("hub_batch_seconds_count") or 0.0, sample("hub_batch_seconds_sum") or 0.0
 
 
 async def run(args: argparse.Namespace) -> dict:
