@@ -23,6 +23,9 @@ in-flight window these bound the rate.
 (the hub's share of the server's work: COPY, indexes, the rollup fold, autovacuum), when the server runs on
 this machine; null otherwise or on SQLite (see ``pg_cpu.py``).  It includes one last fold after the phase,
 so rows not yet folded when it ends are paid for too (``--rollup-interval`` changes how often the hub folds).
+``broker_cpu_us_per_msg`` and ``loadgen_cpu_us_per_msg`` (each phase; ``baseline_`` for the bare subscriber's):
+the CPU the private Mosquitto (null with ``--broker``) and the load generator spent per message.  Every process
+shares this machine's cores, so a rate falls when any of them needs more, the hub or not.
 The database named by ``--db`` gets the hub's tables; before the hub starts the benchmark empties them
 (``TRUNCATE`` on PostgreSQL: a ``DELETE`` leaves millions of dead rows that slow the count below).
 
@@ -62,6 +65,7 @@ from urllib.parse import urlsplit
 from gmqtt import Client
 from gmqtt.mqtt.constants import MQTTv50
 from pg_cpu import PgCpuMeter
+from proc_cpu import cpu_seconds
 from profiling import start_profiler, stop_profiler
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
@@ -123,7 +127,7 @@ def publisher_result(process: subprocess.Popen[str], timeout: float) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-async def baseline(broker: str, nodes: int, messages: int, timeout: float) -> dict:
+async def baseline(broker: str, nodes: int, messages: int, timeout: float, broker_pid: int | None = None) -> dict:
     """Messages per second a bare gmqtt subscriber receives from the same load."""
     parts = urlsplit(broker)
     received = 0
@@ -145,6 +149,7 @@ async def baseline(broker: str, nodes: int, messages: int, timeout: float) -> di
     client.subscribe("devices/+/data", qos=1)
     await asyncio.sleep(0.5)
     started, cpu_started = time.perf_counter(), time.process_time()
+    broker_cpu = BrokerCpu(broker_pid)
     publisher = start_publisher(broker, nodes, messages)
     result_task = asyncio.create_task(asyncio.to_thread(publisher_result, publisher, timeout))
     try:
@@ -154,6 +159,7 @@ async def baseline(broker: str, nodes: int, messages: int, timeout: float) -> di
             if result_task.done() and time.perf_counter() - max(last, started) > IDLE_TIMEOUT:
                 break
         cpu = time.process_time() - cpu_started
+        broker_seconds = broker_cpu.spent()
     finally:
         result = await result_task
         async with asyncio.timeout(10):
@@ -163,8 +169,28 @@ async def baseline(broker: str, nodes: int, messages: int, timeout: float) -> di
         "received": received,
         "sent": result["sent"],
         "msgs_per_s": round(received / seconds),
-        "cpu_us_per_msg": round(1e6 * cpu / received, 1) if received else None,
+        "cpu_us_per_msg": _per_message(cpu, received),
+        "broker_cpu_us_per_msg": _per_message(broker_seconds, received),
+        "loadgen_cpu_us_per_msg": _per_message(result["cpu_seconds"], result["sent"]),
     }
+
+
+class BrokerCpu:
+    """The CPU a private broker spends from now on (None for a broker elsewhere: its pid means nothing here)."""
+
+    def __init__(self, pid: int | None) -> None:
+        self._pid = pid
+        self._start = None if pid is None else cpu_seconds(pid)
+
+    def spent(self) -> float | None:
+        """Seconds of CPU since this was made."""
+        now = None if self._pid is None else cpu_seconds(self._pid)
+        return None if now is None or self._start is None else now - self._start
+
+
+def _per_message(seconds: float | None, messages: int) -> float | None:
+    """Microseconds a message, to one decimal; None when either is unknown."""
+    return round(1e6 * seconds / messages, 1) if seconds is not None and messages else None
 
 
 def build_hub(broker: str, db_url: str, data_dir: Path, nodes: int, rollup_interval: float | None = None) -> Hub:
@@ -253,6 +279,7 @@ async def through_hub(
     tune_gc: bool = True,
     registered: bool = False,
     rollup_interval: float | None = None,
+    broker_pid: int | None = None,
 ) -> dict:
     """Messages per second from the publisher's start to the last committed row (profiled in between).
 
@@ -282,6 +309,7 @@ async def through_hub(
     await pg_cpu.start()
     profiler = start_profiler(profile, os.getpid())
     started, cpu_started = time.perf_counter(), time.process_time()
+    broker_cpu = BrokerCpu(broker_pid)
     publisher = start_publisher(broker, nodes, messages)
     result_task = asyncio.create_task(asyncio.to_thread(publisher_result, publisher, timeout))
     last_progress, last_stored, finished = time.perf_counter(), 0.0, started
@@ -300,21 +328,25 @@ async def through_hub(
         if now - last_progress > IDLE_TIMEOUT:
             break  # nothing more arrives: the rest is lost
     cpu = time.process_time() - cpu_started
+    broker_seconds = broker_cpu.spent()
     batches, batch_seconds = (after - before for after, before in zip(_batch_totals(hub), batches_before))
     if pg_cpu.active:  # the rows stored but not folded yet are part of the server's cost per message
         await hub.services.call("storage", "fold", {"timeout": 600})
     pg_seconds = await pg_cpu.stop()
-    pg_us = round(1e6 * pg_seconds / last_stored, 1) if pg_seconds is not None and last_stored else None
+    pg_us = _per_message(pg_seconds, int(last_stored))
     await asyncio.to_thread(stop_profiler, profiler)
-    sent = (await result_task)["sent"]
+    publisher_figures = await result_task
+    sent = publisher_figures["sent"]
     async with asyncio.timeout(120):
         await hub.async_stop()
     counted = await count_rows(db_url)
     seconds = finished - started
     figures = {
         "seconds": round(seconds, 3),
-        "cpu_us_per_msg": round(1e6 * cpu / last_stored, 1) if last_stored else None,
+        "cpu_us_per_msg": _per_message(cpu, int(last_stored)),
         "pg_cpu_us_per_msg": pg_us,
+        "broker_cpu_us_per_msg": _per_message(broker_seconds, int(last_stored)),
+        "loadgen_cpu_us_per_msg": _per_message(publisher_figures["cpu_seconds"], sent),
         "loop_lag_max_s": round(hub.loop_lag.max_lag, 3),
         "loop_busy_max_s": round(hub.loop_lag.max_busy, 3),
         "batches": int(batches),
@@ -357,7 +389,10 @@ async def run(args: argparse.Namespace) -> dict:
             broker.start()
         url = args.broker or broker.url  # type: ignore[union-attr]
         try:
-            base = await baseline(url, args.nodes, args.messages, args.timeout) if not args.skip_baseline else None
+            broker_pid = broker.process.pid if broker is not None and broker.process is not None else None
+            base = None
+            if not args.skip_baseline:
+                base = await baseline(url, args.nodes, args.messages, args.timeout, broker_pid)
             hub = await through_hub(
                 url,
                 args.db,
@@ -369,6 +404,7 @@ async def run(args: argparse.Namespace) -> dict:
                 tune_gc=not args.default_gc,
                 registered=args.registered,
                 rollup_interval=args.rollup_interval,
+                broker_pid=broker_pid,
             )
         finally:
             if broker is not None:
@@ -381,8 +417,12 @@ async def run(args: argparse.Namespace) -> dict:
         **hub,
         "baseline_msgs_per_s": baseline_rate,
         "ratio": round(hub["msgs_per_s"] / baseline_rate, 3) if baseline_rate else None,
-        "baseline_cpu_us_per_msg": base["cpu_us_per_msg"] if base else None,
+        **{f"baseline_{key}": base[key] if base else None for key in _BASELINE_CPU},
     }
+
+
+_BASELINE_CPU = ("cpu_us_per_msg", "broker_cpu_us_per_msg", "loadgen_cpu_us_per_msg")
+"""The baseline phase's CPU figures, reported with a ``baseline_`` prefix."""
 
 
 def main() -> None:

@@ -11,7 +11,8 @@ counts as *sent* only once the broker acknowledged it (PUBACK), which is
 what "lost = sent - stored" in the ingest benchmark relies on.
 
 Run alone:  python benchmarks/loadgen.py --broker mqtt://127.0.0.1:1883 --nodes 100 --messages 100000
-It prints one JSON line: {"sent": …, "seconds": …, "msgs_per_s": …}.
+It prints one JSON line: {"sent": …, "seconds": …, "msgs_per_s": …, "cpu_seconds": …, "window": …};
+``cpu_seconds`` is the CPU this process spent publishing (a load generator is part of the machine's load).
 """
 
 from __future__ import annotations
@@ -167,12 +168,12 @@ async def publish(
         while storage._messages:
             await _acked(storage)
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         await asyncio.gather(*(run(i) for i in range(connections)))
     except TimeoutError:
         raise SystemExit(f"loadgen: no PUBACK from {parts.hostname}:{parts.port} for {ACK_TIMEOUT:.0f} s") from None
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     sent = sum(storage.acked for _client, storage, _limit in clients)
     for client, _storage, _limit in clients:
         async with asyncio.timeout(CONNECT_TIMEOUT):
@@ -181,6 +182,7 @@ async def publish(
         "sent": sent,
         "seconds": round(seconds, 3),
         "msgs_per_s": round(sent / seconds) if seconds else 0,
+        "cpu_seconds": round(cpu, 3),
         "window": min(limit for _client, _storage, limit in clients),
     }
 

@@ -15,28 +15,13 @@ its pids mean nothing here.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
+from proc_cpu import cpu_seconds
 
 _LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
-_TICKS = os.sysconf("SC_CLK_TCK")
 _BACKENDS = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """User+system CPU of a local postgres process, None if it is gone or is not postgres."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    name = stat[stat.index("(") + 1 : stat.rindex(")")]
-    if not name.startswith("postgres"):
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 class PgCpuMeter:
@@ -71,7 +56,7 @@ class PgCpuMeter:
         if self._conn is None:
             return
         for record in await self._conn.fetch(_BACKENDS):
-            seconds = _cpu_seconds(record["pid"])
+            seconds = cpu_seconds(record["pid"], "postgres")
             if seconds is not None:
                 self._last[record["pid"]] = seconds
 
