@@ -394,10 +394,7 @@ class BatchWriter:
         for node_id in plan.removed:
             self._ids.pop(node_id, None)
             self._persisted_seen.pop(node_id, None)
-        # Keyed by the registry's own node_id strings (the plan's), not the equal ones the database returned:
-        # every reading's lookup then matches by identity instead of comparing a string the caches no longer hold.
-        own = {row[0]: row[0] for row in plan.nodes}
-        self._ids.update((own.get(node_id, node_id), ref) for node_id, ref in result.new_ids.items())
+        self._ids.update(result.new_ids)
         for row in plan.nodes:
             if row[7] is not None:
                 self._persisted_seen[row[0]] = row[7]
