@@ -65,7 +65,7 @@ from urllib.parse import urlsplit
 from gmqtt import Client
 from gmqtt.mqtt.constants import MQTTv50
 from pg_cpu import PgCpuMeter
-from proc_cpu import cpu_seconds
+from proc_cpu import ProcessCpu
 from profiling import start_profiler, stop_profiler
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
@@ -149,7 +149,7 @@ async def baseline(broker: str, nodes: int, messages: int, timeout: float, broke
     client.subscribe("devices/+/data", qos=1)
     await asyncio.sleep(0.5)
     started, cpu_started = time.perf_counter(), time.process_time()
-    broker_cpu = BrokerCpu(broker_pid)
+    broker_cpu = ProcessCpu(broker_pid)
     publisher = start_publisher(broker, nodes, messages)
     result_task = asyncio.create_task(asyncio.to_thread(publisher_result, publisher, timeout))
     try:
@@ -173,19 +173,6 @@ async def baseline(broker: str, nodes: int, messages: int, timeout: float, broke
         "broker_cpu_us_per_msg": _per_message(broker_seconds, received),
         "loadgen_cpu_us_per_msg": _per_message(result["cpu_seconds"], result["sent"]),
     }
-
-
-class BrokerCpu:
-    """The CPU a private broker spends from now on (None for a broker elsewhere: its pid means nothing here)."""
-
-    def __init__(self, pid: int | None) -> None:
-        self._pid = pid
-        self._start = None if pid is None else cpu_seconds(pid)
-
-    def spent(self) -> float | None:
-        """Seconds of CPU since this was made."""
-        now = None if self._pid is None else cpu_seconds(self._pid)
-        return None if now is None or self._start is None else now - self._start
 
 
 def _per_message(seconds: float | None, messages: int) -> float | None:
@@ -309,7 +296,7 @@ async def through_hub(
     await pg_cpu.start()
     profiler = start_profiler(profile, os.getpid())
     started, cpu_started = time.perf_counter(), time.process_time()
-    broker_cpu = BrokerCpu(broker_pid)
+    broker_cpu = ProcessCpu(broker_pid)
     publisher = start_publisher(broker, nodes, messages)
     result_task = asyncio.create_task(asyncio.to_thread(publisher_result, publisher, timeout))
     last_progress, last_stored, finished = time.perf_counter(), 0.0, started

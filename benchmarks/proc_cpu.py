@@ -24,3 +24,16 @@ def cpu_seconds(pid: int, name_prefix: str = "") -> float | None:
         return None
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+class ProcessCpu:
+    """The CPU process ``pid`` spends from now on; None throughout for no pid (a broker elsewhere, say)."""
+
+    def __init__(self, pid: int | None) -> None:
+        self._pid = pid
+        self._start = None if pid is None else cpu_seconds(pid)
+
+    def spent(self) -> float | None:
+        """Seconds of CPU since this was made; None if the process is unknown or gone."""
+        now = None if self._pid is None else cpu_seconds(self._pid)
+        return None if now is None or self._start is None else now - self._start

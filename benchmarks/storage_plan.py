@@ -23,9 +23,9 @@ import asyncio
 import json
 import time
 
+from hub.core.hub import freeze_startup_heap
 from hub.plugins.storage.batch import Batch, _prepare_rows, build_plan, telemetry_records
 from hub.plugins.storage.rollup_deltas import RollupAccumulator
-from hub.core.hub import freeze_startup_heap
 from hub.testing import make_hub
 
 KEYS = ("temperature", "humidity", "uptime", "free_heap", "wifi_rssi")
