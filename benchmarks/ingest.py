@@ -17,8 +17,8 @@ on a shared machine the rates follow the load, the CPU per message much less; an
 hub's longest event-loop lag (``loop_lag_max_s``, wall clock: on a shared machine it includes time the process
 was not scheduled) and the most CPU its loop thread used in one 50 ms sample (``loop_busy_max_s``); the
 batches written in the phase (``batches``) and their mean write time, from the sink's call to its commit
-(``batch_ms_mean``): the hub acknowledges a message only once its batch committed, so with the broker's
-in-flight window these bound the rate.
+(``batch_ms_mean``): the hub acknowledges a message only once its batch committed, so the in-flight window
+over the write time bounds the rate from above.
 ``pg_cpu_us_per_msg``: the CPU the PostgreSQL backends serving ``--db`` spent per message in the hub phase
 (the hub's share of the server's work: COPY, indexes, the rollup fold, autovacuum), when the server runs on
 this machine; null otherwise or on SQLite (see ``pg_cpu.py``).  It includes one last fold after the phase,
