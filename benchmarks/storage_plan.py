@@ -23,27 +23,20 @@ import asyncio
 import json
 import time
 
+from storage_writer import register_nodes
+
 from hub.core.hub import freeze_startup_heap
 from hub.plugins.storage.batch import Batch, _prepare_rows, build_plan, telemetry_records
 from hub.plugins.storage.rollup_deltas import RollupAccumulator
 from hub.testing import make_hub
 
-KEYS = ("temperature", "humidity", "uptime", "free_heap", "wifi_rssi")
-
 
 async def run(nodes: int, batches: int, rows: int) -> dict[str, object]:
-    limits = {"max_nodes": max(20_000, nodes), "new_nodes_per_minute": max(1_000, nodes)}
-    hub = make_hub({"hub": {"data_dir": "/tmp/hub-storage-plan", "limits": limits}}, builtins=())
+    hub = make_hub({"hub": {"data_dir": "/tmp/hub-storage-plan"}}, builtins=())
     await hub.async_start()
     try:
         registry = hub.registry
-        fleet = []
-        for index in range(nodes):
-            node_id = ":".join(f"{b:02x}" for b in (0xAA0000000000 + index).to_bytes(6, "big"))
-            node = registry.get_or_register(node_id, limited=False)
-            for key in KEYS:
-                registry.ensure_entity(node, key)
-            fleet.append(node)
+        fleet = await register_nodes(hub, nodes)
         now = time.time()
         for node in fleet:
             node.last_seen = now

@@ -24,6 +24,14 @@ async def _fillfactor(store: Store) -> list[str] | None:
     return await store.scalar("SELECT reloptions FROM pg_class WHERE relname = 'nodes'")
 
 
+async def _insert_nodes(store: Store) -> None:
+    await store.execute(
+        "INSERT INTO nodes (node_id, name, status, attributes, last_seen)"
+        " SELECT 'n' || i, 'node ' || i, 'online', '{\"ip\": \"10.0.0.1\"}', 1e9 FROM generate_series(1, :n) AS i",
+        n=NODES,
+    )
+
+
 async def _hot_updates_of_a_last_seen_batch(store: Store) -> tuple[int, int]:
     """(rows updated, of which HOT) when the writer's statement moves every node's last_seen, in one transaction."""
     db = await asyncpg.connect(asyncpg_dsn(store.url))
@@ -40,11 +48,7 @@ async def _hot_updates_of_a_last_seen_batch(store: Store) -> tuple[int, int]:
 async def test_last_seen_updates_stay_on_their_page(store: Store):
     await upgrade(store.engine)
     assert await _fillfactor(store) == [f"fillfactor={NODES_FILLFACTOR}"]
-    await store.execute(
-        "INSERT INTO nodes (node_id, name, status, attributes, last_seen)"
-        " SELECT 'n' || i, 'node ' || i, 'online', '{\"ip\": \"10.0.0.1\"}', 1e9 FROM generate_series(1, :n) AS i",
-        n=NODES,
-    )
+    await _insert_nodes(store)
     assert await _hot_updates_of_a_last_seen_batch(store) == (NODES, NODES)
 
 
@@ -53,11 +57,7 @@ async def test_0007_downgrade_resets_the_fill_factor(store: Store):
     async with store.engine.begin() as conn:
         await conn.run_sync(lambda sync: command.downgrade(alembic_config(connection=sync), "0006"))
     assert await _fillfactor(store) is None
-    await store.execute(
-        "INSERT INTO nodes (node_id, name, status, attributes, last_seen)"
-        " SELECT 'n' || i, 'node ' || i, 'online', '{}', 1e9 FROM generate_series(1, :n) AS i",
-        n=NODES,
-    )
+    await _insert_nodes(store)
     updated, hot = await _hot_updates_of_a_last_seen_batch(store)
     assert updated == NODES and hot < NODES // 2  # full pages: most new versions go elsewhere, with index entries
     assert await upgrade(store.engine) == ("0006", "0007")
