@@ -8,8 +8,7 @@ readings each, as the ingest benchmark's load generator sends):
 
 * ``prepare`` + ``plan``: ``prepare_rows`` (validate, encode the JSON) and ``build_plan`` (the
   nodes to write, the moved ``last_seen`` values);
-* ``records``: ``telemetry_records`` (each reading's node id);
-* ``keys``: the dedupe keys as the PostgreSQL sink builds them;
+* ``records``: ``telemetry_records`` (each reading's node id and rollup epoch);
 * ``accumulate``: ``RollupAccumulator.add`` after the commit.
 
 Prints one JSON line of microseconds per reading for each step.  The machine's noise reaches these
@@ -44,7 +43,7 @@ async def run(nodes: int, batches: int, rows: int) -> dict[str, object]:
         persisted = dict.fromkeys(ids, now)
         freeze_startup_heap()  # the collector as `hub run` tunes it, this fleet frozen as a restored one is
         accumulator = RollupAccumulator()
-        spent = dict.fromkeys(("plan", "records", "keys", "accumulate"), 0.0)
+        spent = dict.fromkeys(("plan", "records", "accumulate"), 0.0)
         seq = 0
         for _ in range(batches):
             batch = Batch(asyncio.get_running_loop())
@@ -58,19 +57,16 @@ async def run(nodes: int, batches: int, rows: int) -> dict[str, object]:
                     "free_heap": 123456 - seq % 1000,
                     "wifi_rssi": -40 - seq % 30,
                 }
-                batch.rows.append((node.node_id, now + seq * 1e-4, states, seq * 7919))
+                batch.rows.append((node.node_id, now + seq * 1e-4, states, seq * 7919, False))
             started = time.perf_counter()
             plan = build_plan(batch, registry, ids, persisted, _prepare_rows(batch.rows))
             planned = time.perf_counter()
-            records, documents, _orphans = telemetry_records(plan.rows, ids, {})
+            records = telemetry_records(plan.rows, ids, {}, epoch=1)
             recorded = time.perf_counter()
-            [(ref, dedupe, ts, 1) for ref, ts, _, dedupe in records if dedupe is not None]
-            keyed = time.perf_counter()
-            accumulator.add(records, documents)
+            accumulator.add(records.rows, records.documents)
             spent["plan"] += planned - started
             spent["records"] += recorded - planned
-            spent["keys"] += keyed - recorded
-            spent["accumulate"] += time.perf_counter() - keyed
+            spent["accumulate"] += time.perf_counter() - recorded
         total = batches * rows
         return {
             "benchmark": "storage_plan",

@@ -347,8 +347,10 @@ class NodeRegistry:
 
         ``ts`` is when the node measured (its own clock if it sent one), ``received`` when the hub
         got it (defaults to now; drives ``last_seen``).  ``dedupe`` identifies a message that may be
-        redelivered so storage keeps it once.  Fires one ``state_reported`` and one ``state_changed``
-        per entity whose value differs.
+        redelivered so storage keeps it once: a redelivery repeats the message's own time, so storage
+        checks the key with ``ts``, except where ``ts`` is ``received`` (the message had no time of its
+        own; a redelivery is stamped anew): pass the same value for both then, and storage checks the
+        key alone.  Fires one ``state_reported`` and one ``state_changed`` per entity whose value differs.
         """
         seen = node.last_seen = self._clock() if received is None else received
         entities = node.entities

@@ -59,13 +59,18 @@ class Store:
             await conn.execute(sa.text(sql), params)
 
 
-def report(hub: Hub, node_id: str, states: dict[str, Any], ts: float, dedupe: int | None = None) -> None:
-    """Do what a contract plugin does for one message: register node and entities, report the states."""
+def report(
+    hub: Hub, node_id: str, states: dict[str, Any], ts: float, dedupe: int | None = None, *, stamped: bool = False
+) -> None:
+    """Do what a contract plugin does for one message: register node and entities, report the states.
+
+    ``stamped``: the message carried no time of its own, so ``ts`` is its receive time (as the plugin passes it).
+    """
     registry = hub.registry
     node = registry.get_or_register(node_id)
     for key in states:
         registry.ensure_entity(node, key)
-    registry.report_states(node, states, ts, dedupe=dedupe)
+    registry.report_states(node, states, ts, dedupe=dedupe, received=ts if stamped else None)
 
 
 async def committed(hub: Hub, timeout: float = 10.0) -> None:

@@ -102,19 +102,45 @@ async def test_retention_drops_whole_partitions_and_keeps_the_rest(storage_hub, 
     assert await store.scalar("SELECT count(*) FROM rollup_1h") == 0
 
 
-async def test_a_redelivered_message_is_stored_once_whatever_its_time(storage_hub, store: Store):
+async def test_a_redelivered_message_stamped_on_receipt_is_stored_once_whatever_its_time(storage_hub, store: Store):
     hub = await storage_hub(partition_days_ahead=3)
-    report(hub, NODE_A, {"temperature": 1.0}, T0, dedupe=42)
+    report(hub, NODE_A, {"temperature": 1.0}, T0, dedupe=42, stamped=True)
     await committed(hub)
     # The same message again, stamped on receipt a day later (another partition), and twice in one batch.
-    report(hub, NODE_A, {"temperature": 1.0}, T0 + DAY, dedupe=42)
-    report(hub, NODE_A, {"temperature": 3.0}, T0 + DAY, dedupe=43)
-    report(hub, NODE_A, {"temperature": 3.0}, T0 + DAY + 1, dedupe=43)
-    report(hub, NODE_B, {"temperature": 1.0}, T0, dedupe=42)  # another node's 42 is another message
+    report(hub, NODE_A, {"temperature": 1.0}, T0 + DAY, dedupe=42, stamped=True)
+    report(hub, NODE_A, {"temperature": 3.0}, T0 + DAY, dedupe=43, stamped=True)
+    report(hub, NODE_A, {"temperature": 3.0}, T0 + DAY + 1, dedupe=43, stamped=True)
+    report(hub, NODE_B, {"temperature": 1.0}, T0, dedupe=42, stamped=True)  # another node's 42 is another message
     await committed(hub)
     rows = await store.all("SELECT node_ref, ts, dedupe FROM telemetry ORDER BY node_ref, ts")
     assert [(ts, dedupe) for _, ts, dedupe in rows] == [(T0, 42), (T0 + DAY, 43), (T0, 42)]
     assert hub.metrics.value("storage_duplicates") == 2
+    assert await store.scalar("SELECT count(*) FROM telemetry_dedupe") == 3  # the keys of what was stored
+
+
+async def test_a_redelivered_message_with_its_own_time_is_stored_once(storage_hub, store: Store):
+    """The unique index on (node, ts, dedupe) catches it, in a later batch or in the same one; no key table row."""
+    hub = await storage_hub(partition_days_ahead=3)
+    t1 = T0 + 0.5  # the node's own time: not the hub's clock (T0), which would mark it stamped on receipt
+    report(hub, NODE_A, {"temperature": 1.0}, t1, dedupe=42)
+    report(hub, NODE_A, {"humidity": 50}, t1 + 1)  # no key: always stored
+    await committed(hub)
+    report(hub, NODE_A, {"temperature": 1.0}, t1, dedupe=42)  # redelivered
+    report(hub, NODE_A, {"temperature": 2.0}, t1 + DAY, dedupe=43)
+    report(hub, NODE_A, {"temperature": 2.0}, t1 + DAY, dedupe=43)  # twice in one batch
+    report(hub, NODE_A, {"humidity": 50}, t1 + 1)  # no key, the same again: stored again
+    report(hub, NODE_B, {"temperature": 1.0}, t1, dedupe=42)  # another node's
+    await committed(hub)
+    rows = await store.all("SELECT node_ref, ts, dedupe FROM telemetry ORDER BY node_ref, ts, dedupe")
+    assert [(ts, dedupe) for _, ts, dedupe in rows] == [
+        (t1, 42),
+        (t1 + 1, None),
+        (t1 + 1, None),
+        (t1 + DAY, 43),
+        (t1, 42),
+    ]
+    assert hub.metrics.value("storage_duplicates") == 2
+    assert await store.scalar("SELECT count(*) FROM telemetry_dedupe") == 0
 
 
 async def test_rollups_equal_raw_aggregates_with_late_data(storage_hub, store: Store):
@@ -188,7 +214,8 @@ async def test_migration_0004_on_a_populated_table_and_back(store: Store):
     indexes = await store.all(
         "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'telemetry_legacy'::regclass ORDER BY 1"
     )
-    assert [row[0] for row in indexes] == ["ix_telemetry_legacy_node_ts"]  # 0005 dropped txid and its index
+    # 0005 dropped txid and its index; 0008 replaced (node_ref, ts) by the unique index and added the epoch's.
+    assert [row[0] for row in indexes] == ["telemetry_legacy_epoch_idx", "telemetry_legacy_node_ref_ts_dedupe_idx"]
     assert await upgrade(store.engine) == (head_revision(), head_revision())  # idempotent
 
     async with store.engine.begin() as conn:

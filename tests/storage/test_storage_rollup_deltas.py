@@ -7,18 +7,25 @@ import random
 import pytest
 
 from hub.plugins.storage.jsoncodec import dumps, encode
-from hub.plugins.storage.rollup_deltas import RollupAccumulator, delta_rows
+from hub.plugins.storage.rollup_deltas import DeltaRow, RollupAccumulator
 
 T = 1_700_000_040.0  # a minute's start
 
 
+def delta_rows(records: list[tuple], documents: list | None = None) -> list[DeltaRow]:
+    """The delta rows of ``records`` alone (one per node, key and minute with a numeric reading)."""
+    accumulator = RollupAccumulator()
+    accumulator.add(records, documents)
+    return list(accumulator.rows())
+
+
 def test_numbers_and_booleans_count_per_node_key_and_minute():
     records = [
-        (1, T + 1, dumps({"t": 2, "on": True, "mode": "eco", "nested": {"t": 9}, "none": None}), 1),
-        (1, T + 59.5, dumps({"t": -1.5, "on": False, "extra": 7}), 2),
-        (1, T + 60, dumps({"t": 100}), 3),  # the next minute
-        (2, T + 2, dumps({"t": 5}), None),  # another node
-        (1, T + 3, dumps({"mode": "off"}), 4),  # nothing numeric
+        (1, T + 1, dumps({"t": 2, "on": True, "mode": "eco", "nested": {"t": 9}, "none": None}), 1, 7),
+        (1, T + 59.5, dumps({"t": -1.5, "on": False, "extra": 7}), 2, 7),
+        (1, T + 60, dumps({"t": 100}), 3, 7),  # the next minute
+        (2, T + 2, dumps({"t": 5}), None, 7),  # another node
+        (1, T + 3, dumps({"mode": "off"}), 4, 7),  # nothing numeric
     ]
     rows = sorted(
         (ref, key, bucket, float(low), float(high), float(total), n)
@@ -35,7 +42,7 @@ def test_numbers_and_booleans_count_per_node_key_and_minute():
 
 def test_the_stored_json_is_what_counts():
     """A value the JSON codec turns into null (NaN) is not a reading, as in the stored row."""
-    assert list(delta_rows([(1, T, dumps({"t": float("nan"), "u": float("inf"), "v": 1.0}), 1)])) == [
+    assert list(delta_rows([(1, T, dumps({"t": float("nan"), "u": float("inf"), "v": 1.0}), 1, 7)])) == [
         (1, "v", T, 1.0, 1.0, 1.0, 1)
     ]
     assert list(delta_rows([])) == []
@@ -54,7 +61,7 @@ def test_the_dicts_at_hand_give_the_rows_parsing_the_stored_text_gives():
     records, documents = [], []
     for index, document in enumerate(states):
         text, verbatim = encode(document)
-        records.append((1, T + index, text, index))
+        records.append((1, T + index, text, index, 7))
         documents.append(document if verbatim else None)
     assert documents[0] is None and documents[1] is None and documents[2] is None and documents[3] is None
     assert documents[4] is states[4]
@@ -62,10 +69,10 @@ def test_the_dicts_at_hand_give_the_rows_parsing_the_stored_text_gives():
     assert sorted(delta_rows(records, documents))[-1] == (1, "v", T, 1.0, 1.0, 1.0, 1)
 
 
-def _naive(records: list[tuple[int, float, bytes, int]], documents: list[dict]) -> list[tuple]:
+def _naive(records: list[tuple[int, float, str, int, int]], documents: list[dict]) -> list[tuple]:
     """The rows by definition: every numeric reading of every record, grouped by node, key and minute."""
     groups: dict[tuple[int, str, float], list] = {}
-    for (ref, ts, _text, _dedupe), document in zip(records, documents, strict=True):
+    for (ref, ts, _text, _dedupe, _epoch), document in zip(records, documents, strict=True):
         for key, value in document.items():
             if type(value) in (int, float, bool):
                 groups.setdefault((ref, key, (ts // 60) * 60), []).append(value)
@@ -87,7 +94,7 @@ def test_an_accumulator_over_many_batches_gives_the_rows_of_all_its_readings():
             del document["h"]
         if rng.random() < 0.05:
             document[rng.choice(("t", "h", "x"))] = rng.choice(odd)()
-        records.append((rng.randint(1, 4), T + rng.uniform(0, 300), dumps(document), index))
+        records.append((rng.randint(1, 4), T + rng.uniform(0, 300), dumps(document), index, 7))
         documents.append(document)
     accumulator = RollupAccumulator()
     for start in range(0, len(records), 97):  # batches of all sizes, each group filled over several of them

@@ -1,8 +1,9 @@
 """Rollup epochs (PostgreSQL): deltas held in a writer's memory are never lost nor counted twice.
 
 A writer that dies with an open epoch, a writer whose epoch is recovered while it is still writing, a seal
-that comes after the recovery, a recovery that waits for a batch still committing, a failed write, and
-migration 0006 up and down with an epoch open: after each, the rollups equal the raw rows.
+that comes after the recovery, a recovery that waits for a batch still committing, a failed write, readings
+without a key, and migrations 0006 and 0008 up and down with an epoch open: after each, the rollups equal the
+raw rows.
 """
 
 from __future__ import annotations
@@ -54,7 +55,14 @@ class Messages:
         for _ in range(count):
             states = {"v": self._rng.randint(-50, 50), "f": self._rng.random(), "on": self._rng.random() < 0.5}
             rows.append(
-                (f"n{self._rng.randint(1, 3)}", T0 + self._rng.uniform(0, 300), dumps(states), self._next, states)
+                (
+                    f"n{self._rng.randint(1, 3)}",
+                    T0 + self._rng.uniform(0, 300),
+                    dumps(states),
+                    self._next,
+                    states,
+                    False,
+                )
             )
             self._next += 1
         return WritePlan(rows=rows)
@@ -115,7 +123,7 @@ async def test_epochs_sealed_in_the_batches_that_follow_their_window(engine: Asy
     for _ in range(4):
         await messages.write(sink, 100)
         assert await store.scalar("SELECT count(*) FROM rollup_epochs") == 1
-    assert await store.scalar("SELECT count(DISTINCT epoch) FROM telemetry_dedupe") == 4
+    assert await store.scalar("SELECT count(DISTINCT epoch) FROM telemetry") == 4
     assert sink.seal_after() is not None and sink.seal_after() <= 0
     await sink.seal()
     await _settle(engine, store, 400)
@@ -125,10 +133,10 @@ async def test_an_epoch_that_holds_too_many_groups_is_sealed_early(engine: Async
     """Readings scattered over many minutes (a backfill, a broken clock) cannot grow the accumulator unbounded."""
     sink = PostgresSink(engine, rollup_window=HOUR, max_groups=50)
     states = {"v": 1}
-    rows: list[PreparedRow] = [("n1", T0 + 60 * i, dumps(states), i, states) for i in range(80)]  # 80 minutes
+    rows: list[PreparedRow] = [("n1", T0 + 60 * i, dumps(states), i, states, False) for i in range(80)]  # 80 minutes
     await sink.write(WritePlan(rows=rows), IDS)
     assert sink.seal_after() == 0.0
-    await sink.write(WritePlan(rows=[("n2", T0, dumps(states), 1, states)]), IDS)  # seals, then opens the next
+    await sink.write(WritePlan(rows=[("n2", T0, dumps(states), 1, states, False)]), IDS)  # seals, then opens the next
     assert await store.scalar("SELECT sum(n) FROM rollup_pending") == 80
     assert 0 < sink.seal_after() <= HOUR  # type: ignore[operator]
     await sink.seal()
@@ -176,14 +184,17 @@ async def test_a_failed_write_leaves_its_epoch_to_recovery(engine: AsyncEngine, 
     await _settle(engine, store, 300)
 
 
-async def test_readings_without_a_key_have_their_deltas_written_with_them(engine: AsyncEngine, store: Store):
+async def test_readings_without_a_key_are_held_in_the_epoch_and_recovered_with_it(engine: AsyncEngine, store: Store):
+    """Every row carries its epoch (the ESPHome plugin's readings have no dedupe key): none is written per batch,
+    and a writer that dies loses none of them."""
     sink = PostgresSink(engine, rollup_window=HOUR)
     states = {"v": 4, "s": "text"}
-    rows: list[PreparedRow] = [("n1", T0 + i, dumps(states), None, states) for i in range(10)]
-    rows += [("n2", T0 + i, dumps(states), i, states) for i in range(10)]
+    rows: list[PreparedRow] = [("n1", T0 + i, dumps(states), None, states, False) for i in range(10)]
+    rows += [("n2", T0 + i, dumps(states), i, states, False) for i in range(10)]
     await sink.write(WritePlan(rows=rows), IDS)
-    assert await store.scalar("SELECT sum(n) FROM rollup_pending") == 10  # n1's; n2's wait in the epoch
-    await sink.seal()
+    assert await store.scalar("SELECT count(*) FROM rollup_pending") == 0  # all held in the writer's memory
+    assert await store.scalar("SELECT count(*) FROM telemetry WHERE epoch IS NULL") == 0
+    assert await recover_abandoned(engine, 0) == 1  # the writer is gone: its epoch is counted from the rows
     await _settle(engine, store, 20)
 
 

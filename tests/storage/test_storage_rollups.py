@@ -18,6 +18,7 @@ from storage_helpers import NODE_A, NODE_B, T0, Store, assert_rollups_match_raw,
 from hub.plugins.storage.batch import PreparedRow, WritePlan
 from hub.plugins.storage.jsoncodec import dumps
 from hub.plugins.storage.migrate import alembic_config, head_revision, upgrade
+from hub.plugins.storage.rollup_deltas import RollupAccumulator, copy_deltas
 from hub.plugins.storage.rollups import fold, wait_folded
 from hub.plugins.storage.sink_postgres import PostgresSink, _write_telemetry
 
@@ -72,7 +73,7 @@ def _rows(rng: random.Random, shared: list[PreparedRow], own: int, count: int) -
     rows = rng.sample(shared, count // 2)
     for _ in range(count - len(rows)):
         states = {"v": rng.randint(-1000, 1000), "f": rng.random(), "b": rng.random() < 0.5}
-        rows.append((f"n{own}", T0 + rng.uniform(0, 600), dumps(states), None, states))
+        rows.append((f"n{own}", T0 + rng.uniform(0, 600), dumps(states), None, states, False))
     rng.shuffle(rows)
     return rows
 
@@ -82,7 +83,7 @@ async def test_two_writers_storing_the_same_messages_while_the_fold_runs(storage
     await storage_hub(partition_days_ahead=1)
     rng = random.Random(5)
     shared: list[PreparedRow] = [
-        (f"n{ref}", T0 + rng.uniform(0, 600), dumps(states), dedupe, states)
+        (f"n{ref}", T0 + rng.uniform(0, 600), dumps(states), dedupe, states, False)
         for ref in (1, 2, 3)
         for dedupe in range(400)
         for states in [{"v": rng.randint(0, 99), "b": True}]
@@ -134,9 +135,14 @@ async def test_a_fold_leaves_the_deltas_of_an_open_transaction_for_the_next(stor
     try:
         transaction = db.transaction()
         await transaction.start()
-        # No dedupe keys, so no epoch: the deltas go with the rows.  No dicts: the texts are parsed.
-        rows = [("n1", T0 + i, dumps({"v": i}), None, None) for i in range(50)]
-        assert (await _write_telemetry(db, rows, {"n1": 1}, {}, None))[:3] == (50, 0, 0)
+        # Rows and their deltas, as a seal appends them, not yet committed.  No dicts: the texts are parsed.
+        rows = [("n1", T0 + i, dumps({"v": i}), None, None, False) for i in range(50)]
+        stored, _duplicates, _orphans, inserted = await _write_telemetry(db, rows, {"n1": 1}, {}, None)
+        assert stored == 50
+        accumulator = RollupAccumulator()
+        for records, documents in inserted:
+            accumulator.add(records, documents)
+        assert await copy_deltas(db, accumulator.rows()) > 0
         assert (await fold(engine)).deltas == 0  # not committed: not in the fold's snapshot, not deleted
         await transaction.commit()
         assert (await wait_folded(engine)).deltas > 0

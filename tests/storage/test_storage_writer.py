@@ -272,7 +272,7 @@ async def test_a_large_batch_is_written_in_slices(storage_hub, store: Store, db_
 async def test_preparing_a_large_batch_yields_to_the_loop_between_slices():
     from hub.plugins.storage.batch import ROWS_PER_TURN, prepare_rows
 
-    rows = [(NODE_A, T0 + i, {"temperature": float(i)}, i) for i in range(2 * ROWS_PER_TURN + 1)]
+    rows = [(NODE_A, T0 + i, {"temperature": float(i)}, i, False) for i in range(2 * ROWS_PER_TURN + 1)]
     turns = 0
 
     async def count_turns() -> None:

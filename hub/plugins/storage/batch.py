@@ -24,11 +24,13 @@ from hub import Node, NodeRegistry
 
 from .jsoncodec import clean_text, dumps, encode
 
-Row = tuple[str, float, dict[str, Any], int | None]
-"""One ``state_reported`` message as it arrives: node_id, ts, states, dedupe."""
-PreparedRow = tuple[str, float, str, int | None, "dict[str, Any] | None"]
-"""A validated row with its states serialized once: node_id, ts, states JSON, dedupe, and the states dict when
-the JSON reads back as exactly that dict (:func:`.jsoncodec.encode`), else None."""
+Row = tuple[str, float, dict[str, Any], int | None, bool]
+"""One ``state_reported`` message as it arrives: node_id, ts, states, dedupe, and whether ``ts`` is the time the
+hub received it (the message carried no usable time of its own: a redelivery of it gets another ``ts``)."""
+PreparedRow = tuple[str, float, str, int | None, "dict[str, Any] | None", bool]
+"""A validated row with its states serialized once: node_id, ts, states JSON, dedupe, the states dict when the
+JSON reads back as exactly that dict (:func:`.jsoncodec.encode`), else None, and the received-time flag of
+:data:`Row`."""
 NodeRow = tuple[
     str, str, str, str, str | None, float | None, float | None, float | None, str | None, str, str | None, str
 ]
@@ -38,8 +40,12 @@ EntityRow = tuple[str, str, str, str, str | None, str | None, str | None, str]
 """node_id, key, platform, name, unit, device_class, state_class, attributes JSON."""
 StatusRow = tuple[str, float, str, str, str | None]
 """node_id, ts, old, new, reason."""
-TelemetryRecord = tuple[int, float, str, int | None]
-"""A telemetry row as the table takes it: node_ref, ts, states JSON, dedupe."""
+TelemetryRecord = tuple[int, float, str, int | None, int | None]
+"""A telemetry row as the table takes it: node_ref, ts, states JSON, dedupe, and the rollup epoch whose deltas
+count it (PostgreSQL's :mod:`.rollup_epochs`; None on SQLite)."""
+ReceivedKey = tuple[int, int, float]
+"""The (node_ref, dedupe, ts) of a reading stamped with its receive time: its key is checked on its own
+(PostgreSQL's ``telemetry_dedupe``), since a redelivery does not repeat its ``ts``."""
 
 LAST_SEEN_RESOLUTION = 5.0
 """A node's ``last_seen`` is rewritten only once it moved this many seconds (and always at shutdown).
@@ -236,11 +242,23 @@ def _moved_last_seen(
     return moved
 
 
+@dataclass(slots=True)
+class Records:
+    """One slice of a plan's readings as the telemetry table takes them (see :func:`telemetry_records`)."""
+
+    rows: list[TelemetryRecord]
+    documents: list[dict[str, Any] | None]
+    """Each record's states dict, as in :data:`PreparedRow`."""
+    received_keys: list[ReceivedKey]
+    """The keys of the records with a dedupe key whose ``ts`` is their receive time (rare)."""
+    orphans: int
+    """Readings dropped because their node has no id (unknown to the database)."""
+
+
 def telemetry_records(
-    rows: list[PreparedRow], ids: dict[str, int], new_ids: Mapping[str, int]
-) -> tuple[list[TelemetryRecord], list[dict[str, Any] | None], int]:
-    """Give each prepared row its node's surrogate id; returns the records, their states dicts (as in
-    :data:`PreparedRow`, one per record) and how many rows had no node.
+    rows: list[PreparedRow], ids: dict[str, int], new_ids: Mapping[str, int], epoch: int | None = None
+) -> Records:
+    """Give each prepared row its node's surrogate id and ``epoch``.
 
     ``new_ids`` (nodes written earlier in the same transaction) wins over ``ids``:
     a node removed and registered again within one batch has a new id.
@@ -249,17 +267,20 @@ def telemetry_records(
     lookup = {**ids, **new_ids}.get if new_ids else ids.get
     records: list[TelemetryRecord] = []
     documents: list[dict[str, Any] | None] = []
+    received_keys: list[ReceivedKey] = []
     append = records.append
     keep = documents.append
     orphans = 0
-    for node_id, ts, states, dedupe, document in rows:
+    for node_id, ts, states, dedupe, document, received in rows:
         ref = lookup(node_id)
         if ref is None:
             orphans += 1
-        else:
-            append((ref, ts, states, dedupe))
-            keep(document)
-    return records, documents, orphans
+            continue
+        append((ref, ts, states, dedupe, epoch))
+        keep(document)
+        if received and dedupe is not None:
+            received_keys.append((ref, dedupe, ts))
+    return Records(records, documents, received_keys, orphans)
 
 
 async def prepare_rows(rows: list[Row]) -> tuple[list[PreparedRow], int]:
@@ -289,7 +310,7 @@ def _prepare_rows(rows: list[Row]) -> tuple[list[PreparedRow], int]:
     append = prepared.append
     isfinite = math.isfinite
     invalid = 0
-    for node_id, ts, states, dedupe in rows:
+    for node_id, ts, states, dedupe, received in rows:
         try:
             if not isfinite(ts) or (
                 dedupe is not None and (type(dedupe) is not int or not _I64_MIN <= dedupe <= _I64_MAX)
@@ -297,7 +318,7 @@ def _prepare_rows(rows: list[Row]) -> tuple[list[PreparedRow], int]:
                 invalid += 1
                 continue
             text, verbatim = encode(states)
-            append((node_id, float(ts), text, dedupe, states if verbatim else None))
+            append((node_id, float(ts), text, dedupe, states if verbatim else None, received))
         except TypeError:
             invalid += 1
     return prepared, invalid

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator
 from itertools import chain, islice, repeat
 from typing import Any
 
@@ -70,7 +70,9 @@ class RollupAccumulator:
         numeric = _NUMERIC
         floor = math.floor
         loads = orjson.loads
-        for (ref, ts, states, _dedupe), document in zip(records, repeat(None) if documents is None else documents):
+        for (ref, ts, states, _dedupe, _epoch), document in zip(
+            records, repeat(None) if documents is None else documents
+        ):
             if document is None:
                 document = loads(states)
             group_key = (ref, floor(ts / MINUTE))  # floor(ts / 60), as the SQL history buckets it
@@ -101,15 +103,6 @@ class RollupAccumulator:
             bucket = minute * MINUTE
             for key, (low, high, total, count) in group.items():
                 yield (ref, key, bucket, low, high, total, count)
-
-
-def delta_rows(
-    records: Sequence[TelemetryRecord], documents: Sequence[dict[str, Any] | None] | None = None
-) -> Iterator[DeltaRow]:
-    """The delta rows of ``records`` alone (one per node, key and minute with a numeric reading)."""
-    accumulator = RollupAccumulator()
-    accumulator.add(records, documents)
-    return accumulator.rows()
 
 
 async def copy_deltas(db: asyncpg.Connection, rows: Iterable[DeltaRow]) -> int:

@@ -8,9 +8,9 @@ So the writer accumulates its batches' deltas (:class:`.RollupAccumulator`) for
 and minute.  The deltas live in memory meanwhile; epochs make that safe:
 
 * An epoch is a row of ``rollup_epochs``.  The writer opens one in a batch's
-  transaction, and every batch's dedupe keys carry its id
-  (``telemetry_dedupe.epoch``).  Each batch also locks the row (``FOR KEY
-  SHARE``) in its own transaction.
+  transaction, and every row the batch stores carries its id
+  (``telemetry.epoch``, BRIN-indexed).  Each batch also locks the epoch's row
+  (``FOR KEY SHARE``) in its own transaction.
 * Sealing, in one transaction: ``DELETE`` the row, ``COPY`` the accumulated
   rows into ``rollup_pending``.  So for every epoch, either its row exists and
   none of its readings' deltas are in the database (they are in a writer's
@@ -24,15 +24,17 @@ and minute.  The deltas live in memory meanwhile; epochs make that safe:
 * :func:`recover_abandoned` (run by the fold) takes every epoch whose row is
   older than :func:`abandoned_after`: it deletes the row, then, in a second
   statement (a fresh snapshot, which sees a batch that was committing while
-  the ``DELETE`` waited for its lock), aggregates the stored rows its keys
-  point to into ``rollup_pending``, in one transaction.  A writer that is
+  the ``DELETE`` waited for its lock), aggregates the stored rows that carry
+  its id into ``rollup_pending``, in one transaction.  A writer that is
   merely slow and still holds such an epoch finds the row gone at its next
   batch or seal and drops its accumulator: the table's rows were counted by
   recovery instead.  Nothing is counted twice or lost, whoever gets there
   first.
 
-Readings without a dedupe key (the ESPHome plugin's) have no key row to carry
-an epoch, so their deltas are still written with their batch.
+Before migration 0008 the epoch was carried by the rows' dedupe keys
+(``telemetry_dedupe.epoch``), and readings without a key (the ESPHome
+plugin's) had their deltas written with their batch; recovery still reads the
+keys' epochs, for epochs a writer of that version left open.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ _HOLD = "SELECT id FROM rollup_epochs WHERE id = $1 FOR KEY SHARE"
 _SEAL = "DELETE FROM rollup_epochs WHERE id = $1"
 _ABANDONED = "SELECT id FROM rollup_epochs WHERE opened < now() - make_interval(secs => :age) ORDER BY id"
 _TAKE = "DELETE FROM rollup_epochs WHERE id = :epoch RETURNING id"
-# The readings of one epoch's stored rows, as the rollups count them (numbers; booleans as 0/1).
+# The readings of one epoch's stored rows, as the rollups count them (numbers; booleans as 0/1).  Rows carry
+# their epoch since migration 0008; a writer of the version before marked only its keys (telemetry_dedupe.epoch).
 _RECOVER = """
 INSERT INTO rollup_pending (node_ref, key, bucket, min_v, max_v, sum_v, n)
 SELECT node_ref, key, floor(ts / 60) * 60, min(v), max(v), sum(v), count(v)
@@ -72,10 +75,15 @@ FROM (
     SELECT t.node_ref, e.key, t.ts,
            CASE jsonb_typeof(e.value) WHEN 'number' THEN e.value::float8
                                       WHEN 'boolean' THEN e.value::boolean::int::float8 END AS v
-    FROM telemetry_dedupe AS d
-    JOIN telemetry AS t ON t.node_ref = d.node_ref AND t.ts = d.ts AND t.dedupe = d.dedupe
+    FROM (
+        SELECT node_ref, ts, states FROM telemetry WHERE epoch = :epoch
+        UNION ALL
+        SELECT t.node_ref, t.ts, t.states
+        FROM telemetry_dedupe AS d
+        JOIN telemetry AS t ON t.node_ref = d.node_ref AND t.ts = d.ts AND t.dedupe = d.dedupe
+        WHERE d.epoch = :epoch
+    ) AS t
     CROSS JOIN LATERAL jsonb_each(t.states) AS e
-    WHERE d.epoch = :epoch
 ) AS readings
 WHERE v IS NOT NULL
 GROUP BY 1, 2, 3
@@ -92,7 +100,7 @@ class Turn:
     """What a batch's transaction did to the epochs, applied once it has committed."""
 
     epoch: int
-    """The epoch the batch's keys carry."""
+    """The epoch the batch's rows carry."""
     fresh: bool
     """The batch opened that epoch: the accumulator was written (sealed) or is void (taken by recovery)."""
 
@@ -123,7 +131,7 @@ class RollupEpochs:
         return len(self._accumulator) >= self._max_groups or time.monotonic() - self._opened >= self._window
 
     async def enter(self, db: asyncpg.Connection) -> Turn:
-        """In a batch's transaction, before its keys are written: the epoch they carry.
+        """In a batch's transaction, before its rows are written: the epoch they carry.
 
         Seals the open epoch first if it is due, and opens a new one if it was sealed or taken.
         """

@@ -18,11 +18,12 @@ Choices that matter:
 * ``telemetry.dedupe`` (an int64 the contract plugin derives from the message,
   or NULL) is unique per node where present, so a redelivered message is
   stored once.  On SQLite a partial unique index on ``telemetry`` enforces it
-  (``INSERT OR IGNORE``).  On PostgreSQL ``telemetry`` is partitioned by time
-  and a unique index there would have to include ``ts``, which a redelivered
-  message does not keep when it carries no timestamp of its own (the hub
-  stamps it on receipt); so the keys live in ``telemetry_dedupe`` instead,
-  unique on (node, dedupe) whatever the time (:mod:`.sink_postgres`).
+  (``INSERT OR IGNORE``).  On PostgreSQL ``telemetry`` is partitioned by time,
+  so a unique index there must include ``ts``: (node, ts, dedupe).  A
+  redelivery repeats a message's own timestamp, so that index catches it; a
+  message without one is stamped on receipt, a redelivery gets another
+  ``ts``, and the keys of those readings go to ``telemetry_dedupe``, unique on
+  (node, dedupe) whatever the time (:mod:`.sink_postgres`).
 
 PostgreSQL-only objects (partitioning, rollups; :mod:`.partitions`,
 :mod:`.rollups`) carry ``info={"postgresql_only": True}``: the migrations build
@@ -111,7 +112,8 @@ telemetry = sa.Table(
     sa.Column("ts", sa.Double, nullable=False),
     sa.Column("states", JSON_TYPE, nullable=False),
     sa.Column("dedupe", sa.BigInteger),
-    sa.Index("ix_telemetry_node_ts", "node_ref", "ts"),
+    sa.Column("epoch", sa.BigInteger, info=POSTGRESQL_ONLY),
+    sa.Index("ix_telemetry_node_ts", "node_ref", "ts", info=SQLITE_ONLY),
     sa.Index(
         "uq_telemetry_node_dedupe",
         "node_ref",
@@ -120,9 +122,13 @@ telemetry = sa.Table(
         sqlite_where=sa.text("dedupe IS NOT NULL"),
         info=SQLITE_ONLY,
     ),
+    sa.Index("uq_telemetry_node_ts_dedupe", "node_ref", "ts", "dedupe", unique=True, info=POSTGRESQL_ONLY),
+    sa.Index("ix_telemetry_epoch", "epoch", postgresql_using="brin", info=POSTGRESQL_ONLY),
     postgresql_partition_by="RANGE (ts)",
 )
-"""One row per message.  PostgreSQL: partitioned by RANGE (ts), one partition a day plus a default one."""
+"""One row per message.  PostgreSQL: partitioned by RANGE (ts), one partition a day plus a default one; the
+unique index serves the per-node range reads as well (its first two columns); ``epoch`` is the rollup epoch whose
+deltas count the row (:mod:`.rollup_epochs`; BRIN: epochs grow as rows are appended)."""
 
 telemetry_dedupe = sa.Table(
     "telemetry_dedupe",
@@ -135,8 +141,9 @@ telemetry_dedupe = sa.Table(
     sa.Index("ix_telemetry_dedupe_epoch", "epoch", postgresql_using="brin"),
     info=POSTGRESQL_ONLY,
 )
-"""PostgreSQL: the (node, dedupe) keys of stored messages, kept as long as their telemetry (``ts``, for retention),
-with the rollup epoch whose deltas count them (:mod:`.rollup_epochs`; BRIN: epochs grow as rows are appended)."""
+"""PostgreSQL: the (node, dedupe) keys of stored readings that were stamped on receipt, kept as long as their
+telemetry (``ts``, for retention).  Before migration 0008 every key went here, with the rollup epoch whose deltas
+count its row (``epoch``; since then ``telemetry.epoch``): recovery still reads it for epochs left open then."""
 
 rollup_epochs = sa.Table(
     "rollup_epochs",

@@ -6,41 +6,53 @@ in with binary ``COPY`` straight into the (partitioned) table: measured here
 that is about 1.5x the server throughput of ``INSERT … SELECT FROM unnest …
 ON CONFLICT DO NOTHING`` and half its client CPU.
 
-Redelivered messages: ``telemetry`` is partitioned by time, and a unique index
-there would have to include ``ts`` (see :mod:`.schema`), so the (node, dedupe)
-keys of the batch go first into ``telemetry_dedupe``, by ``COPY`` inside a
-savepoint.  ``COPY`` cannot skip duplicates, so when the batch holds a
+Redelivered messages: ``telemetry`` is partitioned by time, so its unique index
+must include ``ts``: (node_ref, ts, dedupe).  A redelivery repeats the
+message's own timestamp, so the index catches it; ``COPY`` cannot skip a
+duplicate, so the ``COPY`` runs inside a savepoint, and when the batch holds a
 redelivered message (unique violation) the savepoint is rolled back and the
-keys go in through ``INSERT … ON CONFLICT DO NOTHING RETURNING``: only the rows
-whose key came back new are stored.  That only happens right after a reconnect
-or restart.  Two writers storing the same message at once (two workers, one
-redelivery) meet on that primary key: the second waits for the first to
-commit, then skips it.  Holding several such keys in opposite orders they
-deadlock; PostgreSQL aborts one, and the writer retries that batch as it
+rows go in through ``INSERT … ON CONFLICT DO NOTHING RETURNING``: only those
+that came back are counted as stored.  That only happens right after a
+reconnect or restart.  A message without a time of its own is stamped on
+receipt, and its redelivery gets another ``ts``: the keys of those readings
+(:data:`~.batch.ReceivedKey`, rare) go first into ``telemetry_dedupe``, unique
+on (node, dedupe), the same way.  Before migration 0008 every key went there
+too: a second ``COPY`` into a B-tree keyed by hashes, which cost PostgreSQL
+about a third of its ingest CPU.  Two writers storing the same message at once
+(two workers, one redelivery) meet on a unique index: the second waits for the
+first to commit, then skips it.  Holding several such keys in opposite orders
+they deadlock; PostgreSQL aborts one, and the writer retries that batch as it
 retries any failed write (keys are not sorted for this: it costs every batch
 for a race that needs a redelivery to two workers at once).
 
 The rollup deltas of the rows actually inserted (after that skipping) are
 accumulated in memory once the batch commits, and written once a
-``rollup_interval`` in an epoch's seal (:mod:`.rollup_epochs`): the batch's
-keys carry the epoch's id, so the deltas of an epoch lost with its writer are
-recovered from the table.  Rows without a key (no epoch can reach them) have
-their deltas written with them.  The sink is used by one writer task, but a
-seal may also be asked for by the ``storage.fold`` service: a lock keeps the
-two apart.
+``rollup_interval`` in an epoch's seal (:mod:`.rollup_epochs`): every row
+carries the epoch's id, so the deltas of an epoch lost with its writer are
+recovered from the table.  The sink is used by one writer task, but a seal may
+also be asked for by the ``storage.fold`` service: a lock keeps the two apart.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from . import rollup_deltas
-from .batch import PreparedRow, TelemetryRecord, WritePlan, WriteResult, row_slices, telemetry_records
+from .batch import (
+    PreparedRow,
+    ReceivedKey,
+    Records,
+    TelemetryRecord,
+    WritePlan,
+    WriteResult,
+    row_slices,
+    telemetry_records,
+)
 from .rollup_epochs import MAX_GROUPS, RollupEpochs, Turn
 
 _REMOVED_REFS = "(SELECT id FROM nodes WHERE node_id = ANY($1::text[]))"
@@ -99,15 +111,21 @@ JOIN nodes ON nodes.node_id = u.n
 ORDER BY u.i
 """
 _INSERT_NEW_KEYS = """
-INSERT INTO telemetry_dedupe (node_ref, dedupe, ts, epoch)
-SELECT n, d, t, $4 FROM unnest($1::int[], $2::int8[], $3::float8[]) AS u(n, d, t)
+INSERT INTO telemetry_dedupe (node_ref, dedupe, ts)
+SELECT * FROM unnest($1::int[], $2::int8[], $3::float8[])
 ON CONFLICT DO NOTHING
 RETURNING node_ref, dedupe
 """
-_TELEMETRY_COLUMNS = ("node_ref", "ts", "states", "dedupe")
-_KEY_COLUMNS = ("node_ref", "dedupe", "ts", "epoch")
+_INSERT_NEW_TELEMETRY = """
+INSERT INTO telemetry (node_ref, ts, states, dedupe, epoch)
+SELECT n, t, s::jsonb, d, e FROM unnest($1::int[], $2::float8[], $3::text[], $4::int8[], $5::int8[]) AS u(n, t, s, d, e)
+ON CONFLICT DO NOTHING
+RETURNING node_ref, ts, dedupe
+"""
+_TELEMETRY_COLUMNS = ("node_ref", "ts", "states", "dedupe", "epoch")
+_KEY_COLUMNS = ("node_ref", "dedupe", "ts")
 Inserted = list[tuple[list[TelemetryRecord], list[dict[str, Any] | None] | None]]
-"""A batch's inserted keyed records per slice, with their states dicts (None: parse the stored text)."""
+"""A batch's inserted records per slice, with their states dicts (None: parse the stored text)."""
 
 
 class PostgresSink:
@@ -202,71 +220,74 @@ async def _update_last_seen(db: asyncpg.Connection, last_seen: list[tuple[str, f
 async def _write_telemetry(
     db: asyncpg.Connection, rows: list[PreparedRow], ids: dict[str, int], new_ids: dict[str, int], epoch: int | None
 ) -> tuple[int, int, int, Inserted]:
-    """Insert the readings, their keys carrying ``epoch``; returns (stored, duplicates, orphans) and the inserted
-    keyed records, whose deltas the epoch accumulates once the transaction commits.
-
-    The deltas of rows without a key are written here, with them (no epoch reaches them).
-    """
+    """Insert the readings, carrying ``epoch``; returns (stored, duplicates, orphans) and the inserted records,
+    whose deltas the epoch accumulates once the transaction commits."""
     stored = duplicates = orphans = 0
     inserted: Inserted = []
     for part in row_slices(rows) if rows else ():  # COPYs per slice: the loop turns between
-        records, documents, lost = telemetry_records(part, ids, new_ids)
-        orphans += lost
-        kept = await _insert_telemetry(db, records, epoch)
+        records = telemetry_records(part, ids, new_ids, epoch)
+        orphans += records.orphans
+        kept = await _insert_telemetry(db, records)
         stored += len(kept)
-        duplicates += len(records) - len(kept)
+        duplicates += len(records.rows) - len(kept)
         # The states dicts line up with the records unless redelivered copies were skipped (rare): then parse.
-        docs = documents if kept is records else None
-        if any(record[3] is None for record in kept):  # readings without a key: rare (the ESPHome plugin's)
-            kept, docs, unkeyed, unkeyed_docs = _split_keyed(kept, docs)
-            await rollup_deltas.copy_deltas(db, rollup_deltas.delta_rows(unkeyed, unkeyed_docs))
-        inserted.append((kept, docs))
+        inserted.append((kept, records.documents if kept is records.rows else None))
     return stored, duplicates, orphans, inserted
 
 
-def _split_keyed(
-    records: list[TelemetryRecord], documents: list[dict[str, Any] | None] | None
-) -> tuple[list[TelemetryRecord], list[dict[str, Any] | None], list[TelemetryRecord], list[dict[str, Any] | None]]:
-    """The records with a dedupe key and those without, each with their states dicts (None: parse the text)."""
-    keyed: tuple[list[TelemetryRecord], list[dict[str, Any] | None]] = ([], [])
-    unkeyed: tuple[list[TelemetryRecord], list[dict[str, Any] | None]] = ([], [])
-    for index, record in enumerate(records):
-        side = unkeyed if record[3] is None else keyed
-        side[0].append(record)
-        side[1].append(None if documents is None else documents[index])
-    return keyed[0], keyed[1], unkeyed[0], unkeyed[1]
+async def _insert_telemetry(db: asyncpg.Connection, records: Records) -> list[TelemetryRecord]:
+    """Insert rows, skipping those stored before (see the module docstring); returns the records inserted."""
+    rows = records.rows
+    if not rows:
+        return rows
+    if records.received_keys:
+        rows = await _skip_received_copies(db, rows, records.received_keys)
+    if not any(record[3] is not None for record in rows):
+        await db.copy_records_to_table("telemetry", records=rows, columns=_TELEMETRY_COLUMNS)
+        return rows  # no key: nothing the unique index could refuse
+    try:
+        async with db.transaction():
+            await db.copy_records_to_table("telemetry", records=rows, columns=_TELEMETRY_COLUMNS)
+    except asyncpg.UniqueViolationError:
+        columns = _columns(rows, len(_TELEMETRY_COLUMNS))
+        new = [tuple(record) for record in await db.fetch(_INSERT_NEW_TELEMETRY, *columns)]
+        return _only_new(rows, new, lambda record: (record[0], record[1], record[3]))
+    return rows
 
 
-async def _insert_telemetry(
-    db: asyncpg.Connection, records: list[TelemetryRecord], epoch: int | None
+async def _skip_received_copies(
+    db: asyncpg.Connection, rows: list[TelemetryRecord], keys: list[ReceivedKey]
 ) -> list[TelemetryRecord]:
-    """Insert rows, skipping already stored (node, dedupe) pairs; returns the records inserted."""
-    if not records:
-        return records
-    keys = [(ref, dedupe, ts, epoch) for ref, ts, _, dedupe in records if dedupe is not None]
-    if keys:
-        try:
-            async with db.transaction():
-                await db.copy_records_to_table("telemetry_dedupe", records=keys, columns=_KEY_COLUMNS)
-        except asyncpg.UniqueViolationError:
-            columns = _columns([key[:3] for key in keys], 3)
-            new = {(ref, dedupe) for ref, dedupe in await db.fetch(_INSERT_NEW_KEYS, *columns, epoch)}
-            records = _only_new(records, new)
-            if not records:
-                return records
-    await db.copy_records_to_table("telemetry", records=records, columns=_TELEMETRY_COLUMNS)
-    return records
+    """Record the keys of readings stamped on receipt; returns ``rows`` without the copies of any stored before."""
+    try:
+        async with db.transaction():
+            await db.copy_records_to_table("telemetry_dedupe", records=keys, columns=_KEY_COLUMNS)
+    except asyncpg.UniqueViolationError:
+        new = [tuple(record) for record in await db.fetch(_INSERT_NEW_KEYS, *_columns(keys, 3))]
+        received = {key[:2] for key in keys}
+        return _only_new(rows, new, lambda record: (record[0], record[3]), received)
+    return rows
 
 
-def _only_new(records: list[TelemetryRecord], new: set[tuple[int, int]]) -> list[TelemetryRecord]:
-    """The records to store: those without a key, and the first of each key that was new (the rest are copies)."""
+def _only_new(
+    rows: list[TelemetryRecord],
+    new: list[tuple[Any, ...]],
+    key_of: Callable[[TelemetryRecord], tuple[Any, ...]],
+    checked: set[tuple[Any, ...]] | None = None,
+) -> list[TelemetryRecord]:
+    """The rows to store: those whose key was not ``checked`` (all keyed rows were when it is None), or was and
+    came back ``new`` from the database, the first of each (the rest are copies)."""
+    fresh = set(new)
     kept = []
-    for record in records:
-        dedupe = record[3]
-        if dedupe is None:
+    for record in rows:
+        if record[3] is None:
             kept.append(record)
-        elif (key := (record[0], dedupe)) in new:
-            new.discard(key)
+            continue
+        key = key_of(record)
+        if checked is not None and key not in checked:
+            kept.append(record)
+        elif key in fresh:
+            fresh.discard(key)
             kept.append(record)
     return kept
 

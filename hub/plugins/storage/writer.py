@@ -228,7 +228,9 @@ class BatchWriter:
         if len(rows) >= self._row_cap:
             self._refuse(batch)
             return
-        rows.append((data["node_id"], data["ts"], data["states"], data["dedupe"]))
+        ts = data["ts"]
+        # The registry fires it at the receive time: equal to ts when the message carried no time of its own.
+        rows.append((data["node_id"], ts, data["states"], data["dedupe"], ts == event.time_fired))
         count = len(rows)
         if count == 1:
             self._touch(batch)
