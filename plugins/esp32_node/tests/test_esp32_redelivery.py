@@ -3,6 +3,7 @@ of its own: storage checks a message stamped on receipt by its key alone, since 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +46,11 @@ async def test_a_redelivery_is_stored_once_with_or_without_the_nodes_own_time(
     timed = {"seq": 2, "temperature": 21.5, "ts": NOW - 30}
     for message in (stamped, timed, {"temperature": 22.5}):  # the last: no key, every copy stored
         send(hub, message)
-    await hub.durability.wait_committed()
+    await asyncio.wait_for(hub.durability.wait_committed(), 10)
     hub_clock.now = NOW + 7  # the broker redelivers a few seconds later (the hub restarted, say)
     for message in (stamped, timed, {"temperature": 22.5}, stamped, timed):
         send(hub, message)
-    await hub.durability.wait_committed()
+    await asyncio.wait_for(hub.durability.wait_committed(), 10)
 
     engine = create_async_engine(db_url)
     try:
