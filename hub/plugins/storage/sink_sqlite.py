@@ -121,8 +121,9 @@ async def _apply(db: aiosqlite.Connection, plan: WritePlan, ids: dict[str, int])
     stored = duplicates = orphans = 0
     fragment = orjson.Fragment
     for rows in row_slices(plan.rows) if plan.rows else ():  # each slice one statement: the loop turns between
-        records = telemetry_records(rows, ids, new_ids).rows
-        orphans += len(rows) - len(records)
+        slice_records = telemetry_records(rows, ids, new_ids)
+        records = slice_records.rows
+        orphans += slice_records.orphans
         if records:
             inserted = await _run(db, _INSERT_TELEMETRY, [(ref, ts, fragment(s), d) for ref, ts, s, d, _ in records])
             stored += inserted
