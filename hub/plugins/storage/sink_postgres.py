@@ -242,6 +242,8 @@ async def _insert_telemetry(db: asyncpg.Connection, records: Records) -> list[Te
         return rows
     if records.received_keys:
         rows = await _skip_received_copies(db, rows, records.received_keys)
+        if not rows:
+            return rows
     if not any(record[3] is not None for record in rows):
         await db.copy_records_to_table("telemetry", records=rows, columns=_TELEMETRY_COLUMNS)
         return rows  # no key: nothing the unique index could refuse
@@ -251,7 +253,7 @@ async def _insert_telemetry(db: asyncpg.Connection, records: Records) -> list[Te
     except asyncpg.UniqueViolationError:
         columns = _columns(rows, len(_TELEMETRY_COLUMNS))
         new = [tuple(record) for record in await db.fetch(_INSERT_NEW_TELEMETRY, *columns)]
-        return _only_new(rows, new, lambda record: (record[0], record[1], record[3]))
+        return _only_new(rows, new, lambda record: None if record[3] is None else (record[0], record[1], record[3]))
     return rows
 
 
@@ -265,26 +267,20 @@ async def _skip_received_copies(
     except asyncpg.UniqueViolationError:
         new = [tuple(record) for record in await db.fetch(_INSERT_NEW_KEYS, *_columns(keys, 3))]
         received = {key[:2] for key in keys}
-        return _only_new(rows, new, lambda record: (record[0], record[3]), received)
+        return _only_new(rows, new, lambda record: key if (key := (record[0], record[3])) in received else None)
     return rows
 
 
 def _only_new(
-    rows: list[TelemetryRecord],
-    new: list[tuple[Any, ...]],
-    key_of: Callable[[TelemetryRecord], tuple[Any, ...]],
-    checked: set[tuple[Any, ...]] | None = None,
+    rows: list[TelemetryRecord], new: list[tuple[Any, ...]], key_of: Callable[[TelemetryRecord], tuple[Any, ...] | None]
 ) -> list[TelemetryRecord]:
-    """The rows to store: those whose key was not ``checked`` (all keyed rows were when it is None), or was and
-    came back ``new`` from the database, the first of each (the rest are copies)."""
+    """The rows to store: those whose key was not checked (``key_of`` gives None), and the first row of each key
+    the database took as ``new`` (the rest are copies)."""
     fresh = set(new)
     kept = []
     for record in rows:
-        if record[3] is None:
-            kept.append(record)
-            continue
         key = key_of(record)
-        if checked is not None and key not in checked:
+        if key is None:
             kept.append(record)
         elif key in fresh:
             fresh.discard(key)
