@@ -1,4 +1,4 @@
-"""The storage writer's in-memory work per reading, no database: prepare, plan, records, rollup accumulation.
+"""The storage writer's in-memory work per reading, no database: add, plan, records, rollup accumulation.
 
     python benchmarks/storage_plan.py --nodes 10000 [--batches 20] [--rows 10000]
 
@@ -6,8 +6,9 @@ What the writer does to a batch besides talking to the database, timed step by s
 ``--batches`` batches of ``--rows`` readings from ``--nodes`` registered nodes (round-robin, five
 readings each, as the ingest benchmark's load generator sends):
 
-* ``prepare`` + ``plan``: ``prepare_rows`` (validate, encode the JSON) and ``build_plan`` (the
-  nodes to write, the moved ``last_seen`` values);
+* ``add``: ``Batch.add_reading``, what the writer's listener does as each message arrives (validate,
+  encode the JSON, note the node and whether its ``last_seen`` is due);
+* ``plan``: ``build_plan`` (the nodes to write, the moved ``last_seen`` values);
 * ``records``: ``telemetry_records`` (each reading's node id and rollup epoch);
 * ``accumulate``: ``RollupAccumulator.add`` after the commit.
 
@@ -25,7 +26,7 @@ import time
 from storage_writer import register_nodes
 
 from hub.core.hub import freeze_startup_heap
-from hub.plugins.storage.batch import Batch, _prepare_rows, build_plan, telemetry_records
+from hub.plugins.storage.batch import Batch, build_plan, telemetry_records
 from hub.plugins.storage.rollup_deltas import RollupAccumulator
 from hub.testing import make_hub
 
@@ -43,10 +44,11 @@ async def run(nodes: int, batches: int, rows: int) -> dict[str, object]:
         persisted = dict.fromkeys(ids, now)
         freeze_startup_heap()  # the collector as `hub run` tunes it, this fleet frozen as a restored one is
         accumulator = RollupAccumulator()
-        spent = dict.fromkeys(("plan", "records", "accumulate"), 0.0)
+        spent = dict.fromkeys(("add", "plan", "records", "accumulate"), 0.0)
         seq = 0
         for _ in range(batches):
             batch = Batch(asyncio.get_running_loop())
+            readings = []
             for _ in range(rows):
                 node = fleet[seq % nodes]
                 seq += 1
@@ -57,14 +59,18 @@ async def run(nodes: int, batches: int, rows: int) -> dict[str, object]:
                     "free_heap": 123456 - seq % 1000,
                     "wifi_rssi": -40 - seq % 30,
                 }
-                batch.rows.append((node.node_id, now + seq * 1e-4, states, seq * 7919, False))
+                readings.append((node.node_id, now + seq * 1e-4, states, seq * 7919, now))
             started = time.perf_counter()
-            plan = build_plan(batch, registry, ids, persisted, _prepare_rows(batch.rows))
+            for node_id, ts, states, dedupe, seen in readings:
+                batch.add_reading(node_id, ts, states, dedupe, seen, persisted.get(node_id))
+            added = time.perf_counter()
+            plan = build_plan(batch, registry, ids, persisted)
             planned = time.perf_counter()
             records = telemetry_records(plan.rows, ids, {}, epoch=1)
             recorded = time.perf_counter()
             accumulator.add(records.rows, records.documents)
-            spent["plan"] += planned - started
+            spent["add"] += added - started
+            spent["plan"] += planned - added
             spent["records"] += recorded - planned
             spent["accumulate"] += time.perf_counter() - recorded
         total = batches * rows

@@ -267,24 +267,3 @@ async def test_a_large_batch_is_written_in_slices(storage_hub, store: Store, db_
     assert await store.scalar("SELECT count(*) FROM telemetry") == 1 + count
     assert hub.metrics.value("storage_duplicates") == 1
     assert hub.metrics.value("stored_rows") == 1 + count
-
-
-async def test_preparing_a_large_batch_yields_to_the_loop_between_slices():
-    from hub.plugins.storage.batch import ROWS_PER_TURN, prepare_rows
-
-    rows = [(NODE_A, T0 + i, {"temperature": float(i)}, i, False) for i in range(2 * ROWS_PER_TURN + 1)]
-    turns = 0
-
-    async def count_turns() -> None:
-        nonlocal turns
-        while True:
-            await asyncio.sleep(0)
-            turns += 1
-
-    counter = asyncio.create_task(count_turns())
-    await asyncio.sleep(0)
-    before = turns
-    prepared, invalid = await prepare_rows(rows)
-    counter.cancel()
-    assert (len(prepared), invalid) == (len(rows), 0)
-    assert turns - before >= 2  # the loop ran between the three slices

@@ -14,23 +14,20 @@ see :class:`Batch.barrier`.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from operator import itemgetter
+from math import isfinite
 from typing import Any, Protocol
 
 from hub import Node, NodeRegistry
 
 from .jsoncodec import clean_text, dumps, encode
 
-Row = tuple[str, float, dict[str, Any], int | None, bool]
-"""One ``state_reported`` message as it arrives: node_id, ts, states, dedupe, and whether ``ts`` is the time the
-hub received it (the message carried no usable time of its own: a redelivery of it gets another ``ts``)."""
 PreparedRow = tuple[str, float, str, int | None, "dict[str, Any] | None", bool]
-"""A validated row with its states serialized once: node_id, ts, states JSON, dedupe, the states dict when the
-JSON reads back as exactly that dict (:func:`.jsoncodec.encode`), else None, and the received-time flag of
-:data:`Row`."""
+"""One ``state_reported`` message, validated and its states serialized (:meth:`Batch.add_reading`): node_id, ts, states
+JSON, dedupe, the states dict when the JSON reads back as exactly that dict (:func:`.jsoncodec.encode`), else None,
+and whether ``ts`` is the time the hub received it (the message carried no usable time of its own: a redelivery of
+it gets another ``ts``)."""
 NodeRow = tuple[
     str, str, str, str, str | None, float | None, float | None, float | None, str | None, str, str | None, str
 ]
@@ -55,17 +52,17 @@ flush; with it, a crash can leave a restored ``last_seen`` at most this stale.
 """
 
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
-_first = itemgetter(0)
 
 ROWS_PER_TURN = 5_000
-"""Readings validated, serialized or encoded in one event-loop turn.
+"""Readings given their node ids or encoded for the database in one event-loop turn.
 
 A batch is normally at most ``batch_size`` (5,000) readings, but while a write is slow or the
 database is away the next one grows up to ``max_pending`` (100,000).  Worked through in one go,
-such a batch held the event loop for ~360 ms of CPU (measured: 225 ms serializing, 43 ms
-resolving node ids, 94 ms building SQLite's JSON parameter) and so stalled ingest, HTTP and the
-WebSocket right when the hub recovers.  In slices of this size, with a yield in between, no
-slice takes more than ~15 ms; a normal batch is one slice, so nothing changes for it.
+such a batch held the event loop for ~360 ms of CPU (measured: 225 ms serializing, since done as
+each reading arrives, see :meth:`Batch.add_reading`; 43 ms resolving node ids, 94 ms building SQLite's
+JSON parameter) and so stalled ingest, HTTP and the WebSocket right when the hub recovers.  In
+slices of this size, with a yield in between, no slice takes more than ~15 ms; a normal batch is
+one slice, so nothing changes for it.
 """
 
 
@@ -77,16 +74,26 @@ class Batch:
         "entities",
         "force_seen",
         "future",
+        "invalid_rows",
         "opened",
         "overflow",
         "removed",
         "removed_entities",
+        "row_nodes",
         "rows",
+        "seen_due",
         "status",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.rows: list[Row] = []
+        self.rows: list[PreparedRow] = []
+        self.invalid_rows = 0
+        """Readings refused by :meth:`add_reading` (counted when the batch commits)."""
+        self.row_nodes: set[str] = set()
+        """The nodes of ``rows``."""
+        self.seen_due: set[str] = set()
+        """Nodes of ``rows`` whose ``last_seen`` had moved :data:`LAST_SEEN_RESOLUTION` past what the database held
+        when a reading of theirs arrived."""
         self.dirty: set[str] = set()
         """Nodes whose whole row must be (re)written: new, updated or status changed."""
         self.entities: dict[tuple[str, str], dict[str, Any]] = {}
@@ -101,6 +108,31 @@ class Batch:
         self.future: asyncio.Future[None] = loop.create_future()
         self.overflow: asyncio.Future[None] | None = None
         """An already failed future for messages refused because the batch was full."""
+
+    def add_reading(
+        self, node_id: str, ts: float, states: dict[str, Any], dedupe: int | None, seen: float, persisted: float | None
+    ) -> None:
+        """One ``state_reported`` message, received at ``seen``; ``persisted`` is the node's stored ``last_seen``.
+
+        The reading is validated and its JSON encoded here, and its node's ``last_seen`` checked, as the
+        message arrives rather than when the batch is written: the states dict and its values were made a
+        moment ago and are still in the CPU's caches, while by write time a large fleet's thousands of other
+        messages have pushed them out (reading them again cost more than the encoding itself).  A reading no
+        database could store (non-finite ``ts``, a dedupe key beyond 64 bits) is counted, not kept.
+        """
+        if not isfinite(ts) or (dedupe is not None and (type(dedupe) is not int or not _I64_MIN <= dedupe <= _I64_MAX)):
+            self.invalid_rows += 1
+            return
+        try:
+            text, verbatim = encode(states)
+        except TypeError:
+            self.invalid_rows += 1
+            return
+        # ts is seen when the message had no time of its own: a redelivery of it would get another ts.
+        self.rows.append((node_id, float(ts), text, dedupe, states if verbatim else None, ts == seen))
+        self.row_nodes.add(node_id)
+        if persisted is None or seen - persisted >= LAST_SEEN_RESOLUTION:
+            self.seen_due.add(node_id)
 
     def barrier(self) -> asyncio.Future[None]:
         """What a transport awaits for the message it just dispatched into this batch.
@@ -126,8 +158,10 @@ class Batch:
 
     def forget_node(self, node_id: str) -> None:
         """Drop every pending operation of a node that was just removed."""
-        if any(row[0] == node_id for row in self.rows):
+        if node_id in self.row_nodes:
             self.rows = [row for row in self.rows if row[0] != node_id]
+            self.row_nodes.discard(node_id)
+            self.seen_due.discard(node_id)
         self.dirty.discard(node_id)
         self.force_seen.discard(node_id)
         self.entities = {key: value for key, value in self.entities.items() if key[0] != node_id}
@@ -160,7 +194,7 @@ class WritePlan:
     invalid_rows: int = 0
     """Readings dropped before writing because no database could store them (non-finite ts, bad dedupe)."""
     row_nodes: set[str] = field(default_factory=set)
-    """The nodes of ``rows``."""
+    """The nodes of ``rows`` (the batch's own set, not a copy)."""
 
 
 @dataclass(slots=True)
@@ -192,34 +226,35 @@ class Sink(Protocol):
 
 
 def build_plan(
-    batch: Batch,
-    registry: NodeRegistry,
-    ids: Mapping[str, int],
-    persisted_seen: Mapping[str, float],
-    prepared: tuple[list[PreparedRow], int] | None = None,
+    batch: Batch, registry: NodeRegistry, ids: Mapping[str, int], persisted_seen: Mapping[str, float]
 ) -> WritePlan:
     """Turn a sealed batch into a plan; synchronous, so every node snapshot is taken at the same instant.
 
-    ``prepared`` is the batch's readings already run through :func:`prepare_rows` (which may yield
-    to the loop, so it runs before this); without it they are prepared here.
+    The readings were prepared as they arrived (:meth:`Batch.add_reading`), and the nodes whose ``last_seen``
+    is due were noted then too: a pass over a large fleet's batch here touches every node's objects
+    again after thousands of other messages pushed them out of the CPU's caches.
     """
+    row_nodes = batch.row_nodes
     plan = WritePlan(
         removed=sorted(batch.removed),
         removed_entities=sorted(batch.removed_entities),
         status=[_clean_status(row) for row in batch.status],
+        rows=batch.rows,
+        invalid_rows=batch.invalid_rows,
+        row_nodes=row_nodes,
     )
-    plan.rows, plan.invalid_rows = prepared if prepared is not None else _prepare_rows(batch.rows)
-    row_nodes = plan.row_nodes = set(map(_first, plan.rows))
-    referenced = row_nodes | {key[0] for key in batch.entities} | {row[0] for row in batch.status}
+    referenced = row_nodes
+    if batch.entities or batch.status:
+        referenced = row_nodes | {key[0] for key in batch.entities} | {row[0] for row in batch.status}
     upsert = batch.dirty | referenced.difference(ids)  # a set minus a dict: one C loop over the batch's nodes
     for node_id in sorted(upsert):
         node = registry.get(node_id)
         if node is not None:
             plan.nodes.append(_node_row(node))
-    written = {row[0] for row in plan.nodes}
-    plan.last_seen = _moved_last_seen(
-        (row_nodes | batch.force_seen) - written, batch.force_seen, registry, persisted_seen
-    )
+    seen = batch.seen_due | batch.force_seen if batch.force_seen else batch.seen_due
+    if plan.nodes:
+        seen = seen - {row[0] for row in plan.nodes}  # a node row written whole carries its last_seen
+    plan.last_seen = _moved_last_seen(seen, batch.force_seen, registry, persisted_seen)
     plan.entities = [_entity_row(node_id, entity) for (node_id, _key), entity in batch.entities.items()]
     return plan
 
@@ -227,17 +262,14 @@ def build_plan(
 def _moved_last_seen(
     node_ids: set[str], forced: set[str], registry: NodeRegistry, persisted_seen: Mapping[str, float]
 ) -> list[tuple[str, float]]:
-    """The ``last_seen`` values to write: those :data:`LAST_SEEN_RESOLUTION` past what the database holds, and
-    every changed one of ``forced`` (shutdown).  Runs once per node of the batch (a 10,000-node fleet: most of
-    the batch's rows), so the common case, a node written a moment ago, costs two lookups and a comparison."""
+    """The ``last_seen`` values to write for nodes noted as due, and every changed one of ``forced`` (shutdown)."""
     moved: list[tuple[str, float]] = []
     get_node, get_persisted = registry.get, persisted_seen.get
     for node_id in node_ids:
         node = get_node(node_id)
         if node is None or (seen := node.last_seen) is None:
             continue
-        persisted = get_persisted(node_id)
-        if persisted is None or seen - persisted >= LAST_SEEN_RESOLUTION or (node_id in forced and seen != persisted):
+        if node_id not in forced or seen != get_persisted(node_id):
             moved.append((node_id, seen))
     return moved
 
@@ -283,45 +315,11 @@ def telemetry_records(
     return Records(records, documents, received_keys, orphans)
 
 
-async def prepare_rows(rows: list[Row]) -> tuple[list[PreparedRow], int]:
-    """:func:`_prepare_rows` in slices of :data:`ROWS_PER_TURN`, yielding to the event loop between them."""
-    if len(rows) <= ROWS_PER_TURN:
-        return _prepare_rows(rows)
-    prepared: list[PreparedRow] = []
-    invalid = 0
-    for start in range(0, len(rows), ROWS_PER_TURN):
-        part, bad = _prepare_rows(rows[start : start + ROWS_PER_TURN])
-        prepared += part
-        invalid += bad
-        await asyncio.sleep(0)
-    return prepared, invalid
-
-
 def row_slices(rows: list[PreparedRow]) -> list[list[PreparedRow]]:
     """``rows`` in slices of at most :data:`ROWS_PER_TURN` (one slice, the list itself, when it is small)."""
     if len(rows) <= ROWS_PER_TURN:
         return [rows]
     return [rows[start : start + ROWS_PER_TURN] for start in range(0, len(rows), ROWS_PER_TURN)]
-
-
-def _prepare_rows(rows: list[Row]) -> tuple[list[PreparedRow], int]:
-    """Validate and serialize readings; the hot loop of a flush (about a microsecond a row)."""
-    prepared: list[PreparedRow] = []
-    append = prepared.append
-    isfinite = math.isfinite
-    invalid = 0
-    for node_id, ts, states, dedupe, received in rows:
-        try:
-            if not isfinite(ts) or (
-                dedupe is not None and (type(dedupe) is not int or not _I64_MIN <= dedupe <= _I64_MAX)
-            ):
-                invalid += 1
-                continue
-            text, verbatim = encode(states)
-            append((node_id, float(ts), text, dedupe, states if verbatim else None, received))
-        except TypeError:
-            invalid += 1
-    return prepared, invalid
 
 
 def _node_row(node: Node) -> NodeRow:

@@ -7,8 +7,8 @@ gives up and takes back the GIL for every row; while the event loop is busy
 with ingest each take-back waits for the interpreter's switch interval.
 Measured here with a busy main thread: ``executemany`` 1.6k rows/s, one
 ``json_each`` statement 79k rows/s (243k vs 80k with an idle main thread).
-The readings' states are already JSON (serialized once when the batch was
-sealed) and are embedded as raw fragments, not re-escaped.
+The readings' states are already JSON (serialized once, as each reading
+arrived) and are embedded as raw fragments, not re-escaped.
 
 ``BEGIN IMMEDIATE`` takes the write lock up front, so when retention is
 deleting a chunk at the same moment the writer waits for it (busy timeout)
