@@ -1,0 +1,144 @@
+"""The hub's whole in-process ingest path per message, no broker and no database: for comparing fleet sizes.
+
+    python benchmarks/hot_path.py --nodes 10000 [--messages 100000] [--without presence|storage]
+
+Each message goes where a transport would send it (``MessageRouter.dispatch``) and on through the esp32_node
+handler, the registry, presence and the storage writer, whose batches a sink in memory takes: node ids,
+``telemetry_records`` and the rollup accumulator, what ``sink_postgres`` does before its ``COPY``.  The
+payloads are the load generator's (``loadgen.payload``), made as the messages are sent, like bytes just read
+from a socket; the cost of making them is measured apart and subtracted.  The fleet is registered and its
+first batches written before the measurement, as in a running hub.
+
+The ingest benchmark's 10,000-node figures spread widely from run to run; this one isolates the hub's share.
+Under cachegrind it counts the misses of a cache the size of this machine's L2 (the working set of 100 nodes
+fits in it, that of 10,000 does not), which no other load on the machine changes:
+
+    valgrind --tool=cachegrind --cache-sim=yes --LL=1048576,16,64 python benchmarks/hot_path.py --nodes 10000
+
+Run it with ``--messages 0`` too: the difference is the measured messages' share.  ``--without`` leaves a
+component out (``presence``: the built-in plugin; ``storage``: the writer), to see what it adds.
+Prints one JSON line: ``us_per_msg`` (CPU time of this process per message, payload making subtracted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from typing import Any
+
+import hub_esp32_node.plugin
+from loadgen import node_macs, payload
+
+from hub import Hub
+from hub.core.hub import freeze_startup_heap
+from hub.plugins.storage.batch import WritePlan, WriteResult, telemetry_records
+from hub.plugins.storage.rollup_deltas import RollupAccumulator
+from hub.plugins.storage.writer import BatchWriter
+from hub.testing import make_hub
+
+BATCH_SIZE = 10_000
+"""Readings a batch: what the ingest benchmark's hub writes at 10,000 nodes."""
+YIELD_EVERY = 64
+"""Messages between event-loop turns (the writer's task runs in them), as the load generator's bursts arrive."""
+
+
+class MemorySink:
+    """The PostgreSQL sink's work in memory: ids for new nodes, the telemetry records, the rollup accumulation."""
+
+    def __init__(self) -> None:
+        self.accumulator = RollupAccumulator()
+        self.stored = 0
+        self._next_id = 1
+
+    async def write(self, plan: WritePlan, ids: dict[str, int]) -> WriteResult:
+        new_ids: dict[str, int] = {}
+        for row in plan.nodes:
+            if row[0] not in ids:
+                new_ids[row[0]] = self._next_id
+                self._next_id += 1
+        records = telemetry_records(plan.rows, ids, new_ids, epoch=1)
+        self.accumulator.add(records.rows, records.documents)
+        self.stored += len(records.rows)
+        return WriteResult(new_ids, len(records.rows), 0, records.orphans)
+
+    def seal_after(self) -> float | None:
+        return None
+
+    async def seal(self) -> None:
+        return None
+
+
+def _hub(nodes: int, without: set[str]) -> Hub:
+    limits = {"max_nodes": max(20_000, nodes), "new_nodes_per_minute": max(1_000, nodes)}
+    builtins = () if "presence" in without else ("hub.plugins.presence",)
+    config = {"hub": {"data_dir": "/tmp/hub-hot-path", "limits": limits}}
+    return make_hub(config, builtins=builtins, plugins=[(hub_esp32_node.plugin, "esp32_node")])
+
+
+async def _send(hub: Hub | None, macs: list[str], start: int, count: int, now: float) -> None:
+    """Messages ``start`` .. ``start + count`` round-robin over the fleet (only made, not sent, without a hub)."""
+    topics = [f"devices/{mac}/data" for mac in macs]
+    dispatch = hub.messages.dispatch if hub is not None else None
+    nodes = len(macs)
+    for seq in range(start, start + count):
+        index = seq % nodes
+        data = payload(macs[index], seq, now + seq * 1e-4)
+        if dispatch is not None:
+            dispatch(topics[index], data, False)
+        if seq % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+
+
+async def run(nodes: int, messages: int, without: set[str]) -> dict[str, Any]:
+    hub = _hub(nodes, without)
+    await hub.async_start()
+    sink = MemorySink()
+    writer = BatchWriter(
+        hub, sink, ids={}, persisted_seen={}, batch_size=BATCH_SIZE, flush_interval=0.5, max_pending=10 * BATCH_SIZE
+    )
+    if "storage" not in without:
+        writer.start()
+    try:
+        macs = node_macs(nodes)
+        now = time.time()
+        await _send(hub, macs, 0, 2 * nodes, now)  # registers the fleet, then its second message: a known fleet
+        await hub.durability.wait_committed()
+        freeze_startup_heap()
+        started = time.process_time()
+        await _send(None, macs, 2 * nodes, messages, now)
+        making = time.process_time() - started
+        started = time.process_time()
+        await _send(hub, macs, 2 * nodes, messages, now)
+        await hub.durability.wait_committed()
+        spent = time.process_time() - started
+        assert hub.messages.handler_errors == 0
+        assert not hub.metrics.rejection_examples, f"messages were rejected: {hub.metrics.rejection_examples}"
+        if "storage" not in without:
+            assert sink.stored == messages + 2 * nodes, f"stored {sink.stored}"
+        return {
+            "benchmark": "hot_path",
+            "nodes": nodes,
+            "messages": messages,
+            "without": sorted(without),
+            "us_per_msg": round(1e6 * (spent - making) / messages, 2) if messages else None,
+            "payload_us_per_msg": round(1e6 * making / messages, 2) if messages else None,
+        }
+    finally:
+        if "storage" not in without:
+            await writer.close(timeout=30)
+        await hub.async_stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=10_000)
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--without", action="append", choices=("presence", "storage"), default=[])
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args.nodes, args.messages, set(args.without)))))
+
+
+if __name__ == "__main__":
+    main()
