@@ -149,10 +149,11 @@ async def test_invalid_readings_are_dropped_and_counted_not_retried(storage_hub,
     hub = await storage_hub()
     report(hub, NODE_A, {"temperature": 20.0}, float("nan"))
     report(hub, NODE_A, {"temperature": 20.0}, T0, dedupe=2**70)
+    report(hub, NODE_A, {"temperature": 20.0}, "yesterday")  # a plugin's bug: no number
     report(hub, NODE_A, {"note": "nul\x00byte", "big": 2**70}, T0 + 1)  # repaired, not dropped
     await committed(hub)
     assert await store.scalar("SELECT count(*) FROM telemetry") == 1
-    assert hub.metrics.value("storage_dropped_rows", reason="invalid") == 2
+    assert hub.metrics.value("storage_dropped_rows", reason="invalid") == 3
     assert hub.metrics.value("write_errors") == 0
 
 

@@ -120,12 +120,14 @@ class Batch:
         messages have pushed them out (reading them again cost more than the encoding itself).  A reading no
         database could store (non-finite ``ts``, a dedupe key beyond 64 bits) is counted, not kept.
         """
-        if not isfinite(ts) or (dedupe is not None and (type(dedupe) is not int or not _I64_MIN <= dedupe <= _I64_MAX)):
-            self.invalid_rows += 1
-            return
         try:
+            if not isfinite(ts) or (
+                dedupe is not None and (type(dedupe) is not int or not _I64_MIN <= dedupe <= _I64_MAX)
+            ):
+                self.invalid_rows += 1
+                return
             text, verbatim = encode(states)
-        except TypeError:
+        except TypeError:  # a ts that is no number, states that are no dict
             self.invalid_rows += 1
             return
         # ts is seen when the message had no time of its own: a redelivery of it would get another ts.
