@@ -1,6 +1,6 @@
 """The hub's whole in-process ingest path per message, no broker and no database: for comparing fleet sizes.
 
-    python benchmarks/hot_path.py --nodes 10000 [--messages 100000] [--without presence|storage]
+    python benchmarks/hot_path.py --nodes 10000 [--messages 100000] [--without presence|storage|rollups]
 
 Each message goes where a transport would send it (``MessageRouter.dispatch``) and on through the esp32_node
 handler, the registry, presence and the storage writer, whose batches a sink in memory takes: node ids,
@@ -16,7 +16,8 @@ fits in it, that of 10,000 does not), which no other load on the machine changes
     valgrind --tool=cachegrind --cache-sim=yes --LL=1048576,16,64 python benchmarks/hot_path.py --nodes 10000
 
 Run it with ``--messages 0`` too: the difference is the measured messages' share.  ``--without`` leaves a
-component out (``presence``: the built-in plugin; ``storage``: the writer), to see what it adds.
+component out (``presence``: the built-in plugin; ``storage``: the writer; ``rollups``: the sink's rollup
+accumulation), to see what it adds.
 Prints one JSON line: ``us_per_msg`` (CPU time of this process per message, payload making subtracted).
 """
 
@@ -47,8 +48,8 @@ YIELD_EVERY = 64
 class MemorySink:
     """The PostgreSQL sink's work in memory: ids for new nodes, the telemetry records, the rollup accumulation."""
 
-    def __init__(self) -> None:
-        self.accumulator = RollupAccumulator()
+    def __init__(self, rollups: bool) -> None:
+        self.accumulator = RollupAccumulator() if rollups else None
         self.stored = 0
         self._next_id = 1
 
@@ -59,7 +60,8 @@ class MemorySink:
                 new_ids[row[0]] = self._next_id
                 self._next_id += 1
         records = telemetry_records(plan.rows, ids, new_ids, epoch=1)
-        self.accumulator.add(records.rows, records.documents)
+        if self.accumulator is not None:
+            self.accumulator.add(records.rows, records.documents)
         self.stored += len(records.rows)
         return WriteResult(new_ids, len(records.rows), 0, records.orphans)
 
@@ -94,7 +96,7 @@ async def _send(hub: Hub | None, macs: list[str], start: int, count: int, now: f
 async def run(nodes: int, messages: int, without: set[str]) -> dict[str, Any]:
     hub = _hub(nodes, without)
     await hub.async_start()
-    sink = MemorySink()
+    sink = MemorySink(rollups="rollups" not in without)
     writer = BatchWriter(
         hub, sink, ids={}, persisted_seen={}, batch_size=BATCH_SIZE, flush_interval=0.5, max_pending=10 * BATCH_SIZE
     )
@@ -135,7 +137,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--messages", type=int, default=100_000)
-    parser.add_argument("--without", action="append", choices=("presence", "storage"), default=[])
+    parser.add_argument("--without", action="append", choices=("presence", "storage", "rollups"), default=[])
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args.nodes, args.messages, set(args.without)))))
 
