@@ -1,4 +1,4 @@
-"""The writer's rollup deltas, computed in Python: what counts as a reading and how a slice is grouped."""
+"""The writer's rollup deltas, computed in the writer: what counts as a reading and how batches are grouped."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import random
 import pytest
 
 from hub.plugins.storage.jsoncodec import dumps, encode
-from hub.plugins.storage.rollup_deltas import DeltaRow, RollupAccumulator
+from hub.plugins.storage.rollup_deltas import MINUTE_REACH, DeltaRow, RollupAccumulator
 
 T = 1_700_000_040.0  # a minute's start
 
 
 def delta_rows(records: list[tuple], documents: list | None = None) -> list[DeltaRow]:
     """The delta rows of ``records`` alone (one per node, key and minute with a numeric reading)."""
-    accumulator = RollupAccumulator()
+    accumulator = RollupAccumulator(around=T)
     accumulator.add(records, documents)
     return list(accumulator.rows())
 
@@ -96,7 +96,7 @@ def test_an_accumulator_over_many_batches_gives_the_rows_of_all_its_readings():
             document[rng.choice(("t", "h", "x"))] = rng.choice(odd)()
         records.append((rng.randint(1, 4), T + rng.uniform(0, 300), dumps(document), index, 7))
         documents.append(document)
-    accumulator = RollupAccumulator()
+    accumulator = RollupAccumulator(around=T)
     for start in range(0, len(records), 97):  # batches of all sizes, each group filled over several of them
         accumulator.add(records[start : start + 97], documents[start : start + 97])
     got = sorted(
@@ -107,3 +107,39 @@ def test_an_accumulator_over_many_batches_gives_the_rows_of_all_its_readings():
     assert [row[:3] + row[6:] for row in got] == [row[:3] + row[6:] for row in want]
     for row, expected in zip(got, want, strict=True):
         assert row[3:5] == expected[3:5] and row[5] == pytest.approx(expected[5])
+
+
+def test_readings_beyond_the_slots_reach_are_counted_too_and_forgotten_with_their_node():
+    """A backfill weeks away from the epoch, more keys than slots can number, an integer beyond a float's range:
+    the first two are counted the slow way, in the same rows; the last is no reading a float8 column can hold."""
+    far = MINUTE_REACH * 60 + 3600
+    many = {f"k{index}": index for index in range(70_000)}  # key ids past 65,535 have no slot
+    records = [
+        (1, T + 5, "", 1, 7),
+        (1, T + far, "", 2, 7),
+        (2, T - far, "", 3, 7),
+        (2, T - far + 1, "", 4, 7),
+        (3, T + 6, "", 5, 7),
+        (1, T + 7, "", 6, 7),
+    ]
+    documents = [
+        {"t": 1.5, "huge": 10**400},
+        {"t": 2.5},
+        {"t": 3, "on": True},
+        {"t": -3},
+        many,
+        {"t": 0.5, "k69999": 1},
+    ]
+    accumulator = RollupAccumulator(around=T)
+    accumulator.add(records[:3], documents[:3])
+    accumulator.add(records[3:], documents[3:])
+    want = _naive(records, [{k: v for k, v in document.items() if k != "huge"} for document in documents])
+    got = sorted(
+        (ref, key, bucket, float(low), float(high), float(total), n)
+        for ref, key, bucket, low, high, total, n in accumulator.rows()
+    )
+    assert got == want
+    assert (1, "k69999", T, 1.0, 1.0, 1.0, 1) in got and (3, "k69999", T, 69999.0, 69999.0, 69999.0, 1) in got
+    assert len(accumulator) == 4  # (node, minute): (1, T), (1, T + far), (2, T - far), (3, T)
+    accumulator.forget({1, 2})
+    assert {row[0] for row in accumulator.rows()} == {3} and len(accumulator) == 1

@@ -57,8 +57,9 @@ ABANDONED_WINDOWS = 3
 """An epoch open this many ``rollup_interval`` windows (plus :data:`ABANDONED_SLACK`) is taken as abandoned."""
 ABANDONED_SLACK = 10.0
 MAX_GROUPS = 50_000
-"""(node, minute) groups an epoch may hold before it is sealed early: about 60 MB.  A fleet of 10,000 nodes
-spans 10,000-20,000 in a 60 s epoch; a flood of readings with scattered timestamps (a backfill, a node with a
+"""(node, minute) groups an epoch may hold before it is sealed early: about 10 MB at five keys a group (40 bytes
+a key: the slot and its four aggregates), twice that while a batch's new slots are merged in.  A fleet of 10,000
+nodes spans 10,000-20,000 in a 60 s epoch; a flood of readings with scattered timestamps (a backfill, a node with a
 broken clock) would otherwise grow it with every message."""
 
 _OPEN = "INSERT INTO rollup_epochs (owner) VALUES ($1) RETURNING id"
