@@ -14,7 +14,7 @@ T = 1_700_000_040.0  # a minute's start
 
 def delta_rows(records: list[tuple], documents: list | None = None) -> list[DeltaRow]:
     """The delta rows of ``records`` alone (one per node, key and minute with a numeric reading)."""
-    accumulator = RollupAccumulator(around=T)
+    accumulator = RollupAccumulator()
     accumulator.add(records, documents)
     return list(accumulator.rows())
 
@@ -96,7 +96,7 @@ def test_an_accumulator_over_many_batches_gives_the_rows_of_all_its_readings():
             document[rng.choice(("t", "h", "x"))] = rng.choice(odd)()
         records.append((rng.randint(1, 4), T + rng.uniform(0, 300), dumps(document), index, 7))
         documents.append(document)
-    accumulator = RollupAccumulator(around=T)
+    accumulator = RollupAccumulator()
     for start in range(0, len(records), 97):  # batches of all sizes, each group filled over several of them
         accumulator.add(records[start : start + 97], documents[start : start + 97])
     got = sorted(
@@ -130,7 +130,7 @@ def test_readings_beyond_the_slots_reach_are_counted_too_and_forgotten_with_thei
         many,
         {"t": 0.5, "k69999": 1},
     ]
-    accumulator = RollupAccumulator(around=T)
+    accumulator = RollupAccumulator()
     accumulator.add(records[:3], documents[:3])
     accumulator.add(records[3:], documents[3:])
     want = _naive(records, [{k: v for k, v in document.items() if k != "huge"} for document in documents])

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from itertools import chain, islice
 from operator import itemgetter
@@ -64,7 +63,7 @@ class RollupAccumulator:
     """Running aggregates per node, key and minute, over any number of batches, in a few numpy arrays.
 
     Each (node, minute, key) is a *slot*: one 64-bit integer packing the node's ``ref`` (``nodes.id``, an
-    int4), the minute (counted from :data:`MINUTE_REACH` minutes before the accumulator's reference time) and
+    int4), the minute (counted from :data:`MINUTE_REACH` minutes before the first batch's median minute) and
     the key's dense id, with its ``min``, ``max``, ``sum`` and ``count`` at the same index of four arrays, all
     sorted by slot.  A batch is reduced with numpy (its readings' slots sorted, each run aggregated) and merged
     in (``searchsorted``: found slots updated, new ones inserted); Python only lists the readings, with C-level
@@ -73,8 +72,9 @@ class RollupAccumulator:
     Why not one Python object per aggregate (the design before): at 10,000 nodes every message reached its
     node's group dict, five lists and their numbers, which thousands of other messages had pushed out of the
     CPU's caches since, and the lists were containers for the garbage collector to track.  That was the
-    largest share of what the hub spent per message more at 10,000 nodes than at 100 (``docs/performance.md``:
-    about 2.5 µs of 21 end to end).  Here a batch costs the same per reading at any fleet size.
+    largest share of what the hub spent per message more at 10,000 nodes than at 100: end to end it spends 1.8 µs
+    a message less now (18.1 against 19.9, ``docs/performance.md``).  Here a batch costs the same per reading at
+    any fleet size.
 
     Readings that do not fit a slot (a minute beyond :data:`MINUTE_REACH` either side, more than 65,536 keys
     in an epoch) are aggregated in a dict instead, into the same rows: a backfill of old readings is correct,
@@ -83,11 +83,11 @@ class RollupAccumulator:
 
     __slots__ = ("_base", "_count", "_far", "_high", "_key_ids", "_low", "_slots", "_total")
 
-    def __init__(self, around: float | None = None) -> None:
+    def __init__(self) -> None:
         self._key_ids = _KeyIds()
-        self._base = math.floor((time.time() if around is None else around) / MINUTE) - MINUTE_REACH
-        """The first minute with slots: :data:`MINUTE_REACH` before ``around`` (default: now, when the epoch
-        opens; readings are stamped on or near arrival)."""
+        self._base: int | None = None
+        """The first minute with slots: :data:`MINUTE_REACH` before the median minute of the first batch (of
+        an epoch: what the fleet is sending now; a few readings with odd times cannot move a median far)."""
         self._slots = np.empty(0, np.int64)
         self._low = np.empty(0)
         self._high = np.empty(0)
@@ -99,7 +99,7 @@ class RollupAccumulator:
     def __len__(self) -> int:
         """The (node, minute) groups held."""
         groups = self._slots >> _KEY_BITS
-        if self._far:  # rare (see the class docstring): a group may have readings in both
+        if self._far and self._base is not None:  # rare (see the class docstring): a group may have readings in both
             near = {(group >> _MINUTE_BITS, (group & (2 * MINUTE_REACH - 1)) + self._base) for group in groups.tolist()}
             return len(near | {slot[:2] for slot in self._far})
         return int(np.count_nonzero(groups[1:] != groups[:-1])) + 1 if len(groups) else 0
@@ -120,7 +120,10 @@ class RollupAccumulator:
         keys = np.fromiter(map(self._key_ids.__getitem__, chain.from_iterable(documents)), np.int64, len(values))
         per_row = np.fromiter(map(len, documents), np.int64, rows)
         refs = np.repeat(np.fromiter(map(itemgetter(0), records), np.int64, rows), per_row)
-        minutes = np.repeat(np.floor(np.fromiter(map(itemgetter(1), records), np.float64, rows) / MINUTE), per_row)
+        row_minutes = np.floor(np.fromiter(map(itemgetter(1), records), np.float64, rows) / MINUTE)
+        if self._base is None:
+            self._base = int(np.median(row_minutes)) - MINUTE_REACH
+        minutes = np.repeat(row_minutes, per_row)
         numbers = _as_numbers(values)
         minutes -= self._base
         counted = ~np.isnan(numbers)
@@ -188,16 +191,21 @@ class RollupAccumulator:
 
     def rows(self) -> Iterator[DeltaRow]:
         """The ``rollup_pending`` rows, made one at a time as :func:`copy_deltas` sends them."""
-        names = list(self._key_ids)
         slots = self._slots
-        refs = (slots >> (_MINUTE_BITS + _KEY_BITS)).tolist()
-        buckets = ((((slots >> _KEY_BITS) & (2 * MINUTE_REACH - 1)) + self._base) * MINUTE).tolist()
-        keys = map(names.__getitem__, (slots & (_KEY_SPAN - 1)).tolist())
-        yield from zip(
-            refs, keys, buckets, self._low.tolist(), self._high.tolist(), self._total.tolist(), self._count.tolist()
-        )
-        for (ref, minute, key), (low, high, total, count) in self._far.items():
-            yield ref, key, minute * MINUTE, low, high, total, count
+        if self._base is not None and len(slots):
+            names = list(self._key_ids)
+            refs = (slots >> (_MINUTE_BITS + _KEY_BITS)).tolist()
+            buckets = ((((slots >> _KEY_BITS) & (2 * MINUTE_REACH - 1)) + self._base) * MINUTE).tolist()
+            keys = map(names.__getitem__, (slots & (_KEY_SPAN - 1)).tolist())
+            low, high, total, count = (
+                self._low.tolist(),
+                self._high.tolist(),
+                self._total.tolist(),
+                self._count.tolist(),
+            )
+            yield from zip(refs, keys, buckets, low, high, total, count)
+        for (ref, minute, key), (low_v, high_v, total_v, count_v) in self._far.items():
+            yield ref, key, minute * MINUTE, low_v, high_v, total_v, count_v
 
 
 def _as_numbers(values: list[Any]) -> np.ndarray:
