@@ -268,10 +268,12 @@ class RolloutEngine:
             }
             try:
                 await self.store.save(run.rollout, nodes)
-            except StorageUnavailable as err:
+            except BaseException as err:  # not written: the next flush writes it (stop's, if this one was cancelled)
                 run.dirty_nodes.update(node.node_id for node in nodes)
                 run.dirty = True
                 self._changed.add(rollout_id)
+                if not isinstance(err, StorageUnavailable):
+                    raise
                 self._log.warning("flush", "Cannot write rollout progress now, will retry: %s", err)
                 continue
             self.hub.bus.fire(EVENT_OTA_ROLLOUT_UPDATED, data)

@@ -5,7 +5,8 @@ created, in stages: each stage is a share (``{"percent": P}``, or just ``P``) or
 them, cumulative, and the last is always 100 percent. Nodes are taken in a random order fixed at creation
 (``position``), at most ``rate`` per second. A node counts as updated only when it reports the new version; one
 that comes back on another version, fails its command or stays silent for ``node_timeout`` seconds has failed
-its attempt, and is tried again up to ``retries`` times (after ``retry_delay`` seconds).
+its attempt, and is tried again up to ``retries`` times (after ``retry_delay`` seconds); if it then reports the
+new version after all (it was still rebooting), it has succeeded.
 
 Once at least ``min_nodes_before_judging`` nodes have finished (since the start or the last resume), more than
 ``max_failure_ratio`` of them failing pauses the rollout (``on_failure: pause``) or aborts it (``abort``): no

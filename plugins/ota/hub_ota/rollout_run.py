@@ -152,6 +152,10 @@ class RolloutRun:
 
     def on_version(self, node_id: str, version: str | None) -> None:
         node = self.rollout.nodes[node_id]
+        if node.status == PENDING and node.attempts and version == self.rollout.version:
+            # Its attempt was given up (it timed out while the node rebooted) and the node came back on the version.
+            self._set(node, SUCCEEDED, f"running {version} (reported after attempt {node.attempts} was given up)")
+            return
         if node.status not in IN_FLIGHT:
             return
         if version == self.rollout.version:
@@ -212,7 +216,11 @@ class RolloutRun:
             self._set(node, FAILED, "the node is no longer known to the hub")
             return
         if current.firmware_version == self.rollout.version:
-            self._set(node, SKIPPED, f"already on {self.rollout.version}")
+            if node.attempts:  # as in on_version, its report heard before the retry by no listener (a takeover)
+                detail = f"running {self.rollout.version} (reported after attempt {node.attempts} was given up)"
+                self._set(node, SUCCEEDED, detail)
+            else:
+                self._set(node, SKIPPED, f"already on {self.rollout.version}")
             return
         timeout = float(self._settings["node_timeout"])
         node.attempts += 1

@@ -7,6 +7,7 @@ OtaBehaviour). Each test waits on the rollout's own progress (``GET /api/ota/rol
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
@@ -110,6 +111,62 @@ async def test_rollbacks_and_power_losses_fail_after_their_retries_and_the_rest_
         assert reason in entry["detail"], entry
         assert node.firmware_version == OLD
     assert updates_executed(setup)[rollback.mac.lower()] == 2
+
+
+async def test_a_node_that_reports_the_new_version_after_its_attempt_timed_out_has_succeeded(
+    rollout_setup: RolloutSetup,
+) -> None:
+    """Its attempt timed out while it rebooted; it came back on the new version before its retry was due. That is
+    this rollout's update arriving late, not a node that was already on the version (skipped)."""
+    setup = rollout_setup
+    await setup.start_hub()
+    await setup.start_fleet(3, behaviour=OtaBehaviour(reboot_downtime=3.0))
+    await setup.upload()
+    created = await setup.create(
+        firmware=NEW, target={"not_version": NEW}, rate=50, node_timeout=1, retries=1, retry_delay=6
+    )
+    done = await setup.wait_for(created["id"], lambda r: r["status"] == "completed", "the rollout completed")
+    assert done["counts"]["succeeded"] == 3 and done["counts"]["skipped"] == 0, (done["counts"], done["nodes"])
+    for entry in done["nodes"]:
+        assert entry["status"] == "succeeded" and entry["attempts"] >= 1, entry
+    assert all(node.firmware_version == NEW for node in setup.fleet.nodes)
+
+
+async def test_progress_held_by_a_write_the_stop_cancelled_is_written_by_the_stop(
+    rollout_setup: RolloutSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopping cancels the periodic write of the rollout's progress, maybe in the middle of one: what that write
+    held must go with the stop's own. Otherwise the next lock holder finds the rollout as it was before (here: still
+    paused, where the owner had cancelled it) and carries on from there."""
+    setup = rollout_setup
+    await setup.start_hub()
+    await setup.start_fleet(6, behaviour=OtaBehaviour(fail=1.0))
+    await setup.upload()
+    created = await setup.create(
+        firmware=NEW, target={"not_version": NEW}, retries=0, max_failure_ratio=0.2, min_nodes_before_judging=2, **FAST
+    )
+    assert setup.hub is not None
+    engine = setup.hub.data[DATA_OTA].engine
+
+    async def paused_and_written() -> bool:
+        stored = await engine.store.get(created["id"])
+        return stored is not None and stored.status == "paused" and not engine.runs[created["id"]].dirty
+
+    await wait_until(paused_and_written, timeout=45, message="the rollout paused itself and was written")
+    held = asyncio.Event()
+
+    async def hold(rollout: Any, nodes: Any) -> None:  # the database answers slowly: a write in progress at the stop
+        held.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(engine.store, "save", hold)
+    assert engine.act(created["id"], "cancel", "owner") is not None
+    await asyncio.wait_for(held.wait(), 10)
+    monkeypatch.undo()
+    await engine.stop()
+    stored = await engine.store.get(created["id"])
+    assert stored is not None and stored.status == "cancelled", stored and stored.status
+    assert all(node.status in ("failed", "cancelled") for node in stored.nodes.values())
 
 
 async def test_failures_over_the_threshold_pause_the_rollout_before_the_next_stage(rollout_setup: RolloutSetup) -> None:

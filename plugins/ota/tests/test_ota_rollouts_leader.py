@@ -69,7 +69,7 @@ async def test_one_process_drives_a_rollout_and_another_takes_over_when_it_stops
             done = await second.wait_for(
                 created["id"], lambda r: r["status"] == "completed", "the rollout completed", timeout=90
             )
-            assert done["counts"]["succeeded"] == NODES
+            assert done["counts"]["succeeded"] == NODES, [n for n in done["nodes"] if n["status"] != "succeeded"]
             executed = updates_executed(first)  # the fleet's own count of FIRMWARE_UPDATE commands it executed
             assert all(count >= 1 for count in executed.values())
             assert {mac for mac, count in executed.items() if count > 1} <= in_flight_at_stop
