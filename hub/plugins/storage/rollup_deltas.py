@@ -97,12 +97,19 @@ class RollupAccumulator:
         """(ref, minute, key) → [min, max, sum, count] of readings that fit no slot."""
 
     def __len__(self) -> int:
-        """The (node, minute) groups held."""
-        groups = self._slots >> _KEY_BITS
-        if self._far and self._base is not None:  # rare (see the class docstring): a group may have readings in both
-            near = {(group >> _MINUTE_BITS, (group & (2 * MINUTE_REACH - 1)) + self._base) for group in groups.tolist()}
-            return len(near | {slot[:2] for slot in self._far})
-        return int(np.count_nonzero(groups[1:] != groups[:-1])) + 1 if len(groups) else 0
+        """The (node, minute) groups held (checked every batch against :data:`~.rollup_epochs.MAX_GROUPS`)."""
+        groups = self._slots >> _KEY_BITS  # sorted, as the slots are
+        held = int(np.count_nonzero(groups[1:] != groups[:-1])) + 1 if len(groups) else 0
+        if self._far and self._base is not None:  # rare: a far group may also have readings in slots
+            for ref, minute in {slot[:2] for slot in self._far}:
+                relative = minute - self._base
+                if 0 <= relative < 2 * MINUTE_REACH:
+                    group = (ref << _MINUTE_BITS) | relative
+                    at = int(np.searchsorted(groups, group))
+                    if at < len(groups) and groups[at] == group:
+                        continue
+                held += 1
+        return held
 
     def add(self, records: Sequence[TelemetryRecord], documents: Sequence[dict[str, Any] | None] | None = None) -> None:
         """Count ``records``' readings; ``documents`` holds each one's states dict, or None where only the
