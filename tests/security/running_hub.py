@@ -102,7 +102,17 @@ class RunningHub:
                     return False
 
             await wait_until(healthy, timeout=60, interval=0.1, message="hub run to answer /api/health")
+        # The configured node is written by the storage writer's first flush, which may come after the first
+        # answer: a snapshot taken before it would see the node appear later, as if a request had made it.
+        await wait_until(self._node_stored, timeout=30, interval=0.1, message=f"the configured node {NODE} stored")
         return self
+
+    def _node_stored(self) -> bool:
+        try:
+            with sqlite3.connect(f"file:{self.data / 'hub.db'}?mode=ro", uri=True) as db:
+                return db.execute("SELECT 1 FROM nodes WHERE node_id = ?", (NODE,)).fetchone() is not None
+        except sqlite3.OperationalError:  # no database or no table yet
+            return False
 
     async def stop(self) -> int | None:
         if self.process is None or self.process.returncode is not None:
