@@ -18,6 +18,13 @@ fits in it, that of 10,000 does not), which no other load on the machine changes
 Run it with ``--messages 0`` too: the difference is the measured messages' share.  ``--without`` leaves a
 component out (``presence``: the built-in plugin; ``storage``: the writer; ``rollups``: the sink's rollup
 accumulation), to see what it adds.
+
+``--rate R`` makes such counts repeatable: the hub's clock is then a fake one that moves 1/R s a message (as
+if the fleet sent R messages a second) and batches are written by size only.  With the wall clock, what
+depends on time (presence's bursts, which nodes' ``last_seen`` is due, how many batches the writer makes)
+changes with the machine's speed, and under valgrind, a hundred times slower, every message looks like its
+node's first in a second and every ``last_seen`` is due.  With ``--rate``, both phases (the fleet's first
+messages, the measured ones) end with the writer told to write what it holds.
 Prints one JSON line: ``us_per_msg`` (CPU time of this process per message, payload making subtracted).
 """
 
@@ -37,10 +44,12 @@ from hub.core.hub import freeze_startup_heap
 from hub.plugins.storage.batch import WritePlan, WriteResult, telemetry_records
 from hub.plugins.storage.rollup_deltas import RollupAccumulator
 from hub.plugins.storage.writer import BatchWriter
-from hub.testing import make_hub
+from hub.testing import FakeClock, make_hub
 
 BATCH_SIZE = 10_000
 """Readings a batch: what the ingest benchmark's hub writes at 10,000 nodes."""
+LONG_INTERVAL = 3600.0
+"""The writer's flush interval with ``--rate``: batches are written when full (and when a phase ends)."""
 YIELD_EVERY = 64
 """Messages between event-loop turns (the writer's task runs in them), as the load generator's bursts arrive."""
 
@@ -72,48 +81,81 @@ class MemorySink:
         return None
 
 
-def _hub(nodes: int, without: set[str]) -> Hub:
+def _hub(nodes: int, without: set[str], clock: FakeClock | None) -> Hub:
     limits = {"max_nodes": max(20_000, nodes), "new_nodes_per_minute": max(1_000, nodes)}
     builtins = () if "presence" in without else ("hub.plugins.presence",)
     config = {"hub": {"data_dir": "/tmp/hub-hot-path", "limits": limits}}
-    return make_hub(config, builtins=builtins, plugins=[(hub_esp32_node.plugin, "esp32_node")])
+    return make_hub(config, builtins=builtins, plugins=[(hub_esp32_node.plugin, "esp32_node")], clock=clock)
 
 
-async def _send(hub: Hub | None, macs: list[str], start: int, count: int, now: float) -> None:
-    """Messages ``start`` .. ``start + count`` round-robin over the fleet (only made, not sent, without a hub)."""
+async def _send(
+    hub: Hub | None,
+    macs: list[str],
+    start: int,
+    count: int,
+    now: float,
+    clock: FakeClock | None = None,
+    step: float = 0,
+) -> None:
+    """Messages ``start`` .. ``start + count`` round-robin over the fleet (only made, not sent, without a hub).
+
+    With a fake ``clock`` (``--rate``), the clock moves to each message's own time before it is sent.
+    """
     topics = [f"devices/{mac}/data" for mac in macs]
     dispatch = hub.messages.dispatch if hub is not None else None
     nodes = len(macs)
     for seq in range(start, start + count):
         index = seq % nodes
-        data = payload(macs[index], seq, now + seq * 1e-4)
+        data = payload(macs[index], seq, now + seq * (step or 1e-4))
+        if clock is not None:
+            clock.now = now + seq * step
         if dispatch is not None:
             dispatch(topics[index], data, False)
         if seq % YIELD_EVERY == 0:
             await asyncio.sleep(0)
 
 
-async def run(nodes: int, messages: int, without: set[str]) -> dict[str, Any]:
-    hub = _hub(nodes, without)
+async def _committed(hub: Hub, writer: BatchWriter, by_size: bool) -> None:
+    """Wait until everything sent is committed; with ``--rate``, have the writer write its last batch now."""
+    if by_size:
+        writer._interval = 0.0  # noqa: SLF001 - the benchmark's own writer: no size or age reached, so flush it
+        writer._kick.set()  # noqa: SLF001
+    await hub.durability.wait_committed()
+    if by_size:
+        writer._interval = LONG_INTERVAL  # noqa: SLF001
+
+
+async def run(nodes: int, messages: int, without: set[str], rate: float | None = None) -> dict[str, Any]:
+    clock = None
+    if rate is not None:
+        clock = FakeClock(time.time())
+    step = 0.0 if rate is None else 1.0 / rate
+    hub = _hub(nodes, without, clock)
     await hub.async_start()
     sink = MemorySink(rollups="rollups" not in without)
     writer = BatchWriter(
-        hub, sink, ids={}, persisted_seen={}, batch_size=BATCH_SIZE, flush_interval=0.5, max_pending=10 * BATCH_SIZE
+        hub,
+        sink,
+        ids={},
+        persisted_seen={},
+        batch_size=BATCH_SIZE,
+        flush_interval=0.5 if clock is None else LONG_INTERVAL,  # with --rate: written by size only
+        max_pending=10 * BATCH_SIZE,
     )
     if "storage" not in without:
         writer.start()
     try:
         macs = node_macs(nodes)
-        now = time.time()
-        await _send(hub, macs, 0, 2 * nodes, now)  # registers the fleet, then its second message: a known fleet
-        await hub.durability.wait_committed()
+        now = time.time() if clock is None else clock.now
+        await _send(hub, macs, 0, 2 * nodes, now, clock, step)  # registers the fleet, then its second message: known
+        await _committed(hub, writer, clock is not None)
         freeze_startup_heap()
         started = time.process_time()
         await _send(None, macs, 2 * nodes, messages, now)
         making = time.process_time() - started
         started = time.process_time()
-        await _send(hub, macs, 2 * nodes, messages, now)
-        await hub.durability.wait_committed()
+        await _send(hub, macs, 2 * nodes, messages, now, clock, step)
+        await _committed(hub, writer, clock is not None)
         spent = time.process_time() - started
         assert hub.messages.handler_errors == 0
         assert not hub.metrics.rejection_examples, f"messages were rejected: {hub.metrics.rejection_examples}"
@@ -138,8 +180,9 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--without", action="append", choices=("presence", "storage", "rollups"), default=[])
+    parser.add_argument("--rate", type=float, help="a fake clock moving 1/RATE s a message; batches by size only")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.nodes, args.messages, set(args.without)))))
+    print(json.dumps(asyncio.run(run(args.nodes, args.messages, set(args.without), args.rate))))
 
 
 if __name__ == "__main__":
