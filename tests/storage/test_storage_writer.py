@@ -268,3 +268,28 @@ async def test_a_large_batch_is_written_in_slices(storage_hub, store: Store, db_
     assert await store.scalar("SELECT count(*) FROM telemetry") == 1 + count
     assert hub.metrics.value("storage_duplicates") == 1
     assert hub.metrics.value("stored_rows") == 1 + count
+
+
+async def test_a_node_removed_and_registered_again_while_a_batch_is_written_keeps_its_new_readings(
+    storage_hub, store: Store, db_url: str
+):
+    """A node re-registered gets a new row and its readings go there, whichever batch they fall in, while the
+    removed row and its readings are gone."""
+    hub = await storage_hub(flush_interval=0.05)
+    registry = hub.registry
+    report(hub, NODE_A, {"temperature": 20.0}, T0)
+    await committed(hub)
+    async with _write_lock(db_url):
+        registry.update_node(registry.get(NODE_A), attributes={"ip": "10.0.0.9"})  # its row rewritten in flight
+        report(hub, NODE_A, {"temperature": 20.5}, T0 + 1)
+        await asyncio.sleep(0.2)  # usually sealed by now and waiting for the lock (else the removal drops it)
+        assert registry.remove(NODE_A)
+        report(hub, NODE_A, {"temperature": 21.0}, T0 + 2)  # registers it again
+    await committed(hub)
+    report(hub, NODE_A, {"temperature": 21.5}, T0 + 3)
+    await committed(hub)
+    stored = await store.all(
+        "SELECT t.ts FROM telemetry t JOIN nodes n ON n.id = t.node_ref WHERE n.node_id = :n ORDER BY t.ts", n=NODE_A
+    )
+    assert stored == [(T0 + 2,), (T0 + 3,)]
+    assert await store.scalar("SELECT count(*) FROM telemetry") == 2  # nothing left under the removed row
