@@ -48,8 +48,8 @@ class Event(Generic[_DataT]):
     """Something that happened: a type, its data (a dict; read-only by convention) and when (epoch seconds).
 
     ``subject`` is the in-process object the event is about, when its firer has one at hand: the registry
-    gives the :class:`~hub.core.registry.Node` of ``state_reported``, ``availability_reported`` and
-    ``node_removed``, so a listener on the ingest path reaches the node without looking its id up in a fleet-sized dictionary
+    gives the :class:`~hub.core.registry.Node` of ``state_reported`` and ``availability_reported``, so a
+    listener on the ingest path reaches the node without looking its id up in a fleet-sized dictionary
     (at 10,000 nodes that lookup missed the CPU's caches on every message).  It is None for events from
     another process or from code that has no such object; it is never serialised (:meth:`as_dict`).
     """

@@ -170,8 +170,7 @@ class NodeRegistry:
         is removed: a plugin keeps per-node values that change with every message in arrays indexed by it
         (presence's times), which stay in the CPU's caches where a dict keyed by node id and an object per
         node do not.  Slots are per process (never stored or sent); a node restored under the same id keeps
-        its slot.  A listener that keeps such values resets them on ``node_removed``, whose subject is the removed
-        node with its slot still set (it is handed on after the event).
+        its slot.  A listener that keeps such values resets them on ``node_removed``.
         """
         self.limits = limits or Limits()
         self._new_nodes = NodeRate(self.limits.new_nodes_per_minute, clock)
@@ -281,10 +280,10 @@ class NodeRegistry:
         if node is None:
             return False
         del self._order[bisect_right(self._order, node_id) - 1]
-        removed: NodeRemovedData = {"node_id": node_id}
-        self._bus.fire(EVENT_NODE_REMOVED, removed, None, node)  # listeners still read its slot to clear it
         self._free_slots.append(node.slot)
         node.slot = -1
+        removed: NodeRemovedData = {"node_id": node_id}
+        self._bus.fire(EVENT_NODE_REMOVED, removed)
         return True
 
     def restore(self, nodes: Iterable[Node]) -> None:

@@ -227,14 +227,13 @@ def test_state_and_availability_reports_carry_their_node_as_the_events_subject(e
     subjects: list[object] = []
     registry._bus.listen(EVENT_STATE_REPORTED, lambda event: subjects.append(event.subject))
     registry._bus.listen(EVENT_AVAILABILITY_REPORTED, lambda event: subjects.append(event.subject))
-    registry._bus.listen(EVENT_NODE_REMOVED, lambda event: subjects.append((event.subject, event.subject.slot)))
+    registry._bus.listen(EVENT_NODE_REMOVED, lambda event: subjects.append(event.subject))
     node = registry.get_or_register(N1)
     registry.ensure_entity(node, "temperature")
     registry.report_states(node, {"temperature": 21.5}, 1000.0)
     registry.report_availability(node, True)
     registry.remove(N1)
-    assert subjects == [node, node, (node, 0)]  # a removed node's slot is still readable while it is announced
-    assert node.slot == -1
+    assert subjects == [node, node, None]
 
 
 def test_iteration_is_a_snapshot(env):
