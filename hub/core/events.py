@@ -45,24 +45,14 @@ _DataT = TypeVar("_DataT", bound=Mapping[str, Any])
 
 
 class Event(Generic[_DataT]):
-    """Something that happened: a type, its data (a dict; read-only by convention) and when (epoch seconds).
+    """Something that happened: a type, its data (a dict; read-only by convention) and when (epoch seconds)."""
 
-    ``subject`` is the in-process object the event is about, when its firer has one at hand: the registry
-    gives the :class:`~hub.core.registry.Node` of ``state_reported`` and ``availability_reported``, so a
-    listener on the ingest path reaches the node without looking its id up in a fleet-sized dictionary
-    (at 10,000 nodes that lookup missed the CPU's caches on every message).  It is None for events from
-    another process or from code that has no such object; it is never serialised (:meth:`as_dict`).
-    """
+    __slots__ = ("data", "event_type", "time_fired")
 
-    __slots__ = ("data", "event_type", "subject", "time_fired")
-
-    def __init__(
-        self, event_type: str | EventType[_DataT], data: _DataT, time_fired: float, subject: Any = None
-    ) -> None:
+    def __init__(self, event_type: str | EventType[_DataT], data: _DataT, time_fired: float) -> None:
         self.event_type: str = event_type  # type: ignore[assignment]  # an EventType is a str at runtime
         self.data = data
         self.time_fired = time_fired
-        self.subject = subject
 
     def as_dict(self) -> dict[str, Any]:
         """The event as plain data, e.g. for JSON."""
@@ -195,21 +185,11 @@ class EventBus:
         return bool(self._routes.get(event_type, self._catch_all))
 
     @overload
-    def fire(
-        self, event_type: EventType[_DataT], data: _DataT, time_fired: float | None = None, subject: Any = None
-    ) -> None: ...
+    def fire(self, event_type: EventType[_DataT], data: _DataT, time_fired: float | None = None) -> None: ...
     @overload
-    def fire(
-        self, event_type: str, data: Mapping[str, Any], time_fired: float | None = None, subject: Any = None
-    ) -> None: ...
-    def fire(
-        self,
-        event_type: str | EventType[Any],
-        data: Mapping[str, Any],
-        time_fired: float | None = None,
-        subject: Any = None,
-    ) -> None:
-        """Deliver an event now to sync listeners and enqueue it for async ones (``subject``: see :class:`Event`).
+    def fire(self, event_type: str, data: Mapping[str, Any], time_fired: float | None = None) -> None: ...
+    def fire(self, event_type: str | EventType[Any], data: Mapping[str, Any], time_fired: float | None = None) -> None:
+        """Deliver an event now to sync listeners and enqueue it for async ones.
 
         With a typed event type, give ``data`` as a variable annotated with its TypedDict
         (``data: StateReportedData = {…}``): mypy does not infer a dict literal's type from the
@@ -218,7 +198,7 @@ class EventBus:
         entries = self._routes.get(event_type, self._catch_all)
         if not entries:
             return  # nobody listens: no Event is built
-        event = Event(event_type, data, self._clock() if time_fired is None else time_fired, subject)
+        event = Event(event_type, data, self._clock() if time_fired is None else time_fired)
         for entry in entries:
             try:
                 entry.deliver(event)

@@ -125,8 +125,6 @@ class Node:
     """What the node is (e.g. ``beta``, ``relay-board``): lower-case, sorted, at most 32."""
     attributes: dict[str, Any] = field(default_factory=dict)
     entities: dict[str, Entity] = field(default_factory=dict)
-    slot: int = field(default=-1, compare=False, repr=False)
-    """The node's small dense number in this process (-1: not in a registry); see :attr:`NodeRegistry.slots`."""
 
     def as_dict(self, *, entities: bool = True) -> dict[str, Any]:
         """Plain data for events, storage and the API (entities as a list, optionally left out)."""
@@ -161,17 +159,6 @@ class NodeRegistry:
         self._nodes: dict[str, Node] = {}
         self._order: list[str] = []
         """Every node id, sorted: the order the API pages in."""
-        self._free_slots: list[int] = []
-        """Slots of removed nodes, handed out again before new ones."""
-        self.slots = 0
-        """How many slots were ever handed out: every node's ``slot`` is below this.
-
-        Each node in the registry has a ``slot`` no other node in it has, from 0 up, reused once its node
-        is removed: a plugin keeps per-node values that change with every message in arrays indexed by it
-        (presence's times), which stay in the CPU's caches where a dict keyed by node id and an object per
-        node do not.  Slots are per process (never stored or sent); a node restored under the same id keeps
-        its slot.  A listener that keeps such values resets them on ``node_removed``.
-        """
         self.limits = limits or Limits()
         self._new_nodes = NodeRate(self.limits.new_nodes_per_minute, clock)
 
@@ -233,7 +220,6 @@ class NodeRegistry:
                 )
         now = self._clock() if ts is None else ts
         node = Node(node_id=node_id, name=name or node_id, first_seen=now)
-        node.slot = self._take_slot()
         self._nodes[node_id] = node
         insort(self._order, node_id)
         registered: NodeRegisteredData = {"node_id": node_id, "node": node.as_dict()}
@@ -276,12 +262,9 @@ class NodeRegistry:
 
     def remove(self, node_id: str) -> bool:
         """Forget a node; True if it existed."""
-        node = self._nodes.pop(node_id, None)
-        if node is None:
+        if self._nodes.pop(node_id, None) is None:
             return False
         del self._order[bisect_right(self._order, node_id) - 1]
-        self._free_slots.append(node.slot)
-        node.slot = -1
         removed: NodeRemovedData = {"node_id": node_id}
         self._bus.fire(EVENT_NODE_REMOVED, removed)
         return True
@@ -290,12 +273,8 @@ class NodeRegistry:
         """Load nodes saved by storage at startup, without firing events (nothing new happened)."""
         added = []
         for node in nodes:
-            known = self._nodes.get(node.node_id)
-            if known is None:
+            if node.node_id not in self._nodes:
                 added.append(node.node_id)
-                node.slot = self._take_slot()
-            elif known is not node:
-                node.slot, known.slot = known.slot, -1
             self._nodes[node.node_id] = node
         if len(added) <= 16:  # a few (the fan-out and presence's leader restore nodes one at a time)
             for node_id in added:
@@ -303,12 +282,6 @@ class NodeRegistry:
         else:  # storage's restore at start: one sorted run plus the new ids, merged by timsort
             self._order.extend(added)
             self._order.sort()
-
-    def _take_slot(self) -> int:
-        if self._free_slots:
-            return self._free_slots.pop()
-        self.slots += 1
-        return self.slots - 1
 
     # --- entities and states (hot path) ----------------------------------------
     def ensure_entity(
@@ -399,7 +372,7 @@ class NodeRegistry:
                     }
                     self._bus.fire(EVENT_STATE_CHANGED, changed)
         reported: StateReportedData = {"node_id": node.node_id, "ts": ts, "states": states, "dedupe": dedupe}
-        self._bus.fire(EVENT_STATE_REPORTED, reported, seen, node)  # fired when received: no second clock reading
+        self._bus.fire(EVENT_STATE_REPORTED, reported, seen)  # fired when received: no second clock reading
 
     # --- availability and status -------------------------------------------------
     def report_availability(self, node: Node, online: bool, ts: float | None = None) -> None:
@@ -408,7 +381,7 @@ class NodeRegistry:
         if online:
             node.last_seen = now
         availability: AvailabilityReportedData = {"node_id": node.node_id, "online": online, "ts": now}
-        self._bus.fire(EVENT_AVAILABILITY_REPORTED, availability, None, node)
+        self._bus.fire(EVENT_AVAILABILITY_REPORTED, availability)
 
     def set_status(self, node: Node, status: str, reason: str, ts: float | None = None) -> bool:
         """Set the node's status; fires ``node_status_changed`` and returns True only if it changed."""

@@ -18,17 +18,6 @@ def test_sync_listener_called_inline_with_event():
     assert seen[0].as_dict() == {"event_type": "ping", "data": {"n": 1}, "time_fired": 123.0}
     bus.fire("ping", {"n": 2}, time_fired=5.0)
     assert seen[1].time_fired == 5.0
-    assert seen[0].subject is None  # no in-process object was given
-
-
-def test_a_subject_reaches_listeners_but_never_the_events_plain_data():
-    bus = EventBus(clock=lambda: 1.0)
-    seen: list[Event] = []
-    bus.listen("ping", seen.append)
-    subject = object()
-    bus.fire("ping", {"n": 1}, None, subject)
-    assert seen[0].subject is subject and seen[0].time_fired == 1.0
-    assert seen[0].as_dict() == {"event_type": "ping", "data": {"n": 1}, "time_fired": 1.0}
 
 
 def test_only_listeners_of_the_type_are_called():

@@ -207,35 +207,6 @@ def test_restore_fires_nothing_and_keeps_fields(env):
     assert registry.count_by_status() == {STATUS_ONLINE: 1, STATUS_UNKNOWN: 1}
 
 
-def test_slots_are_dense_unique_reused_after_removal_and_kept_by_a_restore(env):
-    registry, _, _ = env
-    ids = [f"aa:bb:cc:dd:ee:{i:02x}" for i in range(4)]
-    nodes = [registry.get_or_register(node_id) for node_id in ids]
-    assert [node.slot for node in nodes] == [0, 1, 2, 3] and registry.slots == 4
-    assert registry.remove(ids[1])
-    assert nodes[1].slot == -1  # a removed node's object no longer claims a slot
-    newcomer = registry.get_or_register("aa:bb:cc:dd:ee:99")
-    assert newcomer.slot == 1 and registry.slots == 4  # the freed slot, not a fifth one
-    saved = Node(ids[2], "saved")  # storage restoring a node the registry holds: same slot, old object released
-    registry.restore([saved, Node("aa:bb:cc:dd:ee:aa", "new")])
-    assert (saved.slot, nodes[2].slot, registry.get("aa:bb:cc:dd:ee:aa").slot) == (2, -1, 4)
-    assert sorted(node.slot for node in registry) == list(range(len(registry)))
-
-
-def test_state_and_availability_reports_carry_their_node_as_the_events_subject(env):
-    registry, _, _ = env
-    subjects: list[object] = []
-    registry._bus.listen(EVENT_STATE_REPORTED, lambda event: subjects.append(event.subject))
-    registry._bus.listen(EVENT_AVAILABILITY_REPORTED, lambda event: subjects.append(event.subject))
-    registry._bus.listen(EVENT_NODE_REMOVED, lambda event: subjects.append(event.subject))
-    node = registry.get_or_register(N1)
-    registry.ensure_entity(node, "temperature")
-    registry.report_states(node, {"temperature": 21.5}, 1000.0)
-    registry.report_availability(node, True)
-    registry.remove(N1)
-    assert subjects == [node, node, None]
-
-
 def test_iteration_is_a_snapshot(env):
     registry, _, _ = env
     for i in range(3):

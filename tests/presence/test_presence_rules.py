@@ -238,24 +238,6 @@ async def test_removed_node_is_forgotten(make_fleet):
     assert fleet.check(T0 + 1001 + 91) == 1
 
 
-async def test_a_node_that_takes_a_removed_nodes_slot_is_judged_on_its_own_times(make_fleet):
-    """Presence keeps its per-message times in arrays by registry slot, and a removed node's slot is reused."""
-    fleet = await make_fleet({"timeout": 5, "initial_timeout": 20})
-    for at in (0, 5, 10, 15):  # A learns a 5 s rhythm: allowed silence 15 s
-        fleet.message(A, T0 + at)
-    slot = fleet.hub.registry.get(A).slot
-    assert fleet.tracker.allowed_silence(A) == 15
-    assert fleet.hub.registry.remove(A)
-    fleet.message(B, T0 + 15.5)  # half a second after A's last message, on A's slot
-    assert fleet.hub.registry.get(B).slot == slot
-    assert fleet.tracker.allowed_silence(B) == 20 and fleet.tracker.learned_interval(B) is None
-    fleet.message(B, T0 + 16.2)  # within B's first burst (from 15.5), though 1.2 s after A's last one began
-    fleet.message(B, T0 + 21.2)
-    assert fleet.tracker.learned_interval(B) == pytest.approx(5.7)  # B's own rhythm, measured from 15.5
-    assert fleet.check(T0 + 41) == 0  # 21.2 + 20 is B's deadline
-    assert fleet.check(T0 + 41.3) == 1 and fleet.status(B) == STATUS_OFFLINE
-
-
 async def test_due_names_only_the_nodes_a_check_would_mark_offline(make_fleet):
     """What the presence leader reads from the database before a check: the silent nodes, not the fleet."""
     fleet = await make_fleet({"timeout": 5, "initial_timeout": 20})

@@ -12,13 +12,10 @@ Rules (reasons from :mod:`hub`):
   ``initial_timeout`` before that, so a node whose rhythm is still unknown (just
   registered, or just restored after a restart) is not timed out on a guess.
 
-Cost.  The listener runs inline for every telemetry message.  It reaches the
-node through the event (its ``subject``) and keeps the two times that change
-with every message in arrays indexed by the node's registry slot, so within a
-burst it writes one and compares one, touching no dict and no per-node object
-of its own (at 10,000 nodes those missed the CPU's caches on every message).
-Only a new burst or a change of status reaches the node's record (then it
-sorts at most ``window`` floats).  The silence check does not scan the fleet: a min-heap holds one live
+Cost.  The listener runs inline for every telemetry message; it does a few
+dict lookups and float comparisons and touches nothing else unless the node's
+status changes or a new burst starts (then it sorts at most ``window``
+floats).  The silence check does not scan the fleet: a min-heap holds one live
 due time per online node, so a check pops only the nodes whose due time has
 passed.  A popped node that was heard from meanwhile is pushed back with its
 new deadline: each online node costs one heap push per allowed silence
@@ -62,7 +59,6 @@ import heapq
 import logging
 import math
 import time
-from array import array
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -102,13 +98,15 @@ _NEVER = -math.inf
 
 
 class _NodePresence:
-    """What presence remembers about one node between its bursts (its times per message: see ``PresenceTracker``)."""
+    """What presence remembers about one node between its messages."""
 
-    __slots__ = ("allowed", "due", "intervals", "learn", "quiet_from", "slot")
+    __slots__ = ("allowed", "burst_start", "due", "heard", "intervals", "learn", "quiet_from")
 
-    def __init__(self, window: int, allowed: float, slot: int) -> None:
-        self.slot = slot
-        """The node's registry slot: where its times are in the tracker's arrays."""
+    def __init__(self, window: int, allowed: float) -> None:
+        self.burst_start = _NEVER
+        """When the node's current burst of messages began (monotonic, as every time here but ``status_since``)."""
+        self.heard = _NEVER
+        """When the node was last heard from."""
         self.learn = False
         """Whether the gap before the next burst is an interval (False after an LWT or a restart)."""
         self.intervals = IntervalLearner(window)
@@ -147,15 +145,6 @@ class PresenceTracker:
         self.interval_window = interval_window
         self.check_interval = check_interval
         self._nodes: dict[str, _NodePresence] = {}
-        self._heard_at = array("d")
-        """By node slot: when the node was last heard from (monotonic, as every time here but ``status_since``)."""
-        self._burst_at = array("d")
-        """By node slot: when the node's current burst of messages began.
-
-        These two change with every message, so they live in arrays indexed by the registry's slots (80 kB
-        each at 10,000 nodes, which stay in the CPU's caches) rather than in each node's record: reached through
-        the event's node, a message that does not start a burst touches no per-node object of presence's.
-        """
         self._heap: list[tuple[float, str]] = []
         self._task: asyncio.Task[Any] | None = None
         self.gate: Callable[[], Awaitable[bool]] | None = None
@@ -191,7 +180,7 @@ class PresenceTracker:
                 continue
             state = self._nodes.get(node.node_id)
             if state is None:
-                state = self._track(node)
+                state = self._nodes[node.node_id] = _NodePresence(self.interval_window, self.initial_timeout)
                 quiet_from = now if node.last_seen is None else min(node.last_seen + downtime, now)
                 state.quiet_from = mono - (now - quiet_from)
             if state.due is None:
@@ -227,10 +216,12 @@ class PresenceTracker:
             node.last_seen = last_seen
         if node.status != STATUS_ONLINE:
             return
-        state = self._nodes.get(node_id) or self._track(node)
+        state = self._nodes.get(node_id)
+        if state is None:
+            state = self._nodes[node_id] = _NodePresence(self.interval_window, self.initial_timeout)
         heard = self._mono() - max(self._clock() - last_seen, 0.0)  # how long ago, on the monotonic clock
-        if heard > self._heard_at[state.slot]:
-            self._heard_at[state.slot] = heard
+        if heard > state.heard:
+            state.heard = heard
         if state.due is None:
             self._schedule(node, state)
 
@@ -259,8 +250,7 @@ class PresenceTracker:
 
     def _silent_since(self, state: _NodePresence) -> float:
         """Since when (monotonic) the node's silence counts."""
-        heard = self._heard_at[state.slot]
-        since = heard if heard > state.quiet_from else state.quiet_from
+        since = state.heard if state.heard > state.quiet_from else state.quiet_from
         return self._mono() if since == _NEVER else since
 
     def due(self, now: float) -> list[str]:
@@ -334,41 +324,17 @@ class PresenceTracker:
         state.due = due
         heapq.heappush(self._heap, (due, node.node_id))
 
-    def _track(self, node: Node) -> _NodePresence:
-        """Start remembering ``node`` (never heard of yet, its times unset)."""
-        slot = node.slot
-        missing = slot + 1 - len(self._heard_at)
-        if missing > 0:
-            never = array("d", (_NEVER,)) * max(missing, 1024)
-            self._heard_at.extend(never)
-            self._burst_at.extend(never)
-        self._heard_at[slot] = self._burst_at[slot] = _NEVER
-        state = self._nodes[node.node_id] = _NodePresence(self.interval_window, self.initial_timeout, slot)
-        return state
-
     # --- listeners (hot path) ------------------------------------------------------------
     def _on_state_reported(self, event: Event[StateReportedData]) -> None:
-        # The event's node is the registry's own (its subject); an event from elsewhere has none: look it up.
-        node: Node | None = event.subject
-        if node is None or node.slot < 0:
-            node = self._registry.get(event.data["node_id"])
-            if node is None:
-                return
-        t = self._mono()
-        slot = node.slot
-        if slot < len(self._heard_at):
-            self._heard_at[slot] = t
-            if t - self._burst_at[slot] < BURST_WINDOW and node.status == STATUS_ONLINE:
-                return  # within a burst of an online node: no per-node object of presence's touched
-        self._heard(node, t)
+        node = self._registry.get(event.data["node_id"])
+        if node is not None:
+            self._heard(node, self._mono())
 
     def _on_availability(self, event: Event[AvailabilityReportedData]) -> None:
         data = event.data
-        node: Node | None = event.subject
-        if node is None or node.slot < 0:
-            node = self._registry.get(data["node_id"])
-            if node is None:
-                return
+        node = self._registry.get(data["node_id"])
+        if node is None:
+            return
         if data["online"]:
             self._heard(node, self._mono())
             return
@@ -379,10 +345,11 @@ class PresenceTracker:
             _LOGGER.info("node %s offline (lwt)", node.node_id)
 
     def _heard(self, node: Node, t: float) -> None:
-        """``node`` was heard from at ``t``: a new burst may begin, the node may come online or be new here."""
-        state = self._nodes.get(node.node_id) or self._track(node)
-        self._heard_at[state.slot] = t
-        gap = t - self._burst_at[state.slot]
+        state = self._nodes.get(node.node_id)
+        if state is None:
+            state = self._nodes[node.node_id] = _NodePresence(self.interval_window, self.initial_timeout)
+        state.heard = t
+        gap = t - state.burst_start
         if gap >= BURST_WINDOW:
             if state.learn:
                 learner = state.intervals
@@ -393,7 +360,7 @@ class PresenceTracker:
                 if due is not None and t + allowed < due:
                     self._schedule(node, state)  # allowed silence shrank: the queued entry would fire late
             state.learn = True
-            self._burst_at[state.slot] = t
+            state.burst_start = t
         if node.status != STATUS_ONLINE:
             self._go_online(node, state, t)
 
@@ -442,9 +409,7 @@ class PresenceTracker:
         counter.inc()
 
     def _on_node_removed(self, event: Event[NodeRemovedData]) -> None:
-        state = self._nodes.pop(event.data["node_id"], None)
-        if state is not None:  # its slot goes to another node: no times of this one may stay behind
-            self._heard_at[state.slot] = self._burst_at[state.slot] = _NEVER
+        self._nodes.pop(event.data["node_id"], None)
         self._recount()
 
     def _recount(self) -> None:
