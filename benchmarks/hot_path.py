@@ -48,6 +48,9 @@ from hub.testing import FakeClock, make_hub
 
 BATCH_SIZE = 10_000
 """Readings a batch: what the ingest benchmark's hub writes at 10,000 nodes."""
+FIXED_START = 1_700_000_000.0
+"""Where ``--rate``'s clock starts: the same second of a minute every run, so the same messages open new minutes
+(the rollup accumulator's new slots) in every run."""
 LONG_INTERVAL = 3600.0
 """The writer's flush interval with ``--rate``: batches are written when full (and when a phase ends)."""
 YIELD_EVERY = 64
@@ -128,7 +131,7 @@ async def _committed(hub: Hub, writer: BatchWriter, by_size: bool) -> None:
 async def run(nodes: int, messages: int, without: set[str], rate: float | None = None) -> dict[str, Any]:
     clock = None
     if rate is not None:
-        clock = FakeClock(time.time())
+        clock = FakeClock(FIXED_START)
     step = 0.0 if rate is None else 1.0 / rate
     hub = _hub(nodes, without, clock)
     await hub.async_start()
