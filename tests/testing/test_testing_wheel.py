@@ -3,6 +3,7 @@ tuning by walking up to deploy/ once, which fails in site-packages)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -34,7 +35,11 @@ with PrivateMosquitto(Path(sys.argv[2])) as broker:
 
 
 def _run(*command: str | Path, **options: object) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([str(part) for part in command], capture_output=True, text=True, timeout=300, **options)
+    # Without PYTHONPATH: one naming this tree (a developer's shell) would put its hub before the wheel's.
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    done = subprocess.run(
+        [str(part) for part in command], capture_output=True, text=True, timeout=300, env=env, **options
+    )
     assert done.returncode == 0, f"{command} failed:\n{done.stdout}\n{done.stderr}"
     return done
 
