@@ -51,6 +51,8 @@ BATCH_SIZE = 10_000
 FIXED_START = 1_700_000_000.0
 """Where ``--rate``'s clock starts: the same second of a minute every run, so the same messages open new minutes
 (the rollup accumulator's new slots) in every run."""
+WALL_STEP = 1e-4
+"""Seconds between the messages' own timestamps without ``--rate`` (the hub's clock is the wall clock then)."""
 LONG_INTERVAL = 3600.0
 """The writer's flush interval with ``--rate``: batches are written when full (and when a phase ends)."""
 YIELD_EVERY = 64
@@ -92,26 +94,20 @@ def _hub(nodes: int, without: set[str], clock: FakeClock | None) -> Hub:
 
 
 async def _send(
-    hub: Hub | None,
-    macs: list[str],
-    start: int,
-    count: int,
-    now: float,
-    clock: FakeClock | None = None,
-    step: float = 0,
+    hub: Hub | None, macs: list[str], start: int, count: int, now: float, step: float, clock: FakeClock | None = None
 ) -> None:
-    """Messages ``start`` .. ``start + count`` round-robin over the fleet (only made, not sent, without a hub).
-
-    With a fake ``clock`` (``--rate``), the clock moves to each message's own time before it is sent.
+    """Messages ``start`` .. ``start + count`` round-robin over the fleet (only made, not sent, without a hub),
+    message ``seq`` timed ``now + seq * step``; a fake ``clock`` (``--rate``) is moved to that time before it is sent.
     """
     topics = [f"devices/{mac}/data" for mac in macs]
     dispatch = hub.messages.dispatch if hub is not None else None
     nodes = len(macs)
     for seq in range(start, start + count):
         index = seq % nodes
-        data = payload(macs[index], seq, now + seq * (step or 1e-4))
+        at = now + seq * step
+        data = payload(macs[index], seq, at)
         if clock is not None:
-            clock.now = now + seq * step
+            clock.now = at
         if dispatch is not None:
             dispatch(topics[index], data, False)
         if seq % YIELD_EVERY == 0:
@@ -132,7 +128,7 @@ async def run(nodes: int, messages: int, without: set[str], rate: float | None =
     clock = None
     if rate is not None:
         clock = FakeClock(FIXED_START)
-    step = 0.0 if rate is None else 1.0 / rate
+    step = WALL_STEP if rate is None else 1.0 / rate
     hub = _hub(nodes, without, clock)
     await hub.async_start()
     sink = MemorySink(rollups="rollups" not in without)
@@ -150,14 +146,14 @@ async def run(nodes: int, messages: int, without: set[str], rate: float | None =
     try:
         macs = node_macs(nodes)
         now = time.time() if clock is None else clock.now
-        await _send(hub, macs, 0, 2 * nodes, now, clock, step)  # registers the fleet, then its second message: known
+        await _send(hub, macs, 0, 2 * nodes, now, step, clock)  # registers the fleet, then its second message: known
         await _committed(hub, writer, clock is not None)
         freeze_startup_heap()
         started = time.process_time()
-        await _send(None, macs, 2 * nodes, messages, now)
+        await _send(None, macs, 2 * nodes, messages, now, step)
         making = time.process_time() - started
         started = time.process_time()
-        await _send(hub, macs, 2 * nodes, messages, now, clock, step)
+        await _send(hub, macs, 2 * nodes, messages, now, step, clock)
         await _committed(hub, writer, clock is not None)
         spent = time.process_time() - started
         assert hub.messages.handler_errors == 0

@@ -107,9 +107,13 @@ class RunningHub:
         await wait_until(self._node_stored, timeout=30, interval=0.1, message=f"the configured node {NODE} stored")
         return self
 
+    def _database(self) -> sqlite3.Connection:
+        """The hub's database, opened read-only beside the running hub."""
+        return sqlite3.connect(f"file:{self.data / 'hub.db'}?mode=ro", uri=True)
+
     def _node_stored(self) -> bool:
         try:
-            with sqlite3.connect(f"file:{self.data / 'hub.db'}?mode=ro", uri=True) as db:
+            with self._database() as db:
                 return db.execute("SELECT 1 FROM nodes WHERE node_id = ?", (NODE,)).fetchone() is not None
         except sqlite3.OperationalError:  # no database or no table yet
             return False
@@ -127,7 +131,7 @@ class RunningHub:
     def snapshot(self) -> dict[str, Any]:
         """Every table of the database, auth.json and the firmware folders, read beside the hub (read-only)."""
         tables: dict[str, Any] = {}
-        with sqlite3.connect(f"file:{self.data / 'hub.db'}?mode=ro", uri=True) as db:
+        with self._database() as db:
             names = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
             for name in names:
                 tables[name] = sorted(map(repr, db.execute(f'SELECT * FROM "{name}"').fetchall()))
