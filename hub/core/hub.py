@@ -125,7 +125,8 @@ class Hub:
         self.loop_lag = LoopLag(self.metrics)
         self.data = HubData()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._stop_requested: asyncio.Event | None = None
+        self._stop_requested = asyncio.Event()
+        """Set by :meth:`request_stop`, at any time: a request made while starting is kept for :meth:`async_run`."""
 
     @property
     def data_dir(self) -> Path:
@@ -140,7 +141,6 @@ class Hub:
         if self.state is not HubState.NOT_STARTED:
             raise HubStateError(f"cannot start a hub that is {self.state.value}")
         self.state = HubState.STARTING
-        self._stop_requested = asyncio.Event()
         try:
             async with asyncio.timeout(timeout):
                 await self.plugins.call_async("hub_setup", hub=self)
@@ -182,24 +182,23 @@ class Hub:
         _LOGGER.info("Hub stopped")
 
     def request_stop(self) -> None:
-        """Ask :meth:`async_run` to stop (what SIGINT and SIGTERM do)."""
-        if self._stop_requested is not None:
-            self._stop_requested.set()
+        """Ask :meth:`async_run` to stop (what SIGINT and SIGTERM do); asked while starting, it stops once started."""
+        self._stop_requested.set()
 
     async def async_run(self, *, after_start: Callable[[], Coroutine[Any, Any, Any]] | None = None) -> None:
-        """Start, run until SIGINT/SIGTERM (or :meth:`request_stop`), then stop gracefully."""
+        """Start, run until SIGINT/SIGTERM (or :meth:`request_stop`), then stop gracefully.
+
+        The signal handlers are in place before the plugins start: a SIGTERM while they start (a service
+        manager's stop, a test's) is a request to stop like any other, honoured once they have started,
+        not the default action that kills the process mid-start with nothing flushed or closed.
+        """
         loop = asyncio.get_running_loop()
-        try:
-            await self.async_start()
-        except BaseException:
-            await self.async_stop()  # release what the plugins that did start hold
-            raise
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop)
         try:
+            await self.async_start()
             if after_start is not None:
                 await after_start()
-            assert self._stop_requested is not None
             await self._stop_requested.wait()
             _LOGGER.info("Stopping: flushing storage and closing connections")
         finally:

@@ -146,6 +146,37 @@ async def test_sigterm_stops_gracefully(hub_factory):
     assert recorder.calls[-2:] == ["stop:stopping", "shutdown:stopping"]
 
 
+class _SignalledWhileStarting(Recorder):
+    """Sends its own process SIGTERM from ``hub_start``: the moment a service manager's stop can land."""
+
+    @hookimpl
+    def hub_start(self, hub):
+        self.calls.append(f"start:{hub.state.value}")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+async def test_sigterm_while_plugins_start_stops_gracefully_once_started(hub_factory):
+    recorder = _SignalledWhileStarting()
+    hub = await hub_factory(builtins=(), plugins=[(recorder, "rec")], start=False)
+    unhandled: list[int] = []
+    # Without the hub's handler in place the signal must not kill the test run: this one records it instead.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: unhandled.append(signum))
+    try:
+        await asyncio.wait_for(hub.async_run(), 5)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert unhandled == []
+    assert hub.state is HubState.STOPPED
+    assert recorder.calls == [
+        "setup:starting",
+        "start:starting",
+        "event:started",
+        "event:stopping",
+        "stop:stopping",
+        "shutdown:stopping",
+    ]
+
+
 async def test_data_dir_is_created_on_demand(hub_factory, tmp_path):
     hub = await hub_factory({"hub": {"data_dir": str(tmp_path / "deep" / "data")}}, builtins=())
     assert not (tmp_path / "deep").exists()
