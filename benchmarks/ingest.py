@@ -23,6 +23,8 @@ over the write time bounds the rate from above.
 (the hub's share of the server's work: COPY, indexes, the rollup fold, autovacuum), when the server runs on
 this machine; null otherwise or on SQLite (see ``pg_cpu.py``).  It includes one last fold after the phase,
 so rows not yet folded when it ends are paid for too (``--rollup-interval`` changes how often the hub folds).
+``pg_ingest_cpu_us_per_msg`` is the same without that last fold: what the server spent while the rate was
+measured (a fleet's epoch of rollup deltas is sealed and folded after a short phase, outside its rate).
 ``broker_cpu_us_per_msg`` and ``loadgen_cpu_us_per_msg`` (each phase; ``baseline_`` for the bare subscriber's):
 the CPU the private Mosquitto (null with ``--broker``) and the load generator spent per message.  Every process
 shares this machine's cores, so a rate falls when any of them needs more, the hub or not.
@@ -317,6 +319,7 @@ async def through_hub(
     cpu = time.process_time() - cpu_started
     broker_seconds = broker_cpu.spent()
     batches, batch_seconds = (after - before for after, before in zip(_batch_totals(hub), batches_before))
+    pg_ingest_us = _per_message(await pg_cpu.spent(), int(last_stored))
     if pg_cpu.active:  # the rows stored but not folded yet are part of the server's cost per message
         await hub.services.call("storage", "fold", {"timeout": 600})
     pg_seconds = await pg_cpu.stop()
@@ -332,6 +335,7 @@ async def through_hub(
         "seconds": round(seconds, 3),
         "cpu_us_per_msg": _per_message(cpu, int(last_stored)),
         "pg_cpu_us_per_msg": pg_us,
+        "pg_ingest_cpu_us_per_msg": pg_ingest_us,
         "broker_cpu_us_per_msg": _per_message(broker_seconds, int(last_stored)),
         "loadgen_cpu_us_per_msg": _per_message(publisher_figures["cpu_seconds"], sent),
         "loop_lag_max_s": round(hub.loop_lag.max_lag, 3),

@@ -60,11 +60,17 @@ class PgCpuMeter:
             if seconds is not None:
                 self._last[record["pid"]] = seconds
 
-    async def stop(self) -> float | None:
-        """The CPU seconds used since :meth:`start`, or None when the server is not on this machine."""
+    async def spent(self) -> float | None:
+        """The CPU seconds used since :meth:`start` so far, or None when the server is not on this machine."""
         if self._conn is None:
             return None
         await self.sample()
-        await self._conn.close()
-        self._conn = None
         return sum(seconds - self._first.get(pid, 0.0) for pid, seconds in self._last.items())
+
+    async def stop(self) -> float | None:
+        """The CPU seconds used since :meth:`start`, or None when the server is not on this machine."""
+        seconds = await self.spent()
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+        return seconds
