@@ -82,9 +82,16 @@ def _naive(records: list[tuple[int, float, str, int, int]], documents: list[dict
     )
 
 
-def test_an_accumulator_over_many_batches_gives_the_rows_of_all_its_readings():
+@pytest.mark.parametrize(
+    ("nodes", "batch"),
+    [(4, 97), (2000, 997)],
+    ids=["small fleet: slots repeat within a batch", "large fleet: slots mostly once a batch"],
+)
+def test_an_accumulator_over_many_batches_gives_the_rows_of_all_its_readings(nodes: int, batch: int):
     """Batches of every size add to the same groups; keys come and go, and a key's value is sometimes a string,
-    a boolean, None or an object: the rows count exactly the numeric readings, as the stored rows hold them."""
+    a boolean, None or an object: the rows count exactly the numeric readings, as the stored rows hold them.
+    A small fleet's batches are reduced per slot before they are merged; a large fleet's are merged reading by
+    reading (a few slots still twice in one batch, most new or held from earlier batches)."""
     rng = random.Random(3)
     odd = [lambda: "text", lambda: None, lambda: True, lambda: rng.randint(-5, 5), lambda: {"nested": 1}]
     records, documents = [], []
@@ -94,11 +101,11 @@ def test_an_accumulator_over_many_batches_gives_the_rows_of_all_its_readings():
             del document["h"]
         if rng.random() < 0.05:
             document[rng.choice(("t", "h", "x"))] = rng.choice(odd)()
-        records.append((rng.randint(1, 4), T + rng.uniform(0, 300), dumps(document), index, 7))
+        records.append((rng.randint(1, nodes), T + rng.uniform(0, 300), dumps(document), index, 7))
         documents.append(document)
     accumulator = RollupAccumulator()
-    for start in range(0, len(records), 97):  # batches of all sizes, each group filled over several of them
-        accumulator.add(records[start : start + 97], documents[start : start + 97])
+    for start in range(0, len(records), batch):  # each group filled over several batches
+        accumulator.add(records[start : start + batch], documents[start : start + batch])
     got = sorted(
         (ref, key, bucket, float(low), float(high), float(total), n)
         for ref, key, bucket, low, high, total, n in accumulator.rows()
