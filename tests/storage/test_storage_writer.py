@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from storage_helpers import NODE_A, NODE_B, T0, Store, committed, report
 
 from hub.core.errors import HubError, StorageOverloaded, StorageUnavailable
+from hub.core.registry import Entity, Node
 from hub.plugins.storage.schema import telemetry
 from hub.testing import wait_until
 
@@ -233,7 +234,20 @@ async def test_summary_is_logged_not_per_message(storage_hub, monkeypatch, caplo
     report(hub, NODE_B, {"temperature": 1.0}, T0 + 20)
     await committed(hub)
     summaries = [r.getMessage() for r in caplog.records if "Stored" in r.getMessage()]
-    assert len(summaries) == 1 and summaries[0].startswith("Stored 11 readings from 2 nodes in the last")
+    assert len(summaries) == 1 and summaries[0].startswith("Stored 11 readings in the last")
+
+
+async def test_readings_of_a_node_this_writer_never_wrote_write_its_row_first(storage_hub, store: Store):
+    """A node another process registered (the fan-out restores it here without an event this writer acts on):
+    its first readings make the writer upsert its row, so they get an id instead of being dropped as orphans."""
+    hub = await storage_hub(flush_interval=0.01)
+    node = Node(node_id=NODE_B, name="elsewhere", entities={"temperature": Entity(key="temperature")})
+    hub.registry.restore([node])
+    hub.registry.report_states(node, {"temperature": 4.5}, T0, received=T0)
+    await committed(hub)
+    assert await store.all("SELECT node_id, name, last_seen FROM nodes") == [(NODE_B, "elsewhere", T0)]
+    assert await store.all("SELECT t.ts FROM telemetry t JOIN nodes n ON n.id = t.node_ref") == [(T0,)]
+    assert hub.metrics.value("storage_dropped_rows", reason="unknown_node") == 0
 
 
 async def test_a_cancelled_waiter_does_not_fail_the_others(storage_hub):

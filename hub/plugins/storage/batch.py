@@ -79,18 +79,25 @@ class Batch:
         "overflow",
         "removed",
         "removed_entities",
-        "row_nodes",
+        "removed_rows",
         "rows",
         "seen_due",
         "status",
+        "unknown",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.rows: list[PreparedRow] = []
         self.invalid_rows = 0
         """Readings refused by :meth:`add_reading` (counted when the batch commits)."""
-        self.row_nodes: set[str] = set()
-        """The nodes of ``rows``."""
+        self.unknown: set[str] = set()
+        """Nodes of ``rows`` whose stored ``last_seen`` was unknown when a reading of theirs arrived: never written
+        by this writer (or written before it was ever heard), so the database may not hold them yet.  Only these
+        are checked for an id when the batch is planned: a set of every node in ``rows`` cost a large fleet a
+        set of thousands of strings a batch, grown, diffed and freed (``docs/performance.md``, session 13)."""
+        self.removed_rows: dict[str, int] = {}
+        """Nodes removed while the batch was open → how many rows it held then: their rows before that are dropped
+        when it is planned (the rows after it are those of a node registered again)."""
         self.seen_due: set[str] = set()
         """Nodes of ``rows`` whose ``last_seen`` had moved :data:`LAST_SEEN_RESOLUTION` past what the database held
         when a reading of theirs arrived."""
@@ -132,8 +139,10 @@ class Batch:
             return
         # ts is seen when the message had no time of its own: a redelivery of it would get another ts.
         self.rows.append((node_id, float(ts), text, dedupe, states if verbatim else None, ts == seen))
-        self.row_nodes.add(node_id)
-        if persisted is None or seen - persisted >= LAST_SEEN_RESOLUTION:
+        if persisted is None:
+            self.unknown.add(node_id)
+            self.seen_due.add(node_id)
+        elif seen - persisted >= LAST_SEEN_RESOLUTION:
             self.seen_due.add(node_id)
 
     def barrier(self) -> asyncio.Future[None]:
@@ -159,11 +168,12 @@ class Batch:
         return self.future
 
     def forget_node(self, node_id: str) -> None:
-        """Drop every pending operation of a node that was just removed."""
-        if node_id in self.row_nodes:
-            self.rows = [row for row in self.rows if row[0] != node_id]
-            self.row_nodes.discard(node_id)
-            self.seen_due.discard(node_id)
+        """Drop every pending operation of a node that was just removed (its readings when planned: see
+        :attr:`removed_rows`; one pass over the rows however many nodes an operator removes at once)."""
+        if self.rows:
+            self.removed_rows[node_id] = len(self.rows)
+        self.unknown.discard(node_id)
+        self.seen_due.discard(node_id)
         self.dirty.discard(node_id)
         self.force_seen.discard(node_id)
         self.entities = {key: value for key, value in self.entities.items() if key[0] != node_id}
@@ -195,8 +205,6 @@ class WritePlan:
     status: list[StatusRow] = field(default_factory=list)
     invalid_rows: int = 0
     """Readings dropped before writing because no database could store them (non-finite ts, bad dedupe)."""
-    row_nodes: set[str] = field(default_factory=set)
-    """The nodes of ``rows`` (the batch's own set, not a copy)."""
 
 
 @dataclass(slots=True)
@@ -236,19 +244,21 @@ def build_plan(
     is due were noted then too: a pass over a large fleet's batch here touches every node's objects
     again after thousands of other messages pushed them out of the CPU's caches.
     """
-    row_nodes = batch.row_nodes
+    rows = batch.rows
+    if batch.removed_rows:
+        cut = batch.removed_rows
+        rows = [row for index, row in enumerate(rows) if index >= cut.get(row[0], 0)]
     plan = WritePlan(
         removed=sorted(batch.removed),
         removed_entities=sorted(batch.removed_entities),
         status=[_clean_status(row) for row in batch.status],
-        rows=batch.rows,
+        rows=rows,
         invalid_rows=batch.invalid_rows,
-        row_nodes=row_nodes,
     )
-    referenced = row_nodes
+    referenced = batch.unknown
     if batch.entities or batch.status:
-        referenced = row_nodes | {key[0] for key in batch.entities} | {row[0] for row in batch.status}
-    upsert = batch.dirty | referenced.difference(ids)  # a set minus a dict: one C loop over the batch's nodes
+        referenced = referenced | {key[0] for key in batch.entities} | {row[0] for row in batch.status}
+    upsert = batch.dirty | referenced.difference(ids)  # a set minus a dict: one C loop
     for node_id in sorted(upsert):
         node = registry.get(node_id)
         if node is not None:

@@ -132,7 +132,6 @@ class BatchWriter:
         self._m_invalid = dropped.labels("invalid")
         self._m_orphan = dropped.labels("unknown_node")
         self._summary_rows = 0
-        self._summary_nodes: set[str] = set()
         self._summary_since = time.monotonic()
 
     # --- lifecycle ---------------------------------------------------------------
@@ -415,21 +414,13 @@ class BatchWriter:
         if result.orphans:
             self._m_orphan.inc(result.orphans)
             self._log.warning("orphan", "Dropped %d reading(s) of nodes the database does not know", result.orphans)
-        self._summarize(plan, result)
+        self._summarize(result)
 
-    def _summarize(self, plan: WritePlan, result: WriteResult) -> None:
-        if result.stored:
-            self._summary_rows += result.stored
-            self._summary_nodes |= plan.row_nodes
+    def _summarize(self, result: WriteResult) -> None:
+        self._summary_rows += result.stored
         now = time.monotonic()
         if now - self._summary_since >= SUMMARY_INTERVAL:
             if self._summary_rows:
-                _LOGGER.info(
-                    "Stored %d readings from %d nodes in the last %.0f s",
-                    self._summary_rows,
-                    len(self._summary_nodes),
-                    now - self._summary_since,
-                )
+                _LOGGER.info("Stored %d readings in the last %.0f s", self._summary_rows, now - self._summary_since)
             self._summary_rows = 0
-            self._summary_nodes = set()
             self._summary_since = now
