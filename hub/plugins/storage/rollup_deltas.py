@@ -172,8 +172,9 @@ class RollupAccumulator:
         found[found] = held[at[found]] == slots[found]
         if not found.all():
             new = ~found if first is None else ~found & first
-            self._insert(np.searchsorted(held, slots[new]), slots[new])
-            at = np.searchsorted(self._slots, slots)
+            added = slots[new]  # sorted, each once
+            self._insert(at[new], added)
+            at += np.searchsorted(added, slots)  # each reading's place moves by the new slots inserted before it
         np.minimum.at(self._low, at, low)
         np.maximum.at(self._high, at, high)
         np.add.at(self._total, at, total)
