@@ -18,6 +18,7 @@ from .clock import FakeClock
 from .hubs import make_hub
 from .mosquitto import PrivateMosquitto
 from .ports import free_port
+from .process import HubProcess
 from .services import require_service, services_required, unavailable
 from .waiting import wait_until
 
@@ -43,6 +44,7 @@ __all__ = [
     "FakeClock",
     "Fleet",
     "FleetStats",
+    "HubProcess",
     "OtaBehaviour",
     "PrivateMosquitto",
     "SimulatedNode",

@@ -1,4 +1,4 @@
-"""The fault suite's tools: a real ``hub run`` process, a QoS 1 publisher that records what the broker accepted,
+"""The fault suite's tools (beside :class:`hub.testing.HubProcess`, the real ``hub run`` process): a QoS 1 publisher that records what the broker accepted,
 and readers for what the hub stored and what its metrics say.
 
 Every message is ``devices/{MAC}/data`` (the JSON contract) carrying a ``message_id`` (so a redelivery is
@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -30,8 +28,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.plugins.storage.rollup_epochs import recover_abandoned
 from hub.plugins.storage.rollups import wait_folded
+from hub.testing import HubProcess
+from hub.testing.process import HUB
 
-HUB = str(Path(sys.executable).parent / "hub")
 MAX_OUTSTANDING = 20_000
 """Messages the publisher lets wait for the broker's PUBACK at most (paho's ids are 16 bits)."""
 BAD_PAYLOAD = b"{not json"
@@ -71,64 +70,6 @@ def make_token(config: Path) -> str:
         env=env,
     )
     return made.stdout.strip().split()[-1]
-
-
-class HubProcess:
-    """``hub run`` in a subprocess whose log is collected by a thread; its memory read from /proc."""
-
-    def __init__(self, config: Path) -> None:
-        env = {**os.environ, "HUB_LOAD_PLUGINS": "esp32_node"}
-        self.process = subprocess.Popen(
-            [HUB, "run", "-c", str(config)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line.rstrip())
-
-    def log(self, last: int = 30) -> str:
-        return "\n".join(self.lines[-last:])
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def wait_running(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any("running with plugins" in line for line in self.lines):
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError("hub did not start:\n" + self.log())
-
-    def memory(self) -> tuple[float, float]:
-        """(resident MiB now, peak resident MiB) of the hub process, from /proc/PID/status."""
-        fields = {}
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields[key] = value
-        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> int:
-        """SIGTERM and wait: a graceful stop commits and acknowledges everything the hub has received."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._reader.join(timeout=10)
-        return self.process.returncode
 
 
 class Publisher:

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
-from chaos_harness import Api, HubProcess, MemoryWatch, Publisher, Store, make_token, report, write_config
+from chaos_harness import Api, MemoryWatch, Publisher, Store, make_token, report, write_config
 
-from hub.testing import free_port, wait_until
+from hub.testing import HubProcess, free_port, wait_until
 from hub.testing.mosquitto import PrivateMosquitto
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ async def test_ten_times_flood(tmp_path: Path) -> None:
     with PrivateMosquitto(tmp_path / "mosquitto") as broker:
         config = write_config(tmp_path, broker_url=broker.url, db_url=db_url, http_port=http_port)
         api = Api(http_port, make_token(config))
-        hub = HubProcess(config)
+        hub = HubProcess(config, plugins="esp32_node")
         publisher = Publisher(broker.port, NODES, seed=7, inflight=200)
         memory = None
         try:

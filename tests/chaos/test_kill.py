@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 import pytest
-from chaos_harness import HubProcess, Publisher, Store, report, write_config
+from chaos_harness import Publisher, Store, report, write_config
 
-from hub.testing import free_port
+from hub.testing import HubProcess, free_port
 from hub.testing.mosquitto import PrivateMosquitto
 
 pytestmark = pytest.mark.slow
@@ -65,7 +65,7 @@ async def test_kill_minus_nine_at_random_points_loses_and_duplicates_nothing(tmp
     with PrivateMosquitto(tmp_path / "mosquitto") as broker:
         config = write_config(tmp_path, broker_url=broker.url, db_url=db_url, http_port=free_port())
         publisher = Publisher(broker.port, NODES, seed=rng.randrange(256))
-        hub = HubProcess(config)
+        hub = HubProcess(config, plugins="esp32_node")
         kill_points = []
         try:
             for _ in range(KILLS):
@@ -83,7 +83,7 @@ async def test_kill_minus_nine_at_random_points_loses_and_duplicates_nothing(tmp
                 kill_points.append(seen)
                 publisher.publish(TAIL)
                 hub.stop()
-                hub = HubProcess(config)
+                hub = HubProcess(config, plugins="esp32_node")
             publisher.wait_all_acked()
             accepted = set(publisher.acked)
             assert len(accepted) == publisher.published

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 import pytest
-from chaos_harness import Api, HubProcess, MemoryWatch, Publisher, Store, make_token, report, write_config
+from chaos_harness import Api, MemoryWatch, Publisher, Store, make_token, report, write_config
 
-from hub.testing import free_port, wait_until
+from hub.testing import HubProcess, free_port, wait_until
 from hub.testing.mosquitto import PrivateMosquitto
 from hub.testing.private_postgres import PrivatePostgres
 
@@ -51,7 +51,7 @@ async def test_postgres_outage_under_load(tmp_path: Path, private_postgres: Priv
     with PrivateMosquitto(tmp_path / "mosquitto") as broker:
         config = write_config(tmp_path, broker_url=broker.url, db_url=db_url, http_port=http_port)
         api = Api(http_port, make_token(config))
-        hub = HubProcess(config)
+        hub = HubProcess(config, plugins="esp32_node")
         publisher = Publisher(broker.port, NODES, seed=3)
         done = threading.Event()
         load = threading.Thread(target=publisher.publish_at, args=(RATE, 3600), kwargs={"stop": done.is_set})

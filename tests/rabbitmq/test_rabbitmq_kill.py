@@ -12,73 +12,20 @@ comes once the database holds part of the load (a condition, not a delay).
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import threading
-from pathlib import Path
 
 import pytest
 import yaml
 from rabbit_helpers import Rows, queue_depth, rabbit_config, random_macs, telemetry
 from test_rabbitmq_workers import mqtt_publish
 
+from hub.testing import HubProcess
+
 pytestmark = [pytest.mark.slow, pytest.mark.rabbitmq]
 
-HUB = [str(Path(sys.executable).parent / "hub")]
 MESSAGES_PER_NODE = 600
 NODES = 5
 PREFETCH = 300
 KILL_AFTER = 800
-
-
-class Worker:
-    """``hub run --role worker`` in a subprocess, its log collected by a thread."""
-
-    def __init__(self, config: Path) -> None:
-        env = {**os.environ, "HUB_LOAD_PLUGINS": "esp32_node"}
-        self.process = subprocess.Popen(
-            [*HUB, "run", "--role", "worker", "-c", str(config)],
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-            env=env,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line.rstrip())
-
-    async def running(self, timeout: float = 180) -> None:  # imports and migrations on a busy 2-core machine
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            if any("running with plugins" in line for line in self.lines):
-                return
-            if self.process.poll() is not None:
-                break
-            await asyncio.sleep(0.05)
-        raise AssertionError("worker did not start:\n" + "\n".join(self.lines[-30:]))
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._reader.join(timeout=10)
-        return self.process.returncode
 
 
 async def test_a_worker_killed_mid_batch_loses_nothing_and_stores_nothing_twice(
@@ -99,10 +46,10 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_stores_nothing_twice(
         )
     )
     rows = Rows(hub_postgres_url)
-    first = Worker(config)
-    second: Worker | None = None
+    first = HubProcess(config, "--role", "worker", plugins="esp32_node")
+    second: HubProcess | None = None
     try:
-        await first.running()
+        await first.running(timeout=180)  # imports and migrations on a busy 2-core machine
         messages = [(f"devices/{mac}/data", telemetry(seq)) for seq in range(MESSAGES_PER_NODE) for mac in macs]
         await asyncio.to_thread(mqtt_publish, rabbit_mqtt_url, messages)  # all accepted by the broker
         stored = await rows.wait_for(KILL_AFTER, timeout=60)
@@ -111,8 +58,8 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_stores_nothing_twice(
         at_kill = await rows.total()
         waiting = await queue_depth(amqp_url, f"{prefix}.telemetry")
         assert at_kill + waiting >= total  # nothing vanished with the worker: stored or back in the queue
-        second = Worker(config)
-        await second.running()
+        second = HubProcess(config, "--role", "worker", plugins="esp32_node")
+        await second.running(timeout=180)
         assert await rows.wait_for(total, timeout=60) == total
         assert second.stop() == 0
         assert await rows.total() == total
