@@ -27,7 +27,8 @@ class HubProcess:
     """``hub run -c CONFIG [ARGS…]`` in a subprocess, its log (stderr) collected by a thread.
 
     ``plugins`` is ``HUB_LOAD_PLUGINS``: the installed plugins it may load (comma-separated, ``""`` for none; the
-    default ``None`` leaves the variable as the test's environment has it, so every installed plugin loads).  ``args`` go after ``run``, e.g. ``"--role", "worker"``.
+    default ``None`` leaves the variable as the test's environment has it, so every installed plugin loads).
+    ``args`` go after ``run``, e.g. ``"--role", "worker"``.
     """
 
     def __init__(self, config: Path, *args: str, plugins: str | None = None) -> None:

@@ -1,5 +1,5 @@
-"""The fault suite's tools (beside :class:`hub.testing.HubProcess`, the real ``hub run`` process): a QoS 1 publisher that records what the broker accepted,
-and readers for what the hub stored and what its metrics say.
+"""The fault suite's tools beside :class:`hub.testing.HubProcess` (the real ``hub run`` process): a QoS 1
+publisher that records what the broker accepted, and readers for what the hub stored and what its metrics say.
 
 Every message is ``devices/{MAC}/data`` (the JSON contract) carrying a ``message_id`` (so a redelivery is
 stored once) and a ``counter`` (the number the test sent), so "sent" and "stored" compare as sets of
