@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import signal
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from hub.testing import TEST_PASSWORD, free_port, wait_until
+from hub.testing import TEST_PASSWORD, HubProcess, free_port, wait_until
+from hub.testing.process import HUB
 
-HUB = str(Path(sys.executable).parent / "hub")
 NODE = "02:00:00:00:00:0a"
 
 CONFIG = """\
@@ -58,8 +55,7 @@ class RunningHub:
         self.data = folder / "data"
         self.config = folder / "config.yaml"
         self.token = ""
-        self.process: asyncio.subprocess.Process | None = None
-        self.log = folder / "hub.log"
+        self.process: HubProcess | None = None
 
     async def _cli(self, *args: str, stdin: bytes = b"") -> str:
         process = await asyncio.create_subprocess_exec(
@@ -86,15 +82,11 @@ class RunningHub:
             "user", "create", "--username", "owner", "--password-stdin", stdin=f"{TEST_PASSWORD}\n".encode()
         )
         self.token = (await self._cli("token", "create", "--name", "security")).strip().splitlines()[-1]
-        with self.log.open("wb") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                HUB, "run", "-c", str(self.config), stdout=log, stderr=log, env={**os.environ}
-            )
+        self.process = HubProcess(self.config)  # every installed plugin, as `hub run` loads them
+        await self.process.running()
         async with aiohttp.ClientSession() as session:
 
             async def healthy() -> bool:
-                if self.process is not None and self.process.returncode is not None:
-                    raise AssertionError(f"hub run exited {self.process.returncode}:\n{self.log.read_text()}")
                 try:
                     async with session.get(f"{self.url}/api/health") as response:
                         return response.status == 200
@@ -119,10 +111,11 @@ class RunningHub:
             return False
 
     async def stop(self) -> int | None:
-        if self.process is None or self.process.returncode is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.process.wait(), 60)
+        """SIGTERM, then the exit code (None if it never started)."""
+        return None if self.process is None else await asyncio.to_thread(self.process.stop, 60)
+
+    def log(self) -> str:
+        return "" if self.process is None else self.process.log(last=200)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -138,6 +131,6 @@ class RunningHub:
         files = {
             str(path.relative_to(self.folder)): hashlib.sha256(path.read_bytes()).hexdigest()
             for path in sorted(self.folder.rglob("*"))
-            if path.is_file() and path.suffix not in (".db", ".db-wal", ".db-shm", ".log") and path.name != "hub.db-wal"
+            if path.is_file() and path.suffix not in (".db", ".db-wal", ".db-shm") and path.name != "hub.db-wal"
         }
         return {"tables": tables, "files": files}

@@ -107,7 +107,7 @@ async def running_hub(tmp_path: Path) -> AsyncIterator[RunningHub]:
     try:
         yield await hub.start()
     finally:
-        assert await hub.stop() == 0, (tmp_path / "hub.log").read_text()
+        assert await hub.stop() == 0, hub.log()
 
 
 async def test_no_token_changes_nothing_and_no_request_breaks_the_api(running_hub: RunningHub) -> None:
