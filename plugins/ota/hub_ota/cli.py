@@ -9,16 +9,21 @@ reads the catalogue from the database). The upload is recorded as made by ``cli:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub import ROLE_CLI, HubError, acting_as, build_hub
 
 from .keys import DATA_OTA
+
+if TYPE_CHECKING:
+    from .catalogue import FirmwareCatalogue
 
 
 def register_commands(register: Callable[..., None]) -> None:
@@ -42,22 +47,13 @@ async def firmware_add(args: argparse.Namespace) -> int:
         print(f"error: {args.file}: no such file", file=sys.stderr)
         return 1
     actor = f"cli:{getpass.getuser()}"
-    hub = build_hub(args.config, role=ROLE_CLI, plugins=args.plugins)
-    await hub.async_start()
     try:
-        ota = hub.data.get(DATA_OTA)
-        if ota is None:
-            print(
-                f"error: the ota plugin is not running: {hub.plugins.failed.get('ota', 'not loaded')}", file=sys.stderr
-            )
-            return 1
-        with acting_as(actor):
-            row, created = await ota.catalogue.add_file(args.file, version=args.version, by=actor, chip=args.chip)
+        async with _catalogue(args) as catalogue:
+            with acting_as(actor):
+                row, created = await catalogue.add_file(args.file, version=args.version, by=actor, chip=args.chip)
     except HubError as err:
         print(f"error: {args.file.name}: {err}", file=sys.stderr)
         return 1
-    finally:
-        await hub.async_stop()
     what = "added" if created else "already there:"
     print(f"{what} {row.version}  {row.chip}  {row.size} bytes  sha256 {row.sha256}")
     return 0
@@ -65,21 +61,12 @@ async def firmware_add(args: argparse.Namespace) -> int:
 
 async def firmware_list(args: argparse.Namespace) -> int:
     """Every image, newest first."""
-    hub = build_hub(args.config, role=ROLE_CLI, plugins=args.plugins)
-    await hub.async_start()
     try:
-        ota = hub.data.get(DATA_OTA)
-        if ota is None:
-            print(
-                f"error: the ota plugin is not running: {hub.plugins.failed.get('ota', 'not loaded')}", file=sys.stderr
-            )
-            return 1
-        rows = await ota.catalogue.list()
+        async with _catalogue(args) as catalogue:
+            rows = await catalogue.list()
     except HubError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    finally:
-        await hub.async_stop()
     if args.json:
         print(json.dumps([row.as_dict() for row in rows], indent=2))
         return 0
@@ -89,3 +76,17 @@ async def firmware_list(args: argparse.Namespace) -> int:
         print(f"{row.version[:16]:<16} {row.chip:<9} {row.size:>9}  {when:<17} {row.uploaded_by[:16]:<16} {row.sha256}")
     print(f"{len(rows)} image(s)")
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _catalogue(args: argparse.Namespace) -> AsyncIterator[FirmwareCatalogue]:
+    """The catalogue of a hub built in the CLI role, stopped after the command; a HubError if ota is not running."""
+    hub = build_hub(args.config, role=ROLE_CLI, plugins=args.plugins)
+    await hub.async_start()
+    try:
+        ota = hub.data.get(DATA_OTA)
+        if ota is None:
+            raise HubError(f"the ota plugin is not running: {hub.plugins.failed.get('ota', 'not loaded')}")
+        yield ota.catalogue
+    finally:
+        await hub.async_stop()

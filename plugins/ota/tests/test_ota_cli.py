@@ -15,7 +15,7 @@ from hub_ota.keys import DATA_OTA
 from ota_images import build_image
 from ota_testing import STORAGE_HTTP
 
-from hub.testing import create_user_and_token
+from hub.testing import create_user_and_token, free_port
 
 HUB = str(Path(sys.executable).with_name("hub"))
 
@@ -62,6 +62,18 @@ def test_refusals_exit_1_with_the_reason(tmp_path: Path) -> None:
     missing = run_hub("firmware", "add", str(tmp_path / "nope.bin"), "-c", str(config))
     assert missing.returncode == 1 and "no such file" in missing.stderr
     assert list((tmp_path / "data" / "firmware").iterdir()) == []
+
+
+def test_a_database_that_cannot_be_opened_exits_1_with_the_reason(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    port = free_port()  # nothing listens there
+    config.write_text(
+        f"hub:\n  data_dir: {tmp_path / 'data'}\nstorage:\n  db_url: postgresql://postgres@127.0.0.1:{port}/x\n"
+    )
+    for command in (("firmware", "list"), ("firmware", "add", str(tmp_path / "config.yaml"))):
+        done = run_hub(*command, "-c", str(config))
+        assert done.returncode == 1, (command, done.stderr)
+        assert "cannot open the database" in done.stderr and "Traceback" not in done.stderr, (command, done.stderr)
 
 
 async def test_a_running_hub_sees_what_the_cli_added(tmp_path: Path, hub_factory) -> None:
